@@ -1,0 +1,1 @@
+"""napari dock widgets (thin: collect parameters, start workers, turn results into layers)."""

@@ -1,0 +1,1 @@
+"""Command-line interface ``hsi-anomaly``: one module per group of sub-commands."""

@@ -1,0 +1,128 @@
+"""The ``Cube`` type: a ``(bands, rows, cols)`` array plus what is known about its bands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.core.errors import ShapeError
+
+RGB_TARGETS_NM = (640.0, 550.0, 470.0)
+
+
+@dataclass
+class Cube:
+    """A spectral cube.
+
+    ``data`` is ``(bands, rows, cols)``; it may be a read-only memory map (never read whole just to
+    open a file). Values are in the file's units; multiply by ``scale_factor`` for physical units
+    (e.g. reflectance). ``wavelengths`` are in nanometres, in file order (not necessarily monotonic).
+    """
+
+    data: np.ndarray
+    wavelengths: np.ndarray | None = None
+    band_names: list[str] | None = None
+    units: str | None = None
+    nodata: float | None = None
+    scale_factor: float | None = None
+    source: Path | None = None
+    default_bands: tuple[int, int, int] | None = None
+    interleave: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 3:
+            raise ShapeError(
+                f"A cube needs 3 dimensions (bands, rows, cols); got an array of shape {self.data.shape}."
+            )
+        if self.wavelengths is not None:
+            self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64)
+            if self.wavelengths.shape != (self.bands,):
+                raise ShapeError(
+                    f"{self.wavelengths.size} wavelengths given for a cube of {self.bands} bands."
+                )
+        if self.band_names is not None and len(self.band_names) != self.bands:
+            raise ShapeError(f"{len(self.band_names)} band names for a cube of {self.bands} bands.")
+
+    @property
+    def bands(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def rows(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def cols(self) -> int:
+        return int(self.data.shape[2])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.bands, self.rows, self.cols)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def name(self) -> str:
+        return self.source.stem if self.source is not None else "cube"
+
+    def band_label(self, i: int) -> str:
+        """A short label for band ``i``: its name and/or wavelength."""
+        parts = []
+        if self.band_names is not None:
+            parts.append(str(self.band_names[i]))
+        if self.wavelengths is not None and np.isfinite(self.wavelengths[i]):
+            parts.append(f"{self.wavelengths[i]:.0f} nm")
+        return " ".join(parts) if parts else f"band {i + 1}"
+
+    def as_float32(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        """A float32 copy of a spatial block, scaled, with no-data and non-finite values set to NaN."""
+        block = np.asarray(self.data[:, rows, cols], dtype=np.float32)
+        if self.nodata is not None:
+            block[block == np.float32(self.nodata)] = np.nan
+        if self.scale_factor not in (None, 0, 1):
+            block /= np.float32(self.scale_factor)
+        block[~np.isfinite(block)] = np.nan
+        return block
+
+    def valid_mask(self) -> np.ndarray:
+        """``(rows, cols)`` bool: True where every band is finite and not the no-data value."""
+        mask = np.ones((self.rows, self.cols), dtype=bool)
+        for b in range(self.bands):  # band by band: bounded memory on a memory map
+            band = np.asarray(self.data[b])
+            mask &= np.isfinite(band) if band.dtype.kind == "f" else True
+            if self.nodata is not None:
+                mask &= band != self.nodata
+        return mask
+
+    def rgb_bands(self) -> tuple[int, int, int]:
+        """Band indices for an RGB composite: the header's default bands, else nearest 640/550/470 nm."""
+        if self.default_bands is not None:
+            return self.default_bands
+        if self.wavelengths is not None and np.isfinite(self.wavelengths).any():
+            wl = np.where(np.isfinite(self.wavelengths), self.wavelengths, np.inf)
+            return tuple(int(np.argmin(np.abs(wl - t))) for t in RGB_TARGETS_NM)  # type: ignore[return-value]
+        n = self.bands
+        return (min(n - 1, 2 * n // 3), min(n - 1, n // 3), 0) if n >= 3 else (0, 0, 0)
+
+    def rgb(
+        self, bands: tuple[int, int, int] | None = None, percentiles: tuple[float, float] = (2, 98)
+    ) -> np.ndarray:
+        """A ``(rows, cols, 3)`` float32 composite in [0, 1], each channel percentile-stretched."""
+        bands = bands or self.rgb_bands()
+        out = np.zeros((self.rows, self.cols, 3), dtype=np.float32)
+        for k, b in enumerate(bands):
+            band = np.asarray(self.data[b], dtype=np.float32)
+            ok = np.isfinite(band)
+            if self.nodata is not None:
+                ok &= band != np.float32(self.nodata)
+            if not ok.any():
+                continue
+            lo, hi = np.percentile(band[ok], percentiles)
+            scale = (hi - lo) if hi > lo else 1.0
+            out[..., k] = np.where(ok, np.clip((band - lo) / scale, 0, 1), 0)
+        return out
