@@ -11,7 +11,8 @@ from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
 # Each module defines ``register(subparsers)``; each sub-parser sets ``func=callable(args) -> int``.
 COMMAND_MODULES = (
-    "napari_hsi_anomaly.cli.io_commands",  # view, info, sample
+    "napari_hsi_anomaly.cli.io_commands",  # view, info
+    "napari_hsi_anomaly.cli.sample_commands",  # sample
     "napari_hsi_anomaly.cli.model_commands",  # train, features
     "napari_hsi_anomaly.cli.score_commands",  # score, evaluate, synth
 )
