@@ -1,0 +1,177 @@
+"""Flagged regions: connected components of an anomaly mask, their scores and spectra.
+
+No Qt here: the Inspect dock and the CLI both use these functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from napari_hsi_anomaly.core.cube import Cube
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    """One connected flagged region (8-connectivity); ``bbox`` is half-open ``(r0, r1, c0, c1)``."""
+
+    label: int
+    area: int
+    mean_score: float
+    max_score: float
+    centroid: tuple[float, float]
+    bbox: tuple[int, int, int, int]
+
+
+def label_mask(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(label_image int32, n)``: connected components of a ``(rows, cols)`` mask, 8-connected."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (rows, cols); got shape {mask.shape}")
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    return labels.astype(np.int32, copy=False), int(n)
+
+
+def flagged_regions(
+    mask: np.ndarray,
+    scores: np.ndarray,
+    *,
+    min_area: int = 1,
+    label_image: np.ndarray | None = None,
+) -> list[RegionInfo]:
+    """Connected regions of ``mask`` with their score statistics, highest max score first.
+
+    Ties on the max score are broken by larger area, then by label. ``label_image`` (from
+    ``label_mask``) may be passed to avoid labelling twice; its labels are kept in ``RegionInfo``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if label_image is None:
+        label_image, n = label_mask(mask)
+    else:
+        n = int(label_image.max(initial=0))
+    if scores.shape != label_image.shape:
+        raise ValueError(f"scores {scores.shape} and mask {label_image.shape} differ in shape")
+    if n == 0:
+        return []
+    flat = label_image.ravel()
+    finite = np.nan_to_num(scores, nan=0.0).ravel()
+    area = np.bincount(flat, minlength=n + 1)
+    total = np.bincount(flat, weights=finite, minlength=n + 1)
+    top = np.full(n + 1, -np.inf)
+    np.maximum.at(top, flat, finite)
+    rr, cc = np.indices(label_image.shape)
+    row_sum = np.bincount(flat, weights=rr.ravel(), minlength=n + 1)
+    col_sum = np.bincount(flat, weights=cc.ravel(), minlength=n + 1)
+    slices = ndimage.find_objects(label_image, max_label=n)
+    out = []
+    for lab in range(1, n + 1):
+        a = int(area[lab])
+        if a < min_area or slices[lab - 1] is None:
+            continue
+        rs, cs = slices[lab - 1]
+        out.append(
+            RegionInfo(
+                label=lab,
+                area=a,
+                mean_score=float(total[lab] / a),
+                max_score=float(top[lab]),
+                centroid=(float(row_sum[lab] / a), float(col_sum[lab] / a)),
+                bbox=(int(rs.start), int(rs.stop), int(cs.start), int(cs.stop)),
+            )
+        )
+    out.sort(key=lambda r: (-r.max_score, -r.area, r.label))
+    return out
+
+
+CSV_COLUMNS = (
+    "rank", "label", "area_px", "mean_score", "max_score", "centroid_row", "centroid_col",
+    "row_start", "row_stop", "col_start", "col_stop",
+)
+
+
+def regions_to_csv(regions: list[RegionInfo], path: str | Path) -> Path:
+    """Write regions as CSV (one row per region, in list order, with a 1-based ``rank``)."""
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_COLUMNS)
+        for rank, r in enumerate(regions, start=1):
+            writer.writerow(
+                [rank, r.label, r.area, f"{r.mean_score:.6f}", f"{r.max_score:.6f}",
+                 f"{r.centroid[0]:.2f}", f"{r.centroid[1]:.2f}", *r.bbox]
+            )
+    return path
+
+
+regions_csv = regions_to_csv  # the name used in docs/architecture.md
+
+
+def region_spectrum(cube: Cube, label_image: np.ndarray, label: int) -> np.ndarray:
+    """Mean spectrum (``cube.as_float32`` units, NaN-aware) of the pixels with ``label``."""
+    objs = ndimage.find_objects(np.asarray(label_image) == label, max_label=1)
+    if not objs or objs[0] is None:
+        raise ValueError(f"no pixel has label {label}")
+    rs, cs = objs[0]
+    block = cube.as_float32(rs, cs)  # (bands, h, w): only the bounding box is read
+    inside = np.asarray(label_image[rs, cs]) == label
+    pixels = block[:, inside]  # (bands, n)
+    with np.errstate(all="ignore"):
+        counts = np.isfinite(pixels).sum(axis=1)
+        mean = np.where(counts > 0, np.nansum(pixels, axis=1) / np.maximum(counts, 1), np.nan)
+    return mean.astype(np.float32)
+
+
+def sample_pixels(cube: Cube, sample: int = 20_000, seed: int = 0) -> np.ndarray:
+    """``(bands, n)`` float32 spectra of up to ``sample`` pixels on a deterministic regular grid.
+
+    A strided grid (plus a seeded offset) reads rows in order, which stays cheap on memory maps.
+    """
+    rows, cols = cube.rows, cube.cols
+    step = max(1, int(np.ceil(np.sqrt(rows * cols / max(1, sample)))))
+    rng = np.random.default_rng(seed)
+    r0, c0 = (int(rng.integers(step)), int(rng.integers(step))) if step > 1 else (0, 0)
+    rs = slice(min(r0, rows - 1), None, step)
+    block = cube.as_float32(rs, slice(min(c0, cols - 1), None, step))
+    return block.reshape(cube.bands, -1)
+
+
+def scene_spectrum_stats(
+    cube: Cube, sample: int = 20_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-band ``(median, q25, q75)`` of the scene from a bounded, deterministic pixel sample."""
+    pixels = sample_pixels(cube, sample, seed)
+    with warnings.catch_warnings():  # an all-NaN band gives NaN statistics, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = np.nanpercentile(pixels, [50, 25, 75], axis=1)
+    median, q25, q75 = (np.asarray(x, dtype=np.float32) for x in q)
+    return median, q25, q75
+
+
+def band_deviation(
+    region_mean: np.ndarray, median: np.ndarray, iqr: np.ndarray, *, floor: float = 1e-6
+) -> np.ndarray:
+    """Robust z per band: ``(region_mean - median) / (IQR / 1.349)`` (IQR floored to avoid /0)."""
+    sigma = np.maximum(np.asarray(iqr, dtype=np.float64) / 1.349, floor)
+    return ((np.asarray(region_mean, dtype=np.float64) - median) / sigma).astype(np.float32)
+
+
+def region_table_rows(regions: list[RegionInfo]) -> list[tuple]:
+    """Display tuples ``(rank, area, mean, max, centroid_row, centroid_col)`` for a table."""
+    return [
+        (i, r.area, r.mean_score, r.max_score, r.centroid[0], r.centroid[1])
+        for i, r in enumerate(regions, start=1)
+    ]
+
+
+__all__ = [
+    "RegionInfo", "label_mask", "flagged_regions", "regions_to_csv", "regions_csv",
+    "region_spectrum", "sample_pixels", "scene_spectrum_stats", "band_deviation",
+    "region_table_rows", "CSV_COLUMNS",
+]
