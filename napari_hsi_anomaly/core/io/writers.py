@@ -1,0 +1,179 @@
+"""Writers: score maps / masks and whole cubes, always via a temporary file then a rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
+from napari_hsi_anomaly.core.io.envi_header import envi_dtype_code, format_header
+
+MAP_SUFFIXES = (".npy", ".tif", ".tiff", ".hdr")
+CUBE_SUFFIXES = (".hdr", ".img", ".npy")
+# GeoTIFF tags kept in ``Cube.metadata["geotiff"]``: name -> (code, tifffile dtype).
+GEOTIFF_TAGS = {
+    "ModelPixelScaleTag": (33550, "d"),
+    "ModelTiepointTag": (33922, "d"),
+    "ModelTransformationTag": (34264, "d"),
+    "GeoKeyDirectoryTag": (34735, "H"),
+    "GeoDoubleParamsTag": (34736, "d"),
+    "GeoAsciiParamsTag": (34737, "s"),
+}
+# ENVI header keys copied from ``Cube.metadata["envi"]`` onto maps written ``like`` a cube.
+ENVI_GEO_KEYS = ("map info", "coordinate system string", "projection info", "pixel size")
+
+
+class WriteError(HsiAnomalyError):
+    """A file could not be written (names the file and why)."""
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def _atomic(*paths: Path) -> Iterator[list[Path]]:
+    """Yield temporary names for ``paths``; rename them into place only if the block succeeds."""
+    tmps = [_tmp_name(p) for p in paths]
+    try:
+        yield tmps
+        for tmp, final in zip(tmps, paths):
+            os.replace(tmp, final)
+    except OSError as exc:
+        raise WriteError(f"Cannot write {paths[0].name}: {exc.strerror or exc}.") from exc
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _envi_pair(path: Path) -> tuple[Path, Path]:
+    """(header, data) paths for an ENVI target given as ``x.hdr`` or ``x.img``."""
+    if path.suffix.lower() == ".hdr":
+        return path, path.with_suffix(".img")
+    return path.with_suffix(".hdr"), path
+
+
+def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None) -> Path:
+    """Write a ``(rows, cols)`` score map or mask to ``.npy``, ``.tif``/``.tiff`` or ENVI ``.hdr``.
+
+    ``like`` copies georeferencing from the cube it was computed from (GeoTIFF tags to ``.tif``,
+    ENVI ``map info`` and friends to ``.hdr``). Returns the path written (the header for ENVI).
+    """
+    path = Path(path)
+    arr = np.asarray(array2d)
+    if arr.ndim != 2:
+        raise ShapeError(f"A map must be 2-D (rows, cols); got shape {arr.shape} for {path.name}.")
+    if like is not None and (like.rows, like.cols) != arr.shape:
+        like = None  # georeferencing of a different grid would be wrong
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        with _atomic(path) as (tmp,), open(tmp, "wb") as f:
+            np.save(f, arr)
+    elif suffix in (".tif", ".tiff"):
+        _write_tiff(path, arr, like)
+    elif suffix in (".hdr", ".img"):
+        hdr, img = _envi_pair(path)
+        fields: dict[str, object] = {"description": "hsi-anomaly map"}
+        if like is not None:
+            envi_meta = like.metadata.get("envi", {})
+            fields.update({k: envi_meta[k] for k in ENVI_GEO_KEYS if k in envi_meta})
+        _write_envi(hdr, img, arr[None], fields)
+        return hdr
+    else:
+        raise WriteError(
+            f"Cannot write {path.name}: unknown extension (use one of {', '.join(MAP_SUFFIXES)})."
+        )
+    return path
+
+
+def _write_tiff(path: Path, arr: np.ndarray, like: Cube | None) -> None:
+    import tifffile
+
+    extratags = []
+    geo = (like.metadata.get("geotiff") or {}) if like is not None else {}
+    for name, (code, dtype) in GEOTIFF_TAGS.items():
+        if name in geo and geo[name] is not None:
+            value = geo[name]
+            if dtype == "s":
+                extratags.append((code, "s", 0, str(value), True))
+            else:
+                value = tuple(np.ravel(value).tolist())
+                extratags.append((code, dtype, len(value), value, True))
+    with _atomic(path) as (tmp,):
+        tifffile.imwrite(tmp, arr, extratags=extratags, photometric="minisblack")
+
+
+def _envi_fields(cube: Cube) -> dict[str, object]:
+    fields: dict[str, object] = {"description": f"hsi-anomaly cube from {cube.name}"}
+    if cube.wavelengths is not None:
+        fields["wavelength units"] = "Nanometers"
+        fields["wavelength"] = [float(w) for w in cube.wavelengths]
+    if cube.band_names is not None:
+        fields["band names"] = list(cube.band_names)
+    if cube.default_bands is not None:
+        fields["default bands"] = [int(b) + 1 for b in cube.default_bands]
+    if cube.nodata is not None:
+        fields["data ignore value"] = float(cube.nodata)
+    if cube.scale_factor is not None:
+        fields["reflectance scale factor"] = float(cube.scale_factor)
+    envi_meta = cube.metadata.get("envi", {})
+    fields.update({k: envi_meta[k] for k in ENVI_GEO_KEYS if k in envi_meta})
+    return fields
+
+
+def _write_envi(hdr: Path, img: Path, data: np.ndarray, fields: dict[str, object]) -> None:
+    """Write ``data (bands, rows, cols)`` as BSQ little-endian plus its header."""
+    try:
+        code, dt = envi_dtype_code(data.dtype)
+    except ValueError as exc:
+        raise WriteError(f"Cannot write {hdr.name}: {exc}") from exc
+    bands, rows, cols = data.shape
+    head = {
+        "description": fields.pop("description", None),
+        "samples": cols,
+        "lines": rows,
+        "bands": bands,
+        "header offset": 0,
+        "file type": "ENVI Standard",
+        "data type": code,
+        "interleave": "bsq",
+        "byte order": 0,
+        **fields,
+    }
+    with _atomic(img, hdr) as (tmp_img, tmp_hdr):
+        with open(tmp_img, "wb") as f:
+            for b in range(bands):  # band by band: bounded memory for memory-mapped cubes
+                np.ascontiguousarray(data[b], dtype=dt).tofile(f)
+        tmp_hdr.write_text(format_header(head), encoding="utf-8")
+
+
+def write_cube(path: str | Path, cube: Cube) -> Path:
+    """Write a cube to ENVI (``.hdr`` + ``.img``, BSQ, with wavelengths in nm) or ``.npy``.
+
+    ``.npy`` holds ``(rows, cols, bands)`` as read back by default. Returns the path written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        with _atomic(path) as (tmp,):
+            out = np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=cube.dtype, shape=(cube.rows, cube.cols, cube.bands)
+            )
+            for b in range(cube.bands):
+                out[:, :, b] = cube.data[b]
+            out.flush()
+            del out
+        return path
+    if suffix in (".hdr", ".img"):
+        hdr, img = _envi_pair(path)
+        _write_envi(hdr, img, cube.data, _envi_fields(cube))
+        return hdr
+    raise WriteError(
+        f"Cannot write {path.name}: unknown extension (use one of {', '.join(CUBE_SUFFIXES)})."
+    )

@@ -1,0 +1,91 @@
+"""Writers: maps and cubes to .npy, .tif, ENVI; atomic replace; errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import ShapeError
+from napari_hsi_anomaly.core.io import WriteError, write_cube, write_map
+from napari_hsi_anomaly.core.io.envi_header import read_header
+
+
+def _cube() -> Cube:
+    data = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
+    return Cube(
+        data,
+        wavelengths=[500.0, 600.5],
+        band_names=["B1, blue", "B2"],
+        default_bands=(1, 0, 0),
+        nodata=-1,
+        scale_factor=10000.0,
+    )
+
+
+def test_write_cube_envi_layout_and_header(tmp_path):
+    hdr = write_cube(tmp_path / "c.hdr", _cube())
+    assert hdr == tmp_path / "c.hdr"
+    raw = np.fromfile(tmp_path / "c.img", dtype="<i2").reshape(2, 3, 4)  # BSQ
+    np.testing.assert_array_equal(raw, _cube().data)
+    h = read_header(hdr)
+    assert (h["samples"], h["lines"], h["bands"], h["interleave"]) == ("4", "3", "2", "bsq")
+    assert h["wavelength units"] == "Nanometers"
+    assert [float(w) for w in h["wavelength"]] == [500.0, 600.5]
+    assert h["band names"] == ["B1; blue", "B2"]
+    assert h["default bands"] == ["2", "1", "1"]  # 1-based in ENVI
+    assert float(h["data ignore value"]) == -1.0
+    assert float(h["reflectance scale factor"]) == 10000.0
+
+
+def test_write_cube_npy_is_rows_cols_bands(tmp_path):
+    write_cube(tmp_path / "c.npy", _cube())
+    arr = np.load(tmp_path / "c.npy")
+    assert arr.shape == (3, 4, 2)
+    np.testing.assert_array_equal(arr[..., 1], _cube().data[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".tiff", ".hdr"])
+def test_write_map_formats(tmp_path, suffix, dtype):
+    arr = (np.arange(12).reshape(3, 4) % 2).astype(dtype)
+    out = write_map(tmp_path / f"m{suffix}", arr)
+    if suffix == ".npy":
+        back = np.load(out)
+    elif suffix == ".hdr":
+        back = np.fromfile(tmp_path / "m.img", dtype=np.dtype(dtype).newbyteorder("<"))
+        back = back.reshape(3, 4)
+    else:
+        back = tifffile.imread(out)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, arr)
+
+
+def test_write_map_rejects_non_2d_and_unknown_suffix(tmp_path):
+    with pytest.raises(ShapeError, match="2-D"):
+        write_map(tmp_path / "m.npy", np.zeros((2, 3, 4)))
+    with pytest.raises(WriteError, match="unknown extension"):
+        write_map(tmp_path / "m.png", np.zeros((3, 4)))
+
+
+def test_failed_write_keeps_existing_files(tmp_path, monkeypatch):
+    from napari_hsi_anomaly.core.io import writers
+
+    write_cube(tmp_path / "c.hdr", _cube())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def boom(fields):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers, "format_header", boom)  # fails after the data file is written
+    bigger = Cube(np.zeros((3, 5, 6), dtype=np.float32))
+    with pytest.raises(WriteError, match="c.img.*No space left"):
+        write_cube(tmp_path / "c.hdr", bigger)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files left
+
+
+def test_write_map_unsupported_dtype_is_clear(tmp_path):
+    with pytest.raises(WriteError, match="ENVI cannot store"):
+        write_map(tmp_path / "m.hdr", np.zeros((3, 4), dtype="U1"))
+    assert list(tmp_path.iterdir()) == []
