@@ -39,8 +39,12 @@ def test_generator_worker_runs_in_thread_and_returns(qtbot, errors):
     got: list[int] = []
     done: list[bool] = []
     w = workers.start_generator_worker(
-        _count, 5, on_progress=seen.append, on_returned=got.append,
-        on_finished=lambda: done.append(True), desc="counting",
+        _count,
+        5,
+        on_progress=seen.append,
+        on_returned=got.append,
+        on_finished=lambda: done.append(True),
+        desc="counting",
     )
     qtbot.waitUntil(lambda: bool(done), timeout=5000)
     assert got == [50]
@@ -55,7 +59,11 @@ def test_quit_stops_at_next_yield_without_result(qtbot, errors):
     got: list[int] = []
     aborted: list[bool] = []
     w = workers.start_generator_worker(
-        _count, 1000, 0.01, on_progress=seen.append, on_returned=got.append,
+        _count,
+        1000,
+        0.01,
+        on_progress=seen.append,
+        on_returned=got.append,
         on_aborted=lambda: aborted.append(True),
     )
     qtbot.waitUntil(lambda: len(seen) >= 2, timeout=5000)
@@ -70,7 +78,10 @@ def test_quit_stops_at_next_yield_without_result(qtbot, errors):
 def test_hsi_error_shows_plain_message(qtbot, errors):
     got_exc: list[Exception] = []
     workers.start_generator_worker(
-        _count, 3, fail_at=1, exc=CubeReadError("x.hdr: truncated data file."),
+        _count,
+        3,
+        fail_at=1,
+        exc=CubeReadError("x.hdr: truncated data file."),
         on_error=got_exc.append,
     )
     qtbot.waitUntil(lambda: bool(got_exc), timeout=5000)
