@@ -89,3 +89,92 @@ def test_write_map_unsupported_dtype_is_clear(tmp_path):
     with pytest.raises(WriteError, match="ENVI cannot store"):
         write_map(tmp_path / "m.hdr", np.zeros((3, 4), dtype="U1"))
     assert list(tmp_path.iterdir()) == []
+
+
+# --- round trips through read_cube -------------------------------------------------------------
+
+
+def test_cube_round_trip_envi(tmp_path):
+    from napari_hsi_anomaly.core.io import read_cube
+
+    back = read_cube(write_cube(tmp_path / "c.hdr", _cube()))
+    src = _cube()
+    np.testing.assert_array_equal(back.data, src.data)
+    assert back.dtype == src.dtype
+    np.testing.assert_array_equal(back.wavelengths, src.wavelengths)
+    assert back.band_names == ["B1; blue", "B2"]  # commas cannot live in an ENVI list
+    assert back.default_bands == src.default_bands
+    assert (back.nodata, back.scale_factor) == (src.nodata, src.scale_factor)
+
+
+def test_cube_round_trip_npy(tmp_path):
+    from napari_hsi_anomaly.core.io import read_cube
+
+    back = read_cube(write_cube(tmp_path / "c.npy", _cube()))
+    np.testing.assert_array_equal(back.data, _cube().data)
+
+
+def test_real_bil_cube_round_trip_keeps_wavelength_order(shared_data, tmp_path):
+    from napari_hsi_anomaly.core.io import read_cube
+
+    src = read_cube(shared_data / "envi" / "jasperRidge2_R198.hdr")
+    back = read_cube(write_cube(tmp_path / "j.hdr", src))
+    assert back.interleave == "bsq" and src.interleave == "bil"
+    np.testing.assert_array_equal(back.data, src.data)
+    np.testing.assert_allclose(back.wavelengths, src.wavelengths)
+    assert (back.scale_factor, back.default_bands) == (10000.0, (31, 16, 3))
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".hdr"])
+def test_map_round_trip(tmp_path, suffix):
+    from napari_hsi_anomaly.core.io import read_cube
+
+    score = np.random.default_rng(0).random((7, 9)).astype(np.float32)
+    out = write_map(tmp_path / f"s{suffix}", score)
+    if suffix == ".hdr":
+        back = read_cube(out).data[0]
+    elif suffix == ".npy":
+        back = np.load(out)
+    else:
+        back = tifffile.imread(out)
+    np.testing.assert_array_equal(back, score)
+
+
+def test_map_like_geotiff_keeps_georeferencing(tmp_path):
+    from napari_hsi_anomaly.core.io import read_cube
+
+    tags = [
+        (33550, "d", 3, (30.0, 30.0, 0.0), True),
+        (33922, "d", 6, (0.0, 0.0, 0.0, 5e5, 4e6, 0.0), True),
+        (34735, "H", 8, (1, 1, 0, 1, 1024, 0, 1, 1), True),
+    ]
+    tifffile.imwrite(
+        tmp_path / "g.tif",
+        np.zeros((5, 6, 3), np.uint16),
+        photometric="minisblack",
+        planarconfig="contig",
+        extratags=tags,
+    )
+    cube = read_cube(tmp_path / "g.tif")
+    write_map(tmp_path / "score.tif", np.ones((5, 6), np.float32), like=cube)
+    with tifffile.TiffFile(tmp_path / "score.tif") as tif:
+        page = tif.pages[0]
+        assert page.tags[33550].value == (30.0, 30.0, 0.0)
+        assert page.tags[33922].value[3:5] == (5e5, 4e6)
+        assert tuple(page.tags[34735].value) == (1, 1, 0, 1, 1024, 0, 1, 1)
+    # a map of another size does not get the cube's georeferencing
+    write_map(tmp_path / "other.tif", np.ones((2, 2), np.float32), like=cube)
+    with tifffile.TiffFile(tmp_path / "other.tif") as tif:
+        assert 33550 not in tif.pages[0].tags
+
+
+def test_map_like_envi_copies_map_info(tmp_path):
+    from napari_hsi_anomaly.core.io import read_cube
+
+    write_cube(tmp_path / "c.hdr", _cube())
+    hdr = tmp_path / "c.hdr"
+    hdr.write_text(hdr.read_text() + "map info = {UTM, 1, 1, 500000, 4000000, 30, 30, 13, North}\n")
+    cube = read_cube(hdr)
+    out = write_map(tmp_path / "m.hdr", np.zeros((3, 4), np.float32), like=cube)
+    assert read_header(out)["map info"][0] == "UTM"
+    assert read_header(out)["map info"][3] == "500000"

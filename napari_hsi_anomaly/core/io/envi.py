@@ -1,0 +1,170 @@
+"""ENVI reader: tolerant header, strict size checks, a memory-mapped ``(bands, rows, cols)`` view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import CubeReadError
+from napari_hsi_anomaly.core.io.envi_header import ENVI_DTYPES, read_header
+from napari_hsi_anomaly.core.io.wavelengths import to_nanometres
+
+DATA_SUFFIXES = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", "")
+# Axis order of the file for each interleave, and the transpose that gives (bands, rows, cols).
+_INTERLEAVE = {
+    "bsq": (("bands", "lines", "samples"), (0, 1, 2)),
+    "bil": (("lines", "bands", "samples"), (1, 0, 2)),
+    "bip": (("lines", "samples", "bands"), (2, 0, 1)),
+}
+
+
+def find_pair(path: Path) -> tuple[Path, Path]:
+    """(header, data file) for ``path``, which may be either of the two."""
+    if path.suffix.lower() == ".hdr":
+        hdr = path
+        bases = [path.with_suffix(""), path.with_name(path.name[: -len(".hdr")])]
+        for base in dict.fromkeys(bases):
+            if base.suffix.lower() in DATA_SUFFIXES[:-1] and base.is_file():
+                return hdr, base  # x.img.hdr convention
+            for suf in DATA_SUFFIXES:
+                for cand in {base.with_name(base.name + suf), base.with_name(base.name + suf.upper())}:
+                    if cand.is_file() and cand != hdr:
+                        return hdr, cand
+        tried = ", ".join(s or "(none)" for s in DATA_SUFFIXES)
+        raise CubeReadError(
+            f"{hdr.name}: the data file is missing (looked for {path.stem} with extension {tried})."
+        )
+    for cand in (
+        path.with_suffix(".hdr"),
+        path.with_suffix(".HDR"),
+        path.with_name(path.name + ".hdr"),
+        path.with_name(path.name + ".HDR"),
+    ):
+        if cand.is_file() and cand != path:
+            return cand, path
+    raise CubeReadError(f"{path.name}: no ENVI header found next to it ({path.stem}.hdr).")
+
+
+def _int(h: dict, key: str, hdr: Path, default: int | None = None) -> int:
+    val = h.get(key)
+    if val is None or val == "":
+        if default is not None:
+            return default
+        raise CubeReadError(f"{hdr.name}: the header has no '{key}' (required).")
+    try:
+        out = int(float(str(val)))
+    except ValueError:
+        raise CubeReadError(f"{hdr.name}: '{key} = {val}' is not a number.") from None
+    if out < 0 or (key != "header offset" and out == 0):
+        raise CubeReadError(f"{hdr.name}: '{key} = {val}' must be positive.")
+    return out
+
+
+def _float(val: object) -> float | None:
+    try:
+        return float(str(val).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _dtype(h: dict, hdr: Path) -> np.dtype:
+    code = _int(h, "data type", hdr)
+    if code not in ENVI_DTYPES:
+        known = ", ".join(str(k) for k in ENVI_DTYPES)
+        raise CubeReadError(f"{hdr.name}: unknown ENVI data type {code} (known: {known}).")
+    dt = np.dtype(ENVI_DTYPES[code])
+    order = h.get("byte order")
+    if dt.itemsize == 1:
+        return dt  # byte order means nothing for 1-byte data; may be absent
+    if order is None or str(order).strip() == "":
+        raise CubeReadError(
+            f"{hdr.name}: the header has no 'byte order' (needed for {dt.itemsize}-byte data)."
+        )
+    if str(order).strip() not in ("0", "1"):
+        raise CubeReadError(f"{hdr.name}: 'byte order = {order}' must be 0 or 1.")
+    return dt.newbyteorder(">" if str(order).strip() == "1" else "<")
+
+
+def _size_error(img: Path, actual: int, need: int, dims: tuple[int, int, int], dt, off) -> str:
+    lines, samples, bands = dims
+    what = "is truncated" if actual < need else "is longer than the header says"
+    extra = f" + {off:,} header bytes" if off else ""
+    return (
+        f"{img.name} is {actual:,} bytes but the header ({lines} lines x {samples} samples x "
+        f"{bands} bands, {np.dtype(dt).name}{extra}) needs {need:,}: the data file {what}."
+    )
+
+
+def read_envi(path: Path) -> Cube:
+    """Open an ENVI cube (header or data path) as a read-only memory map."""
+    hdr, img = find_pair(path)
+    h = read_header(hdr)
+    samples, lines, bands = (_int(h, k, hdr) for k in ("samples", "lines", "bands"))
+    offset = _int(h, "header offset", hdr, default=0)
+    dt = _dtype(h, hdr)
+    interleave = str(h.get("interleave", "")).strip().lower()
+    if interleave not in _INTERLEAVE:
+        if bands == 1 or not interleave:
+            if bands > 1:
+                raise CubeReadError(f"{hdr.name}: the header has no 'interleave' (bsq, bil or bip).")
+            interleave = "bsq"
+        else:
+            raise CubeReadError(
+                f"{hdr.name}: unknown interleave '{h.get('interleave')}' (expected bsq, bil or bip)."
+            )
+    need = offset + lines * samples * bands * dt.itemsize
+    actual = img.stat().st_size
+    if actual != need:
+        raise CubeReadError(_size_error(img, actual, need, (lines, samples, bands), dt, offset))
+    order, transpose = _INTERLEAVE[interleave]
+    sizes = {"bands": bands, "lines": lines, "samples": samples}
+    try:
+        mm = np.memmap(img, dtype=dt, mode="r", offset=offset, shape=tuple(sizes[a] for a in order))
+    except (OSError, ValueError) as exc:
+        raise CubeReadError(f"Cannot map {img.name}: {exc}.") from exc
+    data = mm.transpose(transpose)  # a view, no copy
+    meta: dict = {"envi": h, "header": str(hdr), "data_file": str(img)}
+    wavelengths = _wavelengths(h, bands, meta)
+    names = h.get("band names")
+    band_names = [str(n) for n in names] if isinstance(names, list) and len(names) == bands else None
+    if names is not None and band_names is None:
+        meta.setdefault("warnings", []).append(f"ignored {len(names)} band names for {bands} bands")
+    nodata = _float(h.get("data ignore value")) if "data ignore value" in h else None
+    scale = _float(h.get("reflectance scale factor")) if "reflectance scale factor" in h else None
+    return Cube(
+        data=data,
+        wavelengths=wavelengths,
+        band_names=band_names,
+        units=str(h["data units"]) if "data units" in h else None,
+        nodata=nodata,
+        scale_factor=scale if scale not in (None, 0.0) and np.isfinite(scale) else None,
+        source=hdr,
+        default_bands=_default_bands(h, bands, meta),
+        interleave=interleave,
+        metadata=meta,
+    )
+
+
+def _wavelengths(h: dict, bands: int, meta: dict) -> np.ndarray | None:
+    raw = h.get("wavelength")
+    if not isinstance(raw, list) or not raw:
+        return None
+    vals = np.array([_float(v) if _float(v) is not None else np.nan for v in raw], dtype=np.float64)
+    if vals.size != bands:
+        meta.setdefault("warnings", []).append(f"ignored {vals.size} wavelengths for {bands} bands")
+        return None
+    return to_nanometres(vals, h.get("wavelength units"))
+
+
+def _default_bands(h: dict, bands: int, meta: dict) -> tuple[int, int, int] | None:
+    raw = h.get("default bands")
+    if not isinstance(raw, list) or len(raw) not in (1, 3):
+        return None
+    vals = [_float(v) for v in raw]
+    if any(v is None or not (1 <= v <= bands) for v in vals):
+        meta.setdefault("warnings", []).append(f"ignored default bands {raw} (1..{bands})")
+        return None
+    idx = [int(v) - 1 for v in vals]  # ENVI is 1-based
+    return (idx[0], idx[0], idx[0]) if len(idx) == 1 else (idx[0], idx[1], idx[2])

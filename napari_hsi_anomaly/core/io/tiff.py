@@ -1,0 +1,90 @@
+"""(Geo)TIFF reader: multi-page or multi-sample TIFFs as cubes, GeoTIFF tags kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import CubeReadError, ShapeError
+from napari_hsi_anomaly.core.io.numpy_io import check_layout, to_bands_first
+from napari_hsi_anomaly.core.io.writers import GEOTIFF_TAGS
+
+GDAL_NODATA = 42113
+
+
+def tiff_shape(path: Path) -> tuple[tuple[int, ...], str, str]:
+    """(shape, axes, photometric name) of the first series, without reading pixels."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            s = tif.series[0]
+            photometric = getattr(tif.pages[0], "photometric", None)
+            return tuple(s.shape), s.axes, getattr(photometric, "name", str(photometric))
+    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+
+
+def _band_axis(shape: tuple[int, ...], axes: str) -> int | None:
+    """Index of the band axis of a 3-D series from its axes ('YXS', 'SYX', 'IYX', ...)."""
+    if len(shape) != 3 or "Y" not in axes or "X" not in axes:
+        return None
+    rest = [i for i, a in enumerate(axes) if a not in "YX"]
+    return rest[0] if len(rest) == 1 else None
+
+
+def _geotags(page) -> tuple[dict, float | None]:
+    geo = {}
+    for name, (code, _) in GEOTIFF_TAGS.items():
+        tag = page.tags.get(code)
+        if tag is not None:
+            value = tag.value
+            geo[name] = value if isinstance(value, str) else tuple(np.ravel(value).tolist())
+    nodata = None
+    tag = page.tags.get(GDAL_NODATA)
+    if tag is not None:
+        try:
+            nodata = float(str(tag.value).strip("\x00 "))
+        except ValueError:
+            nodata = None
+    return geo, nodata
+
+
+def read_tiff(path: Path, layout: str | None = None) -> Cube:
+    """A cube from a TIFF: memory-mapped when uncompressed and contiguous, else read."""
+    import tifffile
+
+    if layout is not None:
+        check_layout(layout)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, axes = tuple(series.shape), series.axes
+            geo, nodata = _geotags(tif.pages[0])
+            try:
+                arr = tifffile.memmap(path, mode="r")
+            except (ValueError, OSError):
+                arr = series.asarray()
+    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+    if arr.shape != shape:
+        arr = arr.reshape(shape)
+    if layout in (None, "auto"):
+        axis = _band_axis(shape, axes)
+        if arr.ndim == 3 and axis is None:
+            raise ShapeError(
+                f"{path.name}: cannot tell which axis of {shape} (axes {axes}) holds the bands; "
+                "pass a layout (bands-first or bands-last)."
+            )
+        if axis is not None:
+            arr = np.moveaxis(arr, axis, 0)
+        data, _ = to_bands_first(arr, "bands-first", path.name)
+        interleave = "bip" if axis == 2 else "bsq"
+    else:
+        data, interleave = to_bands_first(arr, layout, path.name)
+    meta = {"tiff_axes": axes}
+    if geo:
+        meta["geotiff"] = geo
+    return Cube(data=data, nodata=nodata, source=path, interleave=interleave, metadata=meta)
