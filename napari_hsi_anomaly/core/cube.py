@@ -81,7 +81,7 @@ class Cube:
 
     def as_float32(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
         """A float32 copy of a spatial block, scaled, with no-data and non-finite values set to NaN."""
-        block = np.asarray(self.data[:, rows, cols], dtype=np.float32)
+        block = np.array(self.data[:, rows, cols], dtype=np.float32)  # a copy: data may be read-only
         if self.nodata is not None:
             block[block == np.float32(self.nodata)] = np.nan
         if self.scale_factor not in (None, 0, 1):
