@@ -1,0 +1,304 @@
+"""Small matplotlib canvases themed like napari: score histogram, ROC curve, spectra, band bars.
+
+Each canvas keeps its artists and updates them in place (``set_data`` + ``draw_idle``) so that slider
+moves cost only a line move, never a full re-plot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from qtpy.QtWidgets import QSizePolicy
+
+PIN_COLORS = ("#ffb000", "#3ddc84", "#ff5cae", "#9d8cff", "#ffe066", "#ff7a45", "#7fd1ff")
+PIXEL_COLOR = "#4fc3f7"
+SCENE_COLOR = "#c0c4cc"
+T_COLOR = "#ff4d4d"
+
+
+def theme_colors(theme: str | None = "dark") -> dict[str, str]:
+    """Background, axes face, text and grid colours from napari's theme (``dark`` by default)."""
+    try:
+        from napari.utils.theme import get_theme
+
+        t = get_theme(theme or "dark")
+        bg, fg, text = str(t.background), str(t.foreground), str(t.text)
+        kind = str(t.type)
+    except Exception:  # pragma: no cover - napari absent or unknown theme
+        bg, fg, text, kind = "#23242b", "#2e333e", "#f0f1f2", "dark"
+    grid = "#4a5060" if kind == "dark" else "#c8c8c8"
+    return {"bg": bg, "face": fg, "text": text, "grid": grid}
+
+
+class ThemedCanvas(FigureCanvasQTAgg):
+    """A compact figure canvas with napari's colours and a fixed preferred height."""
+
+    def __init__(self, height_px: int = 200, theme: str | None = "dark", nrows: int = 1) -> None:
+        fig = Figure(figsize=(3.5, height_px / 100), dpi=100, layout="constrained")
+        super().__init__(fig)
+        self.colors = theme_colors(theme)
+        fig.set_facecolor(self.colors["bg"])
+        fig.get_layout_engine().set(w_pad=0.04, h_pad=0.04)
+        self.axes_list = [fig.add_subplot(nrows, 1, i + 1) for i in range(nrows)]
+        for ax in self.axes_list:
+            self.style_axes(ax)
+        self.setMinimumHeight(int(height_px * 0.8))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self._height = height_px
+
+    @property
+    def ax(self) -> Any:
+        return self.axes_list[0]
+
+    def sizeHint(self):  # noqa: N802 - Qt API
+        hint = super().sizeHint()
+        hint.setHeight(self._height)
+        return hint
+
+    def style_axes(self, ax: Any) -> None:
+        c = self.colors
+        ax.set_facecolor(c["face"])
+        for spine in ax.spines.values():
+            spine.set_color(c["grid"])
+        ax.tick_params(colors=c["text"], labelsize=7, length=3)
+        ax.xaxis.label.set_color(c["text"])
+        ax.yaxis.label.set_color(c["text"])
+        ax.xaxis.label.set_fontsize(8)
+        ax.yaxis.label.set_fontsize(8)
+        ax.title.set_color(c["text"])
+        ax.title.set_fontsize(8)
+        ax.grid(True, color=c["grid"], linewidth=0.5, alpha=0.6)
+
+    def style_legend(self, legend: Any) -> None:
+        if legend is None:
+            return
+        legend.get_frame().set_facecolor(self.colors["bg"])
+        legend.get_frame().set_edgecolor(self.colors["grid"])
+        for text in legend.get_texts():
+            text.set_color(self.colors["text"])
+
+
+class ScoreHistogram(ThemedCanvas):
+    """Histogram of scores in [0, 1] (log counts) with a movable threshold line."""
+
+    def __init__(self, height_px: int = 170, theme: str | None = "dark", bins: int = 100) -> None:
+        super().__init__(height_px, theme)
+        self.bins = np.linspace(0.0, 1.0, bins + 1)
+        self.ax.set_xlim(0, 1)
+        self.ax.set_yscale("log")
+        self.ax.set_xlabel("anomaly score")
+        self.ax.set_ylabel("pixels")
+        self._bars: Any = None
+        self.t_line = self.ax.axvline(0.7, color=T_COLOR, linewidth=1.5)
+        self.counts = np.zeros(bins, dtype=np.int64)
+
+    def set_scores(self, scores: np.ndarray | None) -> None:
+        """Re-bin the scores (once per detection or p_min change)."""
+        if self._bars is not None:
+            self._bars.remove()
+            self._bars = None
+        if scores is None:
+            self.counts[:] = 0
+        else:
+            v = np.asarray(scores, dtype=np.float32).ravel()
+            v = v[np.isfinite(v)]
+            self.counts = np.histogram(np.clip(v, 0, 1), bins=self.bins)[0]
+            # bars from 0.5 so that counts of 1 show on the log axis
+            self._bars = self.ax.stairs(
+                np.maximum(self.counts, 0.5), self.bins, baseline=0.5, fill=True,
+                color="#e8a33a", alpha=0.85,
+            )
+            self.ax.set_ylim(0.5, max(10.0, float(self.counts.max()) * 2))
+        self.draw_idle()
+
+    def set_threshold(self, t: float) -> None:
+        """Move the threshold line only."""
+        self.t_line.set_xdata([t, t])
+        self.draw_idle()
+
+
+class RocPlot(ThemedCanvas):
+    """ROC curve with the operating point of the current threshold."""
+
+    def __init__(self, height_px: int = 190, theme: str | None = "dark") -> None:
+        super().__init__(height_px, theme)
+        ax = self.ax
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.plot([0, 1], [0, 1], color=self.colors["grid"], linewidth=0.8, linestyle="--")
+        (self.curve,) = ax.plot([], [], color=PIXEL_COLOR, linewidth=1.5, label="ROC")
+        (self.point,) = ax.plot([], [], "o", color=T_COLOR, markersize=6, label="t_anom")
+        ax.set_aspect("equal", adjustable="box")
+
+    def set_curve(self, fpr: np.ndarray, tpr: np.ndarray, auc: float | None = None) -> None:
+        self.curve.set_data(fpr, tpr)
+        self.ax.set_title(f"ROC  (AUC {auc:.3f})" if auc is not None else "ROC")
+        self.draw_idle()
+
+    def set_point(self, fpr: float, tpr: float) -> None:
+        self.point.set_data([fpr], [tpr])
+        self.draw_idle()
+
+    def clear(self) -> None:
+        self.curve.set_data([], [])
+        self.point.set_data([], [])
+        self.ax.set_title("ROC")
+        self.draw_idle()
+
+
+class SpectrumPlot(ThemedCanvas):
+    """A spectrum against the scene median and inter-quartile band, with pinned spectra."""
+
+    def __init__(self, height_px: int = 210, theme: str | None = "dark") -> None:
+        super().__init__(height_px, theme)
+        self.x = np.zeros(0)
+        self.order = np.zeros(0, dtype=np.int64)
+        self._band_fill: Any = None
+        (self.median_line,) = self.ax.plot([], [], color=SCENE_COLOR, linewidth=1.0,
+                                           linestyle="--", label="scene median")
+        (self.line,) = self.ax.plot([], [], color=PIXEL_COLOR, linewidth=1.8, marker=".",
+                                    markersize=4, label="pixel")
+        self.band_line = self.ax.axvline(0, color="#8891a0", linewidth=0.8, linestyle=":")
+        self.band_line.set_visible(False)
+        self.pins: list[Any] = []
+        self.current: np.ndarray | None = None
+        self.current_label = ""
+        self._legend()
+
+    def set_axis(self, x: np.ndarray, xlabel: str) -> None:
+        """Band positions (wavelengths or indices); lines are drawn in increasing ``x``."""
+        self.x = np.asarray(x, dtype=np.float64)
+        self.order = np.argsort(self.x, kind="stable")
+        self.ax.set_xlabel(xlabel)
+        self.clear_pins()
+        self.line.set_data([], [])
+        self.current = None
+        self.ax.set_xlim(*self._xlim())
+
+    def _xlim(self) -> tuple[float, float]:
+        if self.x.size == 0:
+            return (0.0, 1.0)
+        lo, hi = float(np.nanmin(self.x)), float(np.nanmax(self.x))
+        pad = max((hi - lo) * 0.03, 0.5)
+        return lo - pad, hi + pad
+
+    def set_scene(self, median: np.ndarray, q25: np.ndarray, q75: np.ndarray) -> None:
+        o = self.order
+        self.median_line.set_data(self.x[o], np.asarray(median)[o])
+        if self._band_fill is not None:
+            self._band_fill.remove()
+        self._band_fill = self.ax.fill_between(
+            self.x[o], np.asarray(q25)[o], np.asarray(q75)[o], color=SCENE_COLOR, alpha=0.22,
+            linewidth=0, label="scene IQR",
+        )
+        self._legend()
+        self._autoscale()
+
+    def set_spectrum(self, y: np.ndarray, label: str, title: str | None = None) -> None:
+        """Show the current spectrum (the one a click or a region selection picked)."""
+        self.current = np.asarray(y, dtype=np.float64)
+        self.current_label = label
+        self.line.set_data(self.x[self.order], self.current[self.order])
+        self.line.set_label(label)
+        self.ax.set_title(title or "")
+        self._legend()
+        self._autoscale()
+
+    def pin(self) -> bool:
+        """Keep the current spectrum as a pinned line; False when there is none."""
+        if self.current is None:
+            return False
+        color = PIN_COLORS[len(self.pins) % len(PIN_COLORS)]
+        (pinned,) = self.ax.plot(self.x[self.order], self.current[self.order], color=color,
+                                 linewidth=1.2, label=f"pin: {self.current_label}")
+        self.pins.append(pinned)
+        self._legend()
+        self.draw_idle()
+        return True
+
+    def clear_pins(self) -> None:
+        for p in self.pins:
+            p.remove()
+        self.pins = []
+        self._legend()
+        self.draw_idle()
+
+    def set_band(self, band: int | None) -> None:
+        """Vertical marker at band ``band`` (None hides it)."""
+        if band is None or not 0 <= band < self.x.size:
+            self.band_line.set_visible(False)
+        else:
+            self.band_line.set_xdata([self.x[band], self.x[band]])
+            self.band_line.set_visible(True)
+        self.draw_idle()
+
+    def _legend(self) -> None:
+        handles = [h for h in (self.median_line, self._band_fill, self.line, *self.pins)
+                   if h is not None and (not hasattr(h, "get_xdata") or len(h.get_xdata()))]
+        if self.ax.get_legend() is not None:
+            self.ax.get_legend().remove()
+        if handles:
+            leg = self.ax.legend(handles=handles, fontsize=6.5, loc="best", framealpha=0.7,
+                                 handlelength=1.5, borderpad=0.3, labelspacing=0.25)
+            self.style_legend(leg)
+
+    def _autoscale(self) -> None:
+        ys = [np.asarray(a.get_ydata(), dtype=np.float64) for a in (self.median_line, self.line,
+                                                                    *self.pins)]
+        if self._band_fill is not None:
+            paths = self._band_fill.get_paths()
+            if paths:
+                ys.append(paths[0].vertices[:, 1])
+        vals = np.concatenate([y[np.isfinite(y)] for y in ys if y.size] or [np.zeros(0)])
+        if vals.size:
+            lo, hi = float(vals.min()), float(vals.max())
+            pad = (hi - lo) * 0.06 or max(abs(hi) * 0.1, 1e-3)
+            self.ax.set_ylim(lo - pad, hi + pad)
+        self.ax.set_xlim(*self._xlim())
+        self.draw_idle()
+
+
+class BandBars(ThemedCanvas):
+    """Per-band bars: robust deviation (z) of a region, or its per-band reconstruction error."""
+
+    def __init__(self, height_px: int = 150, theme: str | None = "dark") -> None:
+        super().__init__(height_px, theme)
+        self._bars: Any = None
+        self.values = np.zeros(0)
+        self.ax.set_xlabel("band")
+
+    def set_values(
+        self, values: np.ndarray, labels: list[str], ylabel: str, title: str = "",
+        highlight: float | None = 3.0,
+    ) -> None:
+        if self._bars is not None:
+            self._bars.remove()
+        self.values = np.asarray(values, dtype=np.float64)
+        pos = np.arange(self.values.size)
+        colors = [
+            "#ff6b5a" if highlight is not None and abs(v) >= highlight else "#6c8ebf"
+            for v in np.nan_to_num(self.values)
+        ]
+        self._bars = self.ax.bar(pos, np.nan_to_num(self.values), color=colors, width=0.8)
+        self.ax.set_xticks(pos)
+        step = max(1, int(np.ceil(len(labels) / 12)))
+        self.ax.set_xticklabels([lab if i % step == 0 else "" for i, lab in enumerate(labels)],
+                                rotation=60, fontsize=6, ha="right")
+        self.ax.set_ylabel(ylabel)
+        self.ax.set_title(title)
+        self.ax.relim()
+        self.ax.autoscale_view()
+        self.draw_idle()
+
+    def clear(self) -> None:
+        if self._bars is not None:
+            self._bars.remove()
+            self._bars = None
+        self.values = np.zeros(0)
+        self.ax.set_title("")
+        self.draw_idle()

@@ -1,0 +1,193 @@
+"""The Detect dock through its real widgets: Score, live t_anom, p_min rescoring, metrics, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_hsi_anomaly.core.cube import Cube
+
+pytestmark = pytest.mark.gui
+
+WORKER_TIMEOUT_MS = 60_000
+
+
+def make_cube(size: int = 48, bands: int = 6) -> tuple[Cube, np.ndarray]:
+    """A noisy cube with an obvious bright 6x6 square; returns it and the square's mask."""
+    rng = np.random.default_rng(1)
+    data = rng.normal(0.3, 0.02, size=(bands, size, size)).astype(np.float32)
+    data += np.linspace(0, 0.05, bands, dtype=np.float32)[:, None, None]
+    data[:, 20:26, 30:36] += np.linspace(0.3, 0.6, bands, dtype=np.float32)[:, None, None]
+    gt = np.zeros((size, size), dtype=np.uint8)
+    gt[20:26, 30:36] = 1
+    wl = np.linspace(450.0, 900.0, bands)
+    return Cube(data, wavelengths=wl), gt
+
+
+def setup_viewer(viewer, cube: Cube) -> None:
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    viewer.add_image(cube.data, name="cube")
+    viewer.add_image(cube.rgb(), rgb=True, name="RGB composite")
+    get_state(viewer).set_cube(cube, "cube", "RGB composite")
+
+
+@pytest.fixture
+def detect(make_napari_viewer, qtbot):
+    from napari_hsi_anomaly._widgets.detect_widget import DetectWidget
+
+    viewer = make_napari_viewer()
+    cube, gt = make_cube()
+    setup_viewer(viewer, cube)
+    widget = DetectWidget(viewer)
+    qtbot.addWidget(widget)
+    return viewer, widget, cube, gt
+
+
+def score(widget, qtbot, method: str = "rx", **kw) -> None:
+    widget.set_method(method, kw.get("feature"))
+    worker = widget.run_score()
+    assert worker is not None
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=WORKER_TIMEOUT_MS)
+
+
+def test_score_rx_layers_and_live_threshold(detect, qtbot):
+    from napari_hsi_anomaly._widgets.detect_widget import MASK_LAYER, SCORE_LAYER
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    viewer, widget, cube, gt = detect
+    score(widget, qtbot, "rx")
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["cube", "RGB composite", SCORE_LAYER, MASK_LAYER]  # mask on top
+    heat, mask = viewer.layers[SCORE_LAYER], viewer.layers[MASK_LAYER]
+    assert tuple(heat.contrast_limits) == (0.0, 1.0)
+    assert heat.colormap.name == "inferno"
+    assert mask.data.dtype == np.uint8
+    scores = heat.data
+    assert scores.shape == (48, 48) and scores.min() >= 0 and scores.max() <= 1
+    assert scores[gt > 0].min() > np.percentile(scores[gt == 0], 99)  # the square stands out
+
+    counts = []
+    for t in (0.3, 0.5, 0.8):
+        widget.t_anom.setValue(t)
+        np.testing.assert_array_equal(mask.data.astype(bool), scores >= np.float32(t))
+        counts.append(int(mask.data.sum()))
+        assert f"{counts[-1]:,} px" in widget.counts.text()
+    assert counts[0] >= counts[1] >= counts[2] > 0
+    assert counts[0] > counts[2]
+    # contrast never autoscaled by the updates
+    assert tuple(heat.contrast_limits) == (0.0, 1.0)
+    # after the slider rests: regions counted, mask published to the shared state
+    state = get_state(viewer)
+    widget._commit_debounced.flush()
+    assert "region" in widget.counts.text()
+    np.testing.assert_array_equal(state.mask, scores >= np.float32(0.8))
+    assert state.detection is widget.detection and state.detection.method == "rx"
+    # the histogram line follows the slider
+    assert widget.hist.t_line.get_xdata()[0] == pytest.approx(0.8)
+    assert widget.hist.counts.sum() == scores.size
+
+
+def test_rescore_keeps_layers_and_new_shape_replaces(detect, qtbot):
+    viewer, widget, cube, gt = detect
+    score(widget, qtbot, "rx")
+    heat = widget.score_layer
+    score(widget, qtbot, "rx-local")
+    assert widget.score_layer is heat  # updated in place, not re-added
+    assert widget.detection.method == "rx-local"
+    assert len(viewer.layers) == 4
+
+
+def test_ground_truth_metrics_match_evaluate(detect, qtbot):
+    from napari_hsi_anomaly.core.scoring.metrics import evaluate
+
+    viewer, widget, cube, gt = detect
+    viewer.add_labels(gt, name="ground truth")
+    score(widget, qtbot, "rx")
+    assert widget.gt_combo.findText("ground truth") >= 0
+    widget.set_ground_truth("ground truth")
+    qtbot.waitUntil(lambda: np.isfinite(widget._auc), timeout=WORKER_TIMEOUT_MS)
+    assert widget.roc.isVisibleTo(widget)
+    for t in (0.4, 0.7):
+        widget.t_anom.setValue(t)
+        ref = evaluate(widget.scores, gt, t)
+        m = widget.metrics
+        for key in ("tpr", "fnr", "precision", "f_score", "auc"):
+            assert m[key] == pytest.approx(getattr(ref, key)), key
+        assert f"TPR {ref.tpr:.3f}" in widget.metrics_label.text()
+    # the operating point sits on the ROC at the current FPR/TPR
+    x, y = widget.roc.point.get_data()
+    assert y[0] == pytest.approx(ref.tpr)
+    assert x[0] == pytest.approx(ref.fp / (ref.fp + ref.tn))
+    widget.set_ground_truth("(none)")
+    assert not widget.roc.isVisibleTo(widget)
+
+
+def test_worker_error_notifies_and_keeps_layers(detect, qtbot, monkeypatch):
+    import napari.utils.notifications as notifications
+
+    import napari_hsi_anomaly._widgets.detect_widget as dw
+    from napari_hsi_anomaly.core.errors import HsiAnomalyError
+
+    viewer, widget, cube, gt = detect
+    score(widget, qtbot, "rx")
+    before = widget.score_layer.data.copy()
+    mask_before = widget.mask_layer.data.copy()
+
+    def broken(*args, **kwargs):
+        yield from ()
+        raise HsiAnomalyError("The detector broke on purpose.")
+
+    shown: list[str] = []
+    monkeypatch.setattr(dw, "iter_detect", broken)
+    monkeypatch.setattr(notifications, "show_error", lambda msg, *a, **k: shown.append(str(msg)))
+    score(widget, qtbot, "rx-local")
+    assert shown == ["The detector broke on purpose."]
+    assert "failed" in widget.status.text()
+    np.testing.assert_array_equal(widget.score_layer.data, before)
+    np.testing.assert_array_equal(widget.mask_layer.data, mask_before)
+    assert widget.detection.method == "rx"
+    assert widget.score_btn.isEnabled()
+
+
+def test_export_scores_and_mask(detect, qtbot, tmp_path):
+    viewer, widget, cube, gt = detect
+    score(widget, qtbot, "rx")
+    widget.t_anom.setValue(0.6)
+    out = widget.export("scores", tmp_path / "scores.npy")
+    np.testing.assert_array_equal(np.load(out), widget.scores)
+    out = widget.export("mask", tmp_path / "mask.npy")
+    np.testing.assert_array_equal(np.load(out).astype(bool), widget.scores >= np.float32(0.6))
+
+
+@pytest.mark.slow
+def test_glosh_p_min_rescore_and_stale_results(detect, qtbot):
+    viewer, widget, cube, gt = detect
+    widget.p_min.setValue(100)
+    widget.min_samples.setValue(5)
+    score(widget, qtbot, "glosh", feature="pixel")  # trains a fast model first (no model loaded)
+    det = widget.detection
+    assert det.method == "glosh" and det.params["p_min"] == 100
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    assert get_state(viewer).model is det.extras["model"]  # the trained model is kept
+    assert widget.p_min.isEnabled()
+    first = widget.score_layer.data.copy()
+
+    widget.p_min.setValue(15)
+    widget._rescore_debounced.flush()
+    qtbot.waitUntil(lambda: det.params["p_min"] == 15 and widget._rescoring is None,
+                    timeout=WORKER_TIMEOUT_MS)
+    shown = widget.score_layer.data
+    assert not np.array_equal(shown, first)  # p_min changed the scores
+    np.testing.assert_array_equal(shown, det.rescore(15))
+    np.testing.assert_array_equal(widget.mask_layer.data.astype(bool),
+                                  shown >= np.float32(widget.t_anom.value()))
+
+    # a result from an older request is dropped
+    stale = widget._rescore_gen.current
+    widget._rescore_gen.next()
+    assert widget.apply_rescore(stale, 100, np.ones_like(shown)) is False
+    np.testing.assert_array_equal(widget.score_layer.data, shown)
+    assert widget.apply_rescore(widget._rescore_gen.current, 100, det.rescore(100)) is True
+    np.testing.assert_array_equal(widget.score_layer.data, first)
