@@ -174,6 +174,4 @@ def write_cube(path: str | Path, cube: Cube) -> Path:
         hdr, img = _envi_pair(path)
         _write_envi(hdr, img, cube.data, _envi_fields(cube))
         return hdr
-    raise WriteError(
-        f"Cannot write {path.name}: unknown extension (use one of {', '.join(CUBE_SUFFIXES)})."
-    )
+    raise WriteError(f"Cannot write {path.name}: unknown extension (use one of {', '.join(CUBE_SUFFIXES)}).")

@@ -1,0 +1,69 @@
+"""``launch``: a napari viewer with a cube (or the sample scene) and the four docks."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+PLUGIN = "napari-hsi-anomaly"
+DOCKS = ("Cube", "Model", "Detect", "Inspect")
+
+
+def _add_layers(viewer: Any, layer_data: list) -> None:
+    for data, kwargs, kind in layer_data:
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+
+def _open(viewer: Any, path: str | None, layout: str | None = None, key: str = "cube") -> None:
+    """Add the file's layers (or the sample scene); errors become notifications."""
+    from napari.utils.notifications import show_error, show_warning
+
+    from napari_hsi_anomaly.core.errors import HsiAnomalyError
+
+    if path is None:
+        try:
+            from napari_hsi_anomaly._sample_data import sample_scene
+        except ImportError:
+            show_warning("The sample scene is not available in this install; open a cube file.")
+            return
+        _add_layers(viewer, sample_scene())
+        return
+    from napari_hsi_anomaly._reader import cube_layers
+    from napari_hsi_anomaly.core.io import read_cube
+
+    try:
+        _add_layers(viewer, cube_layers(read_cube(Path(path).expanduser(), layout=layout, key=key)))
+    except HsiAnomalyError as exc:
+        show_error(str(exc))
+
+
+def dock_widgets(viewer: Any) -> list[str]:
+    """Dock Cube, Model, Detect, Inspect in that order; returns the names that were docked."""
+    docked = []
+    for name in DOCKS:
+        try:
+            viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        except Exception as exc:  # a missing or broken dock must not stop the viewer
+            warnings.warn(f"Could not add the {name} dock: {exc}", stacklevel=2)
+        else:
+            docked.append(name)
+    return docked
+
+
+def launch(
+    path: str | None = None, *, show: bool = True, layout: str | None = None, key: str = "cube"
+) -> Any:
+    """A viewer with ``path`` opened (None: the sample scene) and the plugin's docks.
+
+    ``layout`` and ``key`` are passed to ``read_cube``; a read error is shown as a notification.
+    With ``show`` the viewer is shown and ``napari.run()`` blocks until it is closed.
+    """
+    import napari
+
+    viewer = napari.Viewer(show=show)
+    _open(viewer, path, layout, key)
+    dock_widgets(viewer)
+    if show:
+        napari.run()
+    return viewer
