@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import csv
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -18,8 +18,7 @@ from napari_hsi_anomaly.core.cube import Cube
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
-@dataclass(frozen=True)
-class RegionInfo:
+class RegionInfo(NamedTuple):
     """One connected flagged region (8-connectivity); ``bbox`` is half-open ``(r0, r1, c0, c1)``."""
 
     label: int
@@ -60,34 +59,39 @@ def flagged_regions(
         raise ValueError(f"scores {scores.shape} and mask {label_image.shape} differ in shape")
     if n == 0:
         return []
-    flat = label_image.ravel()
-    finite = np.nan_to_num(scores, nan=0.0).ravel()
-    area = np.bincount(flat, minlength=n + 1)
-    total = np.bincount(flat, weights=finite, minlength=n + 1)
+    # only the flagged pixels are visited: cost grows with the flagged area, not the scene
+    idx = np.flatnonzero(label_image)
+    lab = label_image.ravel()[idx]
+    val = np.nan_to_num(scores.ravel()[idx], nan=0.0)
+    rr, cc = np.divmod(idx, label_image.shape[1])
+    area = np.bincount(lab, minlength=n + 1)
+    total = np.bincount(lab, weights=val, minlength=n + 1)
     top = np.full(n + 1, -np.inf)
-    np.maximum.at(top, flat, finite)
-    rr, cc = np.indices(label_image.shape)
-    row_sum = np.bincount(flat, weights=rr.ravel(), minlength=n + 1)
-    col_sum = np.bincount(flat, weights=cc.ravel(), minlength=n + 1)
-    slices = ndimage.find_objects(label_image, max_label=n)
-    out = []
-    for lab in range(1, n + 1):
-        a = int(area[lab])
-        if a < min_area or slices[lab - 1] is None:
-            continue
-        rs, cs = slices[lab - 1]
-        out.append(
-            RegionInfo(
-                label=lab,
-                area=a,
-                mean_score=float(total[lab] / a),
-                max_score=float(top[lab]),
-                centroid=(float(row_sum[lab] / a), float(col_sum[lab] / a)),
-                bbox=(int(rs.start), int(rs.stop), int(cs.start), int(cs.stop)),
-            )
-        )
-    out.sort(key=lambda r: (-r.max_score, -r.area, r.label))
-    return out
+    np.maximum.at(top, lab, val)
+    row_sum = np.bincount(lab, weights=rr, minlength=n + 1)
+    col_sum = np.bincount(lab, weights=cc, minlength=n + 1)
+    big = np.iinfo(np.int64).max
+    r0 = np.full(n + 1, big)
+    c0 = np.full(n + 1, big)
+    r1 = np.full(n + 1, -1)
+    c1 = np.full(n + 1, -1)
+    np.minimum.at(r0, lab, rr)
+    np.minimum.at(c0, lab, cc)
+    np.maximum.at(r1, lab, rr)
+    np.maximum.at(c1, lab, cc)
+    keep = np.flatnonzero(area >= max(1, int(min_area)))
+    keep = keep[keep > 0]
+    keep = keep[np.lexsort((keep, -area[keep], -top[keep]))]  # max score, then area, then label
+    a = area[keep]
+    cols = zip(
+        keep.tolist(), a.tolist(), (total[keep] / a).tolist(), top[keep].tolist(),
+        (row_sum[keep] / a).tolist(), (col_sum[keep] / a).tolist(), r0[keep].tolist(),
+        (r1[keep] + 1).tolist(), c0[keep].tolist(), (c1[keep] + 1).tolist(),
+    )
+    return [
+        RegionInfo(lab_, area_, mean_, max_, (cr, cc_), (a0, a1, b0, b1))
+        for lab_, area_, mean_, max_, cr, cc_, a0, a1, b0, b1 in cols
+    ]
 
 
 CSV_COLUMNS = (
