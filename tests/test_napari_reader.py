@@ -1,0 +1,141 @@
+"""npe2 reader and writers, and ``launch`` (the viewer tests need a display: run under xvfb-run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_hsi_anomaly._reader import contrast_limits, get_reader, read_layers
+from napari_hsi_anomaly._writer import write_image, write_labels
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import CubeReadError, ShapeError
+
+JASPER = "envi/jasperRidge2_R198.hdr"
+
+
+def test_get_reader_accepts_cubes_only(tmp_path, shared_data):
+    np.save(tmp_path / "cube.npy", np.zeros((4, 5, 3), np.float32))
+    np.save(tmp_path / "map.npy", np.zeros((4, 5), np.float32))
+    tifffile.imwrite(tmp_path / "map.tif", np.zeros((4, 5), np.float32))
+    tifffile.imwrite(tmp_path / "photo.tif", np.zeros((4, 5, 3), np.uint8), photometric="rgb")
+    (tmp_path / "notes.txt").write_text("x")
+    assert get_reader(str(shared_data / JASPER)) is read_layers
+    assert get_reader(str(shared_data / "hsi-ad/san-diego.npz")) is read_layers
+    assert get_reader(str(tmp_path / "cube.npy")) is read_layers
+    for name in ("map.npy", "map.tif", "photo.tif", "notes.txt", "absent.hdr"):
+        assert get_reader(str(tmp_path / name)) is None, name
+    assert get_reader(str(shared_data / "sentinel2/eo-learn_REFERENCE_SCENES.npy")) is None  # 4-D
+
+
+def test_read_layers_band_stack_and_rgb(shared_data):
+    stack, rgb = read_layers(str(shared_data / JASPER))
+    data, kwargs, kind = stack
+    assert kind == "image" and kwargs["name"] == "jasperRidge2_R198"
+    assert isinstance(data, np.memmap) and data.shape == (198, 100, 100)  # lazy, not a copy
+    cube = kwargs["metadata"]["cube"]
+    assert isinstance(cube, Cube) and cube.data is data
+    assert kwargs["metadata"]["wavelengths"][29] == pytest.approx(664.14, abs=0.01)
+    assert kwargs["axis_labels"] == ("band", "row", "col")
+    lo, hi = kwargs["contrast_limits"]
+    assert lo < hi
+    rdata, rkw, rkind = rgb
+    assert rkind == "image" and rkw["rgb"] is True and rkw["name"] == "jasperRidge2_R198 RGB"
+    assert rdata.shape == (100, 100, 3) and rdata.min() >= 0 and rdata.max() <= 1
+    assert rkw["metadata"]["rgb_bands"] == (31, 16, 3)
+
+
+def test_contrast_limits_ignore_nodata_and_nan():
+    data = np.full((3, 40, 40), -9999.0, np.float32)
+    data[:, :20] = np.linspace(0, 1, 20 * 40, dtype=np.float32).reshape(20, 40)
+    data[0, 0, 0] = np.nan
+    lo, hi = contrast_limits(Cube(data, nodata=-9999.0))
+    assert 0 <= lo < 0.05 and 0.95 < hi <= 1
+
+
+def test_reader_raises_read_error_on_bad_file(tmp_path):
+    (tmp_path / "x.hdr").write_text(
+        "ENVI\nsamples = 4\nlines = 3\nbands = 2\ndata type = 1\ninterleave = bsq\n"
+    )
+    (tmp_path / "x.img").write_bytes(bytes(5))
+    reader = get_reader(str(tmp_path / "x.hdr"))
+    with pytest.raises(CubeReadError, match="x.img is 5 bytes"):
+        reader(str(tmp_path / "x.hdr"))
+
+
+def test_writers_save_2d_layers(tmp_path):
+    score = np.random.default_rng(0).random((6, 7)).astype(np.float32)
+    assert write_image(str(tmp_path / "s.npy"), score, {"name": "score"}) == [str(tmp_path / "s.npy")]
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), score)
+    mask = (score > 0.5).astype(np.int64)
+    (out,) = write_labels(str(tmp_path / "m.tif"), mask, {"name": "mask"})
+    back = tifffile.imread(out)
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, mask)
+    with pytest.raises(ShapeError, match="'stack' has shape"):
+        write_image(str(tmp_path / "c.npy"), np.zeros((2, 6, 7)), {"name": "stack"})
+
+
+# --- with a viewer -----------------------------------------------------------------------------
+
+
+@pytest.mark.gui
+def test_viewer_opens_hdr_through_plugin(make_napari_viewer, shared_data):
+    viewer = make_napari_viewer()
+    viewer.open(str(shared_data / JASPER), plugin="napari-hsi-anomaly")
+    assert [layer.name for layer in viewer.layers] == ["jasperRidge2_R198", "jasperRidge2_R198 RGB"]
+    stack, rgb = viewer.layers
+    assert stack.data.shape == (198, 100, 100) and not stack.rgb
+    assert isinstance(stack.metadata["cube"], Cube)
+    assert tuple(stack.axis_labels) == ("band", "row", "col")
+    assert rgb.rgb and rgb.data.shape == (100, 100, 3)
+    assert viewer.dims.nsteps[0] == 198  # a band slider
+
+
+@pytest.mark.gui
+def test_launch_with_file_and_with_bad_file(make_napari_viewer, shared_data, tmp_path, monkeypatch):
+    import napari
+
+    from napari_hsi_anomaly import _launch
+
+    viewers = []
+
+    def fake_viewer(show=False):
+        viewers.append(make_napari_viewer())
+        return viewers[-1]
+
+    monkeypatch.setattr(napari, "Viewer", fake_viewer)
+    errors = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    viewer = _launch.launch(str(shared_data / "envi/can_tmr.hdr"), show=False)
+    assert [layer.name for layer in viewer.layers] == ["can_tmr", "can_tmr RGB"]
+    viewer = _launch.launch(str(tmp_path / "missing.hdr"), show=False)
+    assert len(viewer.layers) == 0 and "missing.hdr does not exist" in errors[0]
+
+
+@pytest.mark.gui
+def test_dock_widgets_in_order_and_tolerates_missing(make_napari_viewer):
+    from napari_hsi_anomaly import _launch
+
+    viewer = make_napari_viewer()
+    with pytest.warns(UserWarning) if _missing_docks() else _nothing():
+        docked = _launch.dock_widgets(viewer)
+    expected = [n for n in _launch.DOCKS if n not in _missing_docks()]
+    assert docked == expected
+
+
+def _missing_docks() -> list[str]:
+    import importlib.util
+
+    mods = {"Cube": "cube", "Model": "model", "Detect": "detect", "Inspect": "inspect"}
+    return [
+        name
+        for name, mod in mods.items()
+        if importlib.util.find_spec(f"napari_hsi_anomaly._widgets.{mod}_widget") is None
+    ]
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
