@@ -1,0 +1,52 @@
+"""3-D convolutional autoencoder: training (phase 1), features and reconstruction (phase 2)."""
+
+from napari_hsi_anomaly.core.model.cae import (
+    CAE,
+    PRESETS,
+    CAEConfig,
+    count_parameters,
+    encoder_halo,
+    get_config,
+    network_halo,
+)
+from napari_hsi_anomaly.core.model.checkpoint import load_model, save_model
+from napari_hsi_anomaly.core.model.device import resolve_device
+from napari_hsi_anomaly.core.model.features import (
+    FEATURE_KINDS,
+    FeatureSet,
+    extract_features,
+    iter_features,
+)
+from napari_hsi_anomaly.core.model.reconstruction import (
+    Reconstruction,
+    iter_reconstruction,
+    reconstruct,
+)
+from napari_hsi_anomaly.core.model.scaling import MinMaxScaler
+from napari_hsi_anomaly.core.model.train import TrainOptions, iter_train, train
+from napari_hsi_anomaly.core.model.trained import TrainedModel
+
+__all__ = [
+    "CAE",
+    "FEATURE_KINDS",
+    "PRESETS",
+    "CAEConfig",
+    "FeatureSet",
+    "MinMaxScaler",
+    "Reconstruction",
+    "TrainOptions",
+    "TrainedModel",
+    "count_parameters",
+    "encoder_halo",
+    "extract_features",
+    "get_config",
+    "iter_features",
+    "iter_reconstruction",
+    "iter_train",
+    "load_model",
+    "network_halo",
+    "reconstruct",
+    "resolve_device",
+    "save_model",
+    "train",
+]

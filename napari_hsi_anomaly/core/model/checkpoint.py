@@ -1,0 +1,145 @@
+"""Model directories: ``model.safetensors`` (weights) + ``config.json`` (everything else). No pickle.
+
+``save_model`` writes into a temporary sibling directory and renames it into place, so an existing
+model directory is replaced only once the new one is complete (a crash or Ctrl-C leaves the old one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from napari_hsi_anomaly import __version__
+from napari_hsi_anomaly.core.errors import ModelError
+from napari_hsi_anomaly.core.model.cae import CAE, CAEConfig
+from napari_hsi_anomaly.core.model.scaling import MinMaxScaler
+from napari_hsi_anomaly.core.model.trained import TrainedModel
+
+FORMAT = "napari-hsi-anomaly/cae"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def _layer_sizes(net: CAE) -> dict[str, list[int]]:
+    return {name: list(t.shape) for name, t in net.state_dict().items()}
+
+
+def save_model(model: TrainedModel, directory: str | os.PathLike) -> Path:
+    """Write ``model`` to ``directory`` atomically (see module docstring); returns the path."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not target.is_dir():
+        raise ModelError(f"{target} exists and is not a directory.")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    old: Path | None = None
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "architecture": model.config.to_dict(),
+            "bands": model.bands,
+            "window": model.window,
+            "layer_sizes": _layer_sizes(model.net),
+            "scaling": model.scaler.to_dict(),
+            "training": model.summary,
+        }
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=_json_default))
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            old.rmdir()
+            target.rename(old)
+        tmp.rename(target)
+    except BaseException:
+        if old is not None and not target.exists():
+            old.rename(target)
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def load_model(directory: str | os.PathLike, device: str = "cpu") -> TrainedModel:
+    """Read a model directory written by ``save_model``; ``ModelError`` says what is wrong."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ModelError(f"{d} is not a model directory.")
+    for name in (WEIGHTS, CONFIG):
+        if not (d / name).is_file():
+            raise ModelError(f"{d} is not a complete model directory: {name} is missing.")
+    try:
+        config = json.loads((d / CONFIG).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{d / CONFIG} is not valid JSON: {exc}.") from exc
+    _check_versions(config, d)
+    try:
+        arch = CAEConfig.from_dict(config["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{d / CONFIG}: bad architecture entry ({exc}).") from exc
+    scaler = MinMaxScaler.from_dict(config.get("scaling", {}))
+    if scaler.bands != arch.bands:
+        raise ModelError(
+            f"{d / CONFIG}: scaling has {scaler.bands} bands but the architecture {arch.bands}."
+        )
+    try:
+        tensors = load_file(str(d / WEIGHTS), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{d / WEIGHTS} cannot be read: {exc}.") from exc
+    net = CAE(arch)
+    _check_tensors(net, tensors, d)
+    net.load_state_dict(tensors)
+    net.to(torch.device(device)).eval()
+    return TrainedModel(net=net, config=arch, scaler=scaler, summary=dict(config.get("training") or {}))
+
+
+def _check_versions(config: dict, d: Path) -> None:
+    if config.get("format") != FORMAT:
+        raise ModelError(f"{d / CONFIG} is not a napari-hsi-anomaly model (format {config.get('format')!r}).")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise ModelError(
+            f"{d} uses model format version {version!r}; this napari-hsi-anomaly "
+            f"({__version__}) reads version {FORMAT_VERSION}. Update the package."
+        )
+    saved = str(config.get("package_version", ""))
+    if saved.split(".")[:2] != __version__.split(".")[:2]:
+        warnings.warn(
+            f"Model {d} was saved by napari-hsi-anomaly {saved or 'unknown'}; this is {__version__}.",
+            stacklevel=3,
+        )
+
+
+def _check_tensors(net: CAE, tensors: dict[str, torch.Tensor], d: Path) -> None:
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    if missing or extra:
+        raise ModelError(
+            f"{d / WEIGHTS} does not match its config: missing {missing or 'none'}, "
+            f"unexpected {extra or 'none'}."
+        )
+    bad = [f"{k} {got[k]} (expected {expected[k]})" for k in expected if got[k] != expected[k]]
+    if bad:
+        raise ModelError(f"{d / WEIGHTS} does not match its config: " + "; ".join(bad) + ".")

@@ -1,0 +1,78 @@
+"""Tiling helpers shared by dense features and reconstruction: tiles with a halo, aligned to pooling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.model.dataset import prepare, read_block
+from napari_hsi_anomaly.core.model.trained import TrainedModel
+
+DEFAULT_TILE = 256
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Core ``[r0, r1) x [c0, c1)`` of the output; the network sees it with ``halo`` pixels around."""
+
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    size: int
+    halo: int
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def tile_grid(rows: int, cols: int, tile: int | None, factor: int, halo: int) -> list[Tile]:
+    """Row-major tiles of ``tile`` pixels (a multiple of ``factor``; shrunk for small images).
+
+    Tile starts are multiples of ``factor`` and the halo is a multiple of it too, so the pooling grid
+    of every tile is aligned with the one of the whole (reflect-padded) image: no seams.
+    """
+    size = _round_up(min(tile or DEFAULT_TILE, max(rows, cols)), factor)
+    return [
+        Tile(r, min(r + size, rows), c, min(c + size, cols), size, halo)
+        for r in range(0, rows, size)
+        for c in range(0, cols, size)
+    ]
+
+
+def load_tile(model: TrainedModel, cube: Cube, t: Tile) -> tuple[np.ndarray, np.ndarray]:
+    """Network input ``(net_bands, size+2h, size+2h)`` and its ``valid`` mask for tile ``t``."""
+    h, s = t.halo, t.size
+    block, inside = read_block(cube, t.r0 - h, t.r0 + s + h, t.c0 - h, t.c0 + s + h)
+    return prepare(block, inside, model.scaler, model.config)
+
+
+def iter_tile_batches(
+    model: TrainedModel, cube: Cube, tiles: list[Tile], batch: int
+) -> Iterator[tuple[list[Tile], torch.Tensor, np.ndarray]]:
+    """Batches of tiles as ``(tiles, x (B, 1, nb, S, S) on the model's device, valid (B, S, S))``."""
+    device = next(model.net.parameters()).device
+    for i in range(0, len(tiles), batch):
+        group = tiles[i : i + batch]
+        loaded = [load_tile(model, cube, t) for t in group]
+        x = torch.from_numpy(np.stack([a for a, _ in loaded]))[:, None].to(device)
+        yield group, x, np.stack([v for _, v in loaded])
+
+
+@contextmanager
+def memory_format(model: TrainedModel, fmt: torch.memory_format) -> Iterator[None]:
+    """Run ``model.net`` in memory format ``fmt``; restore the contiguous format after."""
+    if fmt is torch.contiguous_format:
+        yield
+        return
+    model.net.to(memory_format=fmt)
+    try:
+        yield
+    finally:
+        model.net.to(memory_format=torch.contiguous_format)

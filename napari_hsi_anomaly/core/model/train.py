@@ -1,0 +1,233 @@
+"""Training (thesis phase 1): a CAE on the windows of one or more cubes, as a progress generator.
+
+``iter_train`` yields a ``Progress`` after every optimisation step (closing the generator stops
+training within one step) and once more at each epoch end with the validation loss; it returns a
+``TrainedModel``. Training writes no files. Deterministic on CPU for a given seed and thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+from napari_hsi_anomaly import __version__
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import ModelError
+from napari_hsi_anomaly.core.model.cae import CAE, CAEConfig, get_config
+from napari_hsi_anomaly.core.model.dataset import (
+    WindowRef,
+    grid_windows,
+    load_batch,
+    masked_mse,
+    random_windows,
+)
+from napari_hsi_anomaly.core.model.device import resolve_device, torch_threads
+from napari_hsi_anomaly.core.model.scaling import MinMaxScaler
+from napari_hsi_anomaly.core.model.trained import TrainedModel
+from napari_hsi_anomaly.core.progress import Progress, run
+
+OPTIMIZERS = ("adadelta", "adam")
+
+
+@dataclass
+class TrainOptions:
+    """Training settings. ``learning_rate=None``: 1.0 for Adadelta (Keras), 1e-3 for Adam.
+
+    ``crop``: train on random square crops of this size (a multiple of the spatial pooling) instead
+    of the fixed window grid, e.g. 32 for a single small scene; an epoch then has as many crops as
+    the crop-size grid has windows (or ``steps_per_epoch * batch_size``). ``max_windows`` caps the
+    training windows of the grid. ``threads=None`` uses every CPU core. ``channels_last`` trains in
+    the ``channels_last_3d`` memory format (measured 1.6x faster on a 2-core CPU).
+    """
+
+    epochs: int = 10
+    batch_size: int = 8
+    optimizer: str = "adadelta"
+    learning_rate: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    val_fraction: float = 0.1
+    flips: bool = False
+    crop: int | None = None
+    steps_per_epoch: int | None = None
+    max_windows: int | None = None
+    scaling: str = "global"
+    channels_last: bool = True
+
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return 1.0 if self.optimizer == "adadelta" else 1e-3
+
+
+def _as_cubes(cubes: Cube | Sequence[Cube]) -> list[Cube]:
+    cubes = [cubes] if isinstance(cubes, Cube) else list(cubes)
+    if not cubes:
+        raise ModelError("Training needs at least one cube.")
+    bands = {c.bands for c in cubes}
+    if len(bands) > 1:
+        raise ModelError(f"All training cubes need the same band count; got {sorted(bands)}.")
+    return cubes
+
+
+def _make_optimizer(net: CAE, options: TrainOptions) -> torch.optim.Optimizer:
+    if options.optimizer == "adadelta":
+        return torch.optim.Adadelta(net.parameters(), lr=options.lr())
+    if options.optimizer == "adam":
+        return torch.optim.Adam(net.parameters(), lr=options.lr())
+    raise ModelError(f"Optimizer must be one of {OPTIMIZERS}; got {options.optimizer!r}.")
+
+
+def _split(
+    refs: list[WindowRef], options: TrainOptions, rng: np.random.Generator
+) -> tuple[list[WindowRef], list[WindowRef]]:
+    order = rng.permutation(len(refs))
+    refs = [refs[i] for i in order]
+    n_val = int(round(len(refs) * options.val_fraction))
+    if len(refs) - n_val < 1:
+        n_val = 0
+    train, val = refs[n_val:], refs[:n_val]
+    if options.max_windows:
+        train = train[: options.max_windows]
+    return train, val
+
+
+def iter_train(
+    cubes: Cube | Sequence[Cube],
+    config_or_preset: CAEConfig | str = "fast",
+    options: TrainOptions | None = None,
+) -> Generator[Progress, None, TrainedModel]:
+    """Train a CAE on ``cubes`` (a reference population with the same bands); see module docstring.
+
+    ``Progress.values``: ``epoch`` (1-based), ``epochs``, ``step``, ``loss`` (running mean of the
+    epoch), ``val_loss`` (None until an epoch ends or without validation windows), ``elapsed`` (s),
+    ``windows_per_s``, ``eta`` (s) and ``phase`` ("train" or "epoch_end").
+    """
+    options = options or TrainOptions()
+    cubes = _as_cubes(cubes)
+    config = get_config(config_or_preset, bands=cubes[0].bands)
+    size = int(options.crop or config.window)
+    if size % config.spatial_factor:
+        raise ModelError(
+            f"Training window/crop {size} must be a multiple of {config.spatial_factor} (pooling)."
+        )
+    if options.epochs < 1 or options.batch_size < 1:
+        raise ModelError("Epochs and batch size must be at least 1.")
+    device = resolve_device(options.device)
+    scaler = MinMaxScaler.fit(cubes, options.scaling)
+    rng = np.random.default_rng(options.seed)
+    torch.manual_seed(options.seed)
+    train_refs, val_refs = _split(grid_windows(cubes, size), options, rng)
+    per_epoch = (
+        options.steps_per_epoch * options.batch_size if options.steps_per_epoch else len(train_refs)
+    )
+    steps = math.ceil(per_epoch / options.batch_size)
+    total = steps * options.epochs
+    fmt = torch.channels_last_3d if options.channels_last else torch.contiguous_format
+    net = CAE(config).to(device=device, memory_format=fmt)
+    opt = _make_optimizer(net, options)
+    flip_rng = rng if options.flips else None
+    t0, seen, done = time.perf_counter(), 0, 0
+    loss_mean, val_loss = float("nan"), None
+    with torch_threads(options.threads if device.type == "cpu" else None):
+        for epoch in range(1, options.epochs + 1):
+            net.train()
+            if options.crop:
+                refs = random_windows(cubes, size, per_epoch, rng)
+            else:
+                idx = rng.permutation(per_epoch) % len(train_refs)
+                refs = [train_refs[i] for i in idx]
+            loss_sum = 0.0
+            for step in range(steps):
+                batch = refs[step * options.batch_size : (step + 1) * options.batch_size]
+                x, valid = load_batch(cubes, batch, scaler, config, flip_rng)
+                x = x.to(device=device, memory_format=fmt)
+                valid = valid.to(device)
+                loss = masked_mse(net(x), x, valid, config.used_bands)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach())
+                loss_mean = loss_sum / (step + 1)
+                seen += len(batch)
+                done += 1
+                elapsed = time.perf_counter() - t0
+                yield Progress(
+                    done, total, f"epoch {epoch}/{options.epochs} step {step + 1}/{steps}",
+                    _values(epoch, options.epochs, step + 1, loss_mean, val_loss, elapsed, seen,
+                            done, total, "train"),
+                )
+            if val_refs:
+                val_loss = _evaluate(net, cubes, val_refs, scaler, config, options.batch_size,
+                                     device, fmt)
+            elapsed = time.perf_counter() - t0
+            yield Progress(
+                done, total, f"epoch {epoch}/{options.epochs} done: loss {loss_mean:.5f}"
+                + (f", val {val_loss:.5f}" if val_loss is not None else ""),
+                _values(epoch, options.epochs, steps, loss_mean, val_loss, elapsed, seen, done,
+                        total, "epoch_end"),
+            )
+    net.eval()
+    summary = {
+        "epochs": options.epochs,
+        "steps": total,
+        "loss": loss_mean,
+        "val_loss": val_loss,
+        "windows": seen,
+        "train_windows": len(train_refs) if not options.crop else per_epoch,
+        "val_windows": len(val_refs),
+        "window": size,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "optimizer": options.optimizer,
+        "learning_rate": options.lr(),
+        "batch_size": options.batch_size,
+        "seed": options.seed,
+        "crop": options.crop,
+        "flips": options.flips,
+        "cubes": [str(c.source) if c.source is not None else c.name for c in cubes],
+        "package_version": __version__,
+    }
+    return TrainedModel(net=net.to(memory_format=torch.contiguous_format), config=config,
+                        scaler=scaler, summary=summary)
+
+
+def _values(epoch, epochs, step, loss, val_loss, elapsed, seen, done, total, phase) -> dict:
+    rate = seen / elapsed if elapsed > 0 else 0.0
+    eta = elapsed / done * (total - done) if done else None
+    return {
+        "epoch": epoch, "epochs": epochs, "step": step, "loss": loss, "val_loss": val_loss,
+        "elapsed": elapsed, "windows_per_s": rate, "eta": eta, "phase": phase,
+    }
+
+
+@torch.inference_mode()
+def _evaluate(net, cubes, refs, scaler, config, batch_size, device, fmt) -> float:
+    net.eval()
+    total, weight = 0.0, 0.0
+    for i in range(0, len(refs), batch_size):
+        x, valid = load_batch(cubes, refs[i : i + batch_size], scaler, config)
+        x = x.to(device=device, memory_format=fmt)
+        valid = valid.to(device)
+        n = float(valid.sum())
+        total += float(masked_mse(net(x), x, valid, config.used_bands)) * n
+        weight += n
+    net.train()
+    return total / weight if weight else float("nan")
+
+
+def train(
+    cubes: Cube | Sequence[Cube],
+    config_or_preset: CAEConfig | str = "fast",
+    options: TrainOptions | None = None,
+    callback: Callable[[Progress], None] | None = None,
+) -> TrainedModel:
+    """Run ``iter_train`` to the end; ``callback`` gets every ``Progress``."""
+    return run(iter_train(cubes, config_or_preset, options), callback)
