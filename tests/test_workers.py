@@ -124,3 +124,35 @@ def test_generation_drops_stale_results():
     first("old")  # arrives late: dropped
     assert out == ["new"]
     assert gen.is_current(t2) and not gen.is_current(t1)
+
+
+def test_callbacks_stay_in_order_when_one_reenters_the_event_loop(qtbot, errors):
+    from qtpy.QtWidgets import QApplication
+
+    log: list[object] = []
+
+    def on_progress(p: Progress) -> None:
+        time.sleep(0.02)  # let the worker queue its next signals
+        QApplication.processEvents()  # as napari's progress-bar widget does
+        log.append(p.done)
+
+    workers.start_generator_worker(
+        _count,
+        4,
+        on_progress=on_progress,
+        on_returned=log.append,
+        on_finished=lambda: log.append("finished"),
+    )
+    qtbot.waitUntil(lambda: "finished" in log, timeout=5000)
+    assert log == [1, 2, 3, 4, 40, "finished"]
+
+
+def test_a_failing_callback_is_reported_not_raised(qtbot, errors):
+    done: list[bool] = []
+
+    def bad(_p: Progress) -> None:
+        raise KeyError("oops")
+
+    workers.start_generator_worker(_count, 2, on_progress=bad, on_finished=lambda: done.append(True))
+    qtbot.waitUntil(lambda: bool(done), timeout=5000)
+    assert errors and errors[0].startswith("Unexpected error (KeyError)")

@@ -21,6 +21,7 @@ class AppState:
         self.cube_layer: str | None = None  # name of the band-stack Image layer
         self.rgb_layer: str | None = None  # name of the RGB composite layer
         self.model: Any = None  # core.model.TrainedModel
+        self.model_source: str | None = None  # "trained", "sample", or the directory it was loaded from
         self.detection: Any = None  # core.scoring.detect.Detection
         self.mask: Any = None
 
@@ -28,8 +29,8 @@ class AppState:
         self.cube, self.cube_layer, self.rgb_layer = cube, layer_name, rgb_layer
         self.cube_changed.emit(cube)
 
-    def set_model(self, model: Any) -> None:
-        self.model = model
+    def set_model(self, model: Any, source: str | None = None) -> None:
+        self.model, self.model_source = model, source
         self.model_changed.emit(model)
 
     def set_detection(self, detection: Any) -> None:

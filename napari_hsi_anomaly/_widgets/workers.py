@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -110,6 +111,34 @@ class Generation:
         return guarded
 
 
+class _InOrder:
+    """Run callbacks one at a time, in arrival order, even when one of them re-enters the event loop.
+
+    napari's progress-bar widget calls ``QApplication.processEvents()``; without this a later
+    ``yielded`` or ``returned`` would run *inside* an earlier ``yielded`` callback, out of order.
+    A callback that raises is reported (``notify_error``) and the others still run.
+    """
+
+    def __init__(self) -> None:
+        self._queue: deque = deque()
+        self._running = False
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._queue.append((fn, args))
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self._queue:
+                f, a = self._queue.popleft()
+                try:
+                    f(*a)
+                except Exception as exc:  # a bug in a callback must not kill the viewer
+                    notify_error(exc)
+        finally:
+            self._running = False
+
+
 def _update_pbar(pbar: Any, p: Any) -> None:
     if pbar is None or not isinstance(p, Progress):
         return
@@ -153,10 +182,12 @@ def start_generator_worker(
     pbar = progress(total=progress_total or 0, desc=desc or getattr(gen_fn, "__name__", "working"))
     worker.pbar = pbar
 
+    in_order = _InOrder()
+
     def _yielded(value: Any) -> None:
-        _update_pbar(pbar, value)
         if on_progress is not None:
             on_progress(value)
+        _update_pbar(pbar, value)  # last: napari's bar widget re-enters the event loop
 
     def _errored(exc: BaseException) -> None:
         if notify:
@@ -169,13 +200,13 @@ def start_generator_worker(
         if on_finished is not None:
             on_finished()
 
-    worker.yielded.connect(_yielded)
-    worker.errored.connect(_errored)
+    worker.yielded.connect(lambda v: in_order(_yielded, v))
+    worker.errored.connect(lambda e: in_order(_errored, e))
     if on_returned is not None:
-        worker.returned.connect(on_returned)
+        worker.returned.connect(lambda r: in_order(on_returned, r))
     if on_aborted is not None:
-        worker.aborted.connect(on_aborted)
-    worker.finished.connect(_finished)
+        worker.aborted.connect(lambda: in_order(on_aborted))
+    worker.finished.connect(lambda: in_order(_finished))
 
     if sync_workers():
         worker.run()  # same signals, emitted in this thread, delivered directly

@@ -1,0 +1,180 @@
+"""The Model dock: training in a real worker thread (responsive GUI), cancel, load/save, warnings."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QTimer
+
+from napari_hsi_anomaly._widgets import model_widget as mw
+from napari_hsi_anomaly._widgets import workers
+from napari_hsi_anomaly._widgets.state import get_state
+from napari_hsi_anomaly.core.cube import Cube
+
+pytestmark = pytest.mark.gui
+
+
+def tiny_cube(bands: int = 4, size: int = 32, seed: int = 0) -> Cube:
+    rng = np.random.default_rng(seed)
+    return Cube(rng.random((bands, size, size), dtype=np.float32))
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A 4-band fast model trained for one epoch (no Qt)."""
+    from napari_hsi_anomaly.core.model import PRESETS, TrainOptions, train
+
+    config = PRESETS["fast"].__class__(**{**PRESETS["fast"].to_dict(), "window": 16})
+    return train([tiny_cube()], config, TrainOptions(epochs=1, batch_size=2, threads=1))
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    from napari.utils import notifications
+
+    out: list[str] = []
+    monkeypatch.setattr(notifications, "show_error", out.append)
+    monkeypatch.setattr(notifications, "show_info", lambda m: out.append("info: " + m))
+    monkeypatch.delenv(workers.SYNC_ENV, raising=False)
+    return out
+
+
+def make(make_napari_viewer, qtbot, cube: Cube | None = None, name: str = "tiny"):
+    viewer = make_napari_viewer()
+    if cube is not None:
+        viewer.add_image(cube.data, name=name, metadata={"cube": cube})
+        get_state(viewer).set_cube(cube, name)
+    w = mw.ModelWidget(viewer)
+    qtbot.addWidget(w)
+    w.preset.setCurrentText("fast")
+    w.window.setValue(16)
+    w.batch.setValue(2)
+    return viewer, w
+
+
+def test_train_one_epoch_in_a_thread_keeps_gui_responsive(make_napari_viewer, qtbot, shown):
+    viewer, w = make(make_napari_viewer, qtbot, tiny_cube())
+    w.epochs.setValue(1)
+    state = get_state(viewer)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    t0 = time.perf_counter()
+    worker = w.train()
+    assert worker is not None and w.training
+    assert not w.train_button.isEnabled() and w.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: state.model is not None, timeout=60000)
+    elapsed = time.perf_counter() - t0
+    timer.stop()
+    assert len(ticks) >= max(3, 0.3 * elapsed / 0.01)  # the event loop kept running
+    model = state.model
+    assert model.bands == 4 and model.window == 16 and model.summary["epochs"] == 1
+    assert state.model_source == "trained"
+    assert w.loss_plot.xs and w.loss_plot.losses[-1] == pytest.approx(model.summary["loss"])
+    assert "Training done" in w.live_label.text()
+    qtbot.waitUntil(lambda: w.train_button.isEnabled(), timeout=5000)
+    assert w.save_button.isEnabled() and not w.cancel_button.isEnabled()
+    assert "fast · 4 bands · window 16 px" in w.model_label.text()
+    assert shown == []
+
+
+def test_cancel_stops_promptly_and_keeps_previous_model(make_napari_viewer, qtbot, shown, tiny_model):
+    viewer, w = make(make_napari_viewer, qtbot, tiny_cube())
+    state = get_state(viewer)
+    state.set_model(tiny_model, "earlier")
+    w.epochs.setValue(500)
+    w.batch.setValue(1)
+    steps: list[str] = []
+    worker = w.train()
+    worker.yielded.connect(lambda p: steps.append(p.message))
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=30000)
+    t0 = time.perf_counter()
+    w.cancel_button.click()
+    qtbot.waitUntil(lambda: not w.training, timeout=10000)
+    assert time.perf_counter() - t0 < 5.0
+    assert state.model is tiny_model and state.model_source == "earlier"
+    assert w.live_label.text() == "Training cancelled — previous model kept."
+    assert w.train_button.isEnabled()
+    assert shown == []
+
+
+def test_save_load_round_trip(make_napari_viewer, qtbot, shown, tiny_model, tmp_path, monkeypatch):
+    import torch
+
+    viewer, w = make(make_napari_viewer, qtbot, tiny_cube())
+    state = get_state(viewer)
+    assert not w.save_button.isEnabled()
+    state.set_model(tiny_model, "trained")
+    assert w.save_button.isEnabled()
+    target = tmp_path / "saved_model"
+    monkeypatch.setattr(mw.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    w.save_button.click()
+    qtbot.waitUntil(lambda: (target / "config.json").is_file() and w.load_button.isEnabled(), timeout=10000)
+    assert any(m.startswith("info: Model saved") for m in shown)
+
+    state.set_model(None)
+    monkeypatch.setattr(mw.QFileDialog, "getExistingDirectory", lambda *a, **k: str(target))
+    w.load_button.click()
+    qtbot.waitUntil(lambda: state.model is not None, timeout=10000)
+    loaded = state.model
+    assert loaded.bands == tiny_model.bands and loaded.config == tiny_model.config
+    for (k, a), (_, b) in zip(tiny_model.net.state_dict().items(), loaded.net.state_dict().items()):
+        assert torch.equal(a.cpu(), b.cpu()), k
+    assert state.model_source == str(target)
+    assert "saved_model" in w.model_label.text()
+
+
+def test_save_refuses_to_replace_a_folder_that_is_not_a_model(
+    make_napari_viewer, qtbot, shown, tiny_model, tmp_path
+):
+    viewer, w = make(make_napari_viewer, qtbot, tiny_cube())
+    get_state(viewer).set_model(tiny_model)
+    (tmp_path / "precious.txt").write_text("keep me")
+    assert w.save_to(tmp_path) is None
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+    assert "is not a saved model" in shown[-1]
+
+
+def test_load_bad_directory_notifies(make_napari_viewer, qtbot, shown, tmp_path, tiny_model):
+    viewer, w = make(make_napari_viewer, qtbot, tiny_cube())
+    get_state(viewer).set_model(tiny_model, "earlier")
+    (tmp_path / "config.json").write_text("{not json")
+    w.load_from(tmp_path)
+    qtbot.waitUntil(lambda: bool(shown) and w.load_button.isEnabled(), timeout=10000)
+    assert not shown[-1].startswith("Unexpected error"), shown[-1]
+    assert get_state(viewer).model is tiny_model
+
+
+def test_band_count_mismatch_warning(make_napari_viewer, qtbot, shown, tiny_model):
+    viewer, w = make(make_napari_viewer, qtbot, tiny_cube(bands=4))
+    state = get_state(viewer)
+    state.set_model(tiny_model)
+    assert w.warning_label.isHidden()
+    five = tiny_cube(bands=5)
+    viewer.add_image(five.data, name="five", metadata={"cube": five})
+    state.set_cube(five, "five")
+    assert not w.warning_label.isHidden()
+    assert "expects 4 bands" in w.warning_label.text() and "has 5" in w.warning_label.text()
+
+
+def test_population_follows_cube_or_takes_several(make_napari_viewer, qtbot, shown):
+    a, b = tiny_cube(seed=1), tiny_cube(seed=2)
+    viewer, w = make(make_napari_viewer, qtbot, a, name="a")
+    viewer.add_image(b.data, name="b", metadata={"cube": b})
+    assert [i.text() for i in w.population.selectedItems()] == ["a"]
+    assert w.population_cubes() == [a]
+    get_state(viewer).set_cube(b, "b")
+    assert [i.text() for i in w.population.selectedItems()] == ["b"]
+    for i in range(w.population.count()):
+        w.population.item(i).setSelected(True)
+    assert {id(c) for c in w.population_cubes()} == {id(a), id(b)}
+
+
+def test_progress_text():
+    from napari_hsi_anomaly.core.progress import Progress
+
+    p = Progress(40, 600, "", {"epoch": 2, "epochs": 5, "step": 40, "loss": 0.01234, "windows_per_s": 35.2})
+    assert mw.progress_text(p) == "epoch 2/5 · step 40/120 · loss 0.01234 · 35 windows/s"
