@@ -1,7 +1,144 @@
-"""Sub-commands (placeholder: filled in by its owner)."""
+"""``sample``: write generated multispectral scenes with planted anomalies (and their ground truth)."""
+
+from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.scene import default_s_anom, make_scene
+from napari_hsi_anomaly.core.scene.files import FORMATS, SAMPLE_SCENE, write_sample, write_scene
+from napari_hsi_anomaly.core.synth import band_stats
+
+THESIS = {"rows": 1830, "cols": 1830, "scenes": 13, "window": 128, "s_anom": 20, "p_anom": 0.05}
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def _scene_kwargs(args: argparse.Namespace) -> dict:
+    return {
+        "bands": args.bands,
+        "anomalies": not args.no_anomalies,
+        "p_anom": args.p_anom,
+        "window": args.window,
+        "s_anom": args.s_anom,
+        "clouds": args.clouds,
+        "haze": args.haze,
+    }
+
+
+def _population_stats(args: argparse.Namespace, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Band means/stds over all scenes before planting (a first pass, one scene at a time)."""
+    kw = {**_scene_kwargs(args), "anomalies": False}
+    n = total = total_sq = 0
+    for i, seed in enumerate(seeds):
+        _say(f"statistics pass: scene {i + 1}/{len(seeds)} (seed {seed})")
+        data = make_scene(args.rows, args.cols, seed=seed, **kw).cube.data
+        m, s = band_stats([data])
+        count = data.shape[1] * data.shape[2]
+        n += count
+        total = total + m * count
+        total_sq = total_sq + (s**2 + m**2) * count
+    means = total / n
+    return means, np.sqrt(np.maximum(total_sq / n - means**2, 0.0))
+
+
+def _sample(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.repo_sample:
+        paths = write_sample(out)
+        _say(f"wrote the repository sample scene ({SAMPLE_SCENE})")
+        print(paths["cube"])
+        return 0
+    if args.thesis:
+        for key, value in THESIS.items():
+            setattr(args, key, value)
+        args.global_stats = True
+    if args.rows < 8 or args.cols < 8 or args.scenes < 1:
+        raise HsiAnomalyError("--rows and --cols must be at least 8 and --scenes at least 1.")
+    if args.s_anom is None:
+        args.s_anom = default_s_anom(args.window)
+    seeds = list(range(args.seed, args.seed + args.scenes))
+    n_bands = 13 if args.bands == "s2-13" else 12
+    itemsize = 4 if (args.float32 or args.format == "npy") else 2
+    per_scene = args.rows * args.cols * (n_bands * itemsize + 2)
+    _say(
+        f"{args.scenes} scene(s) of {args.rows}x{args.cols} px x {n_bands} bands "
+        f"({'float32' if itemsize == 4 else 'uint16 x 10000'}): about {_human(per_scene * args.scenes)} "
+        f"on disk in {out}"
+    )
+    if per_scene * args.scenes > 1024**3:
+        _say(f"warning: this needs {_human(per_scene * args.scenes)} of free disk space")
+    stats = _population_stats(args, seeds) if args.global_stats and not args.no_anomalies else None
+    kw = _scene_kwargs(args)
+    written = []
+    for i, seed in enumerate(seeds):
+        _say(f"scene {i + 1}/{len(seeds)} (seed {seed}): generating")
+        scene = make_scene(args.rows, args.cols, seed=seed, stats=stats, **kw)
+        stem = f"{args.name}_{seed:03d}"
+        scale = None if (args.float32 or args.format == "npy") else 10000.0
+        paths = write_scene(scene, out, stem, fmt=args.format, scale=scale)
+        n_anom = scene.planted.n_anomalies if scene.planted is not None else 0
+        _say(f"scene {i + 1}/{len(seeds)}: {n_anom} anomalies -> {paths['cube'].name}")
+        written.append({"seed": seed, "anomalies": n_anom, **{k: p.name for k, p in paths.items()}})
+        print(paths["cube"])
+    manifest = {
+        "generator": "hsi-anomaly sample",
+        "rows": args.rows,
+        "cols": args.cols,
+        "global_stats": stats is not None,
+        **{k: v for k, v in kw.items()},
+        "scenes": written,
+    }
+    (out / f"{args.name}_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this module's sub-commands to ``sub``."""
+    """Add ``sample``."""
+    p = sub.add_parser(
+        "sample",
+        help="write generated multispectral scenes with planted anomalies and their ground truth",
+        description="Generate deterministic Sentinel-2-like mountain scenes (seeds S..S+N-1), plant "
+        "thesis-recipe anomalies and write each cube with <name>_<seed>_gt.npy and _classes.npy.",
+    )
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--rows", type=int, default=256, help="rows per scene (default 256)")
+    p.add_argument("--cols", type=int, default=256, help="columns per scene (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--scenes", type=int, default=1, help="number of scenes (default 1)")
+    p.add_argument("--format", choices=FORMATS, default="envi", help="envi (.hdr/.img) or npy")
+    p.add_argument("--name", default="scene", help="file name prefix (default: scene)")
+    p.add_argument("--bands", choices=("s2", "s2-13", "s2-l2a"), default="s2", help="band set")
+    p.add_argument("--float32", action="store_true", help="ENVI float32 instead of uint16 x 10000")
+    p.add_argument("--window", type=int, default=64, help="window size for planting (default 64)")
+    p.add_argument("--p-anom", type=float, default=0.05, help="fraction of windows (default 0.05)")
+    p.add_argument("--s-anom", type=int, default=None, help="anomaly side (default window*20/128)")
+    p.add_argument("--no-anomalies", action="store_true", help="plant nothing")
+    p.add_argument("--global-stats", action="store_true", help="band stats over all scenes")
+    p.add_argument("--clouds", type=float, default=0.10, help="cloud cover 0-1 (default 0.10)")
+    p.add_argument("--haze", type=float, default=0.03, help="haze strength (default 0.03)")
+    p.add_argument(
+        "--thesis",
+        action="store_true",
+        help="thesis preset: 13 scenes of 1830x1830, 128-px windows, 20-px anomalies, p_anom 0.05, "
+        "global band statistics (about 1 GB as uint16, 2 GB float32)",
+    )
+    p.add_argument(
+        "--repo-sample", action="store_true", help="write exactly the sample scene shipped in sample_data/"
+    )
+    p.set_defaults(func=_sample)

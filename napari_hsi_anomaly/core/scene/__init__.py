@@ -59,12 +59,14 @@ def make_scene(
     haze: float = 0.03,
     clouds: float = 0.10,
     noise: float = 0.003,
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Scene:
     """Generate a ``rows x cols`` reflectance scene; deterministic for a ``seed``.
 
     ``clouds`` is the target cloud cover (0-1), ``haze`` the added blue reflectance at most, ``noise``
     the sensor noise standard deviation (reflectance). With ``anomalies`` a fraction ``p_anom`` of the
-    ``window``-px windows get one ``s_anom``-px square (thesis recipe; default side 20/128 of a window).
+    ``window``-px windows get one ``s_anom``-px square (thesis recipe; default side 20/128 of a window)
+    with band statistics ``stats=(means, stds)`` (default: this scene's; pass a population's).
     """
     if rows < 8 or cols < 8:
         raise ShapeError(f"A scene needs at least 8x8 pixels; asked for {rows}x{cols}.")
@@ -103,7 +105,7 @@ def make_scene(
     if anomalies:
         s = default_s_anom(window) if s_anom is None else s_anom
         planted = plant_anomalies(
-            data, window=window, p_anom=p_anom, s_anom=s, c_range=c_range, seed=g_anom
+            data, window=window, p_anom=p_anom, s_anom=s, c_range=c_range, seed=g_anom, stats=stats
         )
         data, gt = planted.data, planted.gt
     rgb = None
