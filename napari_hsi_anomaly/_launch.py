@@ -11,8 +11,11 @@ DOCKS = ("Cube", "Model", "Detect", "Inspect")
 
 
 def _add_layers(viewer: Any, layer_data: list) -> None:
-    for data, kwargs, kind in layer_data:
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    """Add napari layer-data tuples ``(data[, kwargs[, kind]])``."""
+    for item in layer_data:
+        kwargs = item[1] if len(item) > 1 else {}
+        kind = item[2] if len(item) > 2 else "image"
+        getattr(viewer, f"add_{kind}")(item[0], **(kwargs or {}))
 
 
 def _open(viewer: Any, path: str | None, layout: str | None = None, key: str = "cube") -> None:
@@ -27,7 +30,10 @@ def _open(viewer: Any, path: str | None, layout: str | None = None, key: str = "
         except ImportError:
             show_warning("The sample scene is not available in this install; open a cube file.")
             return
-        _add_layers(viewer, sample_scene())
+        try:
+            _add_layers(viewer, sample_scene())
+        except HsiAnomalyError as exc:
+            show_error(str(exc))
         return
     from napari_hsi_anomaly._reader import cube_layers
     from napari_hsi_anomaly.core.io import read_cube

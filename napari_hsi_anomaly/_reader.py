@@ -34,10 +34,12 @@ def _npz_member_ndim(path: Path, key: str = "cube") -> int | None:
 
 
 def _is_cube_like(path: Path) -> bool:
-    """Whether ``path`` looks like a 3-D cube (cheap: headers only). ``.hdr`` always does."""
+    """Whether ``path`` looks like a 3-D cube (cheap: headers only)."""
     suffix = path.suffix.lower()
     if suffix == ".hdr":
-        return True
+        from napari_hsi_anomaly.core.io.envi_header import looks_like_envi_header
+
+        return looks_like_envi_header(path)  # not e.g. an Analyze 7.5 header
     if suffix == ".npy":
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False).ndim == 3

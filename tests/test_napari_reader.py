@@ -20,10 +20,11 @@ def test_get_reader_accepts_cubes_only(tmp_path, shared_data):
     tifffile.imwrite(tmp_path / "map.tif", np.zeros((4, 5), np.float32))
     tifffile.imwrite(tmp_path / "photo.tif", np.zeros((4, 5, 3), np.uint8), photometric="rgb")
     (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "analyze.hdr").write_bytes(bytes(348))  # an Analyze 7.5 header, not ENVI
     assert get_reader(str(shared_data / JASPER)) is read_layers
     assert get_reader(str(shared_data / "hsi-ad/san-diego.npz")) is read_layers
     assert get_reader(str(tmp_path / "cube.npy")) is read_layers
-    for name in ("map.npy", "map.tif", "photo.tif", "notes.txt", "absent.hdr"):
+    for name in ("map.npy", "map.tif", "photo.tif", "notes.txt", "absent.hdr", "analyze.hdr"):
         assert get_reader(str(tmp_path / name)) is None, name
     assert get_reader(str(shared_data / "sentinel2/eo-learn_REFERENCE_SCENES.npy")) is None  # 4-D
 

@@ -166,6 +166,13 @@ def test_envi_tolerant_header(tmp_path):
     assert cube.valid_mask().sum() == 11
 
 
+def test_envi_bom_and_trailing_comma(tmp_path):
+    data = np.zeros((2, 2, 2), dtype=np.uint8)
+    hdr = _envi(tmp_path, data, byte_order=None, extra="wavelength = {500, 600,}\n")
+    hdr.write_bytes(b"\xef\xbb\xbf" + hdr.read_bytes())
+    np.testing.assert_allclose(read_cube(hdr).wavelengths, [500, 600])
+
+
 def test_envi_wavelengths_below_100_without_units_are_micrometres(tmp_path):
     data = np.zeros((2, 2, 2), dtype=np.uint8)
     cube = read_cube(_envi(tmp_path, data, byte_order=None, extra="wavelength = {0.45, 2.2}\n"))

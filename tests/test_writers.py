@@ -62,6 +62,17 @@ def test_write_map_formats(tmp_path, suffix, dtype):
     np.testing.assert_array_equal(back, arr)
 
 
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".hdr"])
+def test_write_map_bool_mask_becomes_uint8(tmp_path, suffix):
+    from napari_hsi_anomaly.core.io import read_cube
+
+    mask = np.eye(3, 4, dtype=bool)
+    out = write_map(tmp_path / f"m{suffix}", mask)
+    back = {".npy": np.load, ".tif": tifffile.imread}.get(suffix, lambda p: read_cube(p).data[0])(out)
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, mask)
+
+
 def test_write_map_rejects_non_2d_and_unknown_suffix(tmp_path):
     with pytest.raises(ShapeError, match="2-D"):
         write_map(tmp_path / "m.npy", np.zeros((2, 3, 4)))

@@ -34,6 +34,7 @@ def parse_header_text(text: str, name: str = "header") -> dict[str, str | list[s
     Tolerant: any case for keys, ``{...}`` values over several lines, comment lines (``;``), blank
     lines, Windows line ends. The first non-blank line must be ``ENVI``.
     """
+    text = text.lstrip("\ufeff")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     first = next((ln.strip() for ln in lines if ln.strip()), "")
     if not first.upper().startswith("ENVI"):
@@ -59,7 +60,10 @@ def parse_header_text(text: str, name: str = "header") -> dict[str, str | list[s
             if key in _LIST_KEYS_KEEP_TEXT:
                 out[key] = inner.strip()
             else:
-                out[key] = [v.strip() for v in inner.split(",")] if inner.strip() else []
+                items = [v.strip() for v in inner.split(",")] if inner.strip() else []
+                while items and not items[-1]:  # a trailing comma
+                    items.pop()
+                out[key] = items
         else:
             out[key] = val
     return out
@@ -73,7 +77,19 @@ def read_header(path: Path) -> dict[str, str | list[str]]:
         raise CubeReadError(f"Cannot read {path.name}: {exc.strerror or exc}.") from exc
     if b"\x00" in raw[:4096]:
         raise CubeReadError(f"{path.name} is not an ENVI header (it is a binary file).")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # UTF-8 byte order mark
     return parse_header_text(raw.decode("latin-1"), path.name)
+
+
+def looks_like_envi_header(path: Path) -> bool:
+    """Whether the file starts with ``ENVI`` (cheap: reads 64 bytes)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().upper().startswith(b"ENVI")
 
 
 def _clean(text: str) -> str:

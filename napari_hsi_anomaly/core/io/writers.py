@@ -67,6 +67,8 @@ def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None
     """
     path = Path(path)
     arr = np.asarray(array2d)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
     if arr.ndim != 2:
         raise ShapeError(f"A map must be 2-D (rows, cols); got shape {arr.shape} for {path.name}.")
     if like is not None and (like.rows, like.cols) != arr.shape:
