@@ -1,0 +1,120 @@
+"""The Inspect dock: spectrum at a click, pins, band marker, regions table, camera, CSV."""
+
+from __future__ import annotations
+
+import csv
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from napari_hsi_anomaly.core.regions import flagged_regions
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def inspect(make_napari_viewer, qtbot):
+    from test_widget_detect import make_cube, score, setup_viewer
+
+    from napari_hsi_anomaly._widgets.detect_widget import DetectWidget
+    from napari_hsi_anomaly._widgets.inspect_widget import InspectWidget
+
+    viewer = make_napari_viewer()
+    cube, gt = make_cube()
+    setup_viewer(viewer, cube)
+    detect = DetectWidget(viewer)
+    inspect = InspectWidget(viewer)
+    qtbot.addWidget(detect)
+    qtbot.addWidget(inspect)
+    score(detect, qtbot, "rx")
+    detect.t_anom.setValue(0.5)
+    detect._commit_debounced.flush()
+    inspect._refresh_debounced.flush()
+    return viewer, detect, inspect, cube
+
+
+def click(widget, viewer, position, drag: bool = False) -> None:
+    """Drive the widget's mouse-drag callback like napari does: press, (moves), release."""
+    event = SimpleNamespace(type="mouse_press", position=position, button=1)
+    gen = widget._on_mouse(viewer, event)
+    next(gen)
+    if drag:
+        event.type = "mouse_move"
+        next(gen)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_click_plots_the_pixel_spectrum(inspect):
+    viewer, detect, widget, cube = inspect
+    assert widget._on_mouse in viewer.mouse_drag_callbacks
+    # the viewer is 3-D (band stack): world position (band, row, col); pixel centres are integers
+    click(widget, viewer, (2.0, 22.3, 31.6))
+    assert widget.picked == (22, 32)
+    x, y = widget.spectrum.line.get_data()
+    np.testing.assert_allclose(x, cube.wavelengths)
+    np.testing.assert_allclose(y, cube.data[:, 22, 32])
+    assert f"score {detect.scores[22, 32]:.2f}" in widget.spectrum.ax.get_title()
+    # scene median line and IQR band are drawn
+    med = widget.spectrum.median_line.get_ydata()
+    np.testing.assert_allclose(med, np.median(cube.data.reshape(cube.bands, -1), axis=1), rtol=0.02)
+    # a drag is not a click; outside the cube is ignored
+    click(widget, viewer, (0.0, 5.0, 5.0), drag=True)
+    click(widget, viewer, (0.0, 60.0, 5.0))
+    assert widget.picked == (22, 32)
+
+
+def test_pins_keep_spectra(inspect):
+    viewer, detect, widget, cube = inspect
+    click(widget, viewer, (0, 22, 32))
+    assert widget.spectrum.pin()
+    click(widget, viewer, (0, 3, 4))
+    widget.pin_btn.click()
+    pins = widget.spectrum.pins
+    assert len(pins) == 2 and pins[0].get_color() != pins[1].get_color()
+    np.testing.assert_allclose(pins[0].get_ydata(), cube.data[:, 22, 32])
+    np.testing.assert_allclose(pins[1].get_ydata(), cube.data[:, 3, 4])
+    widget.clear_btn.click()
+    assert widget.spectrum.pins == []
+
+
+def test_band_marker_follows_dims(inspect):
+    viewer, detect, widget, cube = inspect
+    viewer.dims.set_current_step(0, 4)
+    assert widget.spectrum.band_line.get_visible()
+    assert widget.spectrum.band_line.get_xdata()[0] == pytest.approx(cube.wavelengths[4])
+
+
+def test_region_table_selection_and_csv(inspect, tmp_path):
+    viewer, detect, widget, cube = inspect
+    expected = flagged_regions(detect.scores >= np.float32(0.5), detect.scores)
+    assert [r.area for r in widget.regions] == [r.area for r in expected]
+    assert widget.table.rowCount() == len(expected) > 0
+    top = widget.regions[0]
+    assert top.area >= 30 and top.bbox[0] >= 19  # the bright square is the top region
+    assert widget.table.item(0, 1).text() == f"{top.area:,}"
+    widget.select_region(0)
+    assert widget.selected_region() == top
+    np.testing.assert_allclose(viewer.camera.center[-2:], top.centroid)
+    # its mean spectrum and the per-band deviation: every band of the square stands out
+    x, y = widget.spectrum.line.get_data()
+    labels = widget.label_image == top.label
+    np.testing.assert_allclose(y, cube.data[:, labels].mean(axis=1), rtol=1e-5)
+    assert widget.bars.values.shape == (cube.bands,) and np.all(widget.bars.values > 3)
+
+    out = widget.export_csv(tmp_path / "regions.csv")
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(expected) and int(rows[0]["area_px"]) == top.area
+
+
+def test_table_follows_the_mask(inspect, qtbot):
+    viewer, detect, widget, cube = inspect
+    n_before = sum(r.area for r in widget.regions)
+    detect.t_anom.setValue(0.9)
+    detect._commit_debounced.flush()
+    widget._refresh_debounced.flush()
+    n_after = sum(r.area for r in widget.regions)
+    assert n_after == int(np.count_nonzero(detect.scores >= np.float32(0.9))) < n_before
