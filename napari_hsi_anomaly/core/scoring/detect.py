@@ -165,8 +165,11 @@ def iter_detect(
 
     feat = "pixel" if method == "glosh-rx" else feature
     fs = yield from _features(model, cube, feat)
-    yield Progress(0, 1, f"GLOSH: fitting HDBSCAN on {fs.values.shape[0]} x {fs.values.shape[1]}")
-    scorer = GloshScorer(fs.values, min_samples=min_samples, max_fit=max_fit, seed=seed)
+    values = fs.values
+    if getattr(fs, "valid", None) is not None and not np.all(fs.valid):
+        values = np.where(np.asarray(fs.valid)[:, None], values, np.nan)  # left out of the fit
+    yield Progress(0, 1, f"GLOSH: fitting HDBSCAN on {values.shape[0]} x {values.shape[1]}")
+    scorer = GloshScorer(values, min_samples=min_samples, max_fit=max_fit, seed=seed)
     params.update(feature=feat, p_min=int(p_min), min_samples=int(min_samples), max_fit=int(max_fit))
     extras["regions"] = fs.regions
     extras["features"] = fs

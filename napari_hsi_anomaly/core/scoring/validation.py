@@ -1,0 +1,116 @@
+"""The thesis's validation protocol on synthetic anomalies (phase 3 evaluated).
+
+1. Plant anomalies in a population of cubes with ``core.synth.plant_population`` (one set of band
+   statistics; ``p_anom`` of all windows get one ``s_anom``-px square of ``mean + std * c``).
+2. Extract f1..f4 with a trained model: one point per window (f1, f3) or per section (f2, f4).
+3. HDBSCAN/GLOSH on the points of the reference population ("full": every cube; "partial": a cleaner
+   subset of cubes, whose points alone are clustered and evaluated), ``score >= t_anom`` = anomaly.
+4. TPR, FNR, precision, F-score and AUC against the window/section labels (a region is anomalous when
+   it holds a planted pixel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import ShapeError
+from napari_hsi_anomaly.core.progress import Progress, run
+from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
+from napari_hsi_anomaly.core.scoring.metrics import Metrics, evaluate
+
+THESIS_FEATURES = ("f1", "f2", "f3", "f4")
+
+
+@dataclass
+class ValidationRow:
+    """Metrics of one (clustering, feature) pair, with the point counts behind them."""
+
+    clustering: str
+    feature: str
+    metrics: Metrics
+    n_points: int
+    n_anomalous: int
+    p_min: int
+
+
+def region_labels(gt: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """``(N,)`` uint8: 1 where a region ``r0, r1, c0, c1`` holds at least one ground-truth pixel."""
+    integ = np.pad(np.cumsum(np.cumsum(gt > 0, 0), 1), ((1, 0), (1, 0)))
+    r0, r1, c0, c1 = (np.asarray(regions)[:, i] for i in range(4))
+    return ((integ[r1, c1] - integ[r0, c1] - integ[r1, c0] + integ[r0, c0]) > 0).astype(np.uint8)
+
+
+def iter_validate(
+    cubes: Sequence[Cube | np.ndarray],
+    model,
+    *,
+    features: Sequence[str] = THESIS_FEATURES,
+    partial: Sequence[int] | None = None,
+    p_min: int = 100,
+    min_samples: int = 10,
+    t_anom: float = 0.7,
+    window: int | None = None,
+    p_anom: float = 0.05,
+    s_anom: int = 20,
+    c_range: tuple[float, float] = (3.0, 5.0),
+    seed: int = 0,
+) -> Generator[Progress, None, list[ValidationRow]]:
+    """Run the protocol; ``partial``: indices of the cleaner cubes (None: "full" only).
+
+    ``window`` defaults to the model's window (anomalies are planted per window of that size).
+    """
+    from napari_hsi_anomaly.core.model import iter_features
+    from napari_hsi_anomaly.core.synth import plant_population
+
+    arrays = [c.as_float32() if isinstance(c, Cube) else np.asarray(c, dtype=np.float32) for c in cubes]
+    size = int(window or model.window)
+    for i, a in enumerate(arrays):
+        if a.shape[1] < size or a.shape[2] < size:
+            raise ShapeError(f"Cube {i} ({a.shape[1]}x{a.shape[2]}) is smaller than the window ({size}).")
+    planted = plant_population(arrays, window=size, p_anom=p_anom, s_anom=s_anom, c_range=c_range,
+                               seed=seed)
+    total = len(arrays) * len(features)
+    points: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {f: [] for f in features}
+    done = 0
+    for pl in planted:
+        cube = Cube(pl.data)
+        for f in features:
+            fs = yield from iter_features(model, cube, f, window=size)
+            valid = fs.valid if fs.valid is not None else np.ones(len(fs.values), bool)
+            points[f].append((fs.values, region_labels(pl.gt, fs.regions), valid))
+            done += 1
+            yield Progress(done, total, f"features {f}: cube {len(points[f])}/{len(arrays)}")
+    groups = {"full": list(range(len(arrays)))}
+    if partial is not None:
+        groups["partial"] = sorted(int(i) for i in partial)
+    rows = []
+    for name, idx in groups.items():
+        for f in features:
+            x = np.vstack([points[f][i][0] for i in idx])
+            y = np.concatenate([points[f][i][1] for i in idx])
+            ok = np.concatenate([points[f][i][2] for i in idx])
+            x, y = x[ok], y[ok]
+            scores = GloshScorer(x, min_samples=min_samples).score(p_min).scores
+            rows.append(ValidationRow(name, f, evaluate(scores, y, t_anom), len(y), int(y.sum()), p_min))
+            yield Progress(done, total, f"GLOSH {name} {f}: {len(y)} points")
+    return rows
+
+
+def validate(cubes: Sequence[Cube | np.ndarray], model, **kwargs) -> list[ValidationRow]:
+    """``iter_validate`` run to the end."""
+    return run(iter_validate(cubes, model, **kwargs))
+
+
+def rows_markdown(rows: Sequence[ValidationRow]) -> str:
+    """A markdown table like the thesis's: clustering, feature, TPR, FNR, precision, F-score, AUC."""
+    lines = ["| clustering | feature | points | anomalous | TPR | FNR | precision | F-score | AUC |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m = r.metrics
+        lines.append(f"| {r.clustering} | {r.feature} | {r.n_points} | {r.n_anomalous} | {m.tpr:.3f} | "
+                     f"{m.fnr:.3f} | {m.precision:.3f} | {m.f_score:.3f} | {m.auc:.3f} |")
+    return "\n".join(lines)

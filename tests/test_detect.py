@@ -1,0 +1,116 @@
+"""iter_detect / Detection: methods, rescoring from the cache, masks, score-map helpers."""
+
+import numpy as np
+import pytest
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.progress import run
+from napari_hsi_anomaly.core.scoring import (
+    Detection,
+    detect,
+    iter_detect,
+    rank01,
+    scale01,
+    threshold,
+    to_score_map,
+)
+
+
+def _cube(rows=24, cols=28, bands=6, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(1.0, 0.05, (bands, rows, cols)).astype(np.float32)
+    data[:, 5:8, 9:12] += 1.0  # a bright target
+    return data
+
+
+def test_to_score_map_max_where_regions_overlap():
+    regions = np.array([[0, 4, 0, 4], [2, 6, 2, 6], [0, 2, 5, 7]])
+    m = to_score_map(np.array([0.2, 0.5, 0.9]), regions, (6, 7))
+    assert m.dtype == np.float32 and m.shape == (6, 7)
+    assert m[0, 0] == pytest.approx(0.2) and m[3, 3] == pytest.approx(0.5)
+    assert m[5, 5] == pytest.approx(0.5) and m[1, 6] == pytest.approx(0.9) and m[5, 0] == 0.0
+
+
+def test_to_score_map_per_pixel():
+    v = np.arange(6, dtype=np.float32)
+    np.testing.assert_array_equal(to_score_map(v, None, (2, 3)), v.reshape(2, 3))
+
+
+def test_scale01_threshold_rank01():
+    x = np.array([[2.0, 4.0], [np.nan, 6.0]])
+    s = scale01(x)
+    np.testing.assert_allclose(s[[0, 0, 1], [0, 1, 1]], [0, 0.5, 1])
+    assert np.isnan(s[1, 0])
+    assert threshold(s, 0.5).tolist() == [[False, True], [False, True]]
+    clipped = scale01(np.arange(101.0), percentiles=(0, 50))
+    assert clipped[50] == 1.0 and clipped[100] == 1.0
+    np.testing.assert_allclose(rank01(np.array([3.0, 1.0, 2.0])), [1, 0, 0.5])
+
+
+@pytest.mark.parametrize("method", ["rx", "rx-local"])
+def test_rx_methods(method):
+    data = _cube()
+    det = detect(data, method, rx_window=(5, 15))
+    assert isinstance(det, Detection) and det.method == method
+    assert det.score_map.dtype == np.float32 and det.score_map.shape == data.shape[1:]
+    assert det.score_map.min() >= 0 and det.score_map.max() <= 1
+    assert det.score_map[5:8, 9:12].mean() > 0.5 > det.score_map.mean()
+    assert det.mask(0.5)[6, 10] and "rx_distance" in det.extras
+    with pytest.raises(HsiAnomalyError):
+        det.rescore(50)
+
+
+def test_nodata_pixels_score_zero():
+    data = _cube()
+    data[:, 0, 0] = np.nan
+    det = detect(Cube(data), "rx")
+    assert det.score_map[0, 0] == 0 and not det.extras["valid"][0, 0]
+
+
+def test_progress_and_errors():
+    steps = []
+    det = run(iter_detect(_cube(), "rx"), steps.append)
+    assert steps and det.params["method"] == "rx"
+    with pytest.raises(HsiAnomalyError, match="Unknown method"):
+        detect(_cube(), "nope")
+    with pytest.raises(HsiAnomalyError, match="no valid pixel"):
+        detect(np.full((3, 4, 4), np.nan, np.float32), "rx")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from napari_hsi_anomaly.core.model import TrainOptions, train
+
+    opts = TrainOptions(epochs=1, optimizer="adam", crop=16, steps_per_epoch=2, batch_size=2,
+                        val_fraction=0.0, threads=1)
+    return train(Cube(_cube(32, 32)), "fast", opts)
+
+
+@pytest.mark.parametrize("method", ["glosh", "glosh-rx"])
+def test_rescore_equals_fresh_detection(tiny_model, method):
+    data = _cube(32, 32)
+    det = detect(data, method, model=tiny_model, p_min=20, min_samples=5, rx_window=(3, 9))
+    assert det.can_rescore and det.params["p_min"] == 20
+    first = det.score_map.copy()
+    new = det.rescore(60)
+    fresh = detect(data, method, model=tiny_model, p_min=60, min_samples=5, rx_window=(3, 9))
+    np.testing.assert_allclose(new, fresh.score_map, atol=1e-6)
+    assert det.params["p_min"] == 60 and det.score_map is new
+    np.testing.assert_allclose(det.rescore(20), first, atol=1e-6)
+    assert new.dtype == np.float32 and new.min() >= 0 and new.max() <= 1
+
+
+def test_glosh_window_features_map_back(tiny_model):
+    det = detect(_cube(40, 40), "glosh", model=tiny_model, feature="f1", p_min=2, min_samples=1)
+    regions = det.extras["regions"]
+    assert regions.shape[1] == 4 and det.feature == "f1"
+    scores = det.extras["glosh_scores"]
+    expected = to_score_map(scores, regions, (40, 40))
+    np.testing.assert_allclose(det.score_map, expected)
+
+
+def test_recon_method(tiny_model):
+    det = detect(_cube(32, 32), "recon", model=tiny_model)
+    assert det.score_map.shape == (32, 32) and det.extras["recon_per_band"].shape[0] == 6
+    assert det.score_map.max() == pytest.approx(1.0)
