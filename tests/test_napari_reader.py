@@ -140,3 +140,17 @@ def _nothing():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+@pytest.mark.gui
+def test_viewer_saves_score_layer_through_plugin(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    score = np.random.default_rng(3).random((6, 7)).astype(np.float32)
+    viewer.add_image(score, name="score")
+    viewer.add_labels((score > 0.5).astype(np.uint8), name="mask")
+    viewer.layers["score"].save(str(tmp_path / "score.tif"), plugin="napari-hsi-anomaly")
+    viewer.layers["mask"].save(str(tmp_path / "mask.hdr"), plugin="napari-hsi-anomaly")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "score.tif"), score)
+    from napari_hsi_anomaly.core.io import read_cube
+
+    np.testing.assert_array_equal(read_cube(tmp_path / "mask.hdr").data[0], score > 0.5)
