@@ -1,7 +1,184 @@
-"""Sub-commands (placeholder: filled in by its owner)."""
+"""``train`` and ``features`` sub-commands."""
+
+from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.io import LAYOUTS, read_cube
+from napari_hsi_anomaly.core.model import (
+    FEATURE_KINDS,
+    PRESETS,
+    TrainOptions,
+    iter_features,
+    iter_train,
+    load_model,
+    save_model,
+)
+from napari_hsi_anomaly.core.progress import Progress, run
+
+
+class ProgressLine:
+    """A single ``\\r`` status line on stderr, refreshed at most every 0.2 s."""
+
+    def __init__(self, stream=None, every: float = 0.2) -> None:
+        self.stream = stream or sys.stderr
+        self.every, self.last = every, 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every and p.done < p.total and p.values.get("phase") != "epoch_end":
+            return
+        self.last = now
+        v = p.values
+        parts = [p.message or f"{p.done}/{p.total}", f"{100 * p.fraction:5.1f}%"]
+        if v.get("loss") is not None:
+            parts.append(f"loss {v['loss']:.5f}")
+        if v.get("val_loss") is not None:
+            parts.append(f"val {v['val_loss']:.5f}")
+        if v.get("windows_per_s"):
+            parts.append(f"{v['windows_per_s']:.1f} win/s")
+        if v.get("eta") is not None:
+            parts.append(f"eta {_hms(v['eta'])}")
+        self.stream.write("\r" + "  ".join(parts) + "\033[K")
+        if v.get("phase") == "epoch_end":
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _train(args: argparse.Namespace) -> int:
+    cubes = [read_cube(p, layout=args.layout, key=args.key) for p in args.cubes]
+    preset = PRESETS[args.preset]
+    if args.window:
+        preset = dataclasses.replace(preset, window=args.window)
+    options = TrainOptions(
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        learning_rate=args.lr, seed=args.seed, device=args.device, threads=args.threads,
+        val_fraction=args.val_fraction, flips=args.flips, crop=args.crop,
+        steps_per_epoch=args.steps_per_epoch, scaling=args.scaling,
+    )
+    line = ProgressLine()
+    model = run(iter_train(cubes, preset, options), line)  # Ctrl-C here: nothing written yet
+    out = save_model(model, args.out)  # atomic: a temporary directory renamed into place
+    s = model.summary
+    print(
+        f"saved {out}: {model.describe()}, {s['windows']} windows in {s['seconds']:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    model = load_model(args.model, device="cuda" if args.device == "cuda" else "cpu")
+    cube = read_cube(args.cube, layout=args.layout, key=args.key)
+    line = ProgressLine()
+    fs = run(
+        iter_features(model, cube, args.feature, batch_size=args.batch_size, window=args.window),
+        line,
+    )
+    line.close()
+    out = Path(args.out)
+    written = write_features(fs, out)
+    print(f"{fs.kind}: {fs.n} rows x {fs.dim} features -> {', '.join(map(str, written))}",
+          file=sys.stderr)
+    return 0
+
+
+def write_features(fs, out: Path) -> list[Path]:
+    """``.npz``: values, regions (if any), valid, image_shape, names. ``.npy``: values, plus
+    ``NAME.regions.npy`` (window features) and ``NAME.valid.npy`` beside it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npz":
+        arrays = {"values": fs.values, "image_shape": np.array(fs.image_shape, dtype=np.int64),
+                  "kind": np.array(fs.kind)}
+        if fs.regions is not None:
+            arrays["regions"] = fs.regions
+        if fs.valid is not None:
+            arrays["valid"] = fs.valid
+        if fs.names is not None:
+            arrays["names"] = np.array(fs.names)
+        return [_atomic_save(out, arrays)]
+    if out.suffix.lower() != ".npy":
+        raise HsiAnomalyError(f"--out must end with .npy or .npz; got {out.name}.")
+    written = [_atomic_save(out, fs.values)]
+    stem = out.with_suffix("")
+    if fs.regions is not None:
+        written.append(_atomic_save(stem.with_name(stem.name + ".regions.npy"), fs.regions))
+    if fs.valid is not None:
+        written.append(_atomic_save(stem.with_name(stem.name + ".valid.npy"), fs.valid))
+    return written
+
+
+def _atomic_save(path: Path, data) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            if isinstance(data, dict):
+                np.savez(f, **data)
+            else:
+                np.save(f, data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _add_cube_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", choices=LAYOUTS, default=None,
+                   help="axis order of .npy/.npz/TIFF arrays (default: bands-last)")
+    p.add_argument("--key", default="cube", help="array to read from an .npz (default: cube)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this module's sub-commands to ``sub``."""
+    """Add ``train`` and ``features``."""
+    t = sub.add_parser("train", help="train a 3-D CAE on one or more cubes (same bands)")
+    t.add_argument("cubes", nargs="+", metavar="CUBE", help="cube files: the reference population")
+    t.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
+    t.add_argument("--preset", choices=sorted(PRESETS), default="fast",
+                   help="network: fast (light, CPU) or thesis (48 kernels 5x5x5)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--optimizer", choices=("adadelta", "adam"), default="adadelta")
+    t.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 1.0 for adadelta, 1e-3 for adam)")
+    t.add_argument("--window", type=int, default=None, help="window size (default: the preset's)")
+    t.add_argument("--crop", type=int, default=None,
+                   help="train on random crops of this size (small scenes, e.g. 32)")
+    t.add_argument("--steps-per-epoch", type=int, default=None)
+    t.add_argument("--flips", action="store_true", help="random horizontal/vertical flips")
+    t.add_argument("--scaling", choices=("global", "band"), default="global",
+                   help="min-max scaling: one min/max (thesis) or one per band")
+    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    _add_cube_options(t)
+    t.set_defaults(func=_train)
+
+    f = sub.add_parser("features", help="extract CAE features (f1-f4 per window/section, pixel)")
+    f.add_argument("cube", metavar="CUBE")
+    f.add_argument("--model", required=True, metavar="MODEL_DIR")
+    f.add_argument("--feature", choices=FEATURE_KINDS, default="pixel")
+    f.add_argument("--out", required=True, metavar="FEATURES.npy",
+                   help=".npy (regions/valid beside it as NAME.regions.npy, NAME.valid.npy) or .npz")
+    f.add_argument("--window", type=int, default=None, help="window for f1-f4 (default: model's)")
+    f.add_argument("--batch-size", type=int, default=4)
+    f.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    _add_cube_options(f)
+    f.set_defaults(func=_features)
