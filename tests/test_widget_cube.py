@@ -43,7 +43,7 @@ def test_plain_numpy_layer_becomes_the_cube(make_napari_viewer, qtbot, shown):
     assert state.cube is not None and state.cube.shape == (5, 16, 18)
     assert state.cube_layer == "plain"
     assert "5 bands × 16 × 18" in w.info_label.text()
-    assert viewer.dims.axis_labels == ("band", "y", "x")
+    assert viewer.dims.axis_labels == ("band", "row", "col")
     assert w.rgb_combos[0].count() == 5
 
 
@@ -155,3 +155,20 @@ def test_bad_file_notifies_and_keeps_the_cube(make_napari_viewer, qtbot, shown, 
     state = get_state(viewer)
     assert state.cube is cube and state.cube_layer == "cube"
     assert len(viewer.layers) == 1
+
+
+def test_plugin_reader_layers_are_picked_up(make_napari_viewer, qtbot, shown, tmp_path):
+    viewer = make_napari_viewer()
+    w = CubeWidget(viewer)
+    qtbot.addWidget(w)
+    path = tmp_path / "read_me.npy"
+    np.save(path, np.random.default_rng(3).random((16, 14, 5)).astype(np.float32))
+    viewer.open(path, plugin="napari-hsi-anomaly")
+    state = get_state(viewer)
+    assert state.cube is viewer.layers["read_me"].metadata["cube"]
+    assert state.cube_layer == "read_me" and state.rgb_layer == "read_me RGB"
+    assert "5 bands × 16 × 14" in w.info_label.text()
+    w.rgb_combos[0].setCurrentIndex(4)
+    w.update_rgb()
+    qtbot.waitUntil(w.update_rgb_button.isEnabled, timeout=5000)
+    np.testing.assert_allclose(viewer.layers["read_me RGB"].data[..., 0], state.cube.rgb((4, 0, 0))[..., 0])

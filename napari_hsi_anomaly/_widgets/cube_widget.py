@@ -29,7 +29,7 @@ from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
 FILE_FILTER = "Cubes (*.hdr *.npy *.npz *.tif *.tiff);;All files (*)"
-AXIS_LABELS = ("band", "y", "x")
+AXIS_LABELS = ("band", "row", "col")  # as the reader sets them
 
 
 def layer_cube(layer: Any) -> Cube | None:
@@ -77,11 +77,12 @@ def describe_cube(cube: Cube) -> str:
     return "\n".join(lines)
 
 
-def _read(path: str) -> tuple[Cube, np.ndarray]:
+def _read(path: str) -> list[tuple[Any, dict, str]]:
+    """The reader's layer data (band stack, RGB composite), computed off the GUI thread."""
+    from napari_hsi_anomaly._reader import cube_layers
     from napari_hsi_anomaly.core.io import read_cube
 
-    cube = read_cube(path)
-    return cube, cube.rgb()
+    return cube_layers(read_cube(path))
 
 
 class CubeWidget(QWidget):
@@ -195,6 +196,11 @@ class CubeWidget(QWidget):
         layer.events.name.connect(self._on_renamed)
         self._refresh_layers()
         if not is_cube_layer(layer):
+            cube = self.state.cube
+            is_rgb = getattr(layer, "rgb", False) and self._rgb_obj is None
+            if is_rgb and cube is not None and layer.metadata.get("cube") is cube:
+                # the reader adds the composite after the band stack
+                self._rgb_obj, self.state.rgb_layer = layer, layer.name
             return
         from_reader = isinstance(layer.metadata.get("cube"), Cube)
         if from_reader or self.state.cube is None:
@@ -244,8 +250,8 @@ class CubeWidget(QWidget):
         if cube is not self.state.cube or name != self.state.cube_layer:
             self.state.set_cube(cube, name, rgb.name if rgb is not None else None)
         self._show_cube(cube)
-        if self.viewer.dims.ndim == 3:
-            self.viewer.dims.axis_labels = AXIS_LABELS
+        if layer.ndim == 3 and layer._has_default_axis_labels():
+            layer.axis_labels = AXIS_LABELS  # the viewer's dims follow the layers' labels
 
     def _show_cube(self, cube: Cube | None) -> None:
         self._set_enabled()
@@ -331,16 +337,8 @@ class CubeWidget(QWidget):
             desc=f"Reading {Path(path).name}",
         )
 
-    def _add_cube_layers(self, result: tuple[Cube, np.ndarray]) -> None:
-        cube, rgb = result
-        name = cube.name
-        self.viewer.add_image(
-            rgb,
-            name=f"{name} RGB",
-            rgb=True,
-            contrast_limits=(0.0, 1.0),
-            metadata={"cube": cube, "rgb_bands": cube.rgb_bands()},
-        )
-        layer = self.viewer.add_image(cube.data, name=name, metadata={"cube": cube}, visible=False)
-        self.layer_combo.setCurrentText(layer.name)
-        self._on_layer_chosen()
+    def _add_cube_layers(self, layer_data: list[tuple[Any, dict, str]]) -> None:
+        from napari.layers import Layer
+
+        for data, kwargs, kind in layer_data:  # the band stack first: it becomes the cube
+            self.viewer.add_layer(Layer.create(data, kwargs, kind))
