@@ -259,10 +259,22 @@ def test_npy_layouts_and_memmap(tmp_path):
         read_cube(tmp_path / "a.npy", layout="sideways")
 
 
-def test_npy_2d_is_a_shape_error(tmp_path):
+def test_npy_2d_1d_and_empty_are_shape_errors(tmp_path):
     np.save(tmp_path / "m.npy", np.zeros((4, 5)))
     with pytest.raises(ShapeError, match="2-D array"):
         read_cube(tmp_path / "m.npy")
+    np.save(tmp_path / "v.npy", np.zeros(5))
+    with pytest.raises(ShapeError, match="1-D array"):
+        read_cube(tmp_path / "v.npy")
+    np.save(tmp_path / "e.npy", np.zeros((0, 5, 3)))
+    with pytest.raises(ShapeError, match="empty"):
+        read_cube(tmp_path / "e.npy")
+
+
+def test_npy_object_array_is_a_read_error(tmp_path):
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(CubeReadError, match="o.npy"):
+        read_cube(tmp_path / "o.npy")
 
 
 def test_nan_and_inf_pixels_are_kept(tmp_path):

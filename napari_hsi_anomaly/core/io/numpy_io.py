@@ -12,6 +12,7 @@ from napari_hsi_anomaly.core.errors import CubeReadError, ShapeError
 from napari_hsi_anomaly.core.io.wavelengths import to_nanometres
 
 LAYOUTS = ("bands-last", "bands-first", "auto")
+EXTRA_KEYS = ("wavelengths", "band_names", "gt")  # small .npz members read along with the cube
 
 
 def check_layout(layout: str | None) -> str:
@@ -39,6 +40,8 @@ def to_bands_first(arr: np.ndarray, layout: str | None, name: str) -> tuple[np.n
         )
     if arr.ndim != 3:
         raise ShapeError(f"{name} is a {arr.ndim}-D array {arr.shape}; a cube needs 3 dimensions.")
+    if 0 in arr.shape:
+        raise ShapeError(f"{name} is an empty array of shape {arr.shape}.")
     if layout == "auto":
         layout = "bands-first" if arr.shape[0] < min(arr.shape[1:]) else "bands-last"
     if layout == "bands-first":
@@ -85,7 +88,7 @@ def read_npz(path: Path, layout: str | None = None, key: str = "cube") -> Cube:
             )
         try:
             arr = z[key]
-            extra = {k: z[k] for k in z.files if k != key and z[k].size < 10_000_000}
+            extra = {k: z[k] for k in z.files if k != key and (k in EXTRA_KEYS or k.startswith("source"))}
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
             raise CubeReadError(f"{path.name}: cannot read '{key}' ({exc}).") from exc
     data, interleave = to_bands_first(arr, layout, path.name)
