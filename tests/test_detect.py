@@ -114,3 +114,14 @@ def test_recon_method(tiny_model):
     det = detect(_cube(32, 32), "recon", model=tiny_model)
     assert det.score_map.shape == (32, 32) and det.extras["recon_per_band"].shape[0] == 6
     assert det.score_map.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", ["glosh-spectral", "spectral-rx"])
+def test_spectral_glosh_methods_need_no_model(method):
+    data = _cube(30, 30)
+    det = detect(data, method, p_min=30, min_samples=5, rx_window=(5, 15))
+    assert det.feature.startswith("pca") and det.can_rescore and "model" not in det.extras
+    assert det.score_map[5:8, 9:12].mean() > det.score_map.mean()
+    new = det.rescore(80)
+    fresh = detect(data, method, p_min=80, min_samples=5, rx_window=(5, 15))
+    np.testing.assert_allclose(new, fresh.score_map, atol=1e-6)

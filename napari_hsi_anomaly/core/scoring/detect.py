@@ -25,11 +25,13 @@ from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import Progress, run
 from napari_hsi_anomaly.core.scoring.glosh import GloshResult, GloshScorer
 from napari_hsi_anomaly.core.scoring.maps import rank01, scale01, threshold, to_score_map
-from napari_hsi_anomaly.core.scoring.rx import rx_global, rx_local
+from napari_hsi_anomaly.core.scoring.rx import pca_reduce, rx_global, rx_local
 
-METHODS = ("glosh-rx", "glosh", "rx", "rx-local", "recon")
+METHODS = ("spectral-rx", "glosh", "glosh-spectral", "glosh-rx", "rx", "rx-local", "recon")
+MODEL_METHODS = ("glosh", "glosh-rx", "recon")  # need a CAE (trained on the cube when none is given)
 FEATURES = ("pixel", "f1", "f2", "f3", "f4")
-DEFAULT_METHOD = "glosh-rx"  # chosen by measurement on the nine labelled scenes (benchmarks/results)
+SPECTRAL_COMPONENTS = 5
+DEFAULT_METHOD = "spectral-rx"  # chosen by measurement on the nine labelled scenes (benchmarks/results)
 DEFAULT_RX_WINDOW = (7, 25)
 
 
@@ -151,9 +153,11 @@ def iter_detect(
         yield Progress(1, 1, f"{method}: done")
         return Detection(_finish(scale01(dist), valid), method, "pixel", params, extras)
 
-    model = yield from _get_model(cube, model, preset, train_options)
-    params["model"] = model.describe() if hasattr(model, "describe") else str(model)
-    extras["model"] = model
+    rows, cols = shape
+    if method in MODEL_METHODS:
+        model = yield from _get_model(cube, model, preset, train_options)
+        params["model"] = model.describe() if hasattr(model, "describe") else str(model)
+        extras["model"] = model
 
     if method == "recon":
         from napari_hsi_anomaly.core.model import iter_reconstruction
@@ -163,29 +167,37 @@ def iter_detect(
         extras["recon_per_band"] = rec.per_band
         return Detection(_finish(scale01(rec.per_pixel), valid), method, "pixel", params, extras)
 
-    feat = "pixel" if method == "glosh-rx" else feature
-    fs = yield from _features(model, cube, feat)
-    values = fs.values
-    if getattr(fs, "valid", None) is not None and not np.all(fs.valid):
-        values = np.where(np.asarray(fs.valid)[:, None], values, np.nan)  # left out of the fit
+    if method in MODEL_METHODS:
+        feat = "pixel" if method == "glosh-rx" else feature
+        fs = yield from _features(model, cube, feat)
+        values, regions = fs.values, fs.regions
+        if getattr(fs, "valid", None) is not None and not np.all(fs.valid):
+            values = np.where(np.asarray(fs.valid)[:, None], values, np.nan)  # left out of the fit
+        extras["features"] = fs
+    else:
+        feat = f"pca{SPECTRAL_COMPONENTS}"
+        yield Progress(0, 1, f"spectral features: {SPECTRAL_COMPONENTS} principal components")
+        values = pca_reduce(cube, SPECTRAL_COMPONENTS).reshape(-1, rows * cols).T
+        regions = None
     yield Progress(0, 1, f"GLOSH: fitting HDBSCAN on {values.shape[0]} x {values.shape[1]}")
     scorer = GloshScorer(values, min_samples=min_samples, max_fit=max_fit, seed=seed)
     params.update(feature=feat, p_min=int(p_min), min_samples=int(min_samples), max_fit=int(max_fit))
-    extras["regions"] = fs.regions
-    extras["features"] = fs
+    extras["regions"] = regions
 
-    if method == "glosh":
-        def compose(r: GloshResult) -> np.ndarray:
-            return _finish(to_score_map(r.scores, fs.regions, shape), valid)
-    else:
+    fixed: list[np.ndarray] = []  # rank maps combined with GLOSH's (ensembles)
+    if method in ("glosh-rx", "spectral-rx"):
+        yield Progress(0, 1, "local RX")
         dist = rx_local(cube, *rx_window)
         params["rx_window"] = tuple(rx_window)
         extras["rx_distance"] = dist
-        rx_rank = rank01(np.where(valid, dist, np.nan))
+        fixed.append(rank01(np.where(valid, dist, np.nan)))
 
-        def compose(r: GloshResult) -> np.ndarray:
-            g = to_score_map(r.scores, None, shape)
-            return _finish(0.5 * (rank01(np.where(valid, g, np.nan)) + rx_rank), valid)
+    def compose(r: GloshResult) -> np.ndarray:
+        g = to_score_map(r.scores, regions, shape)
+        if not fixed:
+            return _finish(g, valid)
+        ranks = [rank01(np.where(valid, g, np.nan)), *fixed]
+        return _finish(np.mean(ranks, axis=0), valid)
 
     det = Detection(np.zeros(shape, np.float32), method, feat, params, extras, scorer, compose)
     det.rescore(p_min)
