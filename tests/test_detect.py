@@ -125,3 +125,27 @@ def test_spectral_glosh_methods_need_no_model(method):
     new = det.rescore(80)
     fresh = detect(data, method, p_min=80, min_samples=5, rx_window=(5, 15))
     np.testing.assert_allclose(new, fresh.score_map, atol=1e-6)
+
+
+def test_region_labels():
+    from napari_hsi_anomaly.core.scoring.validation import region_labels
+
+    gt = np.zeros((8, 8), np.uint8)
+    gt[1, 6] = 1
+    regions = np.array([[0, 4, 0, 4], [0, 4, 4, 8], [4, 8, 0, 8]])
+    assert region_labels(gt, regions).tolist() == [0, 1, 0]
+
+
+def test_validation_protocol_runs_on_tiny_population(tiny_model):
+    from napari_hsi_anomaly.core.scoring.validation import rows_markdown, validate
+
+    cubes = [_cube(32, 32, seed=s) for s in range(3)]
+    rows = validate(cubes, tiny_model, partial=[0, 1], p_min=3, min_samples=3, window=16, s_anom=4,
+                    p_anom=0.25, seed=0)
+    assert [(r.clustering, r.feature) for r in rows][:2] == [("full", "f1"), ("full", "f2")]
+    assert len(rows) == 8
+    full_f1, full_f2 = rows[0], rows[1]
+    assert full_f1.n_points == 3 * 4 and full_f1.n_anomalous == 3  # 25 % of 12 windows
+    assert full_f2.n_points == 3 * 4 * 16 and 3 <= full_f2.n_anomalous <= 12
+    assert rows[4].n_points == 2 * 4
+    assert "| full | f1 |" in rows_markdown(rows)
