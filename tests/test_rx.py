@@ -69,6 +69,8 @@ def test_rx_local_equals_brute_force():
     cube = _cube(1, bands=3, rows=11, cols=13)
     got = rx_local(cube, 3, 7, n_components=None, ridge=1e-3)
     np.testing.assert_allclose(got, _local_brute(cube, 3, 7, 1e-3), rtol=1e-4)
+    strips = rx_local(cube, 3, 7, n_components=None, ridge=1e-3, strip_rows=2)
+    np.testing.assert_allclose(strips, got, rtol=1e-9)
 
 
 def test_rx_local_with_pca_equals_brute_force_on_components():

@@ -104,6 +104,7 @@ def rx_local(
     *,
     n_components: int | None = 20,
     ridge: float = 1e-6,
+    strip_rows: int | None = None,
 ) -> np.ndarray:
     """Dual-window local RX: each pixel against the mean and covariance of its ``outer x outer`` window
     minus the ``inner x inner`` guard window around it (both clipped at the image border).
@@ -112,6 +113,7 @@ def rx_local(
     cube is first projected on ``n_components`` principal components (None: all bands), which keeps
     the ``x x^T`` images small: 205 bands -> 20 components makes 100x100 take well under a second.
     The local covariance (ddof=1) gets ``ridge * trace / dims`` on its diagonal. Invalid pixels: NaN.
+    Work goes in strips of rows (``strip_rows``, default from a ~250 MB budget).
     """
     if not (0 < inner < outer) or inner % 2 == 0 or outer % 2 == 0:
         raise ValueError(f"rx_local needs odd window sizes with 0 < inner < outer; got {inner}, {outer}.")
@@ -126,7 +128,8 @@ def rx_local(
     out = np.full((rows, cols), np.nan, dtype=np.float32)
     iu = np.triu_indices(d)
     ho, hi = outer // 2, inner // 2
-    step = max(1, BLOCK_PIXELS // max(1, cols * max(1, len(iu[0]) // 8)))
+    # rows per strip: bound the x x^T integral (strip + halo) and the per-pixel d x d matrices
+    step = strip_rows or max(4, min(32_000_000 // (cols * len(iu[0])) - 2 * ho, 8_000_000 // (cols * d * d)))
     cc = np.arange(cols)
     for r0 in range(0, rows, step):
         r1 = min(rows, r0 + step)
