@@ -110,9 +110,13 @@ class Cube:
         return (min(n - 1, 2 * n // 3), min(n - 1, n // 3), 0) if n >= 3 else (0, 0, 0)
 
     def rgb(
-        self, bands: tuple[int, int, int] | None = None, percentiles: tuple[float, float] = (2, 98)
+        self,
+        bands: tuple[int, int, int] | None = None,
+        percentiles: tuple[float, float] = (2, 99),
+        gamma: float = 0.7,
     ) -> np.ndarray:
-        """A ``(rows, cols, 3)`` float32 composite in [0, 1], each channel percentile-stretched."""
+        """A ``(rows, cols, 3)`` float32 composite in [0, 1]: each channel percentile-stretched, then
+        ``** gamma`` (< 1 lifts dark vegetation and water in scenes with bright snow or cloud)."""
         bands = bands or self.rgb_bands()
         out = np.zeros((self.rows, self.cols, 3), dtype=np.float32)
         for k, b in enumerate(bands):
@@ -124,5 +128,5 @@ class Cube:
                 continue
             lo, hi = np.percentile(band[ok], percentiles)
             scale = (hi - lo) if hi > lo else 1.0
-            out[..., k] = np.where(ok, np.clip((band - lo) / scale, 0, 1), 0)
+            out[..., k] = np.where(ok, np.clip((band - lo) / scale, 0, 1) ** gamma, 0)
         return out
