@@ -11,6 +11,7 @@ nearest mutual-reachability neighbour and its lambda cached once, so a new ``p_m
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -51,6 +52,7 @@ class GloshScorer:
 
     ``scale``: per-feature min-max scaling first (thesis). Non-finite rows are left out and score 1.0;
     exact duplicate rows are fitted once and share a score (duplicates make hdbscan return NaN).
+    ``n_jobs``: hdbscan's ``core_dist_n_jobs`` (default: up to 4, at most the CPU count).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class GloshScorer:
         max_fit: int = 20000,
         seed: int = 0,
         cache_size: int = 8,
+        n_jobs: int | None = None,
     ) -> None:
         x = np.asarray(values)
         if x.ndim != 2:
@@ -104,7 +107,9 @@ class GloshScorer:
             k = max(1, min(self.min_samples, self.n_fit - 1))
             self._k = k
             # min_cluster_size does not change the single-linkage tree; any value will do here.
-            clusterer = HDBSCAN(min_cluster_size=max(2, min(5, self.n_fit)), min_samples=k)
+            jobs = n_jobs or max(1, min(4, os.cpu_count() or 1))
+            clusterer = HDBSCAN(min_cluster_size=max(2, min(5, self.n_fit)), min_samples=k,
+                                core_dist_n_jobs=jobs)
             clusterer.fit(fit_x)
             self._tree = np.asarray(clusterer._single_linkage_tree, dtype=np.float64)
             if self.n_fit < n_u:
