@@ -61,7 +61,9 @@ def test_score_rx_layers_and_live_threshold(detect, qtbot):
     assert names == ["cube", "RGB composite", SCORE_LAYER, MASK_LAYER]  # mask on top
     heat, mask = viewer.layers[SCORE_LAYER], viewer.layers[MASK_LAYER]
     assert tuple(heat.contrast_limits) == (0.0, 1.0)
-    assert heat.colormap.name == "inferno"
+    assert "inferno" in heat.colormap.name
+    assert heat.colormap.map(np.array([0.0]))[0, 3] == 0  # low scores transparent
+    assert heat.colormap.map(np.array([1.0]))[0, 3] == 1
     assert mask.data.dtype == np.uint8
     scores = heat.data
     assert scores.shape == (48, 48) and scores.min() >= 0 and scores.max() <= 1

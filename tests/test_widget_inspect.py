@@ -104,6 +104,17 @@ def test_region_table_selection_and_csv(inspect, tmp_path):
     np.testing.assert_allclose(y, cube.data[:, labels].mean(axis=1), rtol=1e-5)
     assert widget.bars.values.shape == (cube.bands,) and np.all(widget.bars.values > 3)
 
+    # numeric sorting (not text): by area, largest first; selection still maps to the right region
+    from qtpy.QtCore import Qt
+
+    widget.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    areas = [int(widget.table.item(i, 1).text().replace(",", ""))
+             for i in range(widget.table.rowCount())]
+    assert areas == sorted(areas, reverse=True)
+    widget.table.selectRow(widget.table.rowCount() - 1)
+    assert widget.selected_region().area == areas[-1]
+    widget.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+
     out = widget.export_csv(tmp_path / "regions.csv")
     with out.open() as fh:
         rows = list(csv.DictReader(fh))

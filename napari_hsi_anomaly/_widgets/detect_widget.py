@@ -66,6 +66,17 @@ def score_job(cube: Any, method: str, model: Any, **params: Any) -> Generator[Pr
     return detection
 
 
+def score_colormap() -> Any:
+    """inferno with an alpha ramp: low scores transparent so the scene shows through."""
+    from matplotlib import colormaps
+    from napari.utils.colormaps import Colormap
+
+    x = np.linspace(0.0, 1.0, 65)
+    rgba = colormaps["inferno"](x)
+    rgba[:, 3] = np.clip((x - 0.15) / 0.45, 0.0, 1.0)
+    return Colormap(colors=rgba, controls=x, name="inferno (transparent low)")
+
+
 def find_layer(viewer: Any, name: str) -> Any:
     """The layer called ``name``, or None."""
     for layer in viewer.layers:
@@ -363,6 +374,7 @@ class DetectWidget(QWidget):
         from napari.utils.colormaps import DirectLabelColormap
 
         layers = self.viewer.layers
+        selected = set(layers.selection)
         heat, mask = self.score_layer, self.mask_layer
         if heat is not None and heat.data.shape != self.scores.shape:
             layers.remove(heat)
@@ -373,8 +385,8 @@ class DetectWidget(QWidget):
         kw = self._layer_kwargs()
         if heat is None:
             heat = self.viewer.add_image(
-                self.scores, name=SCORE_LAYER, colormap="inferno", contrast_limits=(0.0, 1.0),
-                opacity=0.6, blending="additive", **kw,
+                self.scores, name=SCORE_LAYER, colormap=score_colormap(),
+                contrast_limits=(0.0, 1.0), opacity=0.7, blending="translucent", **kw,
             )
         else:
             heat.data = self.scores
@@ -392,6 +404,8 @@ class DetectWidget(QWidget):
             layers.move(layers.index(mask), top)
         if layers.index(heat) != top - 1:
             layers.move(layers.index(heat), top - 1)
+        if selected and selected != set(layers.selection):  # keep the user's selection
+            layers.selection = {layer for layer in selected if layer in layers}
 
     # ---------------------------------------------------------------- live t_anom
     def _on_t_changed(self, t: float) -> None:

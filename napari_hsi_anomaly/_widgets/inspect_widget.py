@@ -43,13 +43,23 @@ from napari_hsi_anomaly.core.regions import (
 MAX_TABLE_ROWS = 500
 COLUMNS = ("#", "area px", "mean", "max", "row", "col")
 _REGION_ROLE = Qt.ItemDataRole.UserRole
+_SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class _NumItem(QTableWidgetItem):
+    """A table item that shows formatted text but sorts by its number."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(_SORT_ROLE), other.data(_SORT_ROLE)
+        if mine is None or theirs is None:
+            return super().__lt__(other)
+        return float(mine) < float(theirs)
 
 
 def _num_item(value: float, fmt: str) -> QTableWidgetItem:
     """A table item that sorts numerically and shows ``value`` formatted."""
-    item = QTableWidgetItem()
-    item.setData(Qt.ItemDataRole.DisplayRole, float(value) if "f" in fmt else int(value))
-    item.setText(format(value, fmt))
+    item = _NumItem(format(value, fmt))
+    item.setData(_SORT_ROLE, float(value))
     item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
     item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
     return item
@@ -100,9 +110,10 @@ class InspectWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setDefaultSectionSize(20)
-        self.table.setMinimumHeight(130)
+        self.table.setMinimumHeight(110)
         self.table.setMaximumHeight(200)
         self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.csv_btn = QPushButton("Export table (CSV)…")
         self.bars = BandBars(theme=theme)
 
@@ -213,9 +224,10 @@ class InspectWidget(QWidget):
         if scores is not None and scores.shape == (self.cube.rows, self.cube.cols):
             score = f", score {float(scores[row, col]):.2f}"
         label = f"({row}, {col}){score}"
+        short = f"({row}, {col})" + (f" {float(scores[row, col]):.2f}" if score else "")
         self.picked = (row, col)
-        self.spectrum.set_spectrum(spec, label, title=f"pixel {label}")
-        self.hint.setText("Pin keeps this spectrum; click another pixel to compare.")
+        self.spectrum.set_spectrum(spec, short, title=f"pixel {label}")
+        self.hint.setText("Pin keeps this spectrum for comparison.")
         return spec
 
     # ---------------------------------------------------------------- regions
@@ -294,17 +306,18 @@ class InspectWidget(QWidget):
         mean = region_spectrum(self.cube, self.label_image, region.label)
         rank = self.regions.index(region) + 1
         label = f"region #{rank} mean ({region.area:,} px)"
-        self.spectrum.set_spectrum(mean, label, title=f"{label}, max score {region.max_score:.2f}")
+        self.spectrum.set_spectrum(mean, f"region #{rank}",
+                                   title=f"{label}, max {region.max_score:.2f}")
         recon = self._recon_per_band(region)
         if recon is not None:
             self.bars.set_values(recon, self._band_labels(), "error / scene",
-                                 title=f"region #{rank}: reconstruction error per band",
+                                 title=f"region #{rank}: recon. error per band",
                                  highlight=2.0)
         else:
             median, q25, q75 = self.stats
             dev = band_deviation(mean, median, q75 - q25)
             self.bars.set_values(dev, self._band_labels(), "robust z",
-                                 title=f"region #{rank}: deviation from scene per band")
+                                 title=f"region #{rank} vs scene, per band")
         return mean
 
     def _recon_per_band(self, region: RegionInfo) -> np.ndarray | None:

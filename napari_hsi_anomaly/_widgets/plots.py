@@ -72,6 +72,10 @@ class ThemedCanvas(FigureCanvasQTAgg):
         ax.title.set_fontsize(8)
         ax.grid(True, color=c["grid"], linewidth=0.5, alpha=0.6)
 
+    def set_title(self, text: str, ax: Any = None) -> None:
+        """A small title in the theme's text colour (matplotlib resets both on ``set_title``)."""
+        (ax or self.ax).set_title(text, fontsize=8, color=self.colors["text"], pad=3)
+
     def style_legend(self, legend: Any) -> None:
         if legend is None:
             return
@@ -133,11 +137,10 @@ class RocPlot(ThemedCanvas):
         ax.plot([0, 1], [0, 1], color=self.colors["grid"], linewidth=0.8, linestyle="--")
         (self.curve,) = ax.plot([], [], color=PIXEL_COLOR, linewidth=1.5, label="ROC")
         (self.point,) = ax.plot([], [], "o", color=T_COLOR, markersize=6, label="t_anom")
-        ax.set_aspect("equal", adjustable="box")
 
     def set_curve(self, fpr: np.ndarray, tpr: np.ndarray, auc: float | None = None) -> None:
         self.curve.set_data(fpr, tpr)
-        self.ax.set_title(f"ROC  (AUC {auc:.3f})" if auc is not None else "ROC")
+        self.set_title(f"ROC  (AUC {auc:.3f})" if auc is not None else "ROC")
         self.draw_idle()
 
     def set_point(self, fpr: float, tpr: float) -> None:
@@ -147,7 +150,7 @@ class RocPlot(ThemedCanvas):
     def clear(self) -> None:
         self.curve.set_data([], [])
         self.point.set_data([], [])
-        self.ax.set_title("ROC")
+        self.set_title("ROC")
         self.draw_idle()
 
 
@@ -160,7 +163,7 @@ class SpectrumPlot(ThemedCanvas):
         self.order = np.zeros(0, dtype=np.int64)
         self._band_fill: Any = None
         (self.median_line,) = self.ax.plot([], [], color=SCENE_COLOR, linewidth=1.0,
-                                           linestyle="--", label="scene median")
+                                           linestyle="--", label="scene median, IQR")
         (self.line,) = self.ax.plot([], [], color=PIXEL_COLOR, linewidth=1.8, marker=".",
                                     markersize=4, label="pixel")
         self.band_line = self.ax.axvline(0, color="#8891a0", linewidth=0.8, linestyle=":")
@@ -205,7 +208,7 @@ class SpectrumPlot(ThemedCanvas):
         self.current_label = label
         self.line.set_data(self.x[self.order], self.current[self.order])
         self.line.set_label(label)
-        self.ax.set_title(title or "")
+        self.set_title(title or "")
         self._legend()
         self._autoscale()
 
@@ -215,7 +218,7 @@ class SpectrumPlot(ThemedCanvas):
             return False
         color = PIN_COLORS[len(self.pins) % len(PIN_COLORS)]
         (pinned,) = self.ax.plot(self.x[self.order], self.current[self.order], color=color,
-                                 linewidth=1.2, label=f"pin: {self.current_label}")
+                                 linewidth=1.2, label=f"pin {self.current_label}")
         self.pins.append(pinned)
         self._legend()
         self.draw_idle()
@@ -238,13 +241,13 @@ class SpectrumPlot(ThemedCanvas):
         self.draw_idle()
 
     def _legend(self) -> None:
-        handles = [h for h in (self.median_line, self._band_fill, self.line, *self.pins)
+        handles = [h for h in (self.median_line, self.line, *self.pins)
                    if h is not None and (not hasattr(h, "get_xdata") or len(h.get_xdata()))]
         if self.ax.get_legend() is not None:
             self.ax.get_legend().remove()
         if handles:
-            leg = self.ax.legend(handles=handles, fontsize=6.5, loc="best", framealpha=0.7,
-                                 handlelength=1.5, borderpad=0.3, labelspacing=0.25)
+            leg = self.ax.legend(handles=handles, fontsize=6, loc="best", framealpha=0.6,
+                                 handlelength=1.2, borderpad=0.25, labelspacing=0.2)
             self.style_legend(leg)
 
     def _autoscale(self) -> None:
@@ -290,7 +293,7 @@ class BandBars(ThemedCanvas):
         self.ax.set_xticklabels([lab if i % step == 0 else "" for i, lab in enumerate(labels)],
                                 rotation=60, fontsize=6, ha="right")
         self.ax.set_ylabel(ylabel)
-        self.ax.set_title(title)
+        self.set_title(title)
         self.ax.relim()
         self.ax.autoscale_view()
         self.draw_idle()
@@ -300,5 +303,5 @@ class BandBars(ThemedCanvas):
             self._bars.remove()
             self._bars = None
         self.values = np.zeros(0)
-        self.ax.set_title("")
+        self.set_title("")
         self.draw_idle()
