@@ -177,4 +177,4 @@ def test_progress_text():
     from napari_hsi_anomaly.core.progress import Progress
 
     p = Progress(40, 600, "", {"epoch": 2, "epochs": 5, "step": 40, "loss": 0.01234, "windows_per_s": 35.2})
-    assert mw.progress_text(p) == "epoch 2/5 · step 40/120 · loss 0.01234 · 35 windows/s"
+    assert mw.progress_text(p) == "epoch 2/5 · step 40/120 · loss 0.0123 · 35 windows/s"

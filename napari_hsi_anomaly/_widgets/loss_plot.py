@@ -36,10 +36,12 @@ class LossPlot(BaseNapariMPLWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.redraw)
+        self.epochs: int | None = None
         self.reset()
 
-    def reset(self) -> None:
-        """Clear both curves (before a new training run)."""
+    def reset(self, epochs: int | None = None) -> None:
+        """Clear both curves (before a new training run); ``epochs`` fixes the x range."""
+        self.epochs = epochs
         self.xs: list[float] = []
         self.losses: list[float] = []
         self.val_xs: list[float] = []
@@ -78,9 +80,9 @@ class LossPlot(BaseNapariMPLWidget):
             lo, hi = min(ys), max(ys)
             ax.set_ylim(lo / 1.3, hi * 1.3 if hi > lo else lo * 2)
             xs = self.xs + self.val_xs
-            ax.set_xlim(0, max(1.0, max(xs)))
+            ax.set_xlim(0, max(1.0, max(xs), self.epochs or 0))
         else:
-            ax.set_xlim(0, 1)
+            ax.set_xlim(0, self.epochs or 1)
             ax.set_ylim(1e-3, 1)
         self._last_draw = time.monotonic()
         self.draws += 1

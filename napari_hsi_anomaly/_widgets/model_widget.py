@@ -58,9 +58,9 @@ def progress_text(p: Progress) -> str:
     steps = max(1, p.total // epochs) if p.total else 0
     parts = [f"epoch {v.get('epoch', '?')}/{epochs}", f"step {v.get('step', '?')}/{steps}"]
     if v.get("loss") is not None:
-        parts.append(f"loss {v['loss']:.4g}")
+        parts.append(f"loss {v['loss']:.3g}")
     if v.get("val_loss") is not None:
-        parts.append(f"val {v['val_loss']:.4g}")
+        parts.append(f"val {v['val_loss']:.3g}")
     if v.get("windows_per_s"):
         parts.append(f"{v['windows_per_s']:.0f} windows/s")
     return " · ".join(parts)
@@ -110,9 +110,9 @@ class ModelWidget(QWidget):
         self.optimizer.addItems(OPTIMIZERS)
         self.optimizer.setToolTip("adadelta (thesis, lr 1.0) or adam (lr 1e-3).")
         self.optimizer.currentTextChanged.connect(self._on_optimizer)
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(5)
-        self.lr.setRange(1e-5, 10.0)
+        self.lr = _CompactDoubleSpinBox()
+        self.lr.setDecimals(6)
+        self.lr.setRange(1e-6, 10.0)
         self.lr.setSingleStep(1e-3)
         self.lr.setToolTip("Learning rate of the optimiser.")
         self.device = QComboBox()
@@ -123,23 +123,30 @@ class ModelWidget(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Random seed: window order, initial weights.")
-        for spin in (self.window, self.epochs, self.batch, self.lr, self.seed):
-            spin.setMinimumWidth(70)
+        for combo in (self.preset, self.optimizer, self.device):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
 
         net = QFormLayout()
         net.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        net.addRow("Preset", self.preset)
-        net.addRow("Window", self.window)
-        net.addRow("Epochs", _pair(self.epochs, "Batch", self.batch))
-        net.addRow("Optimizer", _pair(self.optimizer, "lr", self.lr))
-        net.addRow("Device", _pair(self.device, "Seed", self.seed))
+        for label, field in (
+            ("Preset", self.preset),
+            ("Window", self.window),
+            ("Epochs", self.epochs),
+            ("Batch size", self.batch),
+            ("Optimizer", self.optimizer),
+            ("Learning rate", self.lr),
+            ("Device", self.device),
+            ("Seed", self.seed),
+        ):
+            net.addRow(label, field)
 
         self.population = QListWidget()
         self.population.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.population.setToolTip(
             "Reference population: the cubes to train on (Ctrl/Shift-click for several; same bands)."
         )
-        self.population.setMaximumHeight(72)
+        self.population.setMaximumHeight(60)
         net.addRow("Train on", self.population)
 
         self.train_button = QPushButton("Train")
@@ -295,7 +302,7 @@ class ModelWidget(QWidget):
             device=self.device.currentText(),
             threads=max(1, (os.cpu_count() or 2) - 1),  # leave a core to the GUI
         )
-        self.loss_plot.reset()
+        self.loss_plot.reset(options.epochs)
         self._steps_per_epoch = 0
         self.live_label.setText(f"Starting: {len(cubes)} cube(s), {config.preset} preset…")
         self.worker = start_generator_worker(
@@ -446,15 +453,11 @@ class ModelWidget(QWidget):
         )
 
 
-def _pair(left: QWidget, label: str, right: QWidget) -> QWidget:
-    """Two fields on one form row: ``left  label right``."""
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(0, 0, 0, 0)
-    row.addWidget(left, 1)
-    row.addWidget(QLabel(label))
-    row.addWidget(right, 1)
-    return box
+class _CompactDoubleSpinBox(QDoubleSpinBox):
+    """Shows ``1`` and ``0.001`` rather than ``1.000000`` and ``0.001000``."""
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
+        return f"{value:.{self.decimals()}f}".rstrip("0").rstrip(".") or "0"
 
 
 def _replaceable(target: Path) -> bool:
