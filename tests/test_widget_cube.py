@@ -145,12 +145,18 @@ def test_bad_file_notifies_and_keeps_the_cube(make_napari_viewer, qtbot, shown, 
     np.save(flat, np.zeros((10, 10), np.float32))
     junk = tmp_path / "junk.hdr"
     junk.write_text("this is not an ENVI header\n")
-    for path in (flat, junk):
+    short = tmp_path / "short.hdr"  # header promises 10x10x3 float32, data file has 100 bytes
+    short.write_text(
+        "ENVI\nsamples = 10\nlines = 10\nbands = 3\nheader offset = 0\n"
+        "data type = 4\ninterleave = bsq\nbyte order = 0\n"
+    )
+    (tmp_path / "short.img").write_bytes(b"\0" * 100)
+    for path in (flat, junk, short):
         n = len(shown)
         w.open_path(path)
         qtbot.waitUntil(lambda n=n: len(shown) > n, timeout=10000)
         qtbot.waitUntil(w.open_button.isEnabled, timeout=5000)
-        assert path.name in shown[-1]
+        assert path.stem in shown[-1]  # the reader's message names the file
         assert not shown[-1].startswith("Unexpected error")
     state = get_state(viewer)
     assert state.cube is cube and state.cube_layer == "cube"

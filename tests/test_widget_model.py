@@ -178,3 +178,29 @@ def test_progress_text():
 
     p = Progress(40, 600, "", {"epoch": 2, "epochs": 5, "step": 40, "loss": 0.01234, "windows_per_s": 35.2})
     assert mw.progress_text(p) == "epoch 2/5 · step 40/120 · loss 0.0123 · 35 windows/s"
+
+
+def test_sample_model_button(make_napari_viewer, qtbot, shown, tiny_model, tmp_path, monkeypatch):
+    from napari_hsi_anomaly.core.model import save_model
+
+    monkeypatch.setattr(mw, "SAMPLE_MODEL", tmp_path / "absent")
+    _, w = make(make_napari_viewer, qtbot, tiny_cube())
+    assert w.sample_button.isHidden()
+
+    save_model(tiny_model, tmp_path / "fast_model")
+    monkeypatch.setattr(mw, "SAMPLE_MODEL", tmp_path / "fast_model")
+    viewer, w = make(make_napari_viewer, qtbot, tiny_cube())
+    assert not w.sample_button.isHidden()
+    w.sample_button.click()
+    qtbot.waitUntil(lambda: get_state(viewer).model is not None, timeout=10000)
+    assert get_state(viewer).model_source == "sample model (fast)"
+    assert "sample model" in w.model_label.text()
+
+
+def test_bad_window_or_no_cube_notifies(make_napari_viewer, qtbot, shown):
+    _, w = make(make_napari_viewer, qtbot)
+    assert w.train() is None and "Choose a cube first" in shown[-1]
+    _, w = make(make_napari_viewer, qtbot, tiny_cube())
+    w.window.setValue(30)
+    assert w.train() is None and "multiple" in shown[-1]
+    assert not w.training and w.train_button.isEnabled()
