@@ -204,3 +204,23 @@ def test_bad_window_or_no_cube_notifies(make_napari_viewer, qtbot, shown):
     w.window.setValue(30)
     assert w.train() is None and "multiple" in shown[-1]
     assert not w.training and w.train_button.isEnabled()
+
+
+def test_closing_the_viewer_while_training_is_quiet(make_napari_viewer, qtbot, shown):
+    viewer = make_napari_viewer()
+    cube = tiny_cube()
+    viewer.add_image(cube.data, name="tiny", metadata={"cube": cube})
+    get_state(viewer).set_cube(cube, "tiny")
+    w = mw.ModelWidget(viewer)  # owned by the viewer's dock, not by qtbot
+    viewer.window.add_dock_widget(w, name="Model")
+    w.window.setValue(16)
+    w.epochs.setValue(500)
+    w.batch.setValue(1)
+    steps: list[object] = []
+    worker = w.train()
+    worker.yielded.connect(steps.append)
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=30000)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        viewer.close()  # napari cancels its registered tasks: the worker quits at its next step
+    assert get_state(viewer).model is None
+    assert [m for m in shown if not m.startswith("info:")] == []

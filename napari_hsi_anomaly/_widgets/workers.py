@@ -133,6 +133,9 @@ class _InOrder:
                 f, a = self._queue.popleft()
                 try:
                     f(*a)
+                except RuntimeError as exc:
+                    if "has been deleted" not in str(exc):  # a dock closed while its worker ran
+                        notify_error(exc)
                 except Exception as exc:  # a bug in a callback must not kill the viewer
                     notify_error(exc)
         finally:
