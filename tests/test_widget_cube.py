@@ -178,3 +178,16 @@ def test_plugin_reader_layers_are_picked_up(make_napari_viewer, qtbot, shown, tm
     w.update_rgb()
     qtbot.waitUntil(w.update_rgb_button.isEnabled, timeout=5000)
     np.testing.assert_allclose(viewer.layers["read_me RGB"].data[..., 0], state.cube.rgb((4, 0, 0))[..., 0])
+
+
+def test_docks_come_from_the_manifest(make_napari_viewer, shown):
+    from napari_hsi_anomaly._widgets.model_widget import ModelWidget
+
+    viewer = make_napari_viewer()
+    _, cube_w = viewer.window.add_plugin_dock_widget("napari-hsi-anomaly", "Cube")
+    _, model_w = viewer.window.add_plugin_dock_widget("napari-hsi-anomaly", "Model")
+    assert isinstance(cube_w, CubeWidget) and isinstance(model_w, ModelWidget)
+    cube = small_cube(bands=4)
+    viewer.add_image(cube.data, name="c", metadata={"cube": cube})
+    assert get_state(viewer).cube is cube
+    assert [i.text() for i in model_w.population.selectedItems()] == ["c"]
