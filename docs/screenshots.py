@@ -69,7 +69,7 @@ def training_stage(viewer: napari.Viewer, out: Path, model_w, epochs: int = 12, 
     """Train the fast preset in its worker thread; grab 02_training.png mid-run, then cancel."""
     model_w.preset.setCurrentText("fast")
     model_w.epochs.setValue(epochs)
-    model_w.window.setValue(32)
+    model_w.window_size.setValue(32)
     worker = model_w.train()
     if worker is None:
         raise RuntimeError("training did not start (no cube?)")

@@ -49,7 +49,7 @@ def make(make_napari_viewer, qtbot, cube: Cube | None = None, name: str = "tiny"
     w = mw.ModelWidget(viewer)
     qtbot.addWidget(w)
     w.preset.setCurrentText("fast")
-    w.window.setValue(16)
+    w.window_size.setValue(16)
     w.batch.setValue(2)
     return viewer, w
 
@@ -201,7 +201,7 @@ def test_bad_window_or_no_cube_notifies(make_napari_viewer, qtbot, shown):
     _, w = make(make_napari_viewer, qtbot)
     assert w.train() is None and "Choose a cube first" in shown[-1]
     _, w = make(make_napari_viewer, qtbot, tiny_cube())
-    w.window.setValue(30)
+    w.window_size.setValue(30)
     assert w.train() is None and "multiple" in shown[-1]
     assert not w.training and w.train_button.isEnabled()
 
@@ -213,7 +213,7 @@ def test_closing_the_viewer_while_training_is_quiet(make_napari_viewer, qtbot, s
     get_state(viewer).set_cube(cube, "tiny")
     w = mw.ModelWidget(viewer)  # owned by the viewer's dock, not by qtbot
     viewer.window.add_dock_widget(w, name="Model")
-    w.window.setValue(16)
+    w.window_size.setValue(16)
     w.epochs.setValue(500)
     w.batch.setValue(1)
     steps: list[object] = []

@@ -94,11 +94,11 @@ class ModelWidget(QWidget):
         self.preset.addItems(sorted(PRESETS, key=lambda k: k != "fast"))
         self.preset.setToolTip("fast: small CPU-friendly network; thesis: the thesis 3-D CAE (slow on CPU).")
         self.preset.currentTextChanged.connect(self._on_preset)
-        self.window = QSpinBox()
-        self.window.setRange(8, 512)
-        self.window.setSingleStep(8)
-        self.window.setSuffix(" px")
-        self.window.setToolTip("Square training window; a multiple of the pooling (4 for both presets).")
+        self.window_size = QSpinBox()
+        self.window_size.setRange(8, 512)
+        self.window_size.setSingleStep(8)
+        self.window_size.setSuffix(" px")
+        self.window_size.setToolTip("Square training window; a multiple of the pooling (4 for both presets).")
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setToolTip("Passes over the training windows.")
@@ -131,7 +131,7 @@ class ModelWidget(QWidget):
         net.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for label, field in (
             ("Preset", self.preset),
-            ("Window", self.window),
+            ("Window", self.window_size),
             ("Epochs", self.epochs),
             ("Batch size", self.batch),
             ("Optimizer", self.optimizer),
@@ -225,7 +225,7 @@ class ModelWidget(QWidget):
         from napari_hsi_anomaly.core.model import PRESETS
 
         if name in PRESETS:
-            self.window.setValue(PRESETS[name].window)
+            self.window_size.setValue(PRESETS[name].window)
             self.epochs.setValue(DEFAULT_EPOCHS.get(name, 5))
 
     def _on_optimizer(self, name: str) -> None:
@@ -289,7 +289,7 @@ class ModelWidget(QWidget):
             notify_error(ModelError("Choose a cube first (Cube dock) or select layers under 'Train on'."))
             return None
         try:
-            config = replace(PRESETS[self.preset.currentText()], window=self.window.value())
+            config = replace(PRESETS[self.preset.currentText()], window=self.window_size.value())
         except HsiAnomalyError as exc:
             notify_error(exc)
             return None
