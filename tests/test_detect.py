@@ -87,7 +87,7 @@ def tiny_model():
     return train(Cube(_cube(32, 32)), "fast", opts)
 
 
-@pytest.mark.parametrize("method", ["glosh", "glosh-rx"])
+@pytest.mark.parametrize("method", ["glosh", "glosh-rx", "ensemble"])
 def test_rescore_equals_fresh_detection(tiny_model, method):
     data = _cube(32, 32)
     det = detect(data, method, model=tiny_model, p_min=20, min_samples=5, rx_window=(3, 9))

@@ -10,7 +10,13 @@ import numpy as np
 
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import Progress, run
-from napari_hsi_anomaly.core.scoring.detect import DEFAULT_METHOD, FEATURES, METHODS, iter_detect
+from napari_hsi_anomaly.core.scoring.detect import (
+    DEFAULT_METHOD,
+    FEATURES,
+    METHODS,
+    MODEL_METHODS,
+    iter_detect,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +73,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
         model = load_model(args.model)
         model.check_cube(cube)
-    elif args.epochs is not None and args.method in ("glosh", "glosh-rx", "recon"):
+    elif args.epochs is not None and args.method in MODEL_METHODS:
         from napari_hsi_anomaly.core.scoring.detect import default_train_options
 
         train_options = default_train_options()
