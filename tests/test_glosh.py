@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hdbscan.prediction import approximate_predict_scores
 
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.scoring import GloshScorer, minmax_scale
 
 
@@ -55,6 +56,13 @@ def test_duplicates_and_nan_rows_give_finite_scores(blobs):
     assert (dup == res.scores[0]).all()
 
 
+def test_bad_parameters_raise_clear_errors(blobs):
+    with pytest.raises(HsiAnomalyError, match="min_samples"):
+        GloshScorer(blobs, min_samples=0)
+    with pytest.raises(HsiAnomalyError, match="at least 2"):
+        GloshScorer(blobs, min_samples=5).score(1)
+
+
 def test_p_min_larger_than_points_is_clamped():
     x = np.random.default_rng(1).normal(size=(40, 3))
     res = GloshScorer(x, min_samples=5).score(1000)
@@ -67,7 +75,10 @@ def test_outlier_scores_higher_than_inliers(blobs):
     assert res.scores[-40:].mean() > res.scores[:1100].mean() + 0.2
 
 
-def test_subsample_matches_hdbscan_approximate_predict(blobs):
+def test_subsample_matches_hdbscan_approximate_predict(blobs, monkeypatch):
+    from napari_hsi_anomaly.core.scoring import glosh
+
+    monkeypatch.setattr(glosh, "QUERY_CHUNK", 97)  # several neighbour-query chunks
     scorer = GloshScorer(blobs, min_samples=10, scale=False, max_fit=500, seed=3)
     assert scorer.subsampled and scorer.n_fit == 500
     fit_x = blobs[scorer._fit_idx]

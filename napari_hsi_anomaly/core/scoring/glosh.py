@@ -21,7 +21,9 @@ from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
 from hdbscan._hdbscan_tree import outlier_scores as _outlier_scores
 from sklearn.neighbors import KDTree
 
-from napari_hsi_anomaly.core.errors import ShapeError
+from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
+
+QUERY_CHUNK = 100_000  # non-fitted rows per nearest-neighbour query
 
 
 @dataclass
@@ -70,7 +72,7 @@ class GloshScorer:
         if x.ndim != 2:
             raise ShapeError(f"GLOSH needs a 2-D (points, features) array; got shape {x.shape}.")
         if min_samples is None or int(min_samples) < 1:
-            raise ValueError("min_samples must be a positive integer (None would tie it to p_min).")
+            raise HsiAnomalyError("min_samples must be a positive integer (None would tie it to p_min).")
         self.n_points = int(x.shape[0])
         self.min_samples = int(min_samples)
         self.max_fit = int(max_fit)
@@ -121,18 +123,24 @@ class GloshScorer:
         tree = KDTree(fit_x)
         core = tree.query(fit_x, k=min(k, self.n_fit))[0][:, -1]
         kk = min(2 * k, self.n_fit)
-        dist, ind = tree.query(uniq[rest], k=kk)
-        own_core = dist[:, min(k, kk - 1)][:, None]
-        mr = np.maximum(np.maximum(core[ind], own_core), dist)
-        j = mr.argmin(axis=1)
-        rows = np.arange(rest.size)
-        best = mr[rows, j]
-        with np.errstate(divide="ignore"):
-            lam = np.where(best > 0, 1.0 / best, np.finfo(np.float64).max)
+        neighbor = np.empty(rest.size, dtype=np.int64)
+        lam = np.empty(rest.size)
+        exact = np.empty(rest.size, dtype=bool)
+        for a in range(0, rest.size, QUERY_CHUNK):  # bounded memory for millions of pixels
+            dist, ind = tree.query(uniq[rest[a : a + QUERY_CHUNK]], k=kk)
+            own_core = dist[:, min(k, kk - 1)][:, None]
+            mr = np.maximum(np.maximum(core[ind], own_core), dist)
+            j = mr.argmin(axis=1)
+            rows = np.arange(ind.shape[0])
+            best = mr[rows, j]
+            with np.errstate(divide="ignore"):
+                lam[a : a + QUERY_CHUNK] = np.where(best > 0, 1.0 / best, np.finfo(np.float64).max)
+            neighbor[a : a + QUERY_CHUNK] = ind[rows, j]
+            exact[a : a + QUERY_CHUNK] = dist.min(axis=1) == 0
         self._rest_idx = rest
-        self._rest_neighbor = ind[rows, j]
+        self._rest_neighbor = neighbor
         self._rest_lambda = lam
-        self._rest_exact = dist.min(axis=1) == 0
+        self._rest_exact = exact
 
     @property
     def subsampled(self) -> bool:
@@ -155,7 +163,7 @@ class GloshScorer:
         scores = np.ones(self.n_points, dtype=np.float32)
         labels = np.full(self.n_points, -1, dtype=np.int64)
         if p_min < 2:
-            raise ValueError("p_min (minimum cluster size) must be at least 2.")
+            raise HsiAnomalyError(f"p_min (minimum cluster size) must be at least 2; got {p_min}.")
         if self._tree is None:
             notes.append(f"only {self.n_fit} distinct finite points: every point scored 1.0")
             return GloshResult(scores, labels, p_min, notes)
