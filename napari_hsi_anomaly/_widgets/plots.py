@@ -45,6 +45,10 @@ class ThemedCanvas(FigureCanvasQTAgg):
         self.axes_list = [fig.add_subplot(nrows, 1, i + 1) for i in range(nrows)]
         for ax in self.axes_list:
             self.style_axes(ax)
+        self._animated: list[Any] = []  # artists redrawn alone (blit) on slider moves
+        self._background: Any = None
+        self._bg_size: tuple = ()
+        self.mpl_connect("draw_event", self._on_draw)
         self.setMinimumHeight(int(height_px * 0.8))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self._height = height_px
@@ -72,6 +76,31 @@ class ThemedCanvas(FigureCanvasQTAgg):
         ax.title.set_fontsize(8)
         ax.grid(True, color=c["grid"], linewidth=0.5, alpha=0.6)
 
+    def animate(self, artist: Any) -> Any:
+        """Mark ``artist`` as moving: full draws skip it, ``update_animated`` blits it alone."""
+        artist.set_animated(True)
+        self._animated.append(artist)
+        return artist
+
+    def _on_draw(self, event: Any) -> None:
+        """After a full draw: keep the background, then paint the moving artists over it."""
+        if not self._animated:
+            return
+        self._background = self.copy_from_bbox(self.figure.bbox)
+        self._bg_size = tuple(self.figure.bbox.size)
+        for artist in self._animated:
+            artist.axes.draw_artist(artist)
+
+    def update_animated(self) -> None:
+        """Redraw only the moving artists (a few ms) instead of the whole figure (100+ ms)."""
+        if self._background is None or self._bg_size != tuple(self.figure.bbox.size):
+            self.draw_idle()
+            return
+        self.restore_region(self._background)
+        for artist in self._animated:
+            artist.axes.draw_artist(artist)
+        self.update()  # paint the renderer's buffer at the next event-loop turn (not repaint())
+
     def set_title(self, text: str, ax: Any = None) -> None:
         """A small title in the theme's text colour (matplotlib resets both on ``set_title``)."""
         (ax or self.ax).set_title(text, fontsize=8, color=self.colors["text"], pad=3)
@@ -96,7 +125,7 @@ class ScoreHistogram(ThemedCanvas):
         self.ax.set_xlabel("anomaly score")
         self.ax.set_ylabel("pixels")
         self._bars: Any = None
-        self.t_line = self.ax.axvline(0.7, color=T_COLOR, linewidth=1.5)
+        self.t_line = self.animate(self.ax.axvline(0.7, color=T_COLOR, linewidth=1.5))
         self.counts = np.zeros(bins, dtype=np.int64)
 
     def set_scores(self, scores: np.ndarray | None) -> None:
@@ -109,7 +138,9 @@ class ScoreHistogram(ThemedCanvas):
         else:
             v = np.asarray(scores, dtype=np.float32).ravel()
             v = v[np.isfinite(v)]
-            self.counts = np.histogram(np.clip(v, 0, 1), bins=self.bins)[0]
+            n = self.bins.size - 1  # equal bins on [0, 1]: bincount is ~10x faster than histogram
+            idx = np.clip((v * n).astype(np.int32), 0, n - 1)
+            self.counts = np.bincount(idx, minlength=n)
             # bars from 0.5 so that counts of 1 show on the log axis
             self._bars = self.ax.stairs(
                 np.maximum(self.counts, 0.5), self.bins, baseline=0.5, fill=True,
@@ -119,9 +150,9 @@ class ScoreHistogram(ThemedCanvas):
         self.draw_idle()
 
     def set_threshold(self, t: float) -> None:
-        """Move the threshold line only."""
+        """Move the threshold line only (blitted)."""
         self.t_line.set_xdata([t, t])
-        self.draw_idle()
+        self.update_animated()
 
 
 class RocPlot(ThemedCanvas):
@@ -137,15 +168,22 @@ class RocPlot(ThemedCanvas):
         ax.plot([0, 1], [0, 1], color=self.colors["grid"], linewidth=0.8, linestyle="--")
         (self.curve,) = ax.plot([], [], color=PIXEL_COLOR, linewidth=1.5, label="ROC")
         (self.point,) = ax.plot([], [], "o", color=T_COLOR, markersize=6, label="t_anom")
+        self.animate(self.point)
 
     def set_curve(self, fpr: np.ndarray, tpr: np.ndarray, auc: float | None = None) -> None:
+        """The curve, decimated to at most ~2000 vertices (a full-scene ROC has millions)."""
+        fpr, tpr = np.asarray(fpr), np.asarray(tpr)
+        if fpr.size > 2000:
+            keep = np.unique(np.r_[np.linspace(0, fpr.size - 1, 1000).astype(np.int64),
+                                   np.searchsorted(fpr, np.linspace(0, 1, 1000)).clip(0, fpr.size - 1)])
+            fpr, tpr = fpr[keep], tpr[keep]
         self.curve.set_data(fpr, tpr)
         self.set_title(f"ROC  (AUC {auc:.3f})" if auc is not None else "ROC")
         self.draw_idle()
 
     def set_point(self, fpr: float, tpr: float) -> None:
         self.point.set_data([fpr], [tpr])
-        self.draw_idle()
+        self.update_animated()
 
     def clear(self) -> None:
         self.curve.set_data([], [])
