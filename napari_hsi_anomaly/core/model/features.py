@@ -32,7 +32,12 @@ from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import ModelError
 from napari_hsi_anomaly.core.model.cae import encoder_halo
 from napari_hsi_anomaly.core.model.dataset import prepare, read_block
-from napari_hsi_anomaly.core.model.tiles import iter_tile_batches, memory_format, tile_grid
+from napari_hsi_anomaly.core.model.tiles import (
+    iter_tile_batches,
+    memory_format,
+    tile_grid,
+    tiles_per_batch,
+)
 from napari_hsi_anomaly.core.model.trained import TrainedModel
 from napari_hsi_anomaly.core.progress import Progress, run
 from napari_hsi_anomaly.core.windows import Region, regions_array, section_grid, window_grid
@@ -193,7 +198,8 @@ def _iter_pixel(model, cube, batch_size, tile, upsample, fmt) -> Generator[Progr
     values = np.empty((cube.rows, cube.cols, dim), dtype=np.float32)
     valid = np.empty((cube.rows, cube.cols), dtype=bool)
     done = 0
-    for group, x, vmask in iter_tile_batches(model, cube, tiles, max(1, min(batch_size, 2))):
+    per_batch = tiles_per_batch(cfg, tiles[0].size + 2 * halo, batch_size)
+    for group, x, vmask in iter_tile_batches(model, cube, tiles, per_batch):
         maps = _encode(model, x, fmt)
         full = pixel_maps(maps, cfg, x.shape[-2:], upsample)  # (B, D, S, S)
         for j, t in enumerate(group):

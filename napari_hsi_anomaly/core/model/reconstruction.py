@@ -10,7 +10,12 @@ import torch
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.model.cae import network_halo
-from napari_hsi_anomaly.core.model.tiles import iter_tile_batches, memory_format, tile_grid
+from napari_hsi_anomaly.core.model.tiles import (
+    iter_tile_batches,
+    memory_format,
+    tile_grid,
+    tiles_per_batch,
+)
 from napari_hsi_anomaly.core.model.trained import TrainedModel
 from napari_hsi_anomaly.core.progress import Progress, run
 
@@ -29,7 +34,7 @@ def iter_reconstruction(
     cube: Cube,
     *,
     tile: int | None = None,
-    batch_size: int = 1,
+    batch_size: int = 4,
     channels_last: bool = True,
 ) -> Generator[Progress, None, Reconstruction]:
     """Reconstruct ``cube`` tile by tile (halo = the network's receptive field, no seams)."""
@@ -37,6 +42,7 @@ def iter_reconstruction(
     cfg = model.config
     model.net.eval()
     tiles = tile_grid(cube.rows, cube.cols, tile, cfg.spatial_factor, network_halo(cfg))
+    batch_size = tiles_per_batch(cfg, tiles[0].size + 2 * tiles[0].halo, batch_size)
     per_band = np.full((cube.bands, cube.rows, cube.cols), np.nan, dtype=np.float32)
     nb = cfg.used_bands
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format

@@ -14,6 +14,7 @@ from napari_hsi_anomaly.core.model.dataset import prepare, read_block
 from napari_hsi_anomaly.core.model.trained import TrainedModel
 
 DEFAULT_TILE = 256
+TILE_BUDGET = 512 * 2**20  # bytes of first-layer activations per tile batch
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ def tile_grid(rows: int, cols: int, tile: int | None, factor: int, halo: int) ->
         for r in range(0, rows, size)
         for c in range(0, cols, size)
     ]
+
+
+def tiles_per_batch(config, side: int, batch_size: int) -> int:
+    """Tiles per forward pass so the first layer's maps (x3: conv, activation, next input) stay
+    within ``TILE_BUDGET``; at least 1."""
+    per_tile = 3 * 4 * max(config.kernels) * config.net_bands * side * side
+    return max(1, min(batch_size, TILE_BUDGET // per_tile))
 
 
 def load_tile(model: TrainedModel, cube: Cube, t: Tile) -> tuple[np.ndarray, np.ndarray]:
