@@ -54,9 +54,13 @@ def bench_t_anom(viewer: napari.Viewer, size: int, moves: int, with_gt: bool) ->
         widget.set_ground_truth("gt")
     for _ in range(5):
         _events()
-    ts = np.quantile(scores, np.linspace(0.80, 0.995, moves))  # 20 % down to 0.5 % flagged
-    ts = np.round(ts, 2)
+    # slider positions (step 0.01) from ~20 % down to ~0.5 % flagged, back and forth: every move
+    # changes the value, so every move runs the callback
+    levels = np.unique(np.round(np.quantile(scores, np.linspace(0.80, 0.995, moves)), 2))
+    sweep = np.r_[levels, levels[-2:0:-1]]
+    ts = np.resize(sweep, moves)
     call, screen = [], []
+    widget.t_anom.setValue(float(ts[-1]))
     for t in ts:
         t0 = time.perf_counter()
         widget.t_anom.setValue(float(t))
@@ -73,7 +77,8 @@ def bench_t_anom(viewer: napari.Viewer, size: int, moves: int, with_gt: bool) ->
         widget._commit()
         commits.append(time.perf_counter() - t0)
     widget._commit_debounced.cancel()
-    flagged = (100.0 * np.mean(scores >= np.float32(ts[0])), 100.0 * widget.mask.mean())
+    flagged = (100.0 * np.mean(scores >= np.float32(levels[0])),
+               100.0 * np.mean(scores >= np.float32(levels[-1])))
     for layer in list(viewer.layers):
         viewer.layers.remove(layer)
     viewer.window.remove_dock_widget(widget)
@@ -110,10 +115,10 @@ def bench_p_min(viewer: napari.Viewer, points: int, dims: int, values: list[int]
     rows = 100
     shape = (rows, points // rows)
 
-    def compose(result):  # per-pixel GLOSH: one point per pixel
-        return result.scores[: shape[0] * shape[1]].reshape(shape).astype(np.float32)
+    def compose(results):  # per-pixel GLOSH: one point per pixel
+        return results[0].scores[: shape[0] * shape[1]].reshape(shape).astype(np.float32)
 
-    det = Detection(np.zeros(shape, np.float32), "glosh", "pixel", {}, {}, scorer, compose)
+    det = Detection(np.zeros(shape, np.float32), "glosh", "pixel", {}, {}, [scorer], compose)
     det.rescore(values[0])
     widget = DetectWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Detect", area="right")

@@ -40,23 +40,26 @@ from napari_hsi_anomaly._widgets.workers import (
     start_generator_worker,
 )
 from napari_hsi_anomaly.core.progress import Progress
-from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD, FEATURES, iter_detect
+from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD, FEATURES, METHODS, iter_detect
+from napari_hsi_anomaly.core.scoring.detect import MODEL_METHODS
 from napari_hsi_anomaly.core.scoring.metrics import roc_curve
 
 SCORE_LAYER = "anomaly score"
 MASK_LAYER = "anomaly mask"
 MASK_COLOR = "cyan"
 NO_GT = "(none)"
-# (label shown, core.scoring method name); the first is core.scoring.DEFAULT_METHOD
-METHODS = (
-    ("CAE GLOSH + local RX", "glosh-rx"),
-    ("CAE + GLOSH", "glosh"),
-    ("CAE reconstruction error", "recon"),
-    ("RX global", "rx"),
-    ("RX local", "rx-local"),
-)
-MODEL_METHODS = {"glosh", "glosh-rx", "recon"}
-RESCORE_METHODS = {"glosh", "glosh-rx"}
+# labels for core.scoring's methods; the combo lists core.scoring.METHODS, default first
+METHOD_LABELS = {
+    "spectral-rx": "Spectral GLOSH + local RX",
+    "ensemble": "Ensemble: CAE + spectral GLOSH + RX",
+    "glosh": "CAE features + GLOSH (thesis)",
+    "glosh-spectral": "Spectral GLOSH (PCA)",
+    "glosh-rx": "CAE GLOSH + local RX",
+    "rx": "RX global",
+    "rx-local": "RX local",
+    "recon": "CAE reconstruction error",
+}
+NO_P_MIN = {"rx", "rx-local", "recon"}  # every other method is GLOSH-based: p_min re-scores live
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
@@ -130,8 +133,9 @@ class DetectWidget(QWidget):
     # ---------------------------------------------------------------- layout
     def _build(self) -> None:
         self.method = QComboBox()
-        for label, name in METHODS:
-            self.method.addItem(label, name)
+        for name in sorted(METHODS, key=lambda m: m != DEFAULT_METHOD):
+            default = " (default)" if name == DEFAULT_METHOD else ""
+            self.method.addItem(METHOD_LABELS.get(name, name) + default, name)
         self.method.setCurrentIndex(max(0, self.method.findData(DEFAULT_METHOD)))
         self.feature = QComboBox()
         self.feature.addItems(FEATURES)
@@ -250,8 +254,8 @@ class DetectWidget(QWidget):
     def _on_method_changed(self, *_: Any) -> None:
         method = self.method_name
         self.feature.setEnabled(method == "glosh")
-        self.min_samples.setEnabled(method in RESCORE_METHODS)
-        self.p_min.setEnabled(method in RESCORE_METHODS)
+        self.min_samples.setEnabled(method not in NO_P_MIN)
+        self.p_min.setEnabled(method not in NO_P_MIN)
 
     def _set_result_enabled(self, on: bool) -> None:
         for w in (self.t_anom, self.save_scores_btn, self.save_mask_btn):
@@ -274,13 +278,13 @@ class DetectWidget(QWidget):
         model = self.state.model
         self._trains = method in MODEL_METHODS and model is None
         params: dict[str, Any] = {}
-        if method in RESCORE_METHODS:
+        if method not in NO_P_MIN:
             params = {"p_min": self.p_min.value(), "min_samples": self.min_samples.value()}
             if method == "glosh":
                 params["feature"] = self.feature.currentText()
         if self._trains:
             self.status.setText("No model loaded: training a fast model on this cube first "
-                                "(40 Adam steps on 32x32 crops; not saved), then scoring…")
+                                "(a few Adam steps on 32x32 crops), then scoring…")
         else:
             self.status.setText(f"Scoring with {self.method.currentText()}…")
         self.progress.setRange(0, 0)
@@ -339,7 +343,7 @@ class DetectWidget(QWidget):
         self._rescore_gen.next()  # rescoring results of an earlier detection are stale now
         self.show_scores(det.score_map)
         self.state.set_detection(det)
-        label = dict((v, k) for k, v in METHODS).get(det.method, det.method)
+        label = METHOD_LABELS.get(det.method, det.method)
         if det.method == "glosh":
             label += f" ({det.feature})"
         note = " after training a fast model (kept for the next Score)" if trained else ""
