@@ -56,6 +56,7 @@ def save_model(model: TrainedModel, directory: str | os.PathLike) -> Path:
             "training": model.summary,
         }
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=_json_default))
+        _normal_permissions(tmp)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             old.rmdir()
@@ -70,6 +71,15 @@ def save_model(model: TrainedModel, directory: str | os.PathLike) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _normal_permissions(d: Path) -> None:
+    """``mkdtemp`` makes a 0700 directory: give it (and its files) the usual umask permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    d.chmod(0o777 & ~umask)
+    for f in d.iterdir():
+        f.chmod(0o666 & ~umask)
 
 
 def _json_default(obj):

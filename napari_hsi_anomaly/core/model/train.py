@@ -131,7 +131,9 @@ def iter_train(
     steps = math.ceil(per_epoch / options.batch_size)
     total = steps * options.epochs
     fmt = torch.channels_last_3d if options.channels_last else torch.contiguous_format
-    net = CAE(config).to(device=device, memory_format=fmt)
+    net = CAE(config)
+    _init_output_bias(net, cubes, (train_refs or val_refs)[: options.batch_size], scaler, config)
+    net = net.to(device=device, memory_format=fmt)
     opt = _make_optimizer(net, options)
     flip_rng = rng if options.flips else None
     t0, seen, done = time.perf_counter(), 0, 0
@@ -197,6 +199,21 @@ def iter_train(
     }
     return TrainedModel(net=net.to(memory_format=torch.contiguous_format), config=config,
                         scaler=scaler, summary=summary)
+
+
+def _init_output_bias(net: CAE, cubes, refs, scaler, config) -> None:
+    """Start the output at the data mean (sigmoid: its logit) instead of 0.5, which avoids a long
+    plateau where the net outputs a constant; only when the output layer has a bias."""
+    if net.out.bias is None or not refs:
+        return
+    x, valid = load_batch(cubes, refs, scaler, config)
+    w = valid[:, None].float()
+    mean = float((x[:, 0, : config.used_bands] * w).sum() / (w.sum() * config.used_bands).clamp_min(1))
+    if config.output_activation == "sigmoid":
+        m = min(max(mean, 0.01), 0.99)
+        mean = math.log(m / (1 - m))
+    with torch.no_grad():
+        net.out.bias.fill_(mean)
 
 
 def _values(epoch, epochs, step, loss, val_loss, elapsed, seen, done, total, phase) -> dict:
