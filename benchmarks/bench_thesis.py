@@ -17,14 +17,17 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from napari_hsi_anomaly.core.model import TrainOptions, train
 from napari_hsi_anomaly.core.scene import make_scene
-from napari_hsi_anomaly.core.scoring.validation import rows_markdown, validate
+from napari_hsi_anomaly.core.scoring.metrics import Metrics
+from napari_hsi_anomaly.core.scoring.validation import ValidationRow, rows_markdown, validate
 
 REPO = Path(__file__).resolve().parents[1]
 N_SCENES, SIZE, WINDOW, S_ANOM, P_MIN, EPOCHS = 13, 256, 64, 10, 7, 3
+SEEDS = (0, 1, 2)  # planting seeds: each run has only ~10 anomalous windows, so average a few
 N_CLEAN = 5
 
 THESIS = """| full | f1 | 0.143 | 0.857 | 0.796 | 0.242 | 0.709 |
@@ -48,6 +51,24 @@ def scenes():
     return out
 
 
+def mean_rows(runs):
+    """Average each metric over the runs (row order is the same in every run)."""
+    out = []
+    for group in zip(*runs):
+        first = group[0]
+        m = first.metrics
+        avg = {k: float(np.nanmean([getattr(r.metrics, k) for r in group]))
+               for k in ("tpr", "fnr", "precision", "f_score", "auc")}
+        out.append(ValidationRow(first.clustering, first.feature,
+                                 Metrics(**avg, tp=m.tp, fp=m.fp, fn=m.fn, tn=m.tn),
+                                 first.n_points, first.n_anomalous, first.p_min))
+    return out
+
+
+def auc_lists(runs):
+    return [[r.metrics.auc for r in group] for group in zip(*runs)]
+
+
 def main() -> str:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     t0 = time.perf_counter()
@@ -59,14 +80,18 @@ def main() -> str:
     model = train(cubes, "fast", opts)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rows = validate(cubes, model, partial=list(range(N_CLEAN)), p_min=P_MIN, min_samples=P_MIN,
-                    t_anom=0.7, window=WINDOW, s_anom=S_ANOM, seed=0)
+    runs = [validate(cubes, model, partial=list(range(N_CLEAN)), p_min=P_MIN, min_samples=P_MIN,
+                     t_anom=0.7, window=WINDOW, s_anom=S_ANOM, seed=seed) for seed in SEEDS]
     t_val = time.perf_counter() - t0
+    rows = mean_rows(runs)
     text = "\n".join([
         f"## Thesis protocol, reduced scale ({N_SCENES} scenes {SIZE}x{SIZE}, {WINDOW}-px windows, "
         f"s_anom {S_ANOM}, p_min = min_samples = {P_MIN}, t_anom 0.7, `fast` CAE {EPOCHS} epochs)",
         "",
-        rows_markdown(rows),
+        f"Mean over planting seeds {list(SEEDS)} (points and anomalous counts: per run, first seed's; "
+        "AUC range over seeds in the last column).",
+        "",
+        rows_markdown(rows, auc_range=[(min(a), max(a)) for a in auc_lists(runs)]),
         "",
         f"Times: scenes {t_scenes:.0f} s, training {t_train:.0f} s ({model.summary.get('loss', 0):.5f} "
         f"final loss), features + GLOSH {t_val:.0f} s.",

@@ -105,12 +105,18 @@ def validate(cubes: Sequence[Cube | np.ndarray], model, **kwargs) -> list[Valida
     return run(iter_validate(cubes, model, **kwargs))
 
 
-def rows_markdown(rows: Sequence[ValidationRow]) -> str:
+def rows_markdown(
+    rows: Sequence[ValidationRow], auc_range: Sequence[tuple[float, float]] | None = None
+) -> str:
     """A markdown table like the thesis's: clustering, feature, TPR, FNR, precision, F-score, AUC."""
-    lines = ["| clustering | feature | points | anomalous | TPR | FNR | precision | F-score | AUC |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    extra = " AUC range |" if auc_range else ""
+    lines = ["| clustering | feature | points | anomalous | TPR | FNR | precision | F-score | AUC |" + extra,
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if auc_range else "")]
+    for i, r in enumerate(rows):
         m = r.metrics
-        lines.append(f"| {r.clustering} | {r.feature} | {r.n_points} | {r.n_anomalous} | {m.tpr:.3f} | "
-                     f"{m.fnr:.3f} | {m.precision:.3f} | {m.f_score:.3f} | {m.auc:.3f} |")
+        line = (f"| {r.clustering} | {r.feature} | {r.n_points} | {r.n_anomalous} | {m.tpr:.3f} | "
+                f"{m.fnr:.3f} | {m.precision:.3f} | {m.f_score:.3f} | {m.auc:.3f} |")
+        if auc_range:
+            line += f" {auc_range[i][0]:.3f}-{auc_range[i][1]:.3f} |"
+        lines.append(line)
     return "\n".join(lines)
