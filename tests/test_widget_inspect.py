@@ -98,6 +98,10 @@ def test_region_table_selection_and_csv(inspect, tmp_path):
     widget.select_region(0)
     assert widget.selected_region() == top
     np.testing.assert_allclose(viewer.camera.center[-2:], top.centroid)
+    box = viewer.layers["selected region"].data[0]  # its bounding box is outlined
+    r0, r1, c0, c1 = top.bbox
+    assert box[:, 0].min() < r0 and box[:, 0].max() > r1 - 1
+    assert box[:, 1].min() < c0 and box[:, 1].max() > c1 - 1
     # its mean spectrum and the per-band deviation: every band of the square stands out
     x, y = widget.spectrum.line.get_data()
     labels = widget.label_image == top.label

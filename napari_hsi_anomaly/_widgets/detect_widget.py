@@ -76,7 +76,7 @@ def score_colormap() -> Any:
 
     x = np.linspace(0.0, 1.0, 65)
     rgba = colormaps["inferno"](x)
-    rgba[:, 3] = np.clip((x - 0.15) / 0.45, 0.0, 1.0)
+    rgba[:, 3] = np.clip((x - 0.25) / 0.65, 0.0, 1.0) ** 1.5
     return Colormap(colors=rgba, controls=x, name="inferno (transparent low)")
 
 

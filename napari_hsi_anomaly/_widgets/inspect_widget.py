@@ -41,6 +41,7 @@ from napari_hsi_anomaly.core.regions import (
 )
 
 MAX_TABLE_ROWS = 500
+SELECTION_LAYER = "selected region"
 COLUMNS = ("#", "area px", "mean", "max", "row", "col")
 _REGION_ROLE = Qt.ItemDataRole.UserRole
 _SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -282,7 +283,34 @@ class InspectWidget(QWidget):
         if region is None:
             return
         self.go_to(region)
+        self.highlight(region)
         self.show_region(region)
+
+    def highlight(self, region: RegionInfo) -> Any:
+        """Outline the region's bounding box (one yellow rectangle in a Shapes layer)."""
+        r0, r1, c0, c1 = region.bbox
+        pad = 1.0
+        rect = np.array([[r0 - 0.5 - pad, c0 - 0.5 - pad], [r1 - 0.5 + pad, c1 - 0.5 + pad]])
+        width = max(0.4, max(r1 - r0, c1 - c0) / 25)
+        layer = find_layer(self.viewer, SELECTION_LAYER)
+        if layer is None:
+            ref = self._reference_layer()
+            kw = ({"scale": tuple(ref.scale)[-2:], "translate": tuple(ref.translate)[-2:]}
+                  if ref is not None else {})
+            selected = set(self.viewer.layers.selection)
+            layer = self.viewer.add_shapes(
+                [rect], shape_type="rectangle", edge_color="yellow", face_color="transparent",
+                edge_width=width, name=SELECTION_LAYER, **kw,
+            )
+            if selected:
+                self.viewer.layers.selection = selected
+        else:
+            layer.data = [rect]
+            layer.shape_type = ["rectangle"]
+            layer.edge_width = [width]
+            layer.edge_color = "yellow"
+            layer.face_color = "transparent"
+        return layer
 
     def go_to(self, region: RegionInfo) -> None:
         """Centre the view on the region's centroid and zoom to a few times its bounding box."""
@@ -296,7 +324,7 @@ class InspectWidget(QWidget):
         else:
             centre, scale = np.array([row, col]), np.ones(2)
         self.viewer.camera.center = tuple(float(v) for v in centre)
-        extent = max((r1 - r0) * scale[0], (c1 - c0) * scale[1], 8 * float(scale.min())) * 4
+        extent = max((r1 - r0) * scale[0], (c1 - c0) * scale[1], 16 * float(scale.min())) * 4
         size = getattr(self.viewer, "_canvas_size", None) or (600, 800)
         whole = min(size[0] / (self.cube.rows * scale[0]), size[1] / (self.cube.cols * scale[1]))
         self.viewer.camera.zoom = float(np.clip(min(size) / extent, whole, max(whole, 16.0)))
