@@ -1,6 +1,6 @@
 """Screenshots of the Detect and Inspect docks on the sample scene (run under ``xvfb-run -a``).
 
-    xvfb-run -a python docs/screenshots_detect.py [--out docs/images] [--method glosh-rx]
+    xvfb-run -a python docs/screenshots_detect.py [--out docs/images] [--method glosh-rx] [--t-anom 0.97]
 
 Writes ``03_detect.png`` (heatmap + mask + sliders + histogram + metrics) and ``04_inspect.png``
 (a pinned spectrum against the scene, the flagged-regions table and the per-band view).
