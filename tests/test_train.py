@@ -124,3 +124,18 @@ def test_several_cubes_and_small_cube():
     model = train([small, smooth_cube(seed=3)], TINY, opts(epochs=1))
     assert model.summary["windows"] > 0
     assert np.isfinite(model.summary["loss"])
+
+
+def test_output_bias_starts_at_data_mean():
+    cube = smooth_cube(rows=16, cols=16)
+    gen = iter_train(cube, TINY, opts(learning_rate=1e-9, optimizer="adam"))
+    next(gen)
+    model = gen.gi_frame.f_locals["net"]
+    x = model.out.bias.detach()
+    sc = gen.gi_frame.f_locals["scaler"].transform(cube.as_float32())
+    assert float(torch.sigmoid(x)) == pytest.approx(float(sc.mean()), abs=0.01)
+    gen.close()
+    off = iter_train(cube, TINY, opts(init_output_bias=False))
+    next(off)
+    assert abs(float(off.gi_frame.f_locals["net"].out.bias)) < 1.0  # default init: small
+    off.close()
