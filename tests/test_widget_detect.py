@@ -193,3 +193,49 @@ def test_glosh_p_min_rescore_and_stale_results(detect, qtbot):
     np.testing.assert_array_equal(widget.score_layer.data, shown)
     assert widget.apply_rescore(widget._rescore_gen.current, 100, det.rescore(100)) is True
     np.testing.assert_array_equal(widget.score_layer.data, first)
+
+
+def test_cancel_keeps_earlier_results(detect, qtbot, monkeypatch):
+    import time
+
+    import napari_hsi_anomaly._widgets.detect_widget as dw
+    from napari_hsi_anomaly.core.progress import Progress
+
+    viewer, widget, cube, gt = detect
+    score(widget, qtbot, "rx")
+    before = widget.score_layer.data.copy()
+    steps: list[int] = []
+
+    def slow(*args, **kwargs):
+        for i in range(200):
+            steps.append(i)
+            yield Progress(i, 200, f"step {i}")
+            time.sleep(0.02)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(dw, "iter_detect", slow)
+    widget.set_method("rx-local")
+    widget.run_score()
+    qtbot.waitUntil(lambda: len(steps) >= 3, timeout=WORKER_TIMEOUT_MS)
+    assert widget.cancel_btn.isEnabled() and not widget.score_btn.isEnabled()
+    widget.cancel_btn.click()
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=WORKER_TIMEOUT_MS)
+    assert len(steps) < 200
+    assert "Cancelled" in widget.status.text()
+    np.testing.assert_array_equal(widget.score_layer.data, before)
+    assert widget.detection.method == "rx" and widget.score_btn.isEnabled()
+
+
+@pytest.mark.parametrize("name", ["Detect", "Inspect"])
+def test_docks_open_from_the_plugin_manifest(make_napari_viewer, name):
+    from napari_hsi_anomaly._widgets.detect_widget import DetectWidget
+    from napari_hsi_anomaly._widgets.inspect_widget import InspectWidget
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-hsi-anomaly", name)
+    assert isinstance(widget, {"Detect": DetectWidget, "Inspect": InspectWidget}[name])
+    if name == "Detect":
+        from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD
+
+        assert widget.method.currentData() == DEFAULT_METHOD
+        assert widget.run_score() is None and "No cube" in widget.status.text()

@@ -148,6 +148,8 @@ class InspectWidget(QWidget):
             self.spectrum.set_axis(np.arange(cube.bands, dtype=float), "band")
         self.stats = scene_spectrum_stats(cube)
         self.spectrum.set_scene(*self.stats)
+        self.bars.clear()
+        self._refresh_debounced()  # the table belongs to the previous cube until re-scored
         unit = f" ({cube.units})" if cube.units else ""
         self.spectrum.ax.set_ylabel("value" + unit)
         self._on_dims()
@@ -241,7 +243,8 @@ class InspectWidget(QWidget):
         self.table.setSortingEnabled(False)
         self.table.clearContents()
         self.table.setRowCount(0)
-        if mask is None or scores is None or np.shape(mask) != np.shape(scores):
+        shape = None if self.cube is None else (self.cube.rows, self.cube.cols)
+        if mask is None or scores is None or not np.shape(mask) == np.shape(scores) == shape:
             self.regions, self.label_image = [], None
             self.table_label.setText("Flagged regions: score first.")
             self.table.setSortingEnabled(True)
