@@ -133,3 +133,15 @@ def test_table_follows_the_mask(inspect, qtbot):
     widget._refresh_debounced.flush()
     n_after = sum(r.area for r in widget.regions)
     assert n_after == int(np.count_nonzero(detect.scores >= np.float32(0.9))) < n_before
+
+
+def test_region_bars_use_per_band_reconstruction_error(inspect):
+    viewer, detect, widget, cube = inspect
+    top = widget.regions[0]
+    per_band = np.ones((cube.bands, cube.rows, cube.cols), dtype=np.float32)
+    per_band[2][widget.label_image == top.label] = 7.0  # the region is badly rebuilt in band 2
+    detect.detection.extras["recon_per_band"] = per_band
+    widget.table.clearSelection()
+    widget.select_region(0)
+    np.testing.assert_allclose(widget.bars.values, np.where(np.arange(cube.bands) == 2, 7.0, 1.0))
+    assert "recon" in widget.bars.ax.get_title()
