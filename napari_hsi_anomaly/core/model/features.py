@@ -33,6 +33,7 @@ from napari_hsi_anomaly.core.errors import ModelError
 from napari_hsi_anomaly.core.model.cae import encoder_halo
 from napari_hsi_anomaly.core.model.dataset import prepare, read_block
 from napari_hsi_anomaly.core.model.tiles import (
+    default_tile,
     iter_tile_batches,
     memory_format,
     tile_grid,
@@ -193,7 +194,7 @@ def _section_values(maps, j, layers, s: Region, cfg, per_band: bool) -> np.ndarr
 def _iter_pixel(model, cube, batch_size, tile, upsample, fmt) -> Generator[Progress, None, FeatureSet]:
     cfg = model.config
     halo = encoder_halo(cfg)
-    tiles = tile_grid(cube.rows, cube.cols, tile, cfg.spatial_factor, halo)
+    tiles = tile_grid(cube.rows, cube.cols, tile or default_tile(cfg, halo), cfg.spatial_factor, halo)
     dim = cfg.n_features
     values = np.empty((cube.rows, cube.cols, dim), dtype=np.float32)
     valid = np.empty((cube.rows, cube.cols), dtype=bool)

@@ -11,6 +11,7 @@ import torch
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.model.cae import network_halo
 from napari_hsi_anomaly.core.model.tiles import (
+    default_tile,
     iter_tile_batches,
     memory_format,
     tile_grid,
@@ -41,7 +42,8 @@ def iter_reconstruction(
     model.check_cube(cube)
     cfg = model.config
     model.net.eval()
-    tiles = tile_grid(cube.rows, cube.cols, tile, cfg.spatial_factor, network_halo(cfg))
+    halo = network_halo(cfg)
+    tiles = tile_grid(cube.rows, cube.cols, tile or default_tile(cfg, halo), cfg.spatial_factor, halo)
     batch_size = tiles_per_batch(cfg, tiles[0].size + 2 * tiles[0].halo, batch_size)
     per_band = np.full((cube.bands, cube.rows, cube.cols), np.nan, dtype=np.float32)
     nb = cfg.used_bands

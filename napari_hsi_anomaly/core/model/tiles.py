@@ -47,6 +47,14 @@ def tile_grid(rows: int, cols: int, tile: int | None, factor: int, halo: int) ->
     ]
 
 
+def default_tile(config, halo: int) -> int:
+    """Largest tile side (at most ``DEFAULT_TILE``, a multiple of the pooling product) whose
+    first-layer activations fit ``TILE_BUDGET``: smaller tiles for many bands or many kernels."""
+    side = int((TILE_BUDGET / (3 * 4 * max(config.kernels) * config.net_bands)) ** 0.5) - 2 * halo
+    f = config.spatial_factor
+    return max(4 * f, min(DEFAULT_TILE, side // f * f))
+
+
 def tiles_per_batch(config, side: int, batch_size: int) -> int:
     """Tiles per forward pass so the first layer's maps (x3: conv, activation, next input) stay
     within ``TILE_BUDGET``; at least 1."""
