@@ -143,3 +143,16 @@ def test_reconstruction_seamless():
     a = reconstruct(model, cube, tile=8).per_band
     b = reconstruct(model, cube, tile=64).per_band
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_default_tile_respects_memory_budget():
+    from napari_hsi_anomaly.core.model import encoder_halo, get_config
+    from napari_hsi_anomaly.core.model.tiles import TILE_BUDGET, default_tile
+
+    for preset, bands in (("fast", 12), ("fast", 205), ("thesis", 12)):
+        cfg = get_config(preset, bands)
+        halo = encoder_halo(cfg)
+        side = default_tile(cfg, halo) + 2 * halo
+        assert 3 * 4 * max(cfg.kernels) * cfg.net_bands * side**2 <= TILE_BUDGET
+        assert default_tile(cfg, halo) % cfg.spatial_factor == 0
+    assert default_tile(get_config("fast", 12), 8) == 256

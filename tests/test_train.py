@@ -139,3 +139,17 @@ def test_output_bias_starts_at_data_mean():
     next(off)
     assert abs(float(off.gi_frame.f_locals["net"].out.bias)) < 1.0  # default init: small
     off.close()
+
+
+def test_nodata_values_never_reach_the_loss():
+    """Same cube with its hole marked by a no-data value or by NaN: identical losses, step by step."""
+    base = smooth_cube(rows=24, cols=24).data
+    a, b = base.copy(), base.copy()
+    a[:, 5:12, 3:9] = -9999.0
+    b[:, 5:12, 3:9] = np.nan
+    runs = []
+    for cube in (Cube(a, nodata=-9999.0), Cube(b)):
+        gen = iter_train(cube, TINY, opts(epochs=2, crop=16, flips=True, val_fraction=0.25))
+        runs.append([(p.values["loss"], p.values["val_loss"]) for p in gen])
+    assert runs[0] == runs[1]
+    assert all(np.isfinite(loss) for loss, _ in runs[0])

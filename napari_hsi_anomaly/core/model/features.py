@@ -97,7 +97,8 @@ def iter_features(
     """Features of ``kind`` for ``cube``; yields a ``Progress`` per batch (see module docstring).
 
     ``window`` overrides the model's window for f1-f4 (a multiple of the pooling product); ``tile``
-    is the core tile size of pixel features (default 256). ``channels_last`` runs the network in
+    is the core tile size of pixel features (default: up to 256, smaller when many bands or
+    kernels would exceed a 512 MB activation budget). ``channels_last`` runs the network in
     the ``channels_last_3d`` memory format (about 2x faster on CPU; the net is restored after).
     """
     if kind not in FEATURE_KINDS:
