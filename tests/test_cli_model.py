@@ -63,3 +63,9 @@ def test_band_mismatch_is_one_line_error(tmp_path, cube_file, capsys):
     capsys.readouterr()
     assert main(["features", str(other), "--model", str(model_dir), "--out", str(tmp_path / "x.npy")]) == 1
     assert "trained on 4 bands; this cube has 7" in capsys.readouterr().err
+
+
+def test_bad_out_suffix_fails_before_work(tmp_path, cube_file, capsys):
+    rc = main(["features", str(cube_file), "--model", str(tmp_path / "missing"), "--out",
+               str(tmp_path / "f.txt")])
+    assert rc == 1 and "must end with .npy or .npz" in capsys.readouterr().err

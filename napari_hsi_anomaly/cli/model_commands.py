@@ -30,7 +30,7 @@ class ProgressLine:
 
     def __init__(self, stream=None, every: float = 0.2) -> None:
         self.stream = stream or sys.stderr
-        self.every, self.last = every, 0.0
+        self.every, self.last, self.open = every, 0.0, False
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
@@ -48,13 +48,18 @@ class ProgressLine:
         if v.get("eta") is not None:
             parts.append(f"eta {_hms(v['eta'])}")
         self.stream.write("\r" + "  ".join(parts) + "\033[K")
+        self.open = True
         if v.get("phase") == "epoch_end":
             self.stream.write("\n")
+            self.open = False
         self.stream.flush()
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        """End the status line (if one is open), e.g. before an error message."""
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
 
 
 def _hms(seconds: float) -> str:
@@ -74,7 +79,10 @@ def _train(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch, scaling=args.scaling,
     )
     line = ProgressLine()
-    model = run(iter_train(cubes, preset, options), line)  # Ctrl-C here: nothing written yet
+    try:
+        model = run(iter_train(cubes, preset, options), line)  # Ctrl-C here: nothing written yet
+    finally:
+        line.close()
     out = save_model(model, args.out)  # atomic: a temporary directory renamed into place
     s = model.summary
     print(
@@ -85,15 +93,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".npz"):
+        raise HsiAnomalyError(f"--out must end with .npy or .npz; got {out.name}.")
     model = load_model(args.model, device="cuda" if args.device == "cuda" else "cpu")
     cube = read_cube(args.cube, layout=args.layout, key=args.key)
     line = ProgressLine()
-    fs = run(
-        iter_features(model, cube, args.feature, batch_size=args.batch_size, window=args.window),
-        line,
-    )
-    line.close()
-    out = Path(args.out)
+    try:
+        fs = run(
+            iter_features(model, cube, args.feature, batch_size=args.batch_size, window=args.window),
+            line,
+        )
+    finally:
+        line.close()
     written = write_features(fs, out)
     print(f"{fs.kind}: {fs.n} rows x {fs.dim} features -> {', '.join(map(str, written))}",
           file=sys.stderr)
