@@ -10,6 +10,7 @@ that training time is its own column and the CAE methods' times exclude it. AUC 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,15 @@ from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD, METHODS, detect
 from napari_hsi_anomaly.core.scoring.detect import MODEL_METHODS, default_train_options
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def git_head() -> str:
+    """The repository commit the numbers come from (the model code changes often)."""
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 DATA = Path(os.environ.get("HSI_SHARED_DATA", REPO.parent / "shared" / "data")) / "hsi-ad"
 README_RX = {
     "abu-airport-1": 0.8221, "abu-airport-3": 0.9288, "abu-beach-1": 0.9807, "abu-beach-2": 0.9106,
@@ -36,6 +46,7 @@ def main() -> str:
     from napari_hsi_anomaly.core.model import iter_train
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+    head = git_head()
     methods = [m for m in METHODS if m not in sys.argv[1:]]
     files = sorted(DATA.glob("*.npz"))
     if not files:
@@ -62,7 +73,8 @@ def main() -> str:
                     + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     head = [f"AUC (runtime) per scene; default method: **{DEFAULT_METHOD}**. CAE: `fast` preset trained "
-            f"on each scene (train column), torch threads {torch.get_num_threads()}, 2 shared CPU cores.",
+            f"on each scene (train column), torch threads {torch.get_num_threads()}, 2 shared CPU cores, "
+            f"commit {head}.",
             "",
             "| scene | bands x rows x cols | CAE train | " + " | ".join(methods) + " |",
             "|---|---|---|" + "---|" * len(methods)]

@@ -14,6 +14,7 @@ cover 0.10-0.45). Run: ``python benchmarks/bench_thesis.py``; saves benchmarks/r
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -26,6 +27,15 @@ from napari_hsi_anomaly.core.scoring.metrics import Metrics
 from napari_hsi_anomaly.core.scoring.validation import ValidationRow, rows_markdown, validate
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def git_head() -> str:
+    """The repository commit the numbers come from (the model code changes often)."""
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 N_SCENES, SIZE, WINDOW, S_ANOM, P_MIN, EPOCHS = 13, 256, 64, 10, 7, 3
 SEEDS = (0, 1, 2)  # planting seeds: each run has only ~10 anomalous windows, so average a few
 N_CLEAN = 5
@@ -94,7 +104,7 @@ def main() -> str:
         rows_markdown(rows, auc_range=[(min(a), max(a)) for a in auc_lists(runs)]),
         "",
         f"Times: scenes {t_scenes:.0f} s, training {t_train:.0f} s ({model.summary.get('loss', 0):.5f} "
-        f"final loss), features + GLOSH {t_val:.0f} s.",
+        f"final loss), features + GLOSH {t_val:.0f} s. Commit {git_head()}.",
         "",
         "## Thesis (REFERENCE.md, 13 scenes 1830x1830, 128-px windows, thesis CAE)",
         "",
