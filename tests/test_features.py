@@ -156,3 +156,19 @@ def test_default_tile_respects_memory_budget():
         assert 3 * 4 * max(cfg.kernels) * cfg.net_bands * side**2 <= TILE_BUDGET
         assert default_tile(cfg, halo) % cfg.spatial_factor == 0
     assert default_tile(get_config("fast", 12), 8) == 256
+
+
+def test_real_hyperspectral_scene(shared_data):
+    """A real AVIRIS crop (205 bands, raw counts): one training step, then every feature kind."""
+    from napari_hsi_anomaly.core.model import TrainOptions, train
+
+    with np.load(shared_data / "hsi-ad" / "abu-airport-1.npz", allow_pickle=False) as z:
+        cube = Cube(np.ascontiguousarray(np.moveaxis(z["cube"][:24, :20], -1, 0)))
+    cfg = dataclasses.replace(PRESETS["fast"], window=16, kernels=(4, 4))
+    model = train(cube, cfg, TrainOptions(epochs=1, steps_per_epoch=1, batch_size=2, optimizer="adam",
+                                          device="cpu", threads=1, val_fraction=0))
+    assert model.bands == 205 and 0 <= model.scaler.lo[0] < model.scaler.hi[0]
+    px = extract_features(model, cube, "pixel")
+    assert px.values.shape == (480, 8) and np.isfinite(px.values).all()
+    f2 = extract_features(model, cube, "f2")
+    assert f2.values.shape == (4 * 16, 205 * 8)
