@@ -34,6 +34,16 @@ from napari_hsi_anomaly.core.model import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_model.md"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_head() -> str:
+    """The repository commit the numbers come from."""
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def random_cube(bands: int, rows: int, cols: int, seed: int = 0) -> Cube:
@@ -133,7 +143,7 @@ def main() -> None:
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch threads {th}, load average at start "
         f"{os.getloadavg()[0]:.1f}, channels_last_3d on; random 12-band data; "
-        "windows/s after one warm-up step.",
+        f"windows/s after one warm-up step. Commit {git_head()}.",
         "",
         "| preset | params | task | scale | windows/s | seconds |",
         "|---|---|---|---|---|---|",
