@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
@@ -149,3 +150,27 @@ def test_validation_protocol_runs_on_tiny_population(tiny_model):
     assert full_f2.n_points == 3 * 4 * 16 and 3 <= full_f2.n_anomalous <= 12
     assert rows[4].n_points == 2 * 4
     assert "| full | f1 |" in rows_markdown(rows)
+
+
+def test_auto_p_min_scales_with_the_scene() -> None:
+    from napari_hsi_anomaly.core.scoring.detect import auto_p_min
+
+    assert auto_p_min(10_000) == 100  # the 100x100 real scenes: the thesis's 100
+    assert auto_p_min(65_536) == 656  # 1 % of a 256x256 scene
+    assert auto_p_min(2925, per_pixel=False) == 100  # thesis: 100 of 2925 windows
+    assert auto_p_min(100, per_pixel=False) == 5
+
+
+def test_auto_p_min_keeps_planted_squares_outliers() -> None:
+    """Two similar 8x8 anomalies (128 px) in 128x128: p_min=100 makes them a cluster; auto (164) does not."""
+    from napari_hsi_anomaly.core.synth import plant_anomalies
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(1.0, 0.05, (6, 128, 128)).astype(np.float32)
+    planted = plant_anomalies(base, window=32, p_anom=0.125, s_anom=8, seed=2)
+    gt = planted.gt.ravel()
+    det = detect(planted.data, "glosh-spectral")
+    assert det.params["p_min"] == 164 and det.params.get("p_min_auto")
+    auc_auto = roc_auc_score(gt, det.score_map.ravel())
+    auc_100 = roc_auc_score(gt, det.rescore(100).ravel())
+    assert auc_auto > 0.95 > auc_100

@@ -83,8 +83,10 @@ def test_subsample_matches_hdbscan_approximate_predict(blobs, monkeypatch):
     assert scorer.subsampled and scorer.n_fit == 500
     fit_x = blobs[scorer._fit_idx]
     rest = blobs[scorer._rest_idx]
-    for p_min in (20, 80):
-        ref = hdbscan.HDBSCAN(min_cluster_size=p_min, min_samples=10, prediction_data=True).fit(fit_x)
+    for p_min in (40, 160):
+        p_fit = scorer.fitted_p_min(p_min)  # p_min counts all points: shrunk to the subsample
+        assert p_fit == round(p_min * 500 / scorer.n_unique)
+        ref = hdbscan.HDBSCAN(min_cluster_size=p_fit, min_samples=10, prediction_data=True).fit(fit_x)
         res = scorer.score(p_min)
         np.testing.assert_allclose(res.scores[scorer._fit_idx], ref.outlier_scores_, atol=1e-6)
         expected = np.clip(approximate_predict_scores(ref, rest), 0, 1)

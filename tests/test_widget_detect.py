@@ -152,6 +152,20 @@ def test_worker_error_notifies_and_keeps_layers(detect, qtbot, monkeypatch):
     assert widget.score_btn.isEnabled()
 
 
+def test_auto_p_min_is_shown_and_turned_off_by_the_slider(detect, qtbot):
+    viewer, widget, cube, gt = detect
+    assert widget.p_min_auto.isChecked()
+    score(widget, qtbot, "glosh-spectral")
+    det = widget.detection
+    assert det.params.get("p_min_auto") and widget.p_min.value() == det.params["p_min"]
+    assert widget.p_min_auto.isChecked()  # showing the chosen value did not turn auto off
+    widget.p_min.setValue(det.params["p_min"] + 7)
+    assert not widget.p_min_auto.isChecked()
+    widget._rescore_debounced.flush()
+    qtbot.waitUntil(lambda: widget._rescoring is None and det.params["p_min"] == widget.p_min.value(),
+                    timeout=WORKER_TIMEOUT_MS)
+
+
 def test_export_scores_and_mask(detect, qtbot, tmp_path):
     viewer, widget, cube, gt = detect
     score(widget, qtbot, "rx")
@@ -165,6 +179,7 @@ def test_export_scores_and_mask(detect, qtbot, tmp_path):
 @pytest.mark.slow
 def test_glosh_p_min_rescore_and_stale_results(detect, qtbot):
     viewer, widget, cube, gt = detect
+    widget.p_min_auto.setChecked(False)
     widget.p_min.setValue(100)
     widget.min_samples.setValue(5)
     score(widget, qtbot, "glosh", feature="pixel")  # trains a fast model first (no model loaded)

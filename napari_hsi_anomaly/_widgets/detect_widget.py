@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -144,6 +145,13 @@ class DetectWidget(QWidget):
         self.p_min.setRange(2, 2000)
         self.p_min.setValue(100)
         self.p_min.setToolTip("GLOSH minimum cluster size; moves re-score from the cached hierarchy")
+        self.p_min_auto = QCheckBox("auto")
+        self.p_min_auto.setChecked(True)
+        self.p_min_auto.setToolTip(
+            "Score picks p_min: max(100, 1 % of the pixels) per pixel, the thesis's 100 of 2925 per "
+            "window/section (a group of p_min similar pixels is a cluster, not an anomaly). "
+            "Moving the slider turns auto off."
+        )
         self.min_samples = QSpinBox()
         self.min_samples.setRange(1, 500)
         self.min_samples.setValue(10)
@@ -153,7 +161,10 @@ class DetectWidget(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("method", self.method)
         form.addRow("feature", self.feature)
-        form.addRow("p_min", self.p_min)
+        p_row = QHBoxLayout()
+        p_row.addWidget(self.p_min, 1)
+        p_row.addWidget(self.p_min_auto)
+        form.addRow("p_min", p_row)
         form.addRow("min_samples", self.min_samples)
 
         self.score_btn = QPushButton("Score")
@@ -279,7 +290,8 @@ class DetectWidget(QWidget):
         self._trains = method in MODEL_METHODS and model is None
         params: dict[str, Any] = {}
         if method not in NO_P_MIN:
-            params = {"p_min": self.p_min.value(), "min_samples": self.min_samples.value()}
+            p_min = None if self.p_min_auto.isChecked() else self.p_min.value()
+            params = {"p_min": p_min, "min_samples": self.min_samples.value()}
             if method == "glosh":
                 params["feature"] = self.feature.currentText()
         if self._trains:
@@ -341,6 +353,8 @@ class DetectWidget(QWidget):
             self.state.set_model(det.extras["model"])  # reused by the next Score and the Model dock
         self.detection = det
         self._rescore_gen.next()  # rescoring results of an earlier detection are stale now
+        if det.params.get("p_min"):
+            self._show_p_min(int(det.params["p_min"]))
         self.show_scores(det.score_map)
         self.state.set_detection(det)
         label = METHOD_LABELS.get(det.method, det.method)
@@ -445,7 +459,18 @@ class DetectWidget(QWidget):
     def _can_rescore(self) -> bool:
         return self.detection is not None and bool(getattr(self.detection, "can_rescore", False))
 
+    def _show_p_min(self, value: int) -> None:
+        """Put the p_min a Score chose on the slider without re-scoring."""
+        self.p_min.blockSignals(True)
+        try:
+            if value > self.p_min.maximum():
+                self.p_min.setMaximum(value * 2)
+            self.p_min.setValue(value)
+        finally:
+            self.p_min.blockSignals(False)
+
     def _on_p_min_changed(self, value: int) -> None:
+        self.p_min_auto.setChecked(False)  # the user chose a value
         if self._can_rescore():
             self.status.setText(f"p_min {value}: re-scoring…")
             self._rescore_debounced()

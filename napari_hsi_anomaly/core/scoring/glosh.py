@@ -146,6 +146,13 @@ class GloshScorer:
     def subsampled(self) -> bool:
         return self.n_fit < self.n_unique
 
+    def fitted_p_min(self, p_min: int) -> int:
+        """``p_min`` counts points of the whole set; on a subsample it shrinks in proportion, so a group
+        of ``p_min`` pixels is a cluster whether or not the fit was subsampled."""
+        if not self.subsampled:
+            return int(p_min)
+        return max(2, int(round(p_min * self.n_fit / self.n_unique)))
+
     def score(self, p_min: int) -> GloshResult:
         """GLOSH scores and labels for minimum cluster size ``p_min`` (cached, LRU)."""
         p = int(p_min)
@@ -167,7 +174,7 @@ class GloshScorer:
         if self._tree is None:
             notes.append(f"only {self.n_fit} distinct finite points: every point scored 1.0")
             return GloshResult(scores, labels, p_min, notes)
-        p = p_min
+        p = self.fitted_p_min(p_min)
         if p > self.n_fit:
             p = self.n_fit
             notes.append(f"p_min {p_min} > {self.n_fit} fitted points: clamped to {p}")
