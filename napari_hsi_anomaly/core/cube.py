@@ -130,3 +130,13 @@ class Cube:
             scale = (hi - lo) if hi > lo else 1.0
             out[..., k] = np.where(ok, np.clip((band - lo) / scale, 0, 1) ** gamma, 0)
         return out
+
+
+def as_cube(cube_or_array: Cube | np.ndarray, what: str = "This step") -> Cube:
+    """``cube_or_array`` as a ``Cube`` (a plain ``(bands, rows, cols)`` array is wrapped)."""
+    if isinstance(cube_or_array, Cube):
+        return cube_or_array
+    arr = np.asarray(cube_or_array)
+    if arr.ndim != 3:
+        raise ShapeError(f"{what} needs a (bands, rows, cols) cube; got shape {arr.shape}.")
+    return Cube(arr)

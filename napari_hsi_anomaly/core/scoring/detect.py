@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_hsi_anomaly.core.cube import Cube
-from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
+from napari_hsi_anomaly.core.cube import Cube, as_cube
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.progress import Progress, run
 from napari_hsi_anomaly.core.scoring.glosh import GloshResult, GloshScorer
 from napari_hsi_anomaly.core.scoring.maps import scale01, threshold, to_score_map
@@ -119,13 +119,6 @@ class Detection:
         return threshold(self.score_map, t_anom)
 
 
-def _as_cube(cube: Cube | np.ndarray) -> Cube:
-    if isinstance(cube, Cube):
-        return cube
-    arr = np.asarray(cube)
-    if arr.ndim != 3:
-        raise ShapeError(f"Detection needs a (bands, rows, cols) cube; got shape {arr.shape}.")
-    return Cube(arr)
 
 
 def _finish(score: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -170,7 +163,7 @@ def iter_detect(
         raise HsiAnomalyError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     if feature not in FEATURES:
         raise HsiAnomalyError(f"Unknown feature {feature!r}; choose one of {', '.join(FEATURES)}.")
-    cube = _as_cube(cube)
+    cube = as_cube(cube, "Detection")
     valid = cube.valid_mask()
     if not valid.any():
         raise HsiAnomalyError("The cube has no valid pixel (every pixel has NaN or no-data in some band).")

@@ -11,19 +11,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.cube import Cube, as_cube
 from napari_hsi_anomaly.core.errors import ShapeError
 
 BLOCK_PIXELS = 262144  # pixels per block (x bands x 8 bytes of float64)
 
 
-def _as_cube(cube_or_array: Cube | np.ndarray) -> Cube:
-    if isinstance(cube_or_array, Cube):
-        return cube_or_array
-    arr = np.asarray(cube_or_array)
-    if arr.ndim != 3:
-        raise ShapeError(f"RX needs a (bands, rows, cols) cube; got shape {arr.shape}.")
-    return Cube(arr)
 
 
 def _row_blocks(cube: Cube) -> Iterator[tuple[slice, np.ndarray]]:
@@ -37,7 +30,7 @@ def _row_blocks(cube: Cube) -> Iterator[tuple[slice, np.ndarray]]:
 
 def background_stats(cube: Cube | np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Scene mean ``(bands,)``, sample covariance (ddof=1) ``(bands, bands)`` and the valid pixel count."""
-    cube = _as_cube(cube)
+    cube = as_cube(cube, "RX")
     b = cube.bands
     total = np.zeros(b)
     n = 0
@@ -60,7 +53,7 @@ def rx_global(cube_or_array: Cube | np.ndarray) -> np.ndarray:
 
     ``cube_or_array``: a ``Cube`` or a ``(bands, rows, cols)`` array. Invalid pixels give NaN.
     """
-    cube = _as_cube(cube_or_array)
+    cube = as_cube(cube_or_array, "RX")
     mean, cov, _ = background_stats(cube)
     prec = np.linalg.pinv(cov, hermitian=True)
     out = np.full((cube.rows, cube.cols), np.nan, dtype=np.float32)
@@ -76,7 +69,7 @@ def pca_reduce(cube_or_array: Cube | np.ndarray, n_components: int) -> np.ndarra
 
     Invalid pixels stay NaN. The covariance is the scene's (ddof=1), as in ``rx_global``.
     """
-    cube = _as_cube(cube_or_array)
+    cube = as_cube(cube_or_array, "RX")
     mean, cov, _ = background_stats(cube)
     k = int(min(n_components, cube.bands))
     _, vecs = np.linalg.eigh(cov)
@@ -117,7 +110,7 @@ def rx_local(
     """
     if not (0 < inner < outer) or inner % 2 == 0 or outer % 2 == 0:
         raise ValueError(f"rx_local needs odd window sizes with 0 < inner < outer; got {inner}, {outer}.")
-    cube = _as_cube(cube_or_array)
+    cube = as_cube(cube_or_array, "RX")
     if n_components is not None and n_components < cube.bands:
         x = pca_reduce(cube, n_components)
     else:
