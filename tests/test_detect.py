@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from napari_hsi_anomaly.core.cube import Cube
-from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import run
 from napari_hsi_anomaly.core.scoring import (
     Detection,
@@ -103,11 +103,11 @@ def test_rescore_equals_fresh_detection(tiny_model, method):
 
 
 def test_glosh_window_features_map_back(tiny_model):
-    det = detect(_cube(40, 40), "glosh", model=tiny_model, feature="f1", p_min=2, min_samples=1)
+    det = detect(_cube(100, 100), "glosh", model=tiny_model, feature="f1", p_min=2, min_samples=1)
     regions = det.extras["regions"]
-    assert regions.shape[1] == 4 and det.feature == "f1"
+    assert regions.shape == (4, 4) and det.feature == "f1"  # 64-px windows at 0 and 36: overlapping
     scores = det.extras["glosh_scores"]
-    expected = to_score_map(scores, regions, (40, 40))
+    expected = to_score_map(scores, regions, (100, 100))
     np.testing.assert_allclose(det.score_map, expected)
 
 
@@ -174,3 +174,14 @@ def test_auto_p_min_keeps_planted_squares_outliers() -> None:
     auc_auto = roc_auc_score(gt, det.score_map.ravel())
     auc_100 = roc_auc_score(gt, det.rescore(100).ravel())
     assert auc_auto > 0.95 > auc_100
+
+
+def test_cube_smaller_than_a_window_is_a_clear_error() -> None:
+    """One f1 window on a small cube cannot be clustered: say so instead of scoring every pixel 1.0."""
+    from napari_hsi_anomaly.core.model import PRESETS, TrainOptions, train
+
+    cube = Cube(np.random.default_rng(0).random((4, 20, 20), dtype=np.float32))
+    config = PRESETS["fast"].__class__(**{**PRESETS["fast"].to_dict(), "window": 32})
+    model = train([cube], config, TrainOptions(epochs=1, batch_size=1, threads=1))
+    with pytest.raises(ShapeError, match="Only 1 valid windows.*smaller window"):
+        detect(cube, "glosh", model=model, feature="f1")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube, as_cube
-from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import Progress, run
 from napari_hsi_anomaly.core.scoring.glosh import GloshResult, GloshScorer
 from napari_hsi_anomaly.core.scoring.maps import scale01, threshold, to_score_map
@@ -200,6 +200,13 @@ def iter_detect(
     maps: list[np.ndarray | None] = []  # per scorer: regions (None = per pixel)
 
     def add_scorer(values: np.ndarray, regions: np.ndarray | None) -> None:
+        n_ok = int(np.isfinite(values).all(axis=1).sum())
+        if n_ok <= min_samples:
+            unit = "pixels" if regions is None else ("windows" if feature in ("f1", "f3") else "sections")
+            raise ShapeError(
+                f"Only {n_ok} valid {unit} to cluster on this {rows}x{cols} cube: HDBSCAN needs more than "
+                f"min_samples={min_samples}. Use a smaller window, the pixel feature, or a larger cube."
+            )
         yield Progress(0, 1, f"GLOSH: fitting HDBSCAN on {values.shape[0]} x {values.shape[1]}")
         scorers.append(GloshScorer(values, min_samples=min_samples, max_fit=max_fit, seed=seed))
         maps.append(regions)
