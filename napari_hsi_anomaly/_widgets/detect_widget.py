@@ -361,6 +361,8 @@ class DetectWidget(QWidget):
         if det.method == "glosh":
             label += f" ({det.feature})"
         note = " after training a fast model (kept for the next Score)" if trained else ""
+        if det.method not in MODEL_METHODS and self.state.model is not None:
+            note += " (this method uses no CAE: pick a CAE method to use the loaded model)"
         took = time.perf_counter() - self._t0
         self.status.setText(f"Scored with {label}{note} in {took:.1f} s.")
 
