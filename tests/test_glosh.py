@@ -3,10 +3,43 @@
 import hdbscan
 import numpy as np
 import pytest
+from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters, outlier_scores
 from hdbscan.prediction import approximate_predict_scores
 
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
-from napari_hsi_anomaly.core.scoring import GloshScorer, minmax_scale
+from napari_hsi_anomaly.core.scoring import GloshScorer, glosh, minmax_scale
+
+
+@pytest.fixture(params=["numba", "cython"])
+def backend(request, monkeypatch) -> str:
+    """Run a test on the numba kernels and on hdbscan's Cython fallback (``_HAVE_NUMBA = False``)."""
+    if request.param == "cython":
+        monkeypatch.setattr(glosh, "_HAVE_NUMBA", False)
+
+        def fail(*args):
+            raise AssertionError("numba kernel called on the Cython path")
+
+        for name in ("_nb_condense", "_nb_glosh", "_nb_labels"):
+            monkeypatch.setattr(glosh, name, fail)
+    else:
+        assert glosh._HAVE_NUMBA, "numba is a dependency: the fast path must be available"
+
+        def fail(*args):
+            raise AssertionError("Cython function called on the numba path")
+
+        for name in ("condense_tree", "_outlier_scores", "compute_stability", "get_clusters"):
+            monkeypatch.setattr(glosh, name, fail)
+    return request.param
+
+
+def _datasets() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    blobs3 = np.vstack([rng.normal(0, 1, (400, 3)), rng.normal(6, 0.5, (300, 3)),
+                        rng.normal((0, 8, 0), 2, (200, 3)), rng.uniform(-10, 15, (30, 3))])
+    uniform = rng.uniform(0, 1, (700, 5))
+    base = rng.normal(0, 1, (500, 4))
+    dups = np.vstack([base, base[rng.integers(0, 500, 200)], np.repeat(base[:1], 25, axis=0)])
+    return {"blobs": blobs3, "uniform": uniform, "duplicates": rng.permutation(dups)}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +61,7 @@ def test_minmax_scale_per_feature():
 
 
 @pytest.mark.parametrize("scale", [False, True])
-def test_cached_scores_equal_fresh_fit(blobs, scale):
+def test_cached_scores_equal_fresh_fit(blobs, scale, backend):
     scorer = GloshScorer(blobs, min_samples=10, scale=scale)
     x = minmax_scale(blobs) if scale else blobs
     for p_min in (5, 25, 100, 300):
@@ -75,9 +108,7 @@ def test_outlier_scores_higher_than_inliers(blobs):
     assert res.scores[-40:].mean() > res.scores[:1100].mean() + 0.2
 
 
-def test_subsample_matches_hdbscan_approximate_predict(blobs, monkeypatch):
-    from napari_hsi_anomaly.core.scoring import glosh
-
+def test_subsample_matches_hdbscan_approximate_predict(blobs, monkeypatch, backend):
     monkeypatch.setattr(glosh, "QUERY_CHUNK", 97)  # several neighbour-query chunks
     scorer = GloshScorer(blobs, min_samples=10, scale=False, max_fit=500, seed=3)
     assert scorer.subsampled and scorer.n_fit == 500
@@ -91,3 +122,63 @@ def test_subsample_matches_hdbscan_approximate_predict(blobs, monkeypatch):
         np.testing.assert_allclose(res.scores[scorer._fit_idx], ref.outlier_scores_, atol=1e-6)
         expected = np.clip(approximate_predict_scores(ref, rest), 0, 1)
         np.testing.assert_allclose(res.scores[scorer._rest_idx], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["blobs", "uniform", "duplicates"])
+def test_scores_and_labels_equal_fresh_fit_on_datasets(name, backend):
+    x = _datasets()[name]
+    # duplicates are fitted once (first occurrence order) and share their row's score and label
+    _, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    keep = np.sort(first)
+    rank = np.empty(x.shape[0], dtype=np.int64)
+    rank[keep] = np.arange(keep.size)
+    row = rank[first[inverse.reshape(-1)]]
+    scorer = GloshScorer(x, min_samples=8, scale=False)
+    for p_min in (2, 5, 15, 60, 200):
+        res = scorer.score(p_min)
+        fresh = hdbscan.HDBSCAN(min_cluster_size=p_min, min_samples=8).fit(x[keep])
+        expected = np.nan_to_num(fresh.outlier_scores_, nan=1.0)
+        np.testing.assert_allclose(res.scores, expected[row], atol=1e-6)
+        np.testing.assert_array_equal(res.labels, fresh.labels_[row])
+
+
+def test_numba_kernels_equal_hdbscan_cython():
+    x = _datasets()["blobs"]
+    tree = np.asarray(hdbscan.HDBSCAN(min_cluster_size=5, min_samples=5).fit(x)._single_linkage_tree,
+                      dtype=np.float64)
+    for p_min in (2, 10, 50, 400):
+        ref = condense_tree(tree, p_min)
+        parent, child, lam, size = glosh._nb_condense(tree, np.int64(p_min))
+        for field, ours in (("parent", parent), ("child", child), ("lambda_val", lam), ("child_size", size)):
+            np.testing.assert_array_equal(ours, ref[field])  # same rows in the same order
+        scores, _, pt_cluster, _ = glosh._nb_glosh(parent, child, lam, np.int64(len(x)))
+        np.testing.assert_array_equal(scores, outlier_scores(ref))
+        labels = glosh._nb_labels(parent, child, lam, size, pt_cluster)
+        expected = get_clusters(ref, compute_stability(ref), "eom", False, False, 0.0, 0)[0]
+        np.testing.assert_array_equal(labels, expected)
+
+
+def test_glosh_infinite_lambda_scores_zero_like_hdbscan():
+    # a zero merge distance gives lambda = inf: hdbscan scores such points 0 (and its cluster's
+    # death becomes inf, so finite points there get NaN, which the scorer maps to 1.0)
+    tree = np.array([[0, 1, 0.0, 2], [2, 3, 0.5, 2], [4, 5, 1.0, 4], [6, 7, 2.0, 5]], dtype=np.float64)
+    for p_min in (2, 3):
+        ref = condense_tree(tree, p_min)
+        parent, child, lam, size = glosh._nb_condense(tree, np.int64(p_min))
+        np.testing.assert_array_equal(lam, ref["lambda_val"])
+        scores = glosh._nb_glosh(parent, child, lam, np.int64(5))[0]
+        np.testing.assert_array_equal(scores, outlier_scores(ref))
+
+
+def test_labels_are_computed_on_first_access_only(blobs, backend):
+    scorer = GloshScorer(blobs, min_samples=10, max_fit=500)  # subsampled: rest rows get labels too
+    res = scorer.score(50)
+    assert not res.labels_computed  # the p_min slider needs the scores only
+    first = res.labels
+    assert res.labels_computed and res.labels is first
+    assert first.shape == (len(blobs),) and first.max() >= 1
+
+
+def test_warm_up_compiles_kernels_at_construction(blobs):
+    GloshScorer(blobs[:50], min_samples=5)
+    assert glosh._WARM
