@@ -78,7 +78,7 @@ class Detection:
     """A detector's result: ``score_map`` ``(rows, cols)`` float32 in [0, 1] (higher = more anomalous).
 
     ``params`` holds the settings; ``extras`` holds by-products for inspection (``valid``,
-    ``rx_distance``, ``glosh_scores``, ``labels``, ``regions``, ``recon_per_band``, ...).
+    ``rx_distance``, ``glosh_scores``, ``glosh_result`` (its ``.labels``), ``regions``, ``recon_per_band``, ...).
     ``scorers``: the cached GLOSH hierarchies (one per feature set) that ``rescore`` re-condenses.
     """
 
@@ -110,7 +110,7 @@ class Detection:
         self.score_map = self._compose(results)  # type: ignore[misc]
         self.params["p_min"] = int(p_min)
         self.extras["glosh_scores"] = results[0].scores
-        self.extras["labels"] = results[0].labels
+        self.extras["glosh_result"] = results[0]  # .labels (HDBSCAN clusters) computed on first read
         self.extras["glosh_warnings"] = [w for r in results for w in r.warnings]
         return self.score_map
 
