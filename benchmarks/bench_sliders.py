@@ -187,9 +187,9 @@ def main() -> None:
         " The 150 ms debounce of p_min comes on top of the round trip. The callback rows are what"
         " the slider waits for (budget 16 ms); the repaint rows add what Qt does at the next"
         " event-loop turn: vispy on Xvfb's software OpenGL (about 20 ms alone for this canvas),"
-        " the blitted histogram line and the dock's labels. The p_min round trip is the rescoring"
-        " in the worker (slower there than alone: it shares the GIL and 2 cores with the GUI),"
-        " the new heatmap/mask/histogram, and their repaint.",
+        " the blitted histogram line and the dock's labels. The p_min round trip is now almost all"
+        " display: starting the worker, the new heatmap, mask and histogram and their repaint"
+        " (the rescoring itself is the row above).",
         "",
     ]
     text = "\n".join(lines)
