@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import hdbscan
 import numpy as np
+from common import save_table
 from hdbscan.prediction import approximate_predict_scores
 
 from napari_hsi_anomaly.core.scoring import GloshScorer, glosh, threshold
@@ -113,10 +113,7 @@ def main() -> str:
               "| map | threshold (score >= t_anom) |", "|---|---|",
               f"| 1830 x 1830 float32 | {t_mask * 1e3:.1f} ms |"]
     text = "\n".join(lines) + "\n"
-    out = Path(__file__).resolve().parent / "results" / "bench_glosh.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    save_table("bench_glosh", text)
     return text
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import git_head
 
 from napari_hsi_anomaly.core import Cube
 from napari_hsi_anomaly.core.model import (
@@ -34,16 +35,7 @@ from napari_hsi_anomaly.core.model import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_model.md"
-REPO = Path(__file__).resolve().parents[1]
 
-
-def git_head() -> str:
-    """The repository commit the numbers come from."""
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def random_cube(bands: int, rows: int, cols: int, seed: int = 0) -> Cube:

@@ -10,13 +10,13 @@ that training time is its own column and the CAE methods' times exclude it. AUC 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import REPO, git_head, save_table
 from sklearn.metrics import roc_auc_score
 
 from napari_hsi_anomaly.core.cube import Cube
@@ -24,16 +24,6 @@ from napari_hsi_anomaly.core.progress import run
 from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD, METHODS, detect
 from napari_hsi_anomaly.core.scoring.detect import MODEL_METHODS, default_train_options
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def git_head() -> str:
-    """The repository commit the numbers come from (the model code changes often)."""
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 DATA = Path(os.environ.get("HSI_SHARED_DATA", REPO.parent / "shared" / "data")) / "hsi-ad"
 README_RX = {
     "abu-airport-1": 0.8221, "abu-airport-3": 0.9288, "abu-beach-1": 0.9807, "abu-beach-2": 0.9106,
@@ -81,10 +71,7 @@ def main() -> str:
     mean = (f"| **mean** | | {np.mean(train_s):.0f} s | "
             + " | ".join(f"**{np.mean(auc[m]):.4f}** ({np.mean(secs[m]):.1f} s)" for m in methods) + " |")
     text = "\n".join(head + rows + [mean]) + "\n"
-    out = REPO / "benchmarks" / "results" / "bench_scenes.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    save_table("bench_scenes", text)
     return text
 
 
