@@ -1,6 +1,6 @@
 """Screenshots of the Detect and Inspect docks on the sample scene (run under ``xvfb-run -a``).
 
-    xvfb-run -a python docs/screenshots_detect.py [--out docs/images] [--method glosh-rx] [--t-anom 0.97]
+    xvfb-run -a python docs/screenshots_detect.py [--out docs/images] [--method spectral-rx] [--t-anom 0.7]
 
 Writes ``03_detect.png`` (heatmap + mask + sliders + histogram + metrics) and ``04_inspect.png``
 (a pinned spectrum against the scene, the flagged-regions table and the per-band view).
@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("HSI_ANOMALY_SYNC_WORKERS", "1")  # deterministic: workers run in line
 
 import napari  # noqa: E402
 import numpy as np  # noqa: E402
-from qtpy.QtWidgets import QApplication  # noqa: E402
+from screenshots import settle  # noqa: E402  (docs/screenshots.py: the Cube and Model stages)
+
+from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
-
-def _settle(seconds: float = 0.6) -> None:
-    app = QApplication.instance()
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.02)
 
 
 def open_scene(viewer: napari.Viewer) -> None:
@@ -64,8 +58,9 @@ def detect_stage(viewer: napari.Viewer, out: Path, method: str, t_anom: float) -
     widget.t_anom.setValue(t_anom)
     widget.set_ground_truth("ground truth")
     widget._commit_debounced.flush()
+    viewer.layers.selection.active = viewer.layers["anomaly score"]  # its controls: opacity, colormap
     viewer.reset_view()
-    _settle()
+    settle()
     path = out / "03_detect.png"
     viewer.screenshot(str(path), canvas_only=False)
     print("wrote", path, "|", widget.counts.text(), "|", widget.metrics_text.replace("\n", " "))
@@ -91,7 +86,7 @@ def inspect_stage(viewer: napari.Viewer, out: Path, detect: object) -> None:
     widget.spectrum.pin()
     widget.table.clearSelection()
     widget.select_region(0)
-    _settle()
+    settle()
     path = out / "04_inspect.png"
     viewer.screenshot(str(path), canvas_only=False)
     print("wrote", path, "|", widget.table_label.text())
@@ -100,8 +95,8 @@ def inspect_stage(viewer: napari.Viewer, out: Path, detect: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "images")
-    parser.add_argument("--method", default="glosh-rx")
-    parser.add_argument("--t-anom", type=float, default=0.97)
+    parser.add_argument("--method", default=DEFAULT_METHOD)
+    parser.add_argument("--t-anom", type=float, default=0.7)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(show=True)
