@@ -78,7 +78,8 @@ class Detection:
     """A detector's result: ``score_map`` ``(rows, cols)`` float32 in [0, 1] (higher = more anomalous).
 
     ``params`` holds the settings; ``extras`` holds by-products for inspection (``valid``,
-    ``rx_distance``, ``glosh_scores``, ``glosh_result`` (its ``.labels``), ``regions``, ``recon_per_band``, ...).
+    ``rx_distance``, ``glosh_scores``, ``glosh_result`` (its ``.labels``), ``regions``,
+    ``recon_per_band``, ...).
     ``scorers``: the cached GLOSH hierarchies (one per feature set) that ``rescore`` re-condenses.
     """
 
