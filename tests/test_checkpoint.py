@@ -108,3 +108,20 @@ def test_loaded_model_rejects_other_band_count(tmp_path):
     loaded = load_model(save_model(model, tmp_path / "m"))
     with pytest.raises(ModelError, match="trained on 5 bands; this cube has 7"):
         extract_features(loaded, Cube(np.zeros((7, 8, 8), np.float32)), "pixel")
+
+
+def test_save_never_replaces_a_folder_of_other_files(tmp_path):
+    """Saving replaces its folder whole: a folder with a user's files is refused and left as it was."""
+    model, _ = make()
+    user = tmp_path / "results"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    with pytest.raises(ModelError, match="other files than a saved model"):
+        save_model(model, user)
+    assert (user / "notes.txt").read_text() == "keep me"
+    # a saved model, an empty folder and a new name may be (re)written
+    save_model(model, tmp_path / "m")
+    save_model(model, tmp_path / "m")
+    (tmp_path / "empty").mkdir()
+    save_model(model, tmp_path / "empty")
+    assert ckpt.replaceable(tmp_path / "new") and not ckpt.replaceable(user)

@@ -433,12 +433,13 @@ class ModelWidget(QWidget):
         from napari.utils.notifications import show_info
 
         from napari_hsi_anomaly.core.model import save_model
+        from napari_hsi_anomaly.core.model.checkpoint import replaceable
 
         model = self.state.model
         if model is None:
             return None
         target = Path(path)
-        if target.exists() and not _replaceable(target):
+        if not replaceable(target):
             notify_error(ModelError(f"{target} exists and is not a saved model: choose a new folder name."))
             return None
         self._io_start()
@@ -459,7 +460,3 @@ class _CompactDoubleSpinBox(QDoubleSpinBox):
     def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
         return f"{value:.{self.decimals()}f}".rstrip("0").rstrip(".") or "0"
 
-
-def _replaceable(target: Path) -> bool:
-    """Saving replaces ``target`` whole: only an empty folder or an earlier saved model may go."""
-    return target.is_dir() and (not any(target.iterdir()) or (target / "config.json").is_file())

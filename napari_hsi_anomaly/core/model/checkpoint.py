@@ -33,12 +33,25 @@ def _layer_sizes(net: CAE) -> dict[str, list[int]]:
     return {name: list(t.shape) for name, t in net.state_dict().items()}
 
 
+def replaceable(target: Path) -> bool:
+    """Saving replaces ``target`` whole: only a missing or empty folder, or one that holds nothing but a
+    saved model (``model.safetensors``, ``config.json``), may be replaced; never a user's other files."""
+    if not target.exists():
+        return True
+    return target.is_dir() and {f.name for f in target.iterdir()} <= {WEIGHTS, CONFIG}
+
+
 def save_model(model: TrainedModel, directory: str | os.PathLike) -> Path:
     """Write ``model`` to ``directory`` atomically (see module docstring); returns the path."""
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not target.is_dir():
         raise ModelError(f"{target} exists and is not a directory.")
+    if not replaceable(target):
+        raise ModelError(
+            f"{target} exists and holds other files than a saved model: choose a new folder name "
+            "(saving replaces the folder whole)."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     old: Path | None = None
     try:
