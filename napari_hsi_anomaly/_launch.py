@@ -45,16 +45,31 @@ def _open(viewer: Any, path: str | None, layout: str | None = None, key: str = "
 
 
 def dock_widgets(viewer: Any) -> list[str]:
-    """Dock Cube, Model, Detect, Inspect in that order; returns the names that were docked."""
-    docked = []
+    """Dock Cube (left, under the layer list), then Model and Detect tabbed on the right with Detect in
+    front, and Inspect below them; returns the names that were docked, in that order."""
+    from qtpy.QtCore import Qt
+
+    docked, docks = [], {}
     for name in DOCKS:
         try:
-            viewer.window.add_plugin_dock_widget(PLUGIN, name)
+            dock, _ = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=name == "Detect")
         except Exception as exc:  # a missing or broken dock must not stop the viewer
             warnings.warn(f"Could not add the {name} dock: {exc}", stacklevel=2)
         else:
             docked.append(name)
+            docks[name] = dock
+    if "Cube" in docks:
+        viewer.window._qt_window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, docks["Cube"])
+    if "Detect" in docks:
+        docks["Detect"].raise_()
     return docked
+
+
+def _select_composite(viewer: Any) -> None:
+    """Make the RGB composite the active layer (not the last-added, hidden land-cover labels)."""
+    rgb = next((layer for layer in viewer.layers if getattr(layer, "rgb", False)), None)
+    if rgb is not None:
+        viewer.layers.selection.active = rgb
 
 
 def launch(
@@ -69,6 +84,7 @@ def launch(
 
     viewer = napari.Viewer(show=show)
     _open(viewer, path, layout, key)
+    _select_composite(viewer)
     dock_widgets(viewer)
     if show:
         napari.run()

@@ -123,6 +123,16 @@ def test_dock_widgets_in_order_and_tolerates_missing(make_napari_viewer):
         docked = _launch.dock_widgets(viewer)
     expected = [n for n in _launch.DOCKS if n not in _missing_docks()]
     assert docked == expected
+    if docked == list(_launch.DOCKS):  # Cube on the left; Model and Detect tabbed on the right
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QDockWidget
+
+        qt_window = viewer.window._qt_window
+        found = qt_window.findChildren(QDockWidget)
+        docks = {n: next(d for d in found if d.windowTitle().startswith(n)) for n in _launch.DOCKS}
+        assert qt_window.dockWidgetArea(docks["Cube"]) == Qt.DockWidgetArea.LeftDockWidgetArea
+        assert qt_window.dockWidgetArea(docks["Detect"]) == Qt.DockWidgetArea.RightDockWidgetArea
+        assert docks["Model"] in qt_window.tabifiedDockWidgets(docks["Detect"])
 
 
 def _missing_docks() -> list[str]:

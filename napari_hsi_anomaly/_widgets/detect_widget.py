@@ -130,6 +130,7 @@ class DetectWidget(QWidget):
         self.state.cube_changed.connect(self._on_cube_changed)
         self._on_method_changed()
         self._refresh_gt_choices()
+        self._on_cube_changed(self.state.cube)  # a cube chosen before this dock opened
 
     # ---------------------------------------------------------------- layout
     def _build(self) -> None:
@@ -273,7 +274,11 @@ class DetectWidget(QWidget):
             w.setEnabled(on)
 
     def _on_cube_changed(self, cube: Any) -> None:
-        if cube is not None and self.scores is not None and self.scores.shape != cube.shape[1:]:
+        if cube is None:
+            return
+        if self.scores is None:
+            self.status.setText(f"Cube {cube.name} ({cube.bands} bands): press Score.")
+        elif self.scores.shape != cube.shape[1:]:
             self.status.setText("New cube loaded: press Score to detect on it.")
 
     # ---------------------------------------------------------------- scoring
