@@ -133,6 +133,7 @@ def test_table_follows_the_mask(inspect, qtbot):
     widget._refresh_debounced.flush()
     n_after = sum(r.area for r in widget.regions)
     assert n_after == int(np.count_nonzero(detect.scores >= np.float32(0.9))) < n_before
+    assert widget.label_image is widget.state.mask_labels  # labelled once, by the Detect dock
 
 
 def test_region_bars_use_per_band_reconstruction_error(inspect):

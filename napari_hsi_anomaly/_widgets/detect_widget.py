@@ -28,7 +28,6 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from scipy import ndimage
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 from superqt.utils import qdebounced
 
@@ -41,6 +40,7 @@ from napari_hsi_anomaly._widgets.workers import (
     start_generator_worker,
 )
 from napari_hsi_anomaly.core.progress import Progress
+from napari_hsi_anomaly.core.regions import label_mask
 from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD, FEATURES, METHODS, iter_detect
 from napari_hsi_anomaly.core.scoring.detect import MODEL_METHODS
 from napari_hsi_anomaly.core.scoring.metrics import roc_curve
@@ -61,7 +61,6 @@ METHOD_LABELS = {
     "recon": "CAE reconstruction error",
 }
 NO_P_MIN = {"rx", "rx-local", "recon"}  # every other method is GLOSH-based: p_min re-scores live
-_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 def score_job(cube: Any, method: str, model: Any, **params: Any) -> Generator[Progress, None, Any]:
@@ -454,13 +453,13 @@ class DetectWidget(QWidget):
             return
         mask = self._mask_u8.view(bool)
         n = int(np.count_nonzero(mask))
-        n_regions = int(ndimage.label(mask, structure=_EIGHT)[1]) if n else 0
+        labels, n_regions = label_mask(mask)
         self.counts.setText(
             f"flagged: {n:,} px ({100.0 * n / self.scores.size:.2f} %) in {n_regions:,} "
             f"region{'s' if n_regions != 1 else ''}"
         )
         self._update_metrics(fast=False)
-        self.state.set_mask(mask.copy())
+        self.state.set_mask(mask.copy(), labels)
 
     # ---------------------------------------------------------------- p_min
     def _can_rescore(self) -> bool:

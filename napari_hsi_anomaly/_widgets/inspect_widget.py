@@ -249,7 +249,10 @@ class InspectWidget(QWidget):
             self.table_label.setText("Flagged regions: score first.")
             self.table.setSortingEnabled(True)
             return
-        self.label_image, _ = label_mask(mask)
+        labels = self.state.mask_labels
+        if labels is None or np.shape(labels) != np.shape(mask):  # not labelled by the Detect dock
+            labels, _ = label_mask(mask)
+        self.label_image = labels
         self.regions = flagged_regions(mask, scores, label_image=self.label_image)
         shown = self.regions[:MAX_TABLE_ROWS]
         self.table.setRowCount(len(shown))

@@ -24,6 +24,7 @@ class AppState:
         self.model_source: str | None = None  # "trained", "sample", or the directory it was loaded from
         self.detection: Any = None  # core.scoring.detect.Detection
         self.mask: Any = None
+        self.mask_labels: Any = None  # 8-connected components of ``mask`` (int32), labelled once
 
     def set_cube(self, cube: Any, layer_name: str | None = None, rgb_layer: str | None = None) -> None:
         self.cube, self.cube_layer, self.rgb_layer = cube, layer_name, rgb_layer
@@ -37,8 +38,9 @@ class AppState:
         self.detection = detection
         self.detection_changed.emit(detection)
 
-    def set_mask(self, mask: Any) -> None:
-        self.mask = mask
+    def set_mask(self, mask: Any, labels: Any = None) -> None:
+        """Publish the mask (and its connected-component labels, when the caller has them)."""
+        self.mask, self.mask_labels = mask, labels
         self.mask_changed.emit(mask)
 
 
