@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ class Cube:
     default_bands: tuple[int, int, int] | None = None
     interleave: str | None = None
     metadata: dict = field(default_factory=dict)
+    # (rows, cols) bool: detected border fill (core.nodata.mark_fill), treated as no-data like ``nodata``.
+    fill: np.ndarray | None = None
+    georef: dict = field(default_factory=dict)  # "crs" WKT, "transform" (a, b, c, d, e, f), "envi"
 
     def __post_init__(self) -> None:
         if self.data.ndim != 3:
@@ -79,11 +83,41 @@ class Cube:
             parts.append(f"{self.wavelengths[i]:.0f} nm")
         return " ".join(parts) if parts else f"band {i + 1}"
 
+    def select_bands(self, indices: Sequence[int] | np.ndarray) -> Cube:
+        """The cube restricted to ``indices`` (0-based, file order kept as given): a view, no copy
+        (a numpy slice for a regular step, else a lazy ``BandSubset``); wavelengths, names, units kept."""
+        from napari_hsi_anomaly.core.bands import band_subset
+
+        idx, data = band_subset(self.data, indices)
+        keep = {int(b): k for k, b in enumerate(idx)}
+        rgb = self.default_bands
+        rgb = tuple(keep[b] for b in rgb) if rgb and all(b in keep for b in rgb) else None
+        prev = self.metadata.get("band_selection")  # indices into the file's bands
+        meta = {**self.metadata, "band_selection": idx if prev is None else np.asarray(prev)[idx]}
+        return replace(
+            self,
+            data=data,
+            wavelengths=None if self.wavelengths is None else self.wavelengths[idx],
+            band_names=None if self.band_names is None else [self.band_names[b] for b in idx],
+            default_bands=rgb,  # type: ignore[arg-type]
+            metadata=meta,
+        )
+
+    def value_label(self, scaled: bool = True) -> str:
+        """What a value means, for a plot axis: ``"reflectance (scale 10000 applied)"`` for
+        ``as_float32`` values (``scaled``), ``"reflectance x 10000"`` for file values, ``"radiance
+        (uW/cm^2/sr/nm)"``, ``"DN"`` for integers with no units, else ``"value"``."""
+        from napari_hsi_anomaly.core.bands import value_label
+
+        return value_label(self, scaled)
+
     def as_float32(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
         """A float32 copy of a spatial block, scaled, with no-data and non-finite values set to NaN."""
         block = np.array(self.data[:, rows, cols], dtype=np.float32)  # a copy: data may be read-only
         if self.nodata is not None:
             block[block == np.float32(self.nodata)] = np.nan
+        if self.fill is not None:
+            block[:, self.fill[rows, cols]] = np.nan
         if self.scale_factor not in (None, 0, 1):
             block /= np.float32(self.scale_factor)
         block[~np.isfinite(block)] = np.nan
@@ -97,6 +131,8 @@ class Cube:
             mask &= np.isfinite(band) if band.dtype.kind == "f" else True
             if self.nodata is not None:
                 mask &= band != self.nodata
+        if self.fill is not None:
+            mask &= ~self.fill
         return mask
 
     def rgb_bands(self) -> tuple[int, int, int]:

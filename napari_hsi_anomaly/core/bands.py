@@ -1,0 +1,190 @@
+"""Band selections ("1-100, 110-150", ENVI ``bbl``, Sentinel-2 cirrus) and value labels for plots."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_hsi_anomaly.core.cube import Cube
+
+CIRRUS_NAMES = {"B10", "B010"}  # Sentinel-2 band 10 (1375 nm): sees cirrus, not the ground
+CIRRUS_NM = (1360.0, 1390.0)  # a band centred here is the cirrus band (S2A 1373.5, S2B 1376.9 nm)
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:(?:-|–|\.\.|:)\s*(\d+))?\s*$")
+
+
+def parse_band_spec(spec: str, n_bands: int) -> np.ndarray:
+    """1-based inclusive ranges (``"1-100, 110-150"``, ``"3"``, ``"5..9"``) -> sorted unique 0-based
+    indices. Raises ``HsiAnomalyError`` for text that is not ranges, empty or reversed ranges, or bands
+    outside ``1..n_bands``."""
+    text = str(spec).strip()
+    if not text:
+        raise HsiAnomalyError(f"Empty band selection: give ranges such as '1-{n_bands}'.")
+    picked: list[int] = []
+    for part in re.split(r"[,;]", text):
+        if not part.strip():
+            continue
+        m = _RANGE.match(part)
+        if m is None:
+            raise HsiAnomalyError(
+                f"Band selection '{part.strip()}' is not a band or a range (write e.g. '1-100, 110-150')."
+            )
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise HsiAnomalyError(f"Band range '{part.strip()}' runs backwards (write {hi}-{lo}).")
+        if lo < 1 or hi > n_bands:
+            raise HsiAnomalyError(
+                f"Band range '{part.strip()}' is outside 1-{n_bands} (bands count from 1)."
+            )
+        picked.extend(range(lo - 1, hi))
+    if not picked:
+        raise HsiAnomalyError(f"Empty band selection: give ranges such as '1-{n_bands}'.")
+    return np.unique(np.asarray(picked, dtype=np.int64))
+
+
+def format_band_spec(indices: Sequence[int] | np.ndarray) -> str:
+    """0-based indices -> the 1-based text ``parse_band_spec`` reads (``"1-100, 110-150"``)."""
+    idx = np.unique(np.asarray(indices, dtype=np.int64))
+    if idx.size == 0:
+        return ""
+    breaks = np.flatnonzero(np.diff(idx) != 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks], idx[-1]]
+    return ", ".join(f"{s + 1}" if s == e else f"{s + 1}-{e + 1}" for s, e in zip(starts, ends))
+
+
+def _bbl(cube: Cube) -> np.ndarray | None:
+    """ENVI ``bbl`` as bools (1 = good; AVIRIS-NG writes floats such as ``1.0``); None if unusable."""
+    raw = (cube.metadata.get("envi") or {}).get("bbl")
+    if not isinstance(raw, list) or len(raw) != cube.bands:
+        return None
+    try:
+        vals = np.array([float(str(v).strip()) for v in raw], dtype=np.float64)
+    except ValueError:
+        return None
+    return np.isfinite(vals) & (vals > 0.5)
+
+
+def is_cirrus(cube: Cube) -> np.ndarray:
+    """``(bands,)`` bool: the Sentinel-2 cirrus band, by name (B10) or centre (1360-1390 nm)."""
+    out = np.zeros(cube.bands, dtype=bool)
+    if cube.band_names is not None:
+        out |= np.array([str(n).strip().upper() in CIRRUS_NAMES for n in cube.band_names])
+    if cube.wavelengths is not None:
+        wl = cube.wavelengths
+        out |= np.isfinite(wl) & (wl >= CIRRUS_NM[0]) & (wl <= CIRRUS_NM[1])
+    return out
+
+
+def default_band_selection(cube: Cube) -> np.ndarray | None:
+    """0-based indices of the bands to use by default, or None for all of them: the header's ``bbl``
+    (bad band list) with the Sentinel-2 cirrus band B10 left out where recognised."""
+    good = np.ones(cube.bands, dtype=bool)
+    bbl = _bbl(cube)
+    if bbl is not None:
+        good &= bbl
+    if cube.bands > 1:
+        good &= ~is_cirrus(cube)
+    if good.all() or not good.any():
+        return None
+    return np.flatnonzero(good)
+
+
+class BandSubset:
+    """A lazy ``(len(indices), rows, cols)`` view of the bands ``indices`` of a 3-D array: indexing
+    reads only what is asked for (a memory map stays on disk); ``np.asarray`` reads it all."""
+
+    def __init__(self, base: Any, indices: np.ndarray) -> None:
+        self.base = base
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (int(self.indices.size), int(self.base.shape[1]), int(self.base.shape[2]))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    ndim = 3
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.dtype).itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if key and key[0] is Ellipsis:
+            key = (slice(None),) * (3 - len(key) + 1) + key[1:]
+        first = self.indices[key[0]] if key else self.indices
+        return np.asarray(self.base[(first, *key[1:])])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.stack([np.asarray(self.base[int(b)]) for b in self.indices])
+        return out if dtype is None else out.astype(dtype)
+
+    def astype(self, dtype: Any, **_: Any) -> np.ndarray:
+        return np.asarray(self, dtype=dtype)
+
+
+def band_subset(data: Any, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, Any]:
+    """(checked 0-based indices, ``data`` restricted to them): a numpy slice view for a regular
+    step, else a ``BandSubset``. ``HsiAnomalyError`` for an empty selection or indices out of range."""
+    n = int(data.shape[0])
+    idx = np.asarray(indices).ravel()
+    if idx.dtype == bool:
+        if idx.size != n:
+            raise HsiAnomalyError(f"A band mask of {idx.size} values for a cube of {n} bands.")
+        idx = np.flatnonzero(idx)
+    if idx.size == 0:
+        raise HsiAnomalyError("The band selection is empty: choose at least one band.")
+    if idx.dtype.kind not in "iu" and not np.all(np.equal(np.mod(idx, 1), 0)):
+        raise HsiAnomalyError(f"Band indices must be whole numbers; got {idx[:5].tolist()}.")
+    idx = idx.astype(np.int64)
+    if idx.min() < 0 or idx.max() >= n:
+        bad = idx[(idx < 0) | (idx >= n)][0]
+        raise HsiAnomalyError(f"Band index {bad} is outside 0-{n - 1} (0-based) for a cube of {n} bands.")
+    if isinstance(data, BandSubset):
+        return idx, BandSubset(data.base, data.indices[idx])
+    if idx.size == 1:
+        return idx, data[int(idx[0]) : int(idx[0]) + 1]
+    step = int(idx[1] - idx[0])
+    if step > 0 and np.all(np.diff(idx) == step):
+        return idx, data[int(idx[0]) : int(idx[-1]) + 1 : step]
+    return idx, BandSubset(data, idx)
+
+
+_RADIANCE = re.compile(r"w\s*/|watt|/\s*sr|radiance", re.IGNORECASE)
+
+
+def value_label(cube: Cube, scaled: bool = True) -> str:
+    """See ``Cube.value_label``: the kind of value (reflectance, radiance, DN) with units and scale."""
+    units = (cube.units or "").strip()
+    low = units.lower()
+    scale = cube.scale_factor if cube.scale_factor not in (None, 0, 1) else None
+    if "reflect" in low or (scale is not None and not units):
+        kind = "reflectance"
+    elif _RADIANCE.search(units):
+        kind = units if low.startswith("radiance") else f"radiance ({units})"
+    elif units:
+        kind = units
+    elif np.dtype(cube.dtype).kind in "iu":
+        kind = "DN"
+    else:
+        kind = "value"
+    if scale is None:
+        return kind
+    return f"{kind} (scale {scale:g} applied)" if scaled else f"{kind} x {scale:g}"
