@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QTimer
 
+from napari_hsi_anomaly._widgets import model_io
 from napari_hsi_anomaly._widgets import model_widget as mw
 from napari_hsi_anomaly._widgets import workers
 from napari_hsi_anomaly._widgets.state import get_state
@@ -122,13 +123,13 @@ def test_save_load_round_trip(make_napari_viewer, qtbot, shown, tiny_model, tmp_
     state.set_model(tiny_model, "trained")
     assert w.save_button.isEnabled()
     target = tmp_path / "saved_model"
-    monkeypatch.setattr(mw.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    monkeypatch.setattr(model_io.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     w.save_button.click()
     qtbot.waitUntil(lambda: (target / "config.json").is_file() and w.load_button.isEnabled(), timeout=10000)
     assert any(m.startswith("info: Model saved") for m in shown)
 
     state.set_model(None)
-    monkeypatch.setattr(mw.QFileDialog, "getExistingDirectory", lambda *a, **k: str(target))
+    monkeypatch.setattr(model_io.QFileDialog, "getExistingDirectory", lambda *a, **k: str(target))
     w.load_button.click()
     qtbot.waitUntil(lambda: state.model is not None, timeout=10000)
     loaded = state.model
@@ -195,12 +196,12 @@ def test_progress_text():
 def test_sample_model_button(make_napari_viewer, qtbot, shown, tiny_model, tmp_path, monkeypatch):
     from napari_hsi_anomaly.core.model import save_model
 
-    monkeypatch.setattr(mw, "SAMPLE_MODEL", tmp_path / "absent")
+    monkeypatch.setattr(model_io, "SAMPLE_MODEL", tmp_path / "absent")
     _, w = make(make_napari_viewer, qtbot, tiny_cube())
     assert w.sample_button.isHidden()
 
     save_model(tiny_model, tmp_path / "fast_model")
-    monkeypatch.setattr(mw, "SAMPLE_MODEL", tmp_path / "fast_model")
+    monkeypatch.setattr(model_io, "SAMPLE_MODEL", tmp_path / "fast_model")
     viewer, w = make(make_napari_viewer, qtbot, tiny_cube())
     assert not w.sample_button.isHidden()
     w.sample_button.click()

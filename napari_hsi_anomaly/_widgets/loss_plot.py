@@ -1,4 +1,5 @@
-"""Live training-loss curve: a napari-themed matplotlib canvas, updated in place and throttled."""
+"""Live training-loss curve on the shared themed canvas (``plots.ThemedCanvas``), updated in place
+and throttled; hidden until the first training starts (no empty placeholder plot)."""
 
 from __future__ import annotations
 
@@ -6,37 +7,35 @@ import math
 import time
 from typing import Any
 
-from napari_matplotlib.base import BaseNapariMPLWidget
 from qtpy.QtCore import QTimer
+
+from napari_hsi_anomaly._widgets.plots import ThemedCanvas
 
 TRAIN_COLOR = "#4fc3f7"
 VAL_COLOR = "#ffb000"
 
 
-class LossPlot(BaseNapariMPLWidget):
+class LossPlot(ThemedCanvas):
     """Training loss (epoch running mean) per step and validation loss per epoch, x in epochs."""
 
-    def __init__(self, napari_viewer: Any, min_interval_s: float = 0.25, height_px: int = 170) -> None:
-        super().__init__(napari_viewer)
-        self.toolbar.hide()  # zoom/pan is not worth the dock space here
-        self.layout().setContentsMargins(0, 0, 0, 0)
-        self.canvas.setFixedHeight(height_px)
-        self.add_single_axes()
-        ax = self.axes
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.set_ylabel("loss (MSE)", fontsize=8)
-        ax.tick_params(labelsize=7)
+    def __init__(
+        self, theme: str | None = "dark", min_interval_s: float = 0.25, height_px: int = 160
+    ) -> None:
+        super().__init__(height_px, theme)
+        ax = self.ax
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (MSE)")
         ax.set_yscale("log")
-        ax.grid(True, alpha=0.25)
         (self.train_line,) = ax.plot([], [], color=TRAIN_COLOR, lw=1.2, label="train")
         (self.val_line,) = ax.plot([], [], color=VAL_COLOR, lw=1.0, marker="o", ms=3, label="validation")
-        self._legend = ax.legend(fontsize=7, loc="upper right", frameon=False)
+        self.style_legend(ax.legend(fontsize=7, loc="upper right"))
         self._min_interval = min_interval_s
         self._last_draw = 0.0
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.redraw)
         self.epochs: int | None = None
+        self._span: tuple = ()
         self.reset()
 
     def reset(self, epochs: int | None = None) -> None:
@@ -69,21 +68,27 @@ class LossPlot(BaseNapariMPLWidget):
         elif not self._timer.isActive():
             self._timer.start(int(wait * 1000) + 1)
 
-    def redraw(self) -> None:
+    def redraw(self, *_: Any) -> None:
         """Push the data to the lines, rescale and ``draw_idle``."""
         self._timer.stop()
         self.train_line.set_data(self.xs, self.losses)
         self.val_line.set_data(self.val_xs, self.val_losses)
-        ax = self.axes
+        ax = self.ax
         ys = self.losses + self.val_losses
+        span: tuple = ()
         if ys:
             lo, hi = min(ys), max(ys)
             ax.set_ylim(lo / 1.3, hi * 1.3 if hi > lo else lo * 2)
             xs = self.xs + self.val_xs
             ax.set_xlim(0, max(1.0, max(xs), self.epochs or 0))
+            span = (math.floor(math.log10(lo)), math.ceil(math.log10(hi)))
         else:
             ax.set_xlim(0, self.epochs or 1)
             ax.set_ylim(1e-3, 1)
         self._last_draw = time.monotonic()
         self.draws += 1
-        self.canvas.draw_idle()
+        if span != self._span:  # tick labels changed width: recompute the layout once
+            self._span = span
+            self.relayout()
+        else:
+            self.draw_idle()

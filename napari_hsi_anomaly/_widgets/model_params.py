@@ -1,0 +1,140 @@
+"""The Model dock's training form: preset, window, epochs, batch, optimiser, rate, device, seed.
+
+Two columns so the form stays short (the loss curve below it must stay on screen at 1080 px).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QSpinBox, QWidget
+
+OPTIMIZERS = ("adadelta", "adam")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_EPOCHS = {"fast": 5, "thesis": 10}
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover
+        return False
+
+
+class CompactDoubleSpinBox(QDoubleSpinBox):
+    """Shows ``1`` and ``0.001`` rather than ``1.000000`` and ``0.001000``."""
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
+        return f"{value:.{self.decimals()}f}".rstrip("0").rstrip(".") or "0"
+
+
+class TrainForm(QWidget):
+    """The training settings; ``config()`` and ``options()`` turn them into core objects."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from napari_hsi_anomaly.core.model import PRESETS
+
+        self.preset = QComboBox()
+        self.preset.addItems(sorted(PRESETS, key=lambda k: k != "fast"))
+        self.preset.setToolTip("fast: small CPU-friendly network; thesis: the thesis 3-D CAE (slow on CPU).")
+        self.window_size = QSpinBox()
+        self.window_size.setRange(8, 512)
+        self.window_size.setSingleStep(8)
+        self.window_size.setSuffix(" px")
+        self.window_size.setToolTip("Square training window; a multiple of the pooling (4 for both presets).")
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setToolTip("Passes over the training windows.")
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 256)
+        self.batch.setValue(8)
+        self.batch.setToolTip("Windows per optimisation step.")
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(OPTIMIZERS)
+        self.optimizer.setToolTip("adadelta (thesis, lr 1.0) or adam (lr 1e-3).")
+        self.lr = CompactDoubleSpinBox()
+        self.lr.setDecimals(6)
+        self.lr.setRange(1e-6, 10.0)
+        self.lr.setSingleStep(1e-3)
+        self.lr.setToolTip("Learning rate of the optimiser.")
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        self.device.setToolTip("auto: CUDA when available, else CPU.")
+        if not _cuda_available():
+            self.device.model().item(DEVICES.index("cuda")).setEnabled(False)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Random seed: window order, initial weights.")
+        for combo in (self.preset, self.optimizer, self.device):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(5)
+
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(3)
+        pairs = (
+            ("Preset", self.preset, "Window", self.window_size),
+            ("Epochs", self.epochs, "Batch", self.batch),
+            ("Optimizer", self.optimizer, "Rate", self.lr),
+            ("Device", self.device, "Seed", self.seed),
+        )
+        for row, (l1, f1, l2, f2) in enumerate(pairs):
+            grid.addWidget(QLabel(l1), row, 0)
+            grid.addWidget(f1, row, 1)
+            grid.addWidget(QLabel(l2), row, 2)
+            grid.addWidget(f2, row, 3)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+
+        self.preset.currentTextChanged.connect(self._on_preset)
+        self.optimizer.currentTextChanged.connect(self._on_optimizer)
+        self._on_preset(self.preset.currentText())
+        self._on_optimizer(self.optimizer.currentText())
+
+    def _on_preset(self, name: str) -> None:
+        from napari_hsi_anomaly.core.model import PRESETS
+
+        if name in PRESETS:
+            self.window_size.setValue(PRESETS[name].window)
+            self.epochs.setValue(DEFAULT_EPOCHS.get(name, 5))
+
+    def _on_optimizer(self, name: str) -> None:
+        self.lr.setValue(1.0 if name == "adadelta" else 1e-3)
+
+    def fit_to(self, cube: Any) -> None:
+        """Window never larger than the scene: the largest multiple of 4 up to the preset's window."""
+        from napari_hsi_anomaly.core.model import PRESETS
+
+        if cube is None:
+            return
+        preset = PRESETS.get(self.preset.currentText())
+        limit = preset.window if preset is not None else self.window_size.value()
+        side = min(int(cube.rows), int(cube.cols))
+        fitted = max(8, min(limit, side - side % 4))
+        if self.window_size.value() > side or self.window_size.value() == limit:
+            self.window_size.setValue(fitted)
+
+    def config(self) -> Any:
+        """The chosen preset with the chosen window (``HsiAnomalyError`` for a bad window)."""
+        from napari_hsi_anomaly.core.model import PRESETS
+
+        return replace(PRESETS[self.preset.currentText()], window=self.window_size.value())
+
+    def options(self) -> Any:
+        from napari_hsi_anomaly.core.model import TrainOptions
+
+        return TrainOptions(
+            epochs=self.epochs.value(),
+            batch_size=self.batch.value(),
+            optimizer=self.optimizer.currentText(),
+            learning_rate=self.lr.value(),
+            seed=self.seed.value(),
+            device=self.device.currentText(),
+            threads=max(1, (os.cpu_count() or 2) - 1),  # leave a core to the GUI
+        )
