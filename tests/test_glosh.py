@@ -1,12 +1,14 @@
 """GloshScorer: cached hierarchy equals fresh hdbscan fits; duplicates, NaN rows, subsampling."""
 
+import json
+
 import hdbscan
 import numpy as np
 import pytest
 from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters, outlier_scores
 from hdbscan.prediction import approximate_predict_scores
 
-from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.scoring import GloshScorer, glosh, minmax_scale
 
 
@@ -112,33 +114,117 @@ def test_subsample_matches_hdbscan_approximate_predict(blobs, monkeypatch, backe
     monkeypatch.setattr(glosh, "QUERY_CHUNK", 97)  # several neighbour-query chunks
     scorer = GloshScorer(blobs, min_samples=10, scale=False, max_fit=500, seed=3)
     assert scorer.subsampled and scorer.n_fit == 500
-    fit_x = blobs[scorer._fit_idx]
-    rest = blobs[scorer._rest_idx]
+    fit_x = blobs[scorer._fit_rows]
+    rest = blobs[scorer._rest]
     for p_min in (40, 160):
         p_fit = scorer.fitted_p_min(p_min)  # p_min counts all points: shrunk to the subsample
-        assert p_fit == round(p_min * 500 / scorer.n_unique)
+        assert p_fit == round(p_min * 500 / len(blobs))
         ref = hdbscan.HDBSCAN(min_cluster_size=p_fit, min_samples=10, prediction_data=True).fit(fit_x)
         res = scorer.score(p_min)
-        np.testing.assert_allclose(res.scores[scorer._fit_idx], ref.outlier_scores_, atol=1e-6)
+        np.testing.assert_allclose(res.scores[scorer._fit_rows], ref.outlier_scores_, atol=1e-6)
         expected = np.clip(approximate_predict_scores(ref, rest), 0, 1)
-        np.testing.assert_allclose(res.scores[scorer._rest_idx], expected, atol=1e-6)
+        np.testing.assert_allclose(res.scores[scorer._rest], expected, atol=1e-6)
+
+
+def _reference_rows(dims: int, n: int = 3000, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-6, 6, (4, dims))
+    ref = np.vstack([centres[rng.integers(0, 4, n)] + rng.normal(0, 1, (n, dims)),
+                     rng.uniform(-10, 10, (n // 50, dims))])
+    new = np.vstack([centres[rng.integers(0, 4, n)] + rng.normal(0, 1.3, (n, dims)),
+                     rng.uniform(-12, 12, (n // 20, dims)), ref[:25]])  # 25 exact copies of fitted rows
+    return ref, new
+
+
+@pytest.mark.parametrize("dims", [5, 24])  # KD-tree path and brute-force BLAS path
+def test_predictor_equals_hdbscan_approximate_predict_scores(dims, monkeypatch, backend):
+    monkeypatch.setattr(glosh, "QUERY_CHUNK", 1000)
+    monkeypatch.setattr(glosh, "BRUTE_BLOCK", 300_000)  # several brute-force blocks per chunk
+    ref, new = _reference_rows(dims)
+    scorer = GloshScorer(ref, min_samples=10, scale=True)
+    pred = scorer.predictor(new)
+    x_ref, x_new = scorer.transform(ref), scorer.transform(new)
+    np.testing.assert_array_equal(x_ref, minmax_scale(ref))
+    for p_min in (30, 120):
+        fitted = hdbscan.HDBSCAN(min_cluster_size=p_min, min_samples=10, prediction_data=True).fit(x_ref)
+        expected = np.clip(approximate_predict_scores(fitted, x_new), 0, 1)
+        got = pred.score(p_min)
+        assert got.scores.dtype == np.float32 and got.scores.shape == (len(new),)
+        np.testing.assert_allclose(got.scores, expected, atol=1e-6)
+        assert pred.score(p_min) is got
+        assert len(scorer._condensed) >= 1  # the predictor condenses through the reference's cache
+
+
+def test_predictor_non_finite_rows_and_shape(blobs):
+    scorer = GloshScorer(blobs, min_samples=10)
+    new = np.vstack([blobs[:5], np.full((2, 4), np.nan)])
+    res = scorer.predictor(new).score(50)
+    assert (res.scores[-2:] == 1.0).all() and res.labels.shape == (7,)
+    np.testing.assert_allclose(res.scores[:5], scorer.score(50).scores[:5], atol=1e-6)
+    with pytest.raises(ShapeError, match="4 features"):
+        scorer.predictor(blobs[:, :3])
+
+
+@pytest.mark.parametrize("max_fit", [20000, 700])
+def test_state_round_trip_scores_and_predicts_identically(blobs, max_fit):
+    x = np.vstack([blobs, np.full((3, 4), np.nan), np.repeat(blobs[:1], 40, axis=0)])
+    scorer = GloshScorer(x, min_samples=10, max_fit=max_fit)
+    arrays, meta = scorer.state()
+    json.loads(json.dumps(meta))
+    assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
+    restored = GloshScorer.from_state({k: v.copy() for k, v in arrays.items()}, meta)
+    new = np.random.default_rng(5).normal(2, 3, (300, 4))
+    for p_min in (20, 100):
+        np.testing.assert_array_equal(restored.score(p_min).scores, scorer.score(p_min).scores)
+        np.testing.assert_array_equal(restored.score(p_min).labels, scorer.score(p_min).labels)
+        np.testing.assert_array_equal(restored.predictor(new).score(p_min).scores,
+                                      scorer.predictor(new).score(p_min).scores)
+    small, small_meta = scorer.state(rows=False)
+    assert "rest_nb" not in small and not small_meta["rows"]
+    bare = GloshScorer.from_state(small, small_meta)
+    np.testing.assert_array_equal(bare.predictor(new).score(20).scores,
+                                  scorer.predictor(new).score(20).scores)
+    with pytest.raises(HsiAnomalyError, match="predictor"):
+        bare.score(20)
+    with pytest.raises(HsiAnomalyError, match="damaged"):
+        GloshScorer.from_state({k: v for k, v in arrays.items() if k != "core"}, meta)
+    with pytest.raises(HsiAnomalyError, match="newer"):
+        GloshScorer.from_state(arrays, {**meta, "format": 99})
+
+
+def test_large_group_of_identical_rows_is_dense_not_outlier(blobs):
+    # a uniform area (e.g. 90 % identical pixels) is a cluster of its own, not an outlier (issue 10)
+    fill = np.repeat(np.array([[20.0, 20, 20, 20]]), 9000, axis=0)
+    x = np.vstack([blobs, fill])
+    for max_fit in (20000, 2000):
+        res = GloshScorer(x, min_samples=10, max_fit=max_fit).score(100)
+        assert (res.scores[len(blobs):] == 0).all()
+        assert res.scores[len(blobs) - 40:len(blobs)].mean() > res.scores[:1100].mean() + 0.2
+    # a small group of identical rows (fewer than p_min) far away stays an outlier
+    small = np.vstack([blobs, np.repeat(np.array([[20.0, 20, 20, 20]]), 30, axis=0)])
+    res = GloshScorer(small, min_samples=10).score(100)
+    assert (res.scores[len(blobs):] > 0.5).all()
 
 
 @pytest.mark.parametrize("name", ["blobs", "uniform", "duplicates"])
 def test_scores_and_labels_equal_fresh_fit_on_datasets(name, backend):
     x = _datasets()[name]
-    # duplicates are fitted once (first occurrence order) and share their row's score and label
-    _, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    # duplicates are fitted once (first occurrence order) and share their row's score and label;
+    # a row repeated at least p_min times is a cluster by itself and scores 0
+    _, first, inverse, counts = np.unique(x, axis=0, return_index=True, return_inverse=True,
+                                          return_counts=True)
     keep = np.sort(first)
     rank = np.empty(x.shape[0], dtype=np.int64)
     rank[keep] = np.arange(keep.size)
     row = rank[first[inverse.reshape(-1)]]
+    mult = counts[inverse.reshape(-1)]
     scorer = GloshScorer(x, min_samples=8, scale=False)
     for p_min in (2, 5, 15, 60, 200):
         res = scorer.score(p_min)
         fresh = hdbscan.HDBSCAN(min_cluster_size=p_min, min_samples=8).fit(x[keep])
-        expected = np.nan_to_num(fresh.outlier_scores_, nan=1.0)
-        np.testing.assert_allclose(res.scores, expected[row], atol=1e-6)
+        expected = np.nan_to_num(fresh.outlier_scores_, nan=1.0)[row]
+        expected[(mult >= p_min) & (mult > 1)] = 0.0
+        np.testing.assert_allclose(res.scores, expected, atol=1e-6)
         np.testing.assert_array_equal(res.labels, fresh.labels_[row])
 
 

@@ -4,9 +4,12 @@ HDBSCAN's single-linkage tree depends on ``min_samples`` only; ``min_cluster_siz
 ``p_min``) enters at the condensing step. ``GloshScorer`` fits once and answers ``score(p_min)`` by
 condensing the cached tree again (about a millisecond) instead of refitting (seconds to minutes).
 
-Large inputs: at most ``max_fit`` distinct rows are fitted (a deterministic random subsample); every
-other row gets hdbscan's ``approximate_predict_scores`` score, computed here in vectorised form with the
-nearest mutual-reachability neighbour and its lambda cached once, so a new ``p_min`` stays cheap there too.
+Large inputs: at most ``max_fit`` rows are fitted (a deterministic random draw, exact duplicates among
+them once); every other row gets hdbscan's ``approximate_predict_scores`` score, computed here in
+vectorised form with the nearest mutual-reachability neighbour and its lambda cached once (a KD-tree in
+few dimensions, brute-force float32 BLAS chunks refined in float64 above), so a new ``p_min`` stays cheap
+there too. The same machinery scores new rows against a fitted reference (``GloshScorer.predictor``), and
+the reference saves as plain arrays (``state``/``from_state``).
 
 Speed: condensing, GLOSH and (only when ``GloshResult.labels`` is read) EOM cluster selection run in small
 numba kernels that mirror hdbscan 0.8.44's ``_hdbscan_tree.pyx`` step by step (same row order, same
@@ -17,7 +20,6 @@ functions are used (``_HAVE_NUMBA = False``).
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,7 +28,6 @@ import numpy as np
 from hdbscan import HDBSCAN
 from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
 from hdbscan._hdbscan_tree import outlier_scores as _outlier_scores
-from sklearn.neighbors import KDTree
 
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 
@@ -35,7 +36,11 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; the Cython path stays as a fallback
     numba = None
 
-QUERY_CHUNK = 100_000  # non-fitted rows per nearest-neighbour query
+QUERY_CHUNK = 65_536  # rows per nearest-neighbour query chunk (bounded memory for millions of rows)
+KDTREE_MAX_DIMS = 12  # up to this many features a KD-tree finds neighbours; above, brute-force BLAS
+BRUTE_BLOCK = 16_000_000  # float32 distances per brute-force block (64 MB)
+QUERY_WORKERS = -1  # cKDTree query threads (threads, not processes)
+STATE_FORMAT = 1  # GloshScorer.state() layout version
 _HAVE_NUMBA = numba is not None  # tests switch this off to cover hdbscan's Cython path
 
 
@@ -297,12 +302,160 @@ def _warm_up() -> None:
 _WARM = False
 
 
+class _Condensed:
+    """One condensed tree (fitted ``p``): fitted points' scores, cluster deaths, point exits, labels."""
+
+    def __init__(self, tree: np.ndarray, p: int, n_fit: int) -> None:
+        if _HAVE_NUMBA:
+            parent, child, lam, size = _nb_condense(tree, np.int64(p))
+            self.scores, self.deaths, self.pt_cluster, self.pt_lambda = _nb_glosh(
+                parent, child, lam, np.int64(n_fit))
+            pt_cluster = self.pt_cluster
+            self._labels = lambda: _nb_labels(parent, child, lam, size, pt_cluster)
+            self.has_clusters = bool((child >= n_fit).any())
+        else:
+            condensed = condense_tree(tree, p)
+            self.scores = np.asarray(_outlier_scores(condensed), dtype=np.float64)
+            self.deaths, self.pt_cluster, self.pt_lambda = _point_exits(condensed, n_fit)
+            self.has_clusters = bool((condensed["child"] >= n_fit).any())
+
+            def labels() -> np.ndarray:
+                stability = compute_stability(condensed)
+                return get_clusters(condensed, stability, "eom", False, False, 0.0, 0)[0]
+            self._labels = labels
+        self._label_cache: np.ndarray | None = None
+
+    def labels(self) -> np.ndarray:
+        if self._label_cache is None:
+            self._label_cache = np.asarray(self._labels(), dtype=np.int64)
+        return self._label_cache
+
+    def predict(self, neighbor: np.ndarray, lam: np.ndarray, exact: np.ndarray) -> np.ndarray:
+        """hdbscan's ``approximate_predict_scores`` from cached neighbours (vectorised)."""
+        if not self.has_clusters:  # hdbscan: no cluster in the tree -> every new point is an outlier
+            return np.ones(neighbor.shape[0])
+        lam_i = np.where(exact, self.pt_lambda[neighbor], lam)
+        max_l = self.deaths[self.pt_cluster[neighbor]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(max_l > 0, (max_l - lam_i) / max_l, 0.0)
+
+
+def _point_exits(condensed: np.ndarray, n_fit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From hdbscan's condensed tree: cluster deaths (max lambda over each cluster and its
+    descendants) and, per fitted point, the cluster it leaves and the lambda it leaves at."""
+    parent = condensed["parent"].astype(np.int64)
+    child = condensed["child"].astype(np.int64)
+    lam = condensed["lambda_val"].astype(np.float64)
+    n_nodes = int(max(parent.max(), child.max())) + 1
+    deaths = np.zeros(n_nodes)
+    np.maximum.at(deaths, parent, lam)
+    for n in np.nonzero(child >= n_fit)[0][::-1]:  # propagate up, cluster rows only
+        if deaths[child[n]] > deaths[parent[n]]:
+            deaths[parent[n]] = deaths[child[n]]
+    is_point = child < n_fit
+    pt_cluster = np.empty(n_fit, dtype=np.int64)
+    pt_lambda = np.empty(n_fit)
+    pt_cluster[child[is_point]] = parent[is_point]
+    pt_lambda[child[is_point]] = lam[is_point]
+    return deaths, pt_cluster, pt_lambda
+
+
+def finite_rows(x: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: rows with finite values in every column (in row chunks, no full-size temporary)."""
+    out = np.empty(x.shape[0], dtype=bool)
+    for a in range(0, x.shape[0], QUERY_CHUNK):
+        out[a : a + QUERY_CHUNK] = np.isfinite(x[a : a + QUERY_CHUNK]).all(axis=1)
+    return out
+
+
+def _column_range(x: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column min and max (float64) over the finite rows, in row chunks."""
+    lo = np.full(x.shape[1], np.inf)
+    hi = np.full(x.shape[1], -np.inf)
+    for a in range(0, x.shape[0], QUERY_CHUNK):
+        block = x[a : a + QUERY_CHUNK][finite[a : a + QUERY_CHUNK]]
+        if block.shape[0]:
+            lo = np.minimum(lo, block.min(axis=0).astype(np.float64))
+            hi = np.maximum(hi, block.max(axis=0).astype(np.float64))
+    return lo, hi
+
+
+class _NeighbourSearch:
+    """The ``k`` nearest fitted rows of query rows, exact float64 distances in ascending order.
+
+    Few dimensions (<= ``KDTREE_MAX_DIMS``): scipy's cKDTree (threads). More: brute-force float32 BLAS
+    distances ``|q|^2 + |f|^2 - 2 q.f`` in chunks pick ``k + 8`` candidates, whose float64 distances are
+    then computed exactly and sorted (a KD-tree degenerates in 32 dimensions).
+    """
+
+    def __init__(self, fit_x: np.ndarray) -> None:
+        self.fit_x = fit_x
+        self.brute = fit_x.shape[1] > KDTREE_MAX_DIMS
+        if self.brute:
+            self.f32 = np.ascontiguousarray(fit_x, dtype=np.float32)
+            self.f_sq = (self.f32.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+        else:
+            from scipy.spatial import cKDTree
+
+            self.tree = cKDTree(fit_x)
+
+    def query(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if not self.brute:
+            dist, ind = self.tree.query(q, k=k, workers=QUERY_WORKERS)
+            return dist.reshape(q.shape[0], k), ind.reshape(q.shape[0], k).astype(np.int64)
+        n = self.fit_x.shape[0]
+        m = min(n, k + 8)
+        dist = np.empty((q.shape[0], k))
+        ind = np.empty((q.shape[0], k), dtype=np.int64)
+        step = max(1, BRUTE_BLOCK // n)
+        for a in range(0, q.shape[0], step):
+            qa = q[a : a + step]
+            q32 = qa.astype(np.float32)
+            d2 = q32 @ self.f32.T
+            d2 *= -2.0
+            d2 += self.f_sq[None, :]  # |q|^2 is the same for a row: not needed to rank
+            if m < n:
+                cand = np.argpartition(d2, m - 1, axis=1)[:, :m]
+            else:
+                cand = np.broadcast_to(np.arange(n), d2.shape)
+            exact = np.sqrt(((qa[:, None, :] - self.fit_x[cand]) ** 2).sum(axis=2))
+            order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+            dist[a : a + step] = np.take_along_axis(exact, order, axis=1)
+            ind[a : a + step] = np.take_along_axis(np.asarray(cand), order, axis=1)
+        return dist, ind
+
+
+def _mr_neighbours(search: _NeighbourSearch, core: np.ndarray, k: int,
+                   q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """hdbscan's ``_find_neighbor_and_lambda`` for query rows ``q`` (float64, scaled): nearest
+    mutual-reachability fitted neighbour, its lambda, whether a fitted row is at distance 0, and
+    which one (-1 if none)."""
+    n_fit = core.shape[0]
+    kk = min(2 * k, n_fit)
+    dist, ind = search.query(q, kk)
+    own_core = dist[:, min(k, kk - 1)][:, None]
+    mr = np.maximum(np.maximum(core[ind], own_core), dist)
+    j = mr.argmin(axis=1)
+    rows = np.arange(ind.shape[0])
+    best = mr[rows, j]
+    with np.errstate(divide="ignore"):
+        lam = np.where(best > 0, 1.0 / np.where(best > 0, best, 1.0), np.finfo(np.float64).max)
+    exact = dist[:, 0] == 0
+    same = np.where(exact, ind[:, 0], -1)
+    return ind[rows, j], lam, exact, same
+
+
 class GloshScorer:
     """Fit HDBSCAN once on ``values (N, D)``; ``score(p_min)`` re-condenses the cached tree.
 
-    ``scale``: per-feature min-max scaling first (thesis). Non-finite rows are left out and score 1.0;
-    exact duplicate rows are fitted once and share a score (duplicates make hdbscan return NaN).
-    ``n_jobs``: hdbscan's ``core_dist_n_jobs`` (default: up to 4, at most the CPU count).
+    ``scale``: per-feature min-max scaling first (thesis), fixed by these rows (``transform``).
+    Non-finite rows are left out and score 1.0. At most ``max_fit`` rows (a deterministic random draw) are
+    fitted, exact duplicates among them once (duplicates make hdbscan return NaN); every other row gets
+    hdbscan's ``approximate_predict_scores`` score against that hierarchy (nearest mutual-reachability
+    neighbour cached once), an exact duplicate of a fitted row through distance 0. A group of identical
+    rows at least ``p_min`` strong is a cluster of its own: it scores 0 (dense, not an outlier).
+    ``predictor(values)`` scores new rows against this reference; ``state``/``from_state`` save it as
+    plain arrays. ``n_jobs``: hdbscan's ``core_dist_n_jobs`` (1: no worker processes; measured fastest).
     """
 
     def __init__(
@@ -314,100 +467,161 @@ class GloshScorer:
         max_fit: int = 20000,
         seed: int = 0,
         cache_size: int = 8,
-        n_jobs: int | None = None,
+        n_jobs: int | None = 1,
     ) -> None:
         x = np.asarray(values)
         if x.ndim != 2:
             raise ShapeError(f"GLOSH needs a 2-D (points, features) array; got shape {x.shape}.")
         if min_samples is None or int(min_samples) < 1:
             raise HsiAnomalyError("min_samples must be a positive integer (None would tie it to p_min).")
-        self.n_points = int(x.shape[0])
-        self.min_samples = int(min_samples)
-        self.max_fit = int(max_fit)
-        self.seed = int(seed)
-        self._cache: OrderedDict[int, GloshResult] = OrderedDict()
+        self.n_points, self.dims = int(x.shape[0]), int(x.shape[1])
+        self.min_samples, self.max_fit, self.seed = int(min_samples), int(max_fit), int(seed)
+        self.scale = bool(scale)
         self._cache_size = int(cache_size)
+        self._init_caches()
         _warm_up()  # JIT-compile (or load) the numba kernels now, not at the first p_min move
 
-        self.finite = np.isfinite(x).all(axis=1)
-        xf = minmax_scale(x[self.finite]) if scale else np.asarray(x[self.finite], dtype=np.float64)
-        if xf.shape[0] == 0:
-            uniq, inverse = xf, np.zeros(0, dtype=np.int64)
+        self.finite = finite_rows(x)
+        self._lo = np.zeros(self.dims)
+        self._span = np.ones(self.dims)
+        self._const = np.zeros(self.dims, dtype=bool)
+        if self.scale:
+            lo, hi = _column_range(x, self.finite)
+            lo = np.where(np.isfinite(lo), lo, 0.0)
+            span = np.where(np.isfinite(hi), hi, 0.0) - lo
+            self._const = span <= 0
+            self._lo, self._span = lo, np.where(self._const, 1.0, span)
+        fin = np.flatnonzero(self.finite)
+        self.n_finite = int(fin.size)
+        if fin.size > self.max_fit:
+            rng = np.random.default_rng(self.seed)
+            drawn = fin[np.sort(rng.choice(fin.size, self.max_fit, replace=False))]
         else:
+            drawn = fin
+        self.n_drawn = int(drawn.size)
+        fx = self.transform(x[drawn])
+        if fx.shape[0]:
             # keep first-occurrence order: without duplicates the fit sees the rows as given
-            _, first, inverse = np.unique(xf, axis=0, return_index=True, return_inverse=True)
+            _, first, inverse = np.unique(fx, axis=0, return_index=True, return_inverse=True)
             order = np.argsort(first, kind="stable")
             rank = np.empty_like(order)
             rank[order] = np.arange(order.size)
-            uniq, inverse = xf[first[order]], rank[inverse.reshape(-1)]
-        self._inverse = inverse.reshape(-1)
-        self.n_unique = int(uniq.shape[0])
-
-        n_u = self.n_unique
-        if n_u > self.max_fit:
-            rng = np.random.default_rng(self.seed)
-            fit_idx = np.sort(rng.choice(n_u, self.max_fit, replace=False))
+            fit_pos, drawn_fit = first[order], rank[inverse.reshape(-1)]
         else:
-            fit_idx = np.arange(n_u)
-        self.n_fit = int(fit_idx.size)
-        self._fit_idx = fit_idx
+            fit_pos, drawn_fit = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self._fit_x = fx[fit_pos]
+        self._fit_rows = drawn[fit_pos]  # row index (in values) of each fitted point
+        self._drawn, self._drawn_fit = drawn, drawn_fit
+        self.n_fit = int(fit_pos.size)
+        self._counts = np.bincount(drawn_fit, minlength=self.n_fit).astype(np.int64)
         self._tree: np.ndarray | None = None
-        self._rest_idx = np.zeros(0, dtype=np.int64)
+        self._core = np.zeros(self.n_fit)
+        self._k = max(1, min(self.min_samples, self.n_fit - 1))
+        self._rest = np.zeros(0, np.int64)
+        self._rest_nb = np.zeros(0, np.int64)
+        self._rest_lam = np.zeros(0)
+        self._rest_exact = np.zeros(0, bool)
+        self._rest_same = np.zeros(0, np.int64)
+        self._has_rows = True
         if self.n_fit >= 2:
-            fit_x = uniq[fit_idx]
-            k = max(1, min(self.min_samples, self.n_fit - 1))
-            self._k = k
             # min_cluster_size does not change the single-linkage tree; any value will do here.
-            jobs = n_jobs or max(1, min(4, os.cpu_count() or 1))
-            clusterer = HDBSCAN(min_cluster_size=max(2, min(5, self.n_fit)), min_samples=k,
-                                core_dist_n_jobs=jobs)
-            clusterer.fit(fit_x)
+            clusterer = HDBSCAN(min_cluster_size=max(2, min(5, self.n_fit)), min_samples=self._k,
+                                core_dist_n_jobs=max(1, int(n_jobs or 1)))
+            clusterer.fit(self._fit_x)
             self._tree = np.asarray(clusterer._single_linkage_tree, dtype=np.float64)
-            if self.n_fit < n_u:
-                self._prepare_rest(uniq, fit_x, fit_idx, k)
+            search = self._search()
+            self._core = search.query(self._fit_x, min(self._k, self.n_fit))[0][:, -1]
+            if self.n_drawn < self.n_finite:
+                self._prepare_rest(x, drawn)
 
-    def _prepare_rest(self, uniq: np.ndarray, fit_x: np.ndarray, fit_idx: np.ndarray, k: int) -> None:
-        """Cache each non-fitted row's nearest mutual-reachability neighbour and lambda."""
-        rest = np.setdiff1d(np.arange(uniq.shape[0]), fit_idx)
-        tree = KDTree(fit_x)
-        core = tree.query(fit_x, k=min(k, self.n_fit))[0][:, -1]
-        kk = min(2 * k, self.n_fit)
-        neighbor = np.empty(rest.size, dtype=np.int64)
-        lam = np.empty(rest.size)
-        exact = np.empty(rest.size, dtype=bool)
-        for a in range(0, rest.size, QUERY_CHUNK):  # bounded memory for millions of pixels
-            dist, ind = tree.query(uniq[rest[a : a + QUERY_CHUNK]], k=kk)
-            own_core = dist[:, min(k, kk - 1)][:, None]
-            mr = np.maximum(np.maximum(core[ind], own_core), dist)
-            j = mr.argmin(axis=1)
-            rows = np.arange(ind.shape[0])
-            best = mr[rows, j]
-            with np.errstate(divide="ignore"):
-                lam[a : a + QUERY_CHUNK] = np.where(best > 0, 1.0 / best, np.finfo(np.float64).max)
-            neighbor[a : a + QUERY_CHUNK] = ind[rows, j]
-            exact[a : a + QUERY_CHUNK] = dist.min(axis=1) == 0
-        self._rest_idx = rest
-        self._rest_neighbor = neighbor
-        self._rest_lambda = lam
-        self._rest_exact = exact
+    def _init_caches(self) -> None:
+        self._cache: OrderedDict[int, GloshResult] = OrderedDict()
+        self._condensed: OrderedDict[int, _Condensed] = OrderedDict()
+        self._searcher: _NeighbourSearch | None = None
+
+    def _search(self) -> _NeighbourSearch:
+        if self._searcher is None:
+            self._searcher = _NeighbourSearch(self._fit_x)
+        return self._searcher
+
+    def _prepare_rest(self, x: np.ndarray, drawn: np.ndarray) -> None:
+        """Cache each non-fitted finite row's nearest mutual-reachability neighbour and lambda."""
+        mask = self.finite.copy()
+        mask[drawn] = False
+        self._rest = np.flatnonzero(mask)
+        self._rest_nb, self._rest_lam, self._rest_exact, self._rest_same = self._neighbours(x, self._rest)
+        same = self._rest_same[self._rest_same >= 0]
+        self._counts += np.bincount(same, minlength=self.n_fit)
+
+    def _neighbours(self, x: np.ndarray, rows: np.ndarray | None):
+        """``_mr_neighbours`` of ``x[rows]`` (all rows if None), in chunks (bounded memory)."""
+        n = x.shape[0] if rows is None else rows.size
+        nb, same = np.empty(n, np.int64), np.empty(n, np.int64)
+        lam, exact = np.empty(n), np.empty(n, bool)
+        search = self._search()
+        for a in range(0, n, QUERY_CHUNK):
+            sl = slice(a, min(n, a + QUERY_CHUNK))
+            q = self.transform(x[sl] if rows is None else x[rows[sl]])
+            nb[sl], lam[sl], exact[sl], same[sl] = _mr_neighbours(search, self._core, self._k, q)
+        return nb, lam, exact, same
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """The reference's min-max scaling applied to rows ``values (n, D)``: float64 (n, D)."""
+        x = np.asarray(values)
+        if x.ndim != 2 or x.shape[1] != self.dims:
+            raise ShapeError(f"GLOSH rows must have {self.dims} features; got shape {x.shape}.")
+        out = (x.astype(np.float64) - self._lo) / self._span
+        if self._const.any():
+            out[:, self._const] = 0.0
+        return out
+
+    def predictor(self, values: np.ndarray) -> GloshPredictor:
+        """New rows ``values (n, D)`` scored against this reference hierarchy."""
+        return GloshPredictor(self, values)
 
     @property
     def subsampled(self) -> bool:
-        return self.n_fit < self.n_unique
+        return self.n_drawn < self.n_finite
 
     def fitted_p_min(self, p_min: int) -> int:
         """``p_min`` counts points of the whole set; on a subsample it shrinks in proportion, so a group
         of ``p_min`` pixels is a cluster whether or not the fit was subsampled."""
         if not self.subsampled:
             return int(p_min)
-        return max(2, int(round(p_min * self.n_fit / self.n_unique)))
+        return max(2, int(round(p_min * self.n_drawn / self.n_finite)))
+
+    def condensed(self, p_min: int) -> tuple[_Condensed | None, int, list[str]]:
+        """The cached condensed tree for ``p_min`` (whole-set units), the fitted p and notes."""
+        if p_min < 2:
+            raise HsiAnomalyError(f"p_min (minimum cluster size) must be at least 2; got {p_min}.")
+        if self._tree is None:
+            return None, p_min, [f"only {self.n_fit} distinct finite points: every point scored 1.0"]
+        notes: list[str] = []
+        p = self.fitted_p_min(p_min)
+        if p > self.n_fit:
+            p = self.n_fit
+            notes.append(f"p_min {p_min} > {self.n_fit} fitted points: clamped to {p}")
+        if p in self._condensed:
+            self._condensed.move_to_end(p)
+        else:
+            self._condensed[p] = _Condensed(self._tree, p, self.n_fit)
+            if len(self._condensed) > self._cache_size:
+                self._condensed.popitem(last=False)
+        return self._condensed[p], p, notes
+
+    def dense(self, p_min: int) -> np.ndarray:
+        """Fitted points standing for at least ``p_min`` identical rows (a cluster by themselves)."""
+        return (self._counts >= max(2, int(p_min))) & (self._counts > 1)
 
     def score(self, p_min: int) -> GloshResult:
-        """GLOSH scores and labels for minimum cluster size ``p_min`` (cached, LRU)."""
+        """GLOSH scores and labels of the rows it was built with, for ``p_min`` (cached, LRU)."""
         p = int(p_min)
         if p in self._cache:
             self._cache.move_to_end(p)
             return self._cache[p]
+        if not self._has_rows:
+            raise HsiAnomalyError("This GLOSH scorer was restored without its rows: score new rows "
+                                  "with predictor(values).score(p_min).")
         result = self._compute(p)
         self._cache[p] = result
         if len(self._cache) > self._cache_size:
@@ -415,77 +629,140 @@ class GloshScorer:
         return result
 
     def _compute(self, p_min: int) -> GloshResult:
-        notes: list[str] = []
+        cond, _, notes = self.condensed(p_min)
         scores = np.ones(self.n_points, dtype=np.float32)
-        if p_min < 2:
-            raise HsiAnomalyError(f"p_min (minimum cluster size) must be at least 2; got {p_min}.")
-        if self._tree is None:
-            notes.append(f"only {self.n_fit} distinct finite points: every point scored 1.0")
+        if cond is None:
             return GloshResult(scores, np.full(self.n_points, -1, dtype=np.int64), p_min, notes)
-        p = self.fitted_p_min(p_min)
-        if p > self.n_fit:
-            p = self.n_fit
-            notes.append(f"p_min {p_min} > {self.n_fit} fitted points: clamped to {p}")
-        fit_labels: Callable[[], np.ndarray]
-        if _HAVE_NUMBA:
-            parent, child, lam, size = _nb_condense(self._tree, np.int64(p))
-            fit_scores, deaths, pt_cluster, pt_lambda = _nb_glosh(parent, child, lam, np.int64(self.n_fit))
-
-            def fit_labels() -> np.ndarray:
-                return _nb_labels(parent, child, lam, size, pt_cluster)
-        else:
-            condensed = condense_tree(self._tree, p)
-            fit_scores = _outlier_scores(condensed)
-            deaths, pt_cluster, pt_lambda = self._point_exits(condensed)
-
-            def fit_labels() -> np.ndarray:
-                stability = compute_stability(condensed)
-                return get_clusters(condensed, stability, "eom", False, False, 0.0, 0)[0]
-        u_scores = np.ones(self.n_unique, dtype=np.float64)
-        u_scores[self._fit_idx] = fit_scores
-        if self._rest_idx.size:
-            u_scores[self._rest_idx] = self._score_rest(deaths, pt_cluster, pt_lambda)
-        if not np.isfinite(u_scores).all():
-            notes.append("non-finite GLOSH scores set to 1.0")
-            u_scores = np.where(np.isfinite(u_scores), u_scores, 1.0)
-        np.clip(u_scores, 0.0, 1.0, out=u_scores)
-        scores[self.finite] = u_scores[self._inverse].astype(np.float32)
+        dense = self.dense(p_min)
+        fit_scores = np.where(dense, 0.0, cond.scores)
+        rest_scores = None
+        if self._rest.size:
+            rest_scores = cond.predict(self._rest_nb, self._rest_lam, self._rest_exact)
+            same = self._rest_same
+            rest_scores[(same >= 0) & dense[np.maximum(same, 0)]] = 0.0
+        for part in (fit_scores, rest_scores):
+            if part is not None and not np.isfinite(part).all():
+                notes.append("non-finite GLOSH scores set to 1.0")
+                part[~np.isfinite(part)] = 1.0
+        scores[self._drawn] = np.clip(fit_scores, 0.0, 1.0)[self._drawn_fit]
+        if rest_scores is not None:
+            scores[self._rest] = np.clip(rest_scores, 0.0, 1.0)
 
         def labels() -> np.ndarray:  # run on first access of GloshResult.labels only
-            fl = np.asarray(fit_labels(), dtype=np.int64)
-            u_labels = np.full(self.n_unique, -1, dtype=np.int64)
-            u_labels[self._fit_idx] = fl
-            if self._rest_idx.size:
-                u_labels[self._rest_idx] = fl[self._rest_neighbor]
+            fl = cond.labels()
             out = np.full(self.n_points, -1, dtype=np.int64)
-            out[self.finite] = u_labels[self._inverse]
+            out[self._drawn] = fl[self._drawn_fit]
+            if self._rest.size:
+                out[self._rest] = fl[self._rest_nb]
             return out
 
         return GloshResult(scores, labels, p_min, notes)
 
-    def _point_exits(self, condensed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """From hdbscan's condensed tree: cluster deaths (max lambda over each cluster and its
-        descendants) and, per fitted point, the cluster it leaves and the lambda it leaves at."""
-        parent = condensed["parent"].astype(np.int64)
-        child = condensed["child"].astype(np.int64)
-        lam = condensed["lambda_val"].astype(np.float64)
-        n_nodes = int(max(parent.max(), child.max())) + 1
-        deaths = np.zeros(n_nodes)
-        np.maximum.at(deaths, parent, lam)
-        for n in np.nonzero(child >= self.n_fit)[0][::-1]:  # propagate up, cluster rows only
-            if deaths[child[n]] > deaths[parent[n]]:
-                deaths[parent[n]] = deaths[child[n]]
-        is_point = child < self.n_fit
-        pt_cluster = np.empty(self.n_fit, dtype=np.int64)
-        pt_lambda = np.empty(self.n_fit)
-        pt_cluster[child[is_point]] = parent[is_point]
-        pt_lambda[child[is_point]] = lam[is_point]
-        return deaths, pt_cluster, pt_lambda
+    # -- plain-array state (safetensors + JSON; no pickle) ----------------------------------------
+    _ROW_ARRAYS = ("finite", "drawn", "drawn_fit", "rest", "rest_nb", "rest_lam", "rest_exact", "rest_same")
 
-    def _score_rest(self, deaths: np.ndarray, pt_cluster: np.ndarray, pt_lambda: np.ndarray) -> np.ndarray:
-        """hdbscan's approximate_predict_scores for the non-fitted rows, vectorised."""
-        nb = self._rest_neighbor
-        lam_i = np.where(self._rest_exact, pt_lambda[nb], self._rest_lambda)
-        max_l = deaths[pt_cluster[nb]]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(max_l > 0, (max_l - lam_i) / max_l, 0.0)
+    def state(self, rows: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays (tree, fitted scaled rows, core distances, multiplicities, scaling; with ``rows`` also
+        what ``score`` needs for the rows it was built with) and JSON-able meta."""
+        arrays = {"fit_x": self._fit_x, "core": self._core, "counts": self._counts,
+                  "lo": self._lo, "span": self._span, "const": self._const.astype(np.uint8)}
+        if self._tree is not None:
+            arrays["tree"] = self._tree
+        if rows and self._has_rows:
+            arrays.update(finite=self.finite.astype(np.uint8), drawn=self._drawn, drawn_fit=self._drawn_fit,
+                          rest=self._rest, rest_nb=self._rest_nb, rest_lam=self._rest_lam,
+                          rest_exact=self._rest_exact.astype(np.uint8), rest_same=self._rest_same)
+        meta = {"format": STATE_FORMAT, "min_samples": self.min_samples, "k": self._k, "scale": self.scale,
+                "max_fit": self.max_fit, "seed": self.seed, "n_points": self.n_points, "dims": self.dims,
+                "n_finite": self.n_finite, "n_drawn": self.n_drawn, "n_fit": self.n_fit,
+                "cache_size": self._cache_size, "rows": bool(rows and self._has_rows)}
+        return {k: np.ascontiguousarray(v) for k, v in arrays.items()}, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict) -> GloshScorer:
+        """A scorer restored from ``state()``: scores (with rows) and predicts as the original."""
+        try:
+            if int(meta["format"]) > STATE_FORMAT:
+                raise HsiAnomalyError(f"GLOSH state format {meta['format']} is newer than this version "
+                                      f"reads ({STATE_FORMAT}): update napari-hsi-anomaly.")
+            self = cls.__new__(cls)
+            for key in ("min_samples", "k", "max_fit", "seed", "n_points", "dims", "n_finite", "n_drawn",
+                        "n_fit", "cache_size"):
+                setattr(self, "_k" if key == "k" else ("_cache_size" if key == "cache_size" else key),
+                        int(meta[key]))
+            self.scale = bool(meta["scale"])
+            self._init_caches()
+            self._fit_x = np.asarray(arrays["fit_x"], dtype=np.float64)
+            self._core = np.asarray(arrays["core"], dtype=np.float64)
+            self._counts = np.asarray(arrays["counts"], dtype=np.int64)
+            self._lo = np.asarray(arrays["lo"], dtype=np.float64)
+            self._span = np.asarray(arrays["span"], dtype=np.float64)
+            self._const = np.asarray(arrays["const"]).astype(bool)
+            self._tree = np.asarray(arrays["tree"], dtype=np.float64) if "tree" in arrays else None
+            self._has_rows = bool(meta.get("rows"))
+            if self._has_rows:
+                a = {k: np.asarray(arrays[k]) for k in cls._ROW_ARRAYS}
+                self.finite, self._rest_exact = a["finite"].astype(bool), a["rest_exact"].astype(bool)
+                self._drawn, self._drawn_fit = a["drawn"].astype(np.int64), a["drawn_fit"].astype(np.int64)
+                self._rest, self._rest_nb = a["rest"].astype(np.int64), a["rest_nb"].astype(np.int64)
+                self._rest_lam = a["rest_lam"].astype(np.float64)
+                self._rest_same = a["rest_same"].astype(np.int64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HsiAnomalyError(f"GLOSH state is incomplete or damaged ({exc}): "
+                                  "fit the profile again.") from exc
+        shapes_ok = (self._fit_x.shape == (self.n_fit, self.dims) and self._core.shape == (self.n_fit,)
+                     and self._counts.shape == (self.n_fit,) and self._lo.shape == (self.dims,)
+                     and (self._tree is None or self._tree.shape == (self.n_fit - 1, 4)))
+        if not shapes_ok:
+            raise HsiAnomalyError("GLOSH state arrays do not fit together: the profile is damaged; "
+                                  "fit it again.")
+        _warm_up()
+        return self
+
+
+class GloshPredictor:
+    """Rows scored against a fitted ``GloshScorer`` (its reference): hdbscan's approximate prediction,
+    with the nearest mutual-reachability neighbour cached once, so ``score(p_min)`` is a gather on the
+    reference's cached condensed tree. Non-finite rows score 1.0; an exact copy of a dense reference
+    group (``GloshScorer.dense``) scores 0."""
+
+    def __init__(self, scorer: GloshScorer, values: np.ndarray) -> None:
+        x = np.asarray(values)
+        if x.ndim != 2 or x.shape[1] != scorer.dims:
+            raise ShapeError(f"GLOSH rows must have {scorer.dims} features (the reference's); "
+                             f"got shape {x.shape}.")
+        self.scorer = scorer
+        self.n_points = int(x.shape[0])
+        self.finite = finite_rows(x)
+        self._rows = np.flatnonzero(self.finite)
+        if scorer._tree is not None:
+            self._nb, self._lam, self._exact, self._same = scorer._neighbours(x, self._rows)
+        self._cache: OrderedDict[int, GloshResult] = OrderedDict()
+
+    def score(self, p_min: int) -> GloshResult:
+        """Scores (and lazy labels: the neighbour's cluster) of the rows for ``p_min`` (cached, LRU)."""
+        p = int(p_min)
+        if p in self._cache:
+            self._cache.move_to_end(p)
+            return self._cache[p]
+        cond, _, notes = self.scorer.condensed(p)
+        scores = np.ones(self.n_points, dtype=np.float32)
+        if cond is None:
+            result = GloshResult(scores, np.full(self.n_points, -1, dtype=np.int64), p, notes)
+        else:
+            s = cond.predict(self._nb, self._lam, self._exact)
+            s[(self._same >= 0) & self.scorer.dense(p)[np.maximum(self._same, 0)]] = 0.0
+            if not np.isfinite(s).all():
+                notes.append("non-finite GLOSH scores set to 1.0")
+                s[~np.isfinite(s)] = 1.0
+            scores[self._rows] = np.clip(s, 0.0, 1.0)
+
+            def labels() -> np.ndarray:
+                out = np.full(self.n_points, -1, dtype=np.int64)
+                out[self._rows] = cond.labels()[self._nb]
+                return out
+            result = GloshResult(scores, labels, p, notes)
+        self._cache[p] = result
+        if len(self._cache) > self.scorer._cache_size:
+            self._cache.popitem(last=False)
+        return result
