@@ -140,8 +140,9 @@ def test_worker_error_notifies_and_keeps_layers(detect, qtbot, monkeypatch):
         yield from ()
         raise HsiAnomalyError("The detector broke on purpose.")
 
+    monkeypatch.setattr(dw, "score_job", broken)
+
     shown: list[str] = []
-    monkeypatch.setattr(dw, "iter_detect", broken)
     monkeypatch.setattr(notifications, "show_error", lambda msg, *a, **k: shown.append(str(msg)))
     score(widget, qtbot, "rx-local")
     assert shown == ["The detector broke on purpose."]
@@ -181,7 +182,7 @@ def test_glosh_p_min_rescore_and_stale_results(detect, qtbot):
     viewer, widget, cube, gt = detect
     widget.p_min_auto.setChecked(False)
     widget.p_min.setValue(100)
-    widget.min_samples.setValue(5)
+    widget.params.set_param("min_samples", 5)
     score(widget, qtbot, "glosh", feature="pixel")  # trains a fast model first (no model loaded)
     det = widget.detection
     assert det.method == "glosh" and det.params["p_min"] == 100
@@ -228,7 +229,7 @@ def test_cancel_keeps_earlier_results(detect, qtbot, monkeypatch):
             time.sleep(0.02)
         raise AssertionError("not cancelled")
 
-    monkeypatch.setattr(dw, "iter_detect", slow)
+    monkeypatch.setattr(dw, "score_job", slow)
     widget.set_method("rx-local")
     widget.run_score()
     qtbot.waitUntil(lambda: len(steps) >= 3, timeout=WORKER_TIMEOUT_MS)

@@ -1,0 +1,127 @@
+"""What the Detect dock runs in its worker (no Qt here): fit a normal model, score one or more scenes.
+
+- "this cube": every target is fitted on itself (``Detector.iter_fit([cube])``), the thesis's default.
+- reference cubes: one fit on the references, every target scored against it.
+- a loaded profile (a fitted ``Scorer``): no fit, every target scored against it.
+
+Without the detector registry (``core.detectors``) the job falls back to ``core.scoring.iter_detect``
+("this cube" only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.progress import Progress
+
+
+@dataclass
+class SceneResult:
+    """One scored scene: its name (a layer or ``date K``), the cube and the ``Detection``."""
+
+    name: str
+    cube: Any
+    detection: Any
+    layer: str | None = None  # the cube's layer (None for a date of a stack)
+    rgb_layer: str | None = None
+    date: int | None = None  # the date of a stack (the layer's first axis)
+
+
+@dataclass
+class JobResult:
+    scenes: list[SceneResult] = field(default_factory=list)
+    scorer: Any = None  # the fitted normal model when one fit served every scene (save as a profile)
+    model: Any = None  # a CAE trained on the way (no model was loaded)
+
+
+@dataclass
+class Target:
+    name: str
+    cube: Any
+    layer: str | None = None
+    rgb_layer: str | None = None
+    date: int | None = None
+
+
+def _relay(gen: Iterator, prefix: str) -> Generator[Any, None, Any]:
+    """Re-yield ``gen``'s progress with ``prefix`` on its messages; return its result."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(p, Progress) and prefix:
+            p = replace(p, message=f"{prefix}{p.message}")
+        yield p
+
+
+def _registry() -> Any:
+    try:
+        from napari_hsi_anomaly.core.detectors import registry
+    except ImportError:
+        return None
+    return registry
+
+
+def _trained_model(*objs: Any) -> Any:
+    for obj in objs:
+        model = getattr(obj, "model", None)
+        if model is None and hasattr(obj, "extras"):
+            model = obj.extras.get("model")
+        if model is not None:
+            return model
+    return None
+
+
+def score_job(
+    targets: Sequence[Target],
+    method: str,
+    params: dict,
+    *,
+    model: Any = None,
+    references: Sequence[Any] | None = None,
+    scorer: Any = None,
+) -> Generator[Progress, None, JobResult]:
+    """Score every target; see the module docstring for where the normal model comes from."""
+    if not targets:
+        raise HsiAnomalyError("Nothing to score: open a cube first.")
+    reg = _registry()
+    out = JobResult(scorer=scorer)
+    many = len(targets) > 1
+    if reg is None:
+        if references or scorer is not None:
+            raise HsiAnomalyError("Reference cubes and profiles need the detector registry "
+                                  "(napari_hsi_anomaly.core.detectors), which this install lacks.")
+        from napari_hsi_anomaly.core.scoring import iter_detect
+
+        for i, t in enumerate(targets):
+            prefix = f"{t.name} ({i + 1}/{len(targets)}): " if many else ""
+            det = yield from _relay(iter_detect(t.cube, method, model=model, **params), prefix)
+            model = model or _trained_model(det)
+            out.model = out.model or _trained_model(det)
+            out.scenes.append(SceneResult(t.name, t.cube, det, t.layer, t.rgb_layer, t.date))
+        return out
+
+    if scorer is None and references:
+        detector = reg.get_detector(method)(**params)
+        label = f"fitting on {len(references)} reference cube{'s' if len(references) > 1 else ''}: "
+        scorer = yield from _relay(detector.iter_fit(list(references), model=model), label)
+        out.scorer = scorer
+        out.model = _trained_model(scorer)
+    for i, t in enumerate(targets):
+        prefix = f"{t.name} ({i + 1}/{len(targets)}): " if many else ""
+        fitted = scorer
+        if fitted is None:  # this cube: fitted on itself
+            detector = reg.get_detector(method)(**params)
+            fitted = yield from _relay(detector.iter_fit([t.cube], model=model), prefix)
+            model = model or _trained_model(fitted)
+            out.model = out.model or _trained_model(fitted)
+            if not many:
+                out.scorer = fitted
+        det = yield from _relay(fitted.iter_score(t.cube), prefix)
+        out.model = out.model or _trained_model(det)
+        out.scenes.append(SceneResult(t.name, t.cube, det, t.layer, t.rgb_layer, t.date))
+    return out

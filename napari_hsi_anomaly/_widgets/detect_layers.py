@@ -1,0 +1,150 @@
+"""The Detect dock's layer adapter: the heatmap and mask of the scene being looked at.
+
+- The heatmap (Image, float32, fixed contrast (0, 1), a colour bar) and the mask (uint8 Labels whose
+  data is the dock's preallocated buffer) always lie above every image of the scene.
+- Results belong to one scene: when another scene is chosen, ``retire`` renames the old pair to
+  ``"anomaly score [scene]"`` / ``"anomaly mask [scene]"`` and hides it, so nothing on screen claims
+  to belong to the new cube.
+- No computation here: only layer bookkeeping (GUI thread).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+SCORE_LAYER = "anomaly score"
+MASK_LAYER = "anomaly mask"
+MASK_COLOR = "cyan"
+
+
+def score_colormap() -> Any:
+    """inferno with an alpha ramp: low scores transparent so the scene shows through."""
+    from matplotlib import colormaps
+    from napari.utils.colormaps import Colormap
+
+    x = np.linspace(0.0, 1.0, 65)
+    rgba = colormaps["inferno"](x)
+    rgba[:, 3] = np.clip((x - 0.25) / 0.65, 0.0, 1.0) ** 1.5
+    return Colormap(colors=rgba, controls=x, name="inferno (transparent low)")
+
+
+def mask_colormap() -> Any:
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={0: "transparent", 1: MASK_COLOR, None: "transparent"})
+
+
+def find_layer(viewer: Any, name: str) -> Any:
+    """The layer called ``name``, or None."""
+    for layer in viewer.layers:
+        if layer.name == name:
+            return layer
+    return None
+
+
+def retired_name(base: str, scene: str) -> str:
+    return f"{base} [{scene}]"
+
+
+class ResultLayers:
+    """Adds, updates, orders and retires the heatmap and mask layers of one viewer."""
+
+    def __init__(self, viewer: Any, state: Any) -> None:
+        self.viewer = viewer
+        self.state = state
+        self.scene: str | None = None  # the scene the current pair belongs to
+
+    @property
+    def heat(self) -> Any:
+        return find_layer(self.viewer, SCORE_LAYER)
+
+    @property
+    def mask(self) -> Any:
+        return find_layer(self.viewer, MASK_LAYER)
+
+    def _scene_kwargs(self) -> dict:
+        """Scale/translate of the cube's layers so the maps overlay the scene."""
+        name = self.state.rgb_layer or self.state.cube_layer
+        if name and name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            return {"scale": tuple(layer.scale)[-2:], "translate": tuple(layer.translate)[-2:]}
+        return {}
+
+    def show(self, scores: np.ndarray, mask_u8: np.ndarray, scene: str | None) -> None:
+        """Put ``scores`` and ``mask_u8`` (the buffer, not a copy) on screen above the scene."""
+        layers = self.viewer.layers
+        selected = set(layers.selection)
+        heat, mask = self.heat, self.mask
+        if heat is not None and heat.data.shape != scores.shape:
+            layers.remove(heat)
+            heat = None
+        if mask is not None and mask.data.shape != mask_u8.shape:
+            layers.remove(mask)
+            mask = None
+        kw = self._scene_kwargs()
+        meta = {"scene": scene}
+        if heat is None:
+            heat = self.viewer.add_image(
+                scores, name=SCORE_LAYER, colormap=score_colormap(), contrast_limits=(0.0, 1.0),
+                opacity=0.7, blending="translucent", metadata=meta, **kw,
+            )
+            heat.colorbar.visible = True
+            heat.colorbar.box = True
+        else:
+            if heat.data is not scores:
+                heat.data = scores
+            else:
+                heat.refresh()
+            heat.contrast_limits = (0.0, 1.0)
+            heat.metadata["scene"] = scene
+        if mask is None:
+            mask = self.viewer.add_labels(mask_u8, name=MASK_LAYER, colormap=mask_colormap(),
+                                          opacity=0.75, metadata=dict(meta), **kw)
+        else:
+            if mask.data is not mask_u8:
+                mask.data = mask_u8
+            mask.metadata["scene"] = scene
+        self.scene = scene
+        self.raise_to_top()
+        if selected and selected != set(layers.selection):  # keep the user's selection
+            layers.selection = {layer for layer in selected if layer in layers}
+
+    def raise_to_top(self) -> None:
+        """Heatmap then mask above every other layer (one move, only when needed)."""
+        layers = self.viewer.layers
+        heat, mask = self.heat, self.mask
+        ours = [lay for lay in (heat, mask) if lay is not None]
+        if not ours:
+            return
+        n = len(layers)
+        want = list(range(n - len(ours), n))
+        have = [layers.index(lay) for lay in ours]
+        if have != want:
+            layers.move_multiple(have, n)
+
+    def refresh_mask(self) -> None:
+        layer = self.mask
+        if layer is not None:
+            layer.refresh()
+
+    def retire(self) -> bool:
+        """Rename the current pair after its scene and hide it; True when there was one."""
+        found = False
+        for base in (SCORE_LAYER, MASK_LAYER):
+            layer = find_layer(self.viewer, base)
+            if layer is None:
+                continue
+            found = True
+            scene = layer.metadata.get("scene") or self.scene or "earlier scene"
+            name = retired_name(base, scene)
+            old = find_layer(self.viewer, name)
+            if old is not None:  # an older retired pair of the same scene: the newer wins
+                self.viewer.layers.remove(old)
+            layer.visible = False
+            if getattr(layer, "colorbar", None) is not None:
+                layer.colorbar.visible = False
+            layer.name = name
+        self.scene = None
+        return found

@@ -1,0 +1,289 @@
+"""The Detect dock's parameter form: the detector list and one magicgui form per detector.
+
+Every field is built from the detector's ``Param`` declarations in the registry
+(``core.detectors.registry``), the same declarations the CLI options and saved profiles read, so a
+detector registered later (or in a test) gets its form for free. ``p_min`` is not a form field: GLOSH
+detectors (``uses_p_min``) get the live slider with an "auto" box instead. A numeric parameter whose
+default is None ("auto") shows "auto" at the bottom of its spin box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QVBoxLayout, QWidget
+from superqt import QLabeledSlider
+
+LIVE = ("p_min",)  # parameters with a live control of their own (never a form field)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the dock needs to know about one registered detector."""
+
+    name: str
+    label: str
+    summary: str
+    params: tuple
+    needs_model: bool
+    uses_p_min: bool
+
+
+def _registry() -> Any:
+    try:
+        from napari_hsi_anomaly.core.detectors import registry
+    except ImportError:
+        return None
+    return registry
+
+
+def detector_specs() -> list[Spec]:
+    """The registered detectors in display order (read at call time), default first."""
+    reg = _registry()
+    if reg is not None:
+        specs = []
+        for name in reg.detector_names():
+            cls = reg.get_detector(name)
+            specs.append(Spec(name, getattr(cls, "label", name), getattr(cls, "summary", ""),
+                              tuple(getattr(cls, "params", ())), bool(getattr(cls, "needs_model", False)),
+                              bool(getattr(cls, "uses_p_min", False))))
+        default = getattr(reg, "DEFAULT_METHOD", None)
+        return sorted(specs, key=lambda s: s.name != default)
+    return _legacy_specs()
+
+
+def default_method() -> str:
+    reg = _registry()
+    if reg is not None:
+        return str(reg.DEFAULT_METHOD)
+    from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD
+
+    return DEFAULT_METHOD
+
+
+# ---------------------------------------------------------------- before the registry existed
+_LEGACY_LABELS = {
+    "spectral-rx": "Spectral GLOSH + local RX",
+    "ensemble": "Ensemble: CAE + spectral GLOSH + RX",
+    "glosh": "CAE features + GLOSH (thesis)",
+    "glosh-spectral": "Spectral GLOSH (PCA)",
+    "glosh-rx": "CAE GLOSH + local RX",
+    "rx": "RX global",
+    "rx-local": "RX local",
+    "recon": "CAE reconstruction error",
+}
+
+
+@dataclass(frozen=True)
+class _P:  # the registry's Param shape, for core.scoring's methods
+    name: str
+    kind: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _legacy_specs() -> list[Spec]:
+    from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD, FEATURES, METHODS
+    from napari_hsi_anomaly.core.scoring.detect import MODEL_METHODS
+
+    p_min = _P("p_min", int, None, "GLOSH minimum cluster size (None: auto)", minimum=2)
+    ms = _P("min_samples", int, 10, "HDBSCAN min_samples (a new Score)", minimum=1, maximum=500)
+    feat = _P("feature", str, "pixel", "CAE features per pixel, window (f1/f3) or section (f2/f4)",
+              choices=tuple(FEATURES))
+    specs = []
+    for name in sorted(METHODS, key=lambda m: m != DEFAULT_METHOD):
+        glosh = name not in ("rx", "rx-local", "recon")
+        params = ((feat,) if name == "glosh" else ()) + ((p_min, ms) if glosh else ())
+        specs.append(Spec(name, _LEGACY_LABELS.get(name, name), "", params, name in MODEL_METHODS, glosh))
+    return specs
+
+
+# ---------------------------------------------------------------- magicgui fields
+AUTO = "auto"
+
+
+def param_widget(p: Any) -> Any:
+    """A magicgui widget for one ``Param`` (choices -> combo, bool -> check box, numbers -> spin box)."""
+    from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox
+
+    opts = {"name": p.name, "label": p.name, "tooltip": p.help}
+    if p.choices:
+        choices = list(p.choices)
+        value = p.default if p.default in choices else choices[0]
+        return ComboBox(choices=choices, value=value, **opts)
+    if p.kind is bool:
+        return CheckBox(value=bool(p.default), **opts)
+    if p.kind in (int, float):
+        is_int = p.kind is int
+        lo = p.minimum if p.minimum is not None else (0 if is_int else 0.0)
+        hi = p.maximum if p.maximum is not None else (10**9 if is_int else 1e9)
+        step = 1 if is_int else _float_step(p)
+        auto = p.default is None
+        if auto:  # the spin box's lowest value reads "auto"
+            lo = lo - step
+        cls = SpinBox if is_int else FloatSpinBox
+        w = cls(value=lo if auto else p.default, min=lo, max=hi, step=step, **opts)
+        if auto:
+            w.native.setSpecialValueText(AUTO)
+        w._hsi_auto = lo if auto else None
+        return w
+    return LineEdit(value="" if p.default is None else str(p.default), **opts)
+
+
+def _float_step(p: Any) -> float:
+    ref = [abs(float(v)) for v in (p.default, p.maximum) if isinstance(v, (int, float)) and v]
+    return 0.01 if not ref or min(ref) <= 1 else 0.1
+
+
+def widget_value(w: Any) -> Any:
+    """The parameter value of a field (None where it shows "auto")."""
+    auto = getattr(w, "_hsi_auto", None)
+    value = w.value
+    if auto is not None and value <= auto:
+        return None
+    if isinstance(value, str) and value.strip() == "":
+        return None
+    return value
+
+
+def build_form(spec: Spec) -> Any:
+    """A magicgui Container with one field per parameter of ``spec`` (live ones left out)."""
+    from magicgui.widgets import Container
+
+    fields = [param_widget(p) for p in spec.params if p.name not in LIVE]
+    form = Container(widgets=fields, labels=True)
+    form.margins = (0, 0, 0, 0)
+    return form
+
+
+class ParamsForm(QWidget):
+    """Detector combo, its magicgui form and the live p_min slider."""
+
+    changed = Signal()  # the detector or a parameter changed
+    p_min_moved = Signal(int)  # the user moved the p_min slider
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.specs = {s.name: s for s in detector_specs()}
+        self._forms: dict[str, Any] = {}
+        self.method = QComboBox()
+        default = default_method()
+        for spec in self.specs.values():
+            tag = " (default)" if spec.name == default else ""
+            self.method.addItem(spec.label + tag, spec.name)
+            self.method.setItemData(self.method.count() - 1, spec.summary, Qt.ItemDataRole.ToolTipRole)
+        self.method.setCurrentIndex(max(0, self.method.findData(default)))
+        self.p_min = QLabeledSlider(Qt.Orientation.Horizontal)
+        self.p_min.setRange(2, 2000)
+        self.p_min.setValue(100)
+        self.p_min.setToolTip("GLOSH minimum cluster size; moves re-score from the cached hierarchy")
+        self.p_min_auto = QCheckBox("auto")
+        self.p_min_auto.setChecked(True)
+        self.p_min_auto.setToolTip(
+            "Score picks p_min: max(100, 1 % of the pixels) per pixel, the thesis's 100 of 2925 per "
+            "window/section (a group of p_min similar pixels is a cluster, not an anomaly). "
+            "Moving the slider turns auto off."
+        )
+        self._p_row = QWidget()
+        p_row = QHBoxLayout(self._p_row)
+        p_row.setContentsMargins(0, 0, 0, 0)
+        p_row.addWidget(self.p_min, 1)
+        p_row.addWidget(self.p_min_auto)
+        top = QFormLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addRow("method", self.method)
+        self._form_box = QVBoxLayout()
+        self._form_box.setContentsMargins(0, 0, 0, 0)
+        self._p_form = QFormLayout()
+        self._p_form.setContentsMargins(0, 0, 0, 0)
+        self._p_form.addRow("p_min", self._p_row)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addLayout(self._form_box)
+        layout.addLayout(self._p_form)
+        self.method.currentIndexChanged.connect(self._on_method)
+        self.p_min.valueChanged.connect(self._on_p_min)
+        self._on_method()
+
+    # ---------------------------------------------------------------- state
+    @property
+    def method_name(self) -> str:
+        return str(self.method.currentData())
+
+    @property
+    def spec(self) -> Spec:
+        return self.specs[self.method_name]
+
+    def form(self, name: str | None = None) -> Any:
+        """The magicgui form of detector ``name`` (the current one by default), built once."""
+        name = name or self.method_name
+        if name not in self._forms:
+            form = build_form(self.specs[name])
+            form.changed.connect(lambda *_: self.changed.emit())
+            self._forms[name] = form
+            self._form_box.addWidget(form.native)
+        return self._forms[name]
+
+    def set_method(self, name: str, feature: str | None = None) -> None:
+        """Select a detector by registry name (and its ``feature`` where it has one)."""
+        idx = self.method.findData(name)
+        if idx < 0:
+            raise ValueError(f"unknown method {name!r}")
+        self.method.setCurrentIndex(idx)
+        if feature is not None:
+            self.set_param("feature", feature)
+
+    def set_param(self, name: str, value: Any) -> None:
+        form = self.form()
+        if name == "p_min":
+            self.p_min_auto.setChecked(value is None)
+            if value is not None:
+                self.show_p_min(int(value))
+            return
+        try:
+            w = form[name]
+        except (KeyError, AttributeError) as exc:
+            raise ValueError(f"{self.method_name} has no parameter {name!r}") from exc
+        if value is None and getattr(w, "_hsi_auto", None) is not None:
+            value = w._hsi_auto
+        w.value = value
+
+    def values(self) -> dict[str, Any]:
+        """The parameters for a Score: the form's fields, plus p_min for GLOSH detectors."""
+        out = {w.name: widget_value(w) for w in self.form()}
+        if self.spec.uses_p_min and any(p.name == "p_min" for p in self.spec.params):
+            out["p_min"] = None if self.p_min_auto.isChecked() else int(self.p_min.value())
+        return out
+
+    def _on_method(self, *_: Any) -> None:
+        current = self.form()
+        for form in self._forms.values():
+            form.native.setVisible(form is current)
+        uses = self.spec.uses_p_min
+        self._p_row.setVisible(uses)
+        label = self._p_form.labelForField(self._p_row)
+        if label is not None:
+            label.setVisible(uses)
+        self.changed.emit()
+
+    # ---------------------------------------------------------------- p_min
+    def show_p_min(self, value: int) -> None:
+        """Put a p_min on the slider without a ``p_min_moved`` (the one a Score chose)."""
+        self.p_min.blockSignals(True)
+        try:
+            if value > self.p_min.maximum():
+                self.p_min.setMaximum(value * 2)
+            self.p_min.setValue(value)
+        finally:
+            self.p_min.blockSignals(False)
+
+    def _on_p_min(self, value: int) -> None:
+        self.p_min_auto.setChecked(False)  # the user chose a value
+        self.p_min_moved.emit(int(value))

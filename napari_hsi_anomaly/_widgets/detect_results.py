@@ -1,0 +1,339 @@
+"""The Detect dock's results panel: live t_anom, counts, histogram, ground truth, metrics, ROC, export.
+
+The t_anom slider only thresholds the shown score map into a preallocated uint8 buffer (the mask
+layer's data) and refreshes that layer; regions are labelled once the slider rests (debounced). The
+ROC curve and AUC are computed once per (scores, ground truth) in a worker. A ground truth chosen
+before Score is kept and used as soon as scores arrive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
+from superqt.utils import qdebounced
+
+from napari_hsi_anomaly._widgets.detect_layers import MASK_LAYER, SCORE_LAYER, ResultLayers
+from napari_hsi_anomaly._widgets.plots import RocPlot, ScoreHistogram
+from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.regions import label_mask
+from napari_hsi_anomaly.core.scoring.metrics import roc_curve
+
+NO_GT = "(none)"
+GT_NAMES = ("ground truth", "gt")  # chosen automatically when such a layer of the right size appears
+
+
+def ground_truth_array(layer: Any, shape: tuple[int, int]) -> np.ndarray | None:
+    """``(rows, cols)`` bool from a Labels/Image layer (non-zero = anomaly), or None if it won't fit."""
+    if getattr(layer, "rgb", False) or getattr(layer, "multiscale", False):
+        return None
+    data = layer.data
+    if tuple(data.shape) != tuple(shape):
+        return None
+    return np.asarray(data) > 0
+
+
+def _is_gt_candidate(layer: Any) -> bool:
+    if layer.name in (SCORE_LAYER, MASK_LAYER) or layer.name.startswith((SCORE_LAYER, MASK_LAYER)):
+        return False
+    kind = layer.__class__.__name__
+    return kind in ("Labels", "Image") and layer.ndim == 2 and not getattr(layer, "rgb", False)
+
+
+class ResultsPanel(QWidget):
+    """Everything below Score: the shown score map, its mask, and what is measured on them."""
+
+    committed = Signal()  # the slider rested: regions counted, mask published
+
+    def __init__(self, viewer: Any, state: Any, layers: ResultLayers) -> None:
+        super().__init__()
+        self.viewer, self.state, self.layers = viewer, state, layers
+        self.scores: np.ndarray | None = None  # shown score map (rows, cols) float32
+        self.mask_u8: np.ndarray | None = None  # preallocated mask buffer, the Labels data
+        self.scene: str | None = None
+        self._gt: np.ndarray | None = None
+        self._gt_counts: tuple[int, int] = (0, 0)  # (positives, negatives) among finite scores
+        self._auc = float("nan")
+        self._roc_gen = Generation()
+        self.metrics: dict = {}
+        self.metrics_text = ""
+        self.n_flagged = 0
+        self._build()
+        self.commit_debounced = qdebounced(self.commit, timeout=150)
+        self.settle_debounced = qdebounced(self.settle, timeout=250)
+        self.t_anom.valueChanged.connect(self._on_t_changed)
+        viewer.layers.events.inserted.connect(self._refresh_gt_choices)
+        viewer.layers.events.removed.connect(self._refresh_gt_choices)
+        self._refresh_gt_choices()
+
+    def _build(self) -> None:
+        theme = str(getattr(self.viewer, "theme", "dark"))
+        self.t_anom = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.t_anom.setRange(0.0, 1.0)
+        self.t_anom.setSingleStep(0.01)
+        self.t_anom.setDecimals(2)
+        self.t_anom.setValue(0.7)
+        self.t_anom.setToolTip("anomaly where score >= t_anom (updates live)")
+        self.counts = QLabel("flagged: -")
+        self.hist = ScoreHistogram(theme=theme)
+        self.hist.setVisible(False)  # no empty placeholder plot before the first Score
+        self.gt_combo = QComboBox()
+        self.gt_combo.setToolTip("a Labels/Image layer of the cube's size: non-zero = anomaly")
+        self.metrics_label = QLabel("")
+        self.metrics_label.setWordWrap(True)
+        self.roc = RocPlot(theme=theme)
+        self.roc.setVisible(False)
+        self.save_scores_btn = QPushButton("Save scores…")
+        self.save_mask_btn = QPushButton("Save mask…")
+
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("t_anom", self.t_anom)
+        gt_form = QFormLayout()
+        gt_form.setContentsMargins(0, 0, 0, 0)
+        gt_form.addRow("ground truth", self.gt_combo)
+        export = QHBoxLayout()
+        export.addWidget(self.save_scores_btn)
+        export.addWidget(self.save_mask_btn)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addLayout(form)
+        layout.addWidget(self.counts)
+        layout.addWidget(self.hist)
+        layout.addLayout(gt_form)
+        layout.addWidget(self.metrics_label)
+        layout.addWidget(self.roc)
+        layout.addLayout(export)
+        self.gt_combo.currentIndexChanged.connect(self._on_gt_changed)
+        self.save_scores_btn.clicked.connect(lambda: self._export_dialog("scores"))
+        self.save_mask_btn.clicked.connect(lambda: self._export_dialog("mask"))
+        self._set_enabled(False)
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.t_anom, self.save_scores_btn, self.save_mask_btn):
+            w.setEnabled(on)
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The current mask as a bool view of the Labels buffer (no copy)."""
+        return None if self.mask_u8 is None else self.mask_u8.view(bool)
+
+    # ---------------------------------------------------------------- showing a map
+    def show_scores(self, score_map: np.ndarray, scene: str | None = None, live: bool = False) -> None:
+        """Show a score map: heatmap, mask at the current t_anom, histogram, metrics.
+
+        ``live`` (a p_min move): only the heatmap, mask and counts now; the histogram, ROC, region
+        count and published mask once the slider rests.
+        """
+        scores = np.ascontiguousarray(score_map, dtype=np.float32)
+        if self.mask_u8 is None or self.mask_u8.shape != scores.shape:
+            self.mask_u8 = np.zeros(scores.shape, dtype=np.uint8)
+        new_shape = self.scores is None or self.scores.shape != scores.shape
+        self.scores = scores
+        self.scene = scene
+        self.layers.show(scores, self.mask_u8, scene)
+        self._set_enabled(True)
+        if new_shape or self._gt is None:
+            self._load_gt()
+        self._on_t_changed(self.t_anom.value(), deferred=True)
+        if live:
+            self.settle_debounced()
+            return
+        self.settle_debounced.cancel()
+        self.settle()
+
+    def settle(self) -> None:
+        """What a new score map needs beyond the layers: histogram, ROC, regions, shared mask."""
+        if self.scores is None:
+            return
+        self.hist.setVisible(True)
+        self.hist.set_scores(self.scores)
+        self._start_roc()
+        self.commit_debounced.cancel()
+        self.commit()
+
+    def reset(self, message: str = "flagged: -") -> None:
+        """Forget the shown results (another scene was chosen): counts, histogram, metrics, ROC."""
+        self.commit_debounced.cancel()
+        self.settle_debounced.cancel()
+        self._roc_gen.next()
+        self.scores = None
+        self.mask_u8 = None  # the retired mask layer keeps the old buffer
+        self.scene = None
+        self._gt = None
+        self._auc = float("nan")
+        self.metrics, self.metrics_text = {}, ""
+        self.counts.setText(message)
+        self.hist.set_scores(None)
+        self.hist.setVisible(False)
+        self.roc.clear()
+        self.roc.setVisible(False)
+        self._set_enabled(False)
+        self.metrics_label.setText(self._gt_hint())
+
+    # ---------------------------------------------------------------- live t_anom
+    def _on_t_changed(self, t: float, deferred: bool = False) -> None:
+        """Slider callback: threshold into the preallocated buffer and refresh the mask only."""
+        self.hist.set_threshold(float(t))
+        if self.scores is None or self.mask_u8 is None:
+            return
+        np.greater_equal(self.scores, np.float32(t), out=self.mask_u8.view(bool))
+        self.layers.refresh_mask()
+        n = int(np.count_nonzero(self.mask_u8))
+        self.n_flagged = n
+        self.counts.setText(f"flagged: {n:,} px ({100.0 * n / self.scores.size:.2f} %) …")
+        self._update_metrics()
+        if not deferred:
+            self.commit_debounced()
+
+    def commit(self) -> None:
+        """After the slider rests: count regions, update metrics, publish the mask."""
+        if self.scores is None or self.mask_u8 is None:
+            return
+        mask = self.mask_u8.view(bool)
+        n = int(np.count_nonzero(mask))
+        labels, n_regions = label_mask(mask)
+        self.counts.setText(
+            f"flagged: {n:,} px ({100.0 * n / self.scores.size:.2f} %) in {n_regions:,} "
+            f"region{'s' if n_regions != 1 else ''}"
+        )
+        self._update_metrics()
+        self.state.set_mask(mask.copy(), labels)
+        self.committed.emit()
+
+    # ---------------------------------------------------------------- ground truth
+    def _refresh_gt_choices(self, *_: Any) -> None:
+        before = self.gt_combo.currentText() or NO_GT
+        names = [layer.name for layer in self.viewer.layers if _is_gt_candidate(layer)]
+        want = before
+        if want == NO_GT:  # a ground-truth layer that appears is chosen automatically
+            want = next((n for n in names if n.lower() in GT_NAMES), NO_GT)
+        self.gt_combo.blockSignals(True)
+        self.gt_combo.clear()
+        self.gt_combo.addItem(NO_GT)
+        self.gt_combo.addItems(names)
+        self.gt_combo.setCurrentIndex(max(self.gt_combo.findText(want), 0))
+        self.gt_combo.blockSignals(False)
+        if self.gt_combo.currentText() != before:
+            self._on_gt_changed()
+
+    def set_ground_truth(self, name: str) -> None:
+        """Select a ground-truth layer by name (``"(none)"`` to clear)."""
+        idx = self.gt_combo.findText(name)
+        if idx < 0:
+            raise ValueError(f"no usable layer named {name!r}")
+        self.gt_combo.setCurrentIndex(idx)
+        self._on_gt_changed()
+
+    def _gt_hint(self) -> str:
+        name = self.gt_combo.currentText()
+        if name in ("", NO_GT):
+            return ""
+        return f"Ground truth '{name}' chosen: metrics appear after Score."
+
+    def _load_gt(self) -> None:
+        """Read the chosen ground-truth layer for the shown score map (kept when chosen before)."""
+        name = self.gt_combo.currentText()
+        self._gt = None
+        if name in ("", NO_GT) or name not in self.viewer.layers:
+            self.metrics_label.setText("")
+            return
+        if self.scores is None:
+            self.metrics_label.setText(self._gt_hint())
+            return
+        self._gt = ground_truth_array(self.viewer.layers[name], self.scores.shape)
+        if self._gt is None:
+            self.metrics_label.setText(f"'{name}' does not match the score map's shape "
+                                       f"{self.scores.shape[0]}x{self.scores.shape[1]}.")
+
+    def _on_gt_changed(self, *_: Any) -> None:
+        self._load_gt()
+        self._start_roc()
+        self._update_metrics()
+
+    # ---------------------------------------------------------------- metrics
+    def _start_roc(self) -> None:
+        """Compute the ROC curve and AUC once per (scores, ground truth) in a worker."""
+        token = self._roc_gen.next()
+        self._auc = float("nan")
+        self.roc.clear()
+        self.roc.setVisible(self._gt is not None and self.scores is not None)
+        if self._gt is None or self.scores is None:
+            return
+        finite = np.isfinite(self.scores)
+        pos = int(np.count_nonzero(self._gt & finite))
+        self._gt_counts = (pos, int(np.count_nonzero(finite)) - pos)
+        start_function_worker(
+            roc_curve, self.scores, self._gt,
+            on_returned=lambda roc, tok=token: self._on_roc(tok, roc),
+            on_error=lambda exc: self.metrics_label.setText(str(exc)),
+            notify=False, desc="ROC curve",
+        )
+
+    def _on_roc(self, token: int, roc: tuple) -> None:
+        if not self._roc_gen.is_current(token):
+            return
+        fpr, tpr, _ = roc
+        self._auc = float(np.trapezoid(tpr, fpr))
+        self.roc.set_curve(fpr, tpr, self._auc)
+        self._update_metrics()
+
+    def _update_metrics(self) -> None:
+        """TPR/FNR/precision/F-score at the current mask (as ``metrics.evaluate``) and the AUC."""
+        if self._gt is None or self.scores is None or self.mask_u8 is None:
+            return
+        mask = self.mask_u8.view(bool)  # NaN scores are never flagged, as in evaluate
+        tp = int(np.count_nonzero(mask & self._gt))
+        fp = int(np.count_nonzero(mask)) - tp
+        pos, neg = self._gt_counts
+        fn = pos - tp
+        tpr = tp / pos if pos else float("nan")
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        f = 2 * precision * tpr / (precision + tpr) if (precision + tpr) > 0 else 0.0
+        fpr = fp / neg if neg else float("nan")
+        self.metrics = {"tpr": tpr, "fnr": 1.0 - tpr, "precision": precision, "f_score": f,
+                        "auc": self._auc, "tp": tp, "fp": fp, "fn": fn}
+        auc = "…" if self._auc != self._auc else f"{self._auc:.3f}"
+        self.metrics_text = (f"TPR {tpr:.3f}   FNR {1 - tpr:.3f}   precision {precision:.3f}\n"
+                             f"F-score {f:.3f}   AUC {auc}")
+        self.metrics_label.setText(self.metrics_text)
+        if fpr == fpr:
+            self.roc.set_point(fpr, tpr)
+
+    # ---------------------------------------------------------------- export
+    def _export_dialog(self, what: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, f"Save {what}", f"anomaly_{what}.npy", "Maps (*.npy *.tif *.hdr)"
+        )
+        if path:
+            self.export(what, path)
+
+    def export(self, what: str, path: str | Path) -> Path | None:
+        """Write the score map (``"scores"``) or the mask (``"mask"``, uint8) with ``write_map``."""
+        from napari_hsi_anomaly.core.io import write_map
+
+        if self.scores is None or self.mask_u8 is None:
+            notify_error(HsiAnomalyError("Nothing to save yet: press Score first."))
+            return None
+        array = self.scores if what == "scores" else self.mask_u8.copy()
+        try:
+            out = write_map(path, array, like=self.state.cube)
+        except Exception as exc:  # shown to the user, never raised into Qt
+            notify_error(exc)
+            return None
+        return out
