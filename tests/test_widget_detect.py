@@ -255,3 +255,93 @@ def test_docks_open_from_the_plugin_manifest(make_napari_viewer, name):
 
         assert widget.method.currentData() == DEFAULT_METHOD
         assert widget.run_score() is None and "No cube" in widget.status.text()
+
+
+def test_score_and_mask_stay_above_every_image_of_the_scene(detect, qtbot):
+    """Issue 11 item 1: a layer added after the first Score (a new RGB) never covers the results."""
+    viewer, widget, cube, gt = detect
+    score(widget, qtbot, "rx")
+    viewer.add_image(cube.rgb(), rgb=True, name="RGB again")
+    score(widget, qtbot, "rx-local")
+    names = [layer.name for layer in viewer.layers]
+    assert names[-2:] == ["anomaly score", "anomaly mask"], names
+    assert viewer.layers["anomaly score"].colorbar.visible  # a colour bar for the heatmap
+
+
+def test_second_cube_retires_results_and_resets_the_panel(detect, qtbot):
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    viewer, widget, cube, gt = detect
+    score(widget, qtbot, "rx")
+    widget._commit_debounced.flush()
+    assert "region" in widget.counts.text()
+    other, _ = make_cube(size=48, bands=6)  # same size: the old results must not pass for its own
+    viewer.add_image(other.data, name="cube 2")
+    viewer.add_image(other.rgb(), rgb=True, name="cube 2 RGB")
+    get_state(viewer).set_cube(other, "cube 2", "cube 2 RGB")
+    names = [layer.name for layer in viewer.layers]
+    assert "anomaly score" not in names and "anomaly mask" not in names
+    assert "anomaly score [cube]" in names and "anomaly mask [cube]" in names
+    assert not viewer.layers["anomaly score [cube]"].visible
+    assert widget.scores is None and widget.counts.text() == "flagged: -"
+    assert not widget.hist.isVisibleTo(widget) and not widget.t_anom.isEnabled()
+    assert get_state(viewer).detection is None and get_state(viewer).mask is None
+    score(widget, qtbot, "rx")
+    assert [lay.name for lay in viewer.layers][-2:] == ["anomaly score", "anomaly mask"]
+    assert viewer.layers["anomaly score"].metadata["scene"] == "cube 2"
+    assert viewer.layers["anomaly score [cube]"].data is not widget.scores
+
+
+def test_ground_truth_chosen_before_score_sticks(detect, qtbot):
+    viewer, widget, cube, gt = detect
+    viewer.add_labels(gt, name="my labels")
+    widget.set_ground_truth("my labels")
+    assert "after Score" in widget.metrics_label.text()
+    score(widget, qtbot, "rx")
+    assert widget.gt_combo.currentText() == "my labels"
+    qtbot.waitUntil(lambda: np.isfinite(widget._auc), timeout=WORKER_TIMEOUT_MS)
+    assert "TPR" in widget.metrics_label.text() and widget.metrics["auc"] > 0.9
+
+
+def test_a_layer_called_ground_truth_is_chosen_automatically(detect, qtbot):
+    viewer, widget, cube, gt = detect
+    viewer.add_labels(gt, name="ground truth")
+    assert widget.gt_combo.currentText() == "ground truth"
+    score(widget, qtbot, "rx")
+    qtbot.waitUntil(lambda: np.isfinite(widget._auc), timeout=WORKER_TIMEOUT_MS)
+
+
+def test_form_follows_the_registry_param_declarations(detect, qtbot):
+    """A detector registered in a test gets its magicgui form; the values reach the detector."""
+    reg = pytest.importorskip("napari_hsi_anomaly.core.detectors.registry")
+    from napari_hsi_anomaly._widgets.detect_params import ParamsForm
+    from napari_hsi_anomaly.core.detectors.base import Param
+
+    rx_cls = reg.get_detector("rx")
+    seen: dict = {}
+
+    class Scaled(rx_cls):  # global RX, with parameters to show
+        name = "test-scaled"
+        label = "Test: scaled RX"
+        summary = "a detector registered by a test"
+        params = (Param("gain", float, 1.0, "a gain", minimum=0.0, maximum=10.0),
+                  Param("mode", str, "a", "a choice", choices=("a", "b")),
+                  Param("window", int, None, "auto or a size", minimum=3))
+
+        def __init__(self, **params):
+            seen.update(params)
+            super().__init__(**params)
+
+    reg.register(Scaled)
+    try:
+        viewer, _, cube, gt = detect
+        form = ParamsForm()
+        form.set_method("test-scaled")
+        assert [w.name for w in form.form()] == ["gain", "mode", "window"]
+        assert form.values() == {"gain": 1.0, "mode": "a", "window": None}  # None shows "auto"
+        form.set_param("mode", "b")
+        form.set_param("window", 7)
+        assert form.values() == {"gain": 1.0, "mode": "b", "window": 7}
+        assert not form._p_row.isVisibleTo(form)  # no p_min for a non-GLOSH detector
+    finally:
+        reg.unregister("test-scaled")
