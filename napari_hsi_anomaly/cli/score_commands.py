@@ -8,15 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.core.detectors.glosh_cae import FEATURES
+from napari_hsi_anomaly.core.detectors.registry import DEFAULT_METHOD, REGISTRY, detector_names
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import Progress, run
-from napari_hsi_anomaly.core.scoring.detect import (
-    DEFAULT_METHOD,
-    FEATURES,
-    METHODS,
-    MODEL_METHODS,
-    iter_detect,
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="trained model directory (default: train a fast model on the cube)")
     p.add_argument("--preset", default="fast", help="preset to train when no --model (default fast)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs when no --model")
-    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+    p.add_argument("--method", choices=detector_names(), default=DEFAULT_METHOD,
                    help=f"detector (default {DEFAULT_METHOD})")
     p.add_argument("--feature", choices=FEATURES, default="pixel", help="CAE feature for glosh")
     p.add_argument("--p-min", type=int, default=None,
@@ -75,11 +70,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
         model = load_model(args.model)
         model.check_cube(cube)
-    elif args.epochs is not None and args.method in MODEL_METHODS:
-        from napari_hsi_anomaly.core.scoring.detect import default_train_options
+    elif args.epochs is not None and REGISTRY[args.method].needs_model:
+        from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options
 
         train_options = default_train_options()
         train_options.epochs = int(args.epochs)
+    from napari_hsi_anomaly.core.scoring.detect import iter_detect
+
     det = run(
         iter_detect(cube, args.method, model=model, feature=args.feature, p_min=args.p_min,
                     min_samples=args.min_samples, train_options=train_options, preset=args.preset),

@@ -1,6 +1,15 @@
-"""Detection (thesis phase 3): GLOSH on CAE features, RX baselines, score maps and metrics."""
+"""Detection (thesis phase 3): GLOSH on CAE features, RX baselines, score maps and metrics.
 
-from napari_hsi_anomaly.core.scoring.detect import (
+Names are imported lazily (on first use), so ``import napari_hsi_anomaly.core.scoring.maps`` or the
+detector registry do not pull in hdbscan, scikit-learn or numba.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from napari_hsi_anomaly.core.scoring.detect import (  # light: detectors import heavy libraries lazily
     DEFAULT_METHOD,
     FEATURES,
     METHODS,
@@ -8,31 +17,24 @@ from napari_hsi_anomaly.core.scoring.detect import (
     detect,
     iter_detect,
 )
-from napari_hsi_anomaly.core.scoring.glosh import GloshResult, GloshScorer, minmax_scale
-from napari_hsi_anomaly.core.scoring.maps import rank01, scale01, threshold, to_score_map
-from napari_hsi_anomaly.core.scoring.metrics import Metrics, auc_score, evaluate, roc_curve
-from napari_hsi_anomaly.core.scoring.rx import background_stats, pca_reduce, rx_global, rx_local
 
-__all__ = [
-    "DEFAULT_METHOD",
-    "FEATURES",
-    "METHODS",
-    "Detection",
-    "GloshResult",
-    "GloshScorer",
-    "Metrics",
-    "auc_score",
-    "background_stats",
-    "detect",
-    "evaluate",
-    "iter_detect",
-    "minmax_scale",
-    "pca_reduce",
-    "rank01",
-    "roc_curve",
-    "rx_global",
-    "rx_local",
-    "scale01",
-    "threshold",
-    "to_score_map",
+_WHERE = {
+    "GloshResult": "glosh", "GloshScorer": "glosh", "minmax_scale": "glosh",
+    "rank01": "maps", "scale01": "maps", "threshold": "maps", "to_score_map": "maps",
+    "Metrics": "metrics", "auc_score": "metrics", "evaluate": "metrics", "roc_curve": "metrics",
+    "background_stats": "rx", "pca_reduce": "rx", "rx_global": "rx", "rx_local": "rx",
+}
+
+__all__ = [  # noqa: PLE0604
+    "DEFAULT_METHOD", "FEATURES", "METHODS", "Detection", "detect", "iter_detect", *sorted(_WHERE),
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    if name in ("glosh", "rx", "maps", "metrics", "validation"):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

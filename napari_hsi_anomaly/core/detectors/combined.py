@@ -1,0 +1,112 @@
+"""Combinations: several detectors fitted on the same reference, their calibrated scores averaged.
+
+A combination is declared by its parts; its parameters are the union of theirs. See
+``calibration.compose`` for how the parts' raw values become one score map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer, check_cubes, prefixed
+from napari_hsi_anomaly.core.detectors.glosh_cae import CaeGloshDetector, get_model
+from napari_hsi_anomaly.core.detectors.glosh_spectral import GloshSpectralDetector
+from napari_hsi_anomaly.core.detectors.registry import get_detector, register
+from napari_hsi_anomaly.core.detectors.rx_local import RxLocalDetector
+from napari_hsi_anomaly.core.progress import Progress
+
+
+def union_params(parts: Sequence[type[Detector]], drop: tuple[str, ...] = ()) -> tuple[Param, ...]:
+    seen: dict[str, Param] = {}
+    for p in parts:
+        for q in p.params:
+            if q.name not in drop:
+                seen.setdefault(q.name, q)
+    return tuple(seen.values())
+
+
+class CombinedScorer(Scorer):
+    """The parts' scorers, fitted on the same reference cubes."""
+
+    def __init__(self, name: str, parts: list[Scorer], params: dict) -> None:
+        self.detector, self.params, self._parts = name, dict(params), parts
+        self.bands, self.wavelengths = parts[0].bands, parts[0].wavelengths
+
+    def parts(self) -> list[Scorer]:
+        return list(self._parts)
+
+    def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:  # pragma: no cover - not a part
+        raise NotImplementedError("a combination is scored through its parts")
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays: dict[str, np.ndarray] = {}
+        metas = []
+        for i, p in enumerate(self._parts):
+            a, m = p.state()
+            arrays.update({f"part{i}.{k}": v for k, v in a.items()})
+            metas.append(m)
+        return arrays, {**self._meta(), "parts": metas}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> CombinedScorer:
+        parts = []
+        for i, m in enumerate(meta["parts"]):
+            part_cls = get_detector(m["detector"])
+            scorer_cls = part_cls.scorer_class  # type: ignore[attr-defined]
+            parts.append(scorer_cls.from_state(prefixed(arrays, f"part{i}."), m, model=model))
+        return cls(meta["detector"], parts, meta["params"])
+
+
+class Combined(Detector):
+    """Base of combinations: ``parts`` are detector classes fitted with their share of the params."""
+
+    scorer_class = CombinedScorer
+    parts: ClassVar[tuple[type[Detector], ...]] = ()
+
+    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+                 ) -> Generator[Progress, None, CombinedScorer]:
+        cubes = check_cubes(cubes)
+        if self.needs_model:
+            model = yield from get_model(cubes, model, self.params["preset"], train_options)
+        scorers = []
+        for part in self.parts:
+            own = {p.name: self.params[p.name] for p in part.params if p.name in self.params}
+            scorer = yield from part(**own).iter_fit(cubes, model=model if part.needs_model else None)
+            scorers.append(scorer)
+        return CombinedScorer(self.name, scorers, self.params)
+
+
+@register
+class SpectralRx(Combined):
+    name = "spectral-rx"
+    label = "GLOSH spectra + local RX"
+    summary = "mean of glosh-spectral and rx-local; no CAE needed"
+    parts = (GloshSpectralDetector, RxLocalDetector)
+    params = union_params(parts)
+    uses_p_min = True
+
+
+@register
+class Ensemble(Combined):
+    name = "ensemble"
+    label = "CAE GLOSH + spectra + local RX"
+    summary = "mean of CAE glosh (per pixel), glosh-spectral and rx-local"
+    parts = (CaeGloshDetector, GloshSpectralDetector, RxLocalDetector)
+    params = union_params(parts, drop=("feature",))
+    needs_model = True
+    uses_p_min = True
+
+
+@register
+class GloshRx(Combined):
+    name = "glosh-rx"
+    label = "CAE GLOSH + local RX"
+    summary = "mean of CAE glosh (per pixel) and rx-local"
+    parts = (CaeGloshDetector, RxLocalDetector)
+    params = union_params(parts, drop=("feature",))
+    needs_model = True
+    uses_p_min = True

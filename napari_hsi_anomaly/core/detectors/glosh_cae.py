@@ -1,0 +1,123 @@
+"""The thesis's method: CAE encoder features (per pixel, or f1..f4 per window/section) + HDBSCAN GLOSH."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.detectors._glosh import GloshReference
+from napari_hsi_anomaly.core.detectors.base import GLOSH_PARAMS, Detector, Param, Raw, Scorer, check_cubes
+from napari_hsi_anomaly.core.detectors.registry import register
+from napari_hsi_anomaly.core.errors import ModelError
+from napari_hsi_anomaly.core.progress import Progress
+
+FEATURES = ("pixel", "f1", "f2", "f3", "f4")
+FEATURE = Param("feature", str, "pixel", "CAE feature: per pixel, or per window (f1/f3) / section (f2/f4)",
+                choices=FEATURES)
+PRESET = Param("preset", str, "fast", "CAE preset trained on the reference cubes when no model is given",
+               choices=("fast", "thesis"))
+
+
+def default_train_options() -> Any:
+    """Training used when no model is given: a few Adam steps on random 32x32 crops of the cubes."""
+    from napari_hsi_anomaly.core.model import TrainOptions
+
+    return TrainOptions(epochs=1, optimizer="adam", crop=32, steps_per_epoch=25, batch_size=4,
+                        val_fraction=0.0, seed=0)
+
+
+def get_model(cubes: Sequence[Cube], model: Any, preset: str, train_options: Any
+              ) -> Generator[Progress, None, Any]:
+    """``model`` checked against the cubes, or a ``preset`` CAE trained on them."""
+    if model is not None:
+        for c in cubes:
+            model.check_cube(c)
+        return model
+    from napari_hsi_anomaly.core.model import iter_train
+
+    trained = yield from iter_train(list(cubes), preset, train_options or default_train_options())
+    return trained
+
+
+def model_label(model: Any) -> str:
+    return model.describe() if hasattr(model, "describe") else str(model)
+
+
+def features_of(model: Any, cube: Cube, feature: str) -> Generator[Progress, None, tuple[np.ndarray, Any]]:
+    """``(values (N, D) with NaN rows for no-data, FeatureSet)``."""
+    from napari_hsi_anomaly.core.model import iter_features
+
+    fs = yield from iter_features(model, cube, feature)
+    values = fs.values
+    if getattr(fs, "valid", None) is not None and not np.all(fs.valid):
+        values = np.where(np.asarray(fs.valid)[:, None], values, np.nan)  # left out of the fit
+    return values, fs
+
+
+class CaeGloshScorer(Scorer):
+    """The CAE (kept outside the state: profiles save it with ``save_model``) and the GLOSH hierarchy."""
+
+    def __init__(self, model: Any, ref: GloshReference, params: dict, bands: int, wavelengths=None,
+                 ref_features: list | None = None) -> None:
+        self.detector, self.params = "glosh", dict(params)
+        self.model, self.ref = model, ref
+        self.bands, self.wavelengths = int(bands), wavelengths
+        self._ref_features = ref_features or []  # FeatureSets of the reference cubes (same order)
+
+    def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
+        feature = self.params["feature"]
+        k = self.ref.reference_index(cube)
+        if k is not None and k < len(self._ref_features):
+            fs = self._ref_features[k]
+            handle = self.ref.handle(cube, None)
+        else:
+            self.model.check_cube(cube)
+            values, fs = yield from features_of(self.model, cube, feature)
+            handle = self.ref.handle(cube, lambda c: values)
+        per_pixel = feature == "pixel"
+        return Raw(glosh=handle, regions=fs.regions, feature=feature, per_pixel=per_pixel,
+                   n_points=self.ref.n_valid if per_pixel else self.ref.n_points,
+                   extras={"features": fs, "regions": fs.regions, "model": self.model})
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays, meta = self.ref.state()
+        return arrays, {**self._meta(), **meta, "model": model_label(self.model)}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> CaeGloshScorer:
+        if model is None:
+            raise ModelError("This normal model needs its CAE: load the profile with its model folder.")
+        return cls(model, GloshReference.from_state(arrays, meta), meta["params"], meta["bands"],
+                   meta.get("wavelengths"))
+
+
+@register
+class CaeGloshDetector(Detector):
+    scorer_class = CaeGloshScorer
+    name = "glosh"
+    label = "CAE + GLOSH (thesis)"
+    summary = "3-D CAE encoder features (per pixel or f1..f4) clustered by HDBSCAN, GLOSH outlier score"
+    params = (FEATURE, PRESET, *GLOSH_PARAMS)
+    needs_model = True
+    uses_p_min = True
+
+    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+                 ) -> Generator[Progress, None, CaeGloshScorer]:
+        cubes = check_cubes(cubes)
+        model = yield from get_model(cubes, model, self.params["preset"], train_options)
+        feature = self.params["feature"]
+        values, sets = [], []
+        for c in cubes:
+            v, fs = yield from features_of(model, c, feature)
+            values.append(v)
+            sets.append(fs)
+        unit = "pixels" if feature == "pixel" else ("windows" if feature in ("f1", "f3") else "sections")
+        n = sum(v.shape[0] for v in values)
+        yield Progress(0, 1, f"GLOSH: fitting HDBSCAN on {n} x {values[0].shape[1]}")
+        ref = GloshReference(values, cubes, min_samples=self.params["min_samples"],
+                             max_fit=self.params["max_fit"], seed=self.params["seed"], unit=unit,
+                             shape_hint=f" on this {cubes[0].rows}x{cubes[0].cols} cube")
+        return CaeGloshScorer(model, ref, self.params, cubes[0].bands, cubes[0].wavelengths, sets)
