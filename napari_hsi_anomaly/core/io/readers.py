@@ -1,32 +1,60 @@
-"""``read_cube``: one entry point for ENVI, NumPy and TIFF cubes, dispatching on the extension."""
+"""``read_cube``: one entry point for ENVI, NumPy, TIFF and Sentinel-2 SAFE cubes; ``read_map`` for 2-D
+maps (scores, masks, ground truth) in every format ``write_map`` writes."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from napari_hsi_anomaly.core.cube import Cube
-from napari_hsi_anomaly.core.errors import CubeReadError
+from napari_hsi_anomaly.core.errors import CubeReadError, HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.io.envi import DATA_SUFFIXES, read_envi
+from napari_hsi_anomaly.core.io.geotiff import envi_georef, tiff_georef
 from napari_hsi_anomaly.core.io.numpy_io import LAYOUTS, read_npy, read_npz
+from napari_hsi_anomaly.core.io.safe import DEFAULT_RESOLUTION, is_safe, read_safe
 from napari_hsi_anomaly.core.io.tiff import read_tiff
 
-CUBE_SUFFIXES = (".hdr", ".npy", ".npz", ".tif", ".tiff") + tuple(s for s in DATA_SUFFIXES if s)
+CUBE_SUFFIXES = (".hdr", ".npy", ".npz", ".tif", ".tiff", ".SAFE", ".zip") + tuple(
+    s for s in DATA_SUFFIXES if s
+)
+MAP_ROLES = {  # .npz keys tried, in order, for each role of a map
+    "scores": ("scores", "score", "score_map"),
+    "gt": ("gt", "ground_truth", "labels", "mask"),
+    "mask": ("mask", "labels"),
+}
 
-__all__ = ["CUBE_SUFFIXES", "LAYOUTS", "read_cube"]
+__all__ = ["CUBE_SUFFIXES", "LAYOUTS", "MAP_ROLES", "read_cube", "read_map"]
 
 
-def read_cube(path: str | Path, *, layout: str | None = None, key: str = "cube") -> Cube:
+def read_cube(
+    path: str | Path,
+    *,
+    layout: str | None = None,
+    key: str = "cube",
+    resolution: int = DEFAULT_RESOLUTION,
+    date: int | None = None,
+) -> Cube:
     """Open a cube as ``(bands, rows, cols)`` (memory-mapped where the format allows).
 
-    ``layout`` applies to arrays without a header (``.npy``, ``.npz``, TIFF): ``bands-last``
-    (default for NumPy, SPy's ``(rows, cols, bands)``), ``bands-first`` or ``auto``; ENVI files
-    follow their header. ``key`` is the ``.npz`` array to read. Raises ``CubeReadError``.
+    ``layout`` applies to arrays without a header (``.npy``, ``.npz``, TIFF); ENVI files follow their
+    header. ``key`` is the ``.npz`` array to read. ``resolution`` (10, 20 or 60 m) is the grid of a
+    Sentinel-2 ``.SAFE`` folder or its ``.zip``. Georeferencing goes to ``Cube.georef`` (GeoTIFF CRS
+    and transform, ENVI ``map info``). ``date``: date K of a 4-D stack ``(dates, rows, cols, bands)``
+    (``core.stack.read_stack``). Raises ``CubeReadError``.
     """
     path = Path(path).expanduser()
+    if date is not None:
+        from napari_hsi_anomaly.core.stack import read_stack
+
+        return read_stack(path, layout=layout, key=key).cube(date)
     if not path.exists():
         raise CubeReadError(f"{path} does not exist.")
     if path.is_dir():
-        raise CubeReadError(f"{path} is a folder, not a cube file.")
+        if is_safe(path):
+            return read_safe(path, resolution)
+        raise CubeReadError(f"{path} is a folder, not a cube file (nor a Sentinel-2 .SAFE folder).")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
@@ -34,10 +62,116 @@ def read_cube(path: str | Path, *, layout: str | None = None, key: str = "cube")
         if suffix == ".npz":
             return read_npz(path, layout, key)
         if suffix in (".tif", ".tiff"):
-            return read_tiff(path, layout)
+            cube = read_tiff(path, layout)
+            geo, nodata = tiff_georef(path)
+            cube.georef = {**geo, **cube.georef}
+            if cube.nodata is None and nodata is not None:
+                cube.nodata = nodata
+            return cube
+        if suffix == ".zip":
+            if not is_safe(path):
+                raise CubeReadError(f"{path.name} is a zip file but not a Sentinel-2 .SAFE product.")
+            return read_safe(path, resolution)
         if suffix == ".hdr" or suffix in DATA_SUFFIXES:
-            return read_envi(path)
+            cube = read_envi(path)
+            cube.georef = {**envi_georef(cube.metadata.get("envi", {})), **cube.georef}
+            return cube
     except (UnicodeDecodeError, MemoryError) as exc:
         raise CubeReadError(f"Cannot read {path.name}: {exc}.") from exc
     known = ", ".join(s for s in CUBE_SUFFIXES)
     raise CubeReadError(f"{path.name}: unknown cube format '{path.suffix}' (known: {known}).")
+
+
+def _npz_map(path: Path, key: str | None, role: str | None) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = list(z.files)
+            if key is None:
+                wanted = [k for k in MAP_ROLES.get(role or "", ()) if k in files]
+                if wanted:
+                    key = wanted[0]
+                else:
+                    two_d = [k for k in files if z[k].ndim >= 2 and z[k].squeeze().ndim == 2]
+                    if len(two_d) != 1:
+                        raise HsiAnomalyError(
+                            f"{path.name}: which array is the {role or 'map'}? It has "
+                            f"{', '.join(files) or 'nothing'}; name it with --key."
+                        )
+                    key = two_d[0]
+            if key not in files:
+                raise HsiAnomalyError(
+                    f"{path.name} has no array '{key}' (it has: {', '.join(files) or 'nothing'})."
+                )
+            return np.asarray(z[key])
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CubeReadError(f"{path.name} is not a readable NumPy .npz file ({exc}).") from exc
+
+
+def read_map(path: str | Path, key: str | None = None, *, role: str | None = None) -> np.ndarray:
+    """A ``(rows, cols)`` map (scores, mask or ground truth) from ``.npy``, ``.npz``, ``.tif``/``.tiff``
+    or ENVI ``.hdr``/data file: what ``write_map`` and napari's *Save scores.../Save mask...* write.
+
+    ``key`` names the ``.npz`` array; without it the array named for ``role`` (``scores``, ``gt``,
+    ``mask``; see ``MAP_ROLES``) or else the only 2-D one. A single band ``(1, r, c)``/``(r, c, 1)`` is
+    squeezed. ``HsiAnomalyError`` naming the file otherwise."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CubeReadError(f"{path} does not exist or is not a file.")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise CubeReadError(f"{path.name} is not a readable NumPy .npy file ({exc}).") from exc
+    elif suffix == ".npz":
+        arr = _npz_map(path, key, role)
+    elif suffix in (".tif", ".tiff"):
+        arr = _tiff_map(path)
+    elif suffix == ".hdr" or suffix in DATA_SUFFIXES:
+        cube = read_envi(path)
+        if cube.bands != 1:
+            raise ShapeError(f"{path.name} has {cube.bands} bands; a map has one.")
+        arr = cube.data[0]
+    else:
+        raise CubeReadError(
+            f"{path.name}: unknown map format '{path.suffix}' (use .npy, .npz, .tif or .hdr)."
+        )
+    if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
+        arr = arr[0] if arr.shape[0] == 1 else arr[..., 0]
+    if arr.ndim != 2:
+        raise ShapeError(f"{path.name}: a map must be 2-D (rows, cols); got shape {arr.shape}.")
+    if arr.dtype.kind not in "biuf":
+        raise CubeReadError(f"{path.name} holds {arr.dtype} values; a map holds real numbers.")
+    return np.asarray(arr)
+
+
+def _tiff_map(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tif.series[0].asarray()
+    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+
+
+def is_map_file(path: str | Path) -> bool:
+    """Whether ``path`` holds a 2-D map (cheap: headers only); used by the napari reader."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, mmap_mode="r", allow_pickle=False).squeeze().ndim == 2
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.series[0].shape
+                return len(shape) == 2 or (len(shape) == 3 and 1 in (shape[0], shape[-1]))
+        if suffix == ".hdr":
+            from napari_hsi_anomaly.core.io.envi_header import looks_like_envi_header, read_header
+
+            return looks_like_envi_header(path) and str(read_header(path).get("bands", "")).strip() == "1"
+    except Exception:  # a probe: anything unreadable is "not a map"
+        return False
+    return False

@@ -1,0 +1,241 @@
+"""Sentinel-2 SAFE products (L1C and L2A; a ``.SAFE`` folder or its ``.zip``) as one cube.
+
+The JP2 bands are decoded by GDAL through rasterio and brought to one grid of 10, 20 or 60 m: a mean
+over blocks when coarsening (no-data 0 left out), repetition (nearest) when refining. Values stay the
+product's digital numbers (uint16; reflectance x 10000).
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import CubeReadError
+
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+# Central wavelengths (nm) from ESA's spectral response functions.
+S2A_NM = (442.7, 492.4, 559.8, 664.6, 704.1, 740.5, 782.8, 832.8, 864.7, 945.1, 1373.5, 1613.7, 2202.4)
+S2B_NM = (442.2, 492.1, 559.0, 664.9, 703.8, 739.1, 779.7, 832.9, 864.0, 943.2, 1376.9, 1610.4, 2185.7)
+NATIVE_M = dict(zip(S2_BANDS, (60, 10, 10, 10, 20, 20, 20, 10, 20, 60, 60, 20, 20)))
+RESOLUTIONS = (10, 20, 60)
+DEFAULT_RESOLUTION = 60  # as in the thesis
+STRIP_ROWS = 1024  # output rows read per step (bounded memory on 10 m bands)
+_BAND_FILE = re.compile(r"_(B\d\d|B8A)(?:_(\d+)m)?\.jp2$", re.IGNORECASE)
+_MTD = re.compile(r"(?:^|/)MTD_MSIL(1C|2A)\.xml$", re.IGNORECASE)
+
+
+@dataclass
+class SafeProduct:
+    """What a SAFE product holds: its level, the band files per resolution, the metadata XML text."""
+
+    path: Path
+    level: str  # "L1C" or "L2A"
+    files: dict[str, dict[int, str]] = field(default_factory=dict)  # band -> {metres: GDAL path}
+    mtd_xml: str | None = None
+
+    @property
+    def spacecraft(self) -> str:
+        name = self.path.name.upper()
+        return name[:3] if name.startswith(("S2A", "S2B", "S2C")) else "S2A"
+
+
+def is_safe(path: str | Path) -> bool:
+    """Whether ``path`` is a SAFE folder (``*.SAFE`` or one holding ``MTD_MSIL*.xml``) or a zip of one."""
+    path = Path(path)
+    if path.is_dir():
+        return path.suffix.upper() == ".SAFE" or any(path.glob("MTD_MSIL*.xml"))
+    if path.suffix.lower() == ".zip" and path.is_file():
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return any(_MTD.search(n) or ".SAFE/GRANULE/" in n.upper() for n in zf.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return False
+    return False
+
+
+def _collect(names: list[str], prefix: str, product: SafeProduct) -> None:
+    granules = set()
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if "IMG_DATA" not in parts or "GRANULE" not in parts:
+            continue
+        m = _BAND_FILE.search(parts[-1])
+        if m is None:
+            continue
+        band = m.group(1).upper()
+        if band not in NATIVE_M:
+            continue
+        granules.add(parts[parts.index("GRANULE") + 1])
+        metres = int(m.group(2)) if m.group(2) else NATIVE_M[band]
+        product.files.setdefault(band, {})[metres] = prefix + name
+    if len(granules) > 1:
+        raise CubeReadError(
+            f"{product.path.name} holds {len(granules)} granules (an old multi-tile product); "
+            "extract one granule's bands and open them separately."
+        )
+
+
+def find_product(path: str | Path) -> SafeProduct:
+    """List the band files of a SAFE folder or zip (no pixels read)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+        mtd = next((n for n in names if _MTD.search(n) and "/" not in n), None)
+        xml = (path / mtd).read_text(encoding="utf-8", errors="replace") if mtd else None
+        prefix = str(path.resolve()) + "/"
+    else:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+                mtd = min((n for n in names if _MTD.search(n)), key=len, default=None)
+                xml = zf.read(mtd).decode("utf-8", errors="replace") if mtd else None
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise CubeReadError(f"{path.name} is not a readable zip file ({exc}).") from exc
+        prefix = f"/vsizip/{path.resolve()}/"
+    l2a = (mtd and "2A" in mtd.upper()) or any("/R20m/" in n or "/R60m/" in n for n in names)
+    level = "L2A" if l2a else "L1C"
+    product = SafeProduct(path=path, level=level, mtd_xml=xml)
+    _collect(names, prefix, product)
+    if not product.files:
+        raise CubeReadError(
+            f"{path.name}: no Sentinel-2 band files (GRANULE/*/IMG_DATA/*_B??.jp2) were found in it."
+        )
+    return product
+
+
+def _pick(options: dict[int, str], target: int) -> tuple[int, str]:
+    """The file to resample from: the target resolution, else the nearest finer one, else the finest."""
+    if target in options:
+        return target, options[target]
+    finer = [m for m in options if m < target]
+    metres = max(finer) if finer else min(options)
+    return metres, options[metres]
+
+
+def _offsets(xml: str | None) -> dict[str, float]:
+    """Per-band additive offsets (processing baseline >= 04.00: -1000), by band name."""
+    if not xml:
+        return {}
+    out = {}
+    for m in re.finditer(r'<(?:RADIO|BOA)_ADD_OFFSET\s+band_id="(\d+)"\s*>\s*(-?[\d.]+)\s*<', xml):
+        k = int(m.group(1))
+        if 0 <= k < len(S2_BANDS):
+            out[S2_BANDS[k]] = float(m.group(2))
+    return out
+
+
+def _quantification(xml: str | None) -> float:
+    m = re.search(r"<(?:BOA_)?QUANTIFICATION_VALUE[^>]*>\s*([\d.]+)\s*<", xml or "")
+    return float(m.group(1)) if m else 10000.0
+
+
+def _block_mean(block: np.ndarray, f: int) -> np.ndarray:
+    """Mean over ``f x f`` blocks leaving out 0 (no-data); 0 where a block is all no-data."""
+    h, w = block.shape[0] // f, block.shape[1] // f
+    b = block[: h * f, : w * f].astype(np.float32).reshape(h, f, w, f)
+    valid = (b != 0).sum(axis=(1, 3))
+    total = b.sum(axis=(1, 3))
+    return np.where(valid > 0, np.rint(total / np.maximum(valid, 1)), 0)
+
+
+def _read_band(ds, metres: int, target: int, shape: tuple[int, int], out: np.ndarray) -> None:
+    """Read one band into ``out (rows, cols)`` at ``target`` metres, strip by strip."""
+    from rasterio.windows import Window
+
+    rows, cols = shape
+    if metres == target:
+        out[:] = ds.read(1, window=Window(0, 0, cols, rows))
+    elif metres < target:  # coarsen: mean of f x f blocks
+        f = target // metres
+        for r0 in range(0, rows, STRIP_ROWS):
+            n = min(STRIP_ROWS, rows - r0)
+            block = ds.read(1, window=Window(0, r0 * f, cols * f, n * f))
+            out[r0 : r0 + n] = _block_mean(block, f)
+    else:  # refine: nearest (each source pixel repeated f x f times)
+        f = metres // target
+        for r0 in range(0, rows, STRIP_ROWS):
+            n = min(STRIP_ROWS, rows - r0)
+            s0, s1 = r0 // f, (r0 + n - 1) // f + 1
+            src = ds.read(1, window=Window(0, s0, -(-cols // f), s1 - s0))
+            big = np.repeat(np.repeat(src, f, axis=0), f, axis=1)
+            out[r0 : r0 + n] = big[r0 - s0 * f : r0 - s0 * f + n, :cols]
+
+
+def read_safe(path: str | Path, resolution: int = DEFAULT_RESOLUTION) -> Cube:
+    """A Sentinel-2 SAFE folder or zip as one ``(bands, rows, cols)`` uint16 cube at ``resolution`` m.
+
+    Bands in the order B01..B12 with B8A after B08 (those present: L2A has no B10), wavelengths of the
+    spacecraft (S2A/S2B), ``scale_factor`` the product's quantification (10000), no-data 0, and
+    ``georef`` (CRS WKT and the transform of the chosen grid)."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    path = Path(path).expanduser()
+    if resolution not in RESOLUTIONS:
+        raise CubeReadError(f"{path.name}: resolution {resolution} m is not one of 10, 20 or 60 m.")
+    product = find_product(path)
+    bands = [b for b in S2_BANDS if b in product.files]
+    picks = {b: _pick(product.files[b], resolution) for b in bands}
+    try:
+        ref_m, ref_file = picks[bands[0]]
+        with rasterio.open(ref_file) as ds:
+            f = resolution / ref_m
+            shape = (int(ds.height / f), int(ds.width / f))
+            transform = ds.transform * ds.transform.scale(f, f)
+            crs = ds.crs.to_wkt() if ds.crs else None
+        _check_memory(len(bands) * shape[0] * shape[1] * 2, path)
+        data = np.zeros((len(bands), *shape), dtype=np.uint16)
+        for k, b in enumerate(bands):
+            metres, file = picks[b]
+            with rasterio.open(file) as ds:
+                need = (shape[0] * resolution / metres, shape[1] * resolution / metres)
+                if ds.height < int(need[0]) or ds.width < int(need[1]):
+                    raise CubeReadError(
+                        f"{path.name}: band {b} ({ds.height}x{ds.width} at {metres} m) does not cover "
+                        f"the {shape[0]}x{shape[1]} grid at {resolution} m of {bands[0]}."
+                    )
+                _read_band(ds, metres, resolution, shape, data[k])
+    except RasterioError as exc:
+        raise CubeReadError(f"{path.name}: cannot read a band through GDAL ({exc}).") from exc
+    nm = S2B_NM if product.spacecraft == "S2B" else S2A_NM
+    wl = [nm[S2_BANDS.index(b)] for b in bands]
+    meta: dict = {
+        "safe": {"level": product.level, "resolution": resolution, "spacecraft": product.spacecraft,
+                 "sources": {b: f"{picks[b][0]} m" for b in bands}},
+    }
+    offsets = {b: v for b, v in _offsets(product.mtd_xml).items() if b in bands and v != 0}
+    if offsets:
+        meta["safe"]["add_offset"] = offsets
+        meta["warnings"] = [
+            f"values are digital numbers; reflectance = (DN + offset) / {_quantification(product.mtd_xml):g}"
+            f" with offset {next(iter(offsets.values())):g} (processing baseline 04.00+), not applied"
+        ]
+    rgb = None
+    if {"B02", "B03", "B04"} <= set(bands):
+        rgb = tuple(bands.index(b) for b in ("B04", "B03", "B02"))
+    return Cube(
+        data=data,
+        wavelengths=np.array(wl),
+        band_names=bands,
+        units="reflectance",
+        nodata=0.0,
+        scale_factor=_quantification(product.mtd_xml),
+        source=path,
+        default_bands=rgb,  # type: ignore[arg-type]
+        interleave="bsq",
+        metadata=meta,
+        georef={"crs": crs, "transform": tuple(transform)[:6]},
+    )
+
+
+def _check_memory(nbytes: int, path: Path) -> None:
+    try:
+        from napari_hsi_anomaly.core.guards import check_allocation
+    except ImportError:  # the guards module arrives with another change
+        return
+    check_allocation(nbytes, f"{path.name} as one cube")
