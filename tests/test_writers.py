@@ -167,12 +167,12 @@ def test_map_like_geotiff_keeps_georeferencing(tmp_path):
         extratags=tags,
     )
     cube = read_cube(tmp_path / "g.tif")
+    assert cube.georef["transform"] == (30.0, 0.0, 5e5, 0.0, -30.0, 4e6)
     write_map(tmp_path / "score.tif", np.ones((5, 6), np.float32), like=cube)
     with tifffile.TiffFile(tmp_path / "score.tif") as tif:
         page = tif.pages[0]
-        assert page.tags[33550].value == (30.0, 30.0, 0.0)
+        assert page.tags[33550].value[:2] == (30.0, 30.0)
         assert page.tags[33922].value[3:5] == (5e5, 4e6)
-        assert tuple(page.tags[34735].value) == (1, 1, 0, 1, 1024, 0, 1, 1)
     # a map of another size does not get the cube's georeferencing
     write_map(tmp_path / "other.tif", np.ones((2, 2), np.float32), like=cube)
     with tifffile.TiffFile(tmp_path / "other.tif") as tif:
@@ -189,3 +189,115 @@ def test_map_like_envi_copies_map_info(tmp_path):
     out = write_map(tmp_path / "m.hdr", np.zeros((3, 4), np.float32), like=cube)
     assert read_header(out)["map info"][0] == "UTM"
     assert read_header(out)["map info"][3] == "500000"
+
+
+def _geotiff_cube(tmp_path):
+    """A 3-band GeoTIFF with a CRS (UTM 33N), a transform and a no-data value, written by rasterio."""
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(1).normal(100, 10, (3, 8, 10)).astype(np.float32)
+    data[:, 0, 0] = -9999.0
+    path = tmp_path / "geo.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=10, height=8, count=3, dtype="float32",
+                       crs="EPSG:32633", transform=from_origin(500000, 4000000, 20, 20),
+                       nodata=-9999.0) as ds:
+        ds.write(data)
+    return path, data
+
+
+def _score(cube):
+    from napari_hsi_anomaly.core.scoring.rx import rx_global
+
+    s = np.nan_to_num(rx_global(cube), nan=0.0)
+    return (s / s.max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".hdr"])
+def test_geotiff_georef_survives_read_score_write(tmp_path, suffix):
+    import rasterio
+
+    from napari_hsi_anomaly.core.io import read_cube, read_map
+
+    path, data = _geotiff_cube(tmp_path)
+    cube = read_cube(path, layout="bands-first")
+    assert cube.nodata == -9999.0 and not cube.valid_mask()[0, 0]
+    assert cube.georef["transform"] == (20.0, 0.0, 500000.0, 0.0, -20.0, 4000000.0)
+    assert rasterio.crs.CRS.from_wkt(cube.georef["crs"]).to_epsg() == 32633
+    score = _score(cube)
+    out = write_map(tmp_path / f"score{suffix}", score, like=cube)
+    with rasterio.open(out if suffix == ".tif" else out.with_suffix(".img")) as ds:  # GDAL's view
+        assert ds.crs.to_epsg() == 32633
+        assert tuple(ds.transform)[:6] == pytest.approx((20, 0, 500000, 0, -20, 4000000))
+        np.testing.assert_array_equal(ds.read(1), score)
+    np.testing.assert_array_equal(read_map(out), score)
+    from napari_hsi_anomaly.core.io.geotiff import tiff_georef
+
+    back = tiff_georef(out)[0] if suffix == ".tif" else read_cube(out).georef  # our reader's view
+    assert back["transform"] == pytest.approx(cube.georef["transform"])
+    assert rasterio.crs.CRS.from_wkt(back["crs"]).to_epsg() == 32633
+
+
+def test_envi_map_info_survives_read_score_write(tmp_path):
+    import rasterio
+
+    from napari_hsi_anomaly.core.io import read_cube
+
+    data = np.random.default_rng(2).normal(50, 5, (4, 6, 7)).astype(np.float32)
+    hdr = write_cube(tmp_path / "e.hdr", Cube(data))
+    hdr.write_text(hdr.read_text() + "map info = {UTM, 1.5, 1.5, 600010, 5000010, 20, 20, 32, North, "
+                   "WGS-84, units=Meters}\n")
+    cube = read_cube(hdr)
+    assert cube.georef["transform"] == (20.0, 0.0, 600000.0, 0.0, -20.0, 5000020.0)
+    assert rasterio.crs.CRS.from_wkt(cube.georef["crs"]).to_epsg() == 32632
+    score = _score(cube)
+    for suffix in (".hdr", ".tif"):
+        out = write_map(tmp_path / f"s{suffix}", score, like=cube)
+        with rasterio.open(out.with_suffix(".img") if suffix == ".hdr" else out) as ds:
+            assert tuple(ds.transform)[:6] == pytest.approx((20, 0, 600000, 0, -20, 5000020))
+            assert ds.crs.to_epsg() == 32632
+    assert read_header(tmp_path / "s.hdr")["map info"][1] == "1.5"  # the source's own keys, as written
+
+
+def test_write_cube_keeps_georef_from_a_geotiff(tmp_path):
+    import rasterio
+
+    from napari_hsi_anomaly.core.io import read_cube
+
+    path, _ = _geotiff_cube(tmp_path)
+    out = write_cube(tmp_path / "copy.hdr", read_cube(path, layout="bands-first"))
+    with rasterio.open(out.with_suffix(".img")) as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.transform.c == 500000
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".hdr"])
+@pytest.mark.parametrize("kind", ["scores", "mask"])
+def test_every_saved_map_reads_back(tmp_path, suffix, kind):
+    from napari_hsi_anomaly.core.io import read_map
+
+    rng = np.random.default_rng(3)
+    arr = rng.random((5, 6)).astype(np.float32) if kind == "scores" else rng.random((5, 6)) > 0.5
+    out = write_map(tmp_path / f"{kind}{suffix}", arr)
+    back = read_map(out)
+    assert back.shape == (5, 6)
+    np.testing.assert_array_equal(back, arr.astype(back.dtype))
+
+
+def test_read_map_npz_roles_and_errors(tmp_path):
+    from napari_hsi_anomaly.core.errors import HsiAnomalyError
+    from napari_hsi_anomaly.core.io import read_map
+
+    scores, gt = np.random.default_rng(4).random((4, 5)), np.eye(4, 5, dtype=np.uint8)
+    np.savez(tmp_path / "r.npz", scores=scores, gt=gt, cube=np.zeros((4, 5, 3)))
+    np.testing.assert_array_equal(read_map(tmp_path / "r.npz", role="scores"), scores)
+    np.testing.assert_array_equal(read_map(tmp_path / "r.npz", role="gt"), gt)
+    np.testing.assert_array_equal(read_map(tmp_path / "r.npz", key="gt"), gt)
+    with pytest.raises(HsiAnomalyError, match="which array"):
+        read_map(tmp_path / "r.npz")
+    with pytest.raises(HsiAnomalyError, match="no array 'x'"):
+        read_map(tmp_path / "r.npz", key="x")
+    np.save(tmp_path / "cube.npy", np.zeros((4, 5, 3)))
+    with pytest.raises(ShapeError, match="2-D"):
+        read_map(tmp_path / "cube.npy")
+    np.save(tmp_path / "one.npy", np.zeros((1, 4, 5)))
+    assert read_map(tmp_path / "one.npy").shape == (4, 5)

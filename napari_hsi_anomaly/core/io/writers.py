@@ -12,6 +12,7 @@ import numpy as np
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.io.envi_header import envi_dtype_code, format_header
+from napari_hsi_anomaly.core.io.geotiff import georef_to_envi, write_geotiff
 
 MAP_SUFFIXES = (".npy", ".tif", ".tiff", ".hdr")
 CUBE_SUFFIXES = (".hdr", ".img", ".npy")
@@ -62,8 +63,10 @@ def _envi_pair(path: Path) -> tuple[Path, Path]:
 def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None) -> Path:
     """Write a ``(rows, cols)`` score map or mask to ``.npy``, ``.tif``/``.tiff`` or ENVI ``.hdr``.
 
-    ``like`` copies georeferencing from the cube it was computed from (GeoTIFF tags to ``.tif``,
-    ENVI ``map info`` and friends to ``.hdr``). Returns the path written (the header for ENVI).
+    ``like`` copies georeferencing from the cube it was computed from: ``like.georef`` (CRS and
+    transform) to a GeoTIFF through rasterio, or ENVI ``map info`` / ``coordinate system string`` to
+    ``.hdr`` (the source's own keys, or made from the CRS and transform); a cube with only raw GeoTIFF
+    tags gets them copied. Returns the path written (the header for ENVI).
     """
     path = Path(path)
     arr = np.asarray(array2d)
@@ -83,8 +86,7 @@ def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None
         hdr, img = _envi_pair(path)
         fields: dict[str, object] = {"description": "hsi-anomaly map"}
         if like is not None:
-            envi_meta = like.metadata.get("envi", {})
-            fields.update({k: envi_meta[k] for k in ENVI_GEO_KEYS if k in envi_meta})
+            fields.update(_envi_geo(like))
         _write_envi(hdr, img, arr[None], fields)
         return hdr
     else:
@@ -94,9 +96,27 @@ def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None
     return path
 
 
+def _envi_geo(cube: Cube) -> dict[str, object]:
+    """ENVI georeferencing keys for ``cube``: from ``georef``, else its ENVI header's."""
+    if cube.georef:
+        return georef_to_envi(cube.georef)
+    envi_meta = cube.metadata.get("envi", {})
+    return {k: envi_meta[k] for k in ENVI_GEO_KEYS if k in envi_meta}
+
+
 def _write_tiff(path: Path, arr: np.ndarray, like: Cube | None) -> None:
     import tifffile
 
+    georef = like.georef if like is not None else {}
+    if georef.get("crs") or georef.get("transform"):
+        from rasterio.errors import RasterioError
+
+        with _atomic(path) as (tmp,):
+            try:
+                write_geotiff(tmp, arr, georef)
+            except (RasterioError, ValueError) as exc:
+                raise WriteError(f"Cannot write {path.name} as a GeoTIFF: {exc}.") from exc
+        return
     extratags = []
     geo = (like.metadata.get("geotiff") or {}) if like is not None else {}
     for name, (code, dtype) in GEOTIFF_TAGS.items():
@@ -124,8 +144,7 @@ def _envi_fields(cube: Cube) -> dict[str, object]:
         fields["data ignore value"] = float(cube.nodata)
     if cube.scale_factor is not None:
         fields["reflectance scale factor"] = float(cube.scale_factor)
-    envi_meta = cube.metadata.get("envi", {})
-    fields.update({k: envi_meta[k] for k in ENVI_GEO_KEYS if k in envi_meta})
+    fields.update(_envi_geo(cube))
     return fields
 
 
