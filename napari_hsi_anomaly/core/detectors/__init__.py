@@ -4,10 +4,13 @@
 ``Detection``. ``core.scoring.iter_detect`` is the one-cube convenience.
 """
 
+import importlib.util
+
 from napari_hsi_anomaly.core.detectors import (  # noqa: F401  (importing registers them)
-    combined,  # noqa: F401  (after its parts)
+    combined,
     glosh_cae,
     glosh_spectral,
+    pyod_knn,
     recon,
     rx,
     rx_local,
@@ -25,6 +28,9 @@ from napari_hsi_anomaly.core.detectors.registry import (
     scorer_from_state,
     unregister,
 )
+
+if importlib.util.find_spec("pyod") is not None:  # optional extra: listed only where it can run
+    register(pyod_knn.KnnDetector)
 
 __all__ = [
     "DEFAULT_METHOD",

@@ -1,0 +1,112 @@
+"""Optional peer: PyOD's KNN detector (distance to the k-th nearest reference spectrum).
+
+Needs the ``pyod`` extra (``pip install napari-hsi-anomaly[pyod]``); it is registered only when pyod
+can be imported (``core/detectors/__init__.py``). pyod is imported when the detector is fitted.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.detectors._spectral import row_blocks
+from napari_hsi_anomaly.core.detectors.base import MAX_FIT, SEED, Detector, Param, Raw, Scorer, check_cubes
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.progress import Progress
+
+N_NEIGHBORS = Param("n_neighbors", int, 5, "neighbours: the score is the distance to the k-th",
+                    minimum=1, maximum=200)
+CHUNK = 65536
+
+
+def _import_knn() -> Any:
+    try:
+        from pyod.models.knn import KNN
+    except ImportError:
+        raise HsiAnomalyError("The knn detector needs PyOD: pip install 'napari-hsi-anomaly[pyod]'.") \
+            from None
+    return KNN
+
+
+def _pixels(cube: Cube) -> np.ndarray:
+    return np.vstack([x for _, x in row_blocks(cube)]).astype(np.float32)
+
+
+class KnnScorer(Scorer):
+    """The reference spectra PyOD fitted (a subsample of at most ``max_fit``)."""
+
+    def __init__(self, fitted: np.ndarray, params: dict, wavelengths=None, *, knn: Any = None,
+                 self_scores: list | None = None, refs: Sequence[Cube] = ()) -> None:
+        self.detector, self.params = "knn", dict(params)
+        self.fitted = np.asarray(fitted, np.float32)
+        self.bands, self.wavelengths = int(self.fitted.shape[1]), wavelengths
+        self._knn = knn
+        self._self_scores = self_scores or []  # per reference cube: PyOD's own (leave-self-out) scores
+        self._refs = [weakref.ref(c) for c in refs]
+
+    def _model(self) -> Any:
+        if self._knn is None:
+            knn_cls = _import_knn()
+            self._knn = knn_cls(n_neighbors=min(self.params["n_neighbors"], len(self.fitted) - 1))
+            self._knn.fit(self.fitted)
+        return self._knn
+
+    def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
+        for i, r in enumerate(self._refs):
+            if r() is cube and i < len(self._self_scores) and self._self_scores[i] is not None:
+                return Raw(fixed=self._self_scores[i])
+        knn = self._model()
+        x = _pixels(cube)
+        ok = np.isfinite(x).all(axis=1)
+        out = np.full(x.shape[0], np.nan, np.float32)
+        idx = np.flatnonzero(ok)
+        for a in range(0, idx.size, CHUNK):
+            yield Progress(a, idx.size, "knn: distances")
+            out[idx[a:a + CHUNK]] = knn.decision_function(x[idx[a:a + CHUNK]])
+        return Raw(fixed=out.reshape(cube.rows, cube.cols))
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        return {"fitted": self.fitted}, self._meta()
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> KnnScorer:
+        return cls(arrays["fitted"], meta["params"], meta.get("wavelengths"))
+
+
+class KnnDetector(Detector):
+    scorer_class = KnnScorer
+    name = "knn"
+    label = "KNN (PyOD)"
+    summary = "PyOD KNN: distance to the k-th nearest reference spectrum (optional extra 'pyod')"
+    params = (N_NEIGHBORS, MAX_FIT, SEED)
+
+    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+                 ) -> Generator[Progress, None, KnnScorer]:
+        cubes = check_cubes(cubes)
+        knn_cls = _import_knn()
+        yield Progress(0, 1, "knn: fitting")
+        per_cube = [_pixels(c) for c in cubes]
+        x = np.vstack(per_cube)
+        ok = np.flatnonzero(np.isfinite(x).all(axis=1))
+        if ok.size <= self.params["n_neighbors"] + 1:
+            raise HsiAnomalyError(f"knn needs more than {self.params['n_neighbors'] + 1} valid pixels.")
+        whole = ok.size <= self.params["max_fit"]
+        if not whole:
+            ok = np.sort(np.random.default_rng(self.params["seed"]).choice(ok, self.params["max_fit"],
+                                                                           replace=False))
+        knn = knn_cls(n_neighbors=min(self.params["n_neighbors"], ok.size - 1))
+        knn.fit(x[ok])
+        self_scores: list = []
+        if whole:  # every valid reference pixel fitted: its score leaves itself out (PyOD's own)
+            full = np.full(x.shape[0], np.nan, np.float32)
+            full[ok] = knn.decision_scores_
+            a = 0
+            for c, px in zip(cubes, per_cube):
+                self_scores.append(full[a:a + px.shape[0]].reshape(c.rows, c.cols))
+                a += px.shape[0]
+        return KnnScorer(x[ok], self.params, cubes[0].wavelengths, knn=knn, self_scores=self_scores,
+                         refs=cubes)
