@@ -72,7 +72,9 @@ def test_view_bad_file_exits_before_the_viewer(tmp_path, capsys, monkeypatch):
 
 def test_view_passes_file_and_options(tmp_path, monkeypatch):
     import napari_hsi_anomaly._launch as launch_mod
+    import napari_hsi_anomaly.cli.io_commands as io_mod
 
+    monkeypatch.setattr(io_mod, "display_problem", lambda: None)
     calls = []
     monkeypatch.setattr(launch_mod, "launch", lambda *a, **k: calls.append((a, k)))
     np.save(tmp_path / "c.npy", np.zeros((4, 5, 6), np.float32))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -11,18 +10,32 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.cli.common import (
+    LazyChoices,
+    add_cube_options,
+    check_model_out,
+    check_usable,
+    read_input,
+)
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
-from napari_hsi_anomaly.core.io import LAYOUTS, read_cube
-from napari_hsi_anomaly.core.model import (
-    FEATURE_KINDS,
-    PRESETS,
-    TrainOptions,
-    iter_features,
-    iter_train,
-    load_model,
-    save_model,
+from napari_hsi_anomaly.core.guards import (
+    check_input_path,
+    check_number,
+    check_output_path,
 )
 from napari_hsi_anomaly.core.progress import Progress, run
+
+
+def _presets() -> list[str]:
+    from napari_hsi_anomaly.core.model import PRESETS
+
+    return sorted(PRESETS)
+
+
+def _feature_kinds() -> tuple[str, ...]:
+    from napari_hsi_anomaly.core.model import FEATURE_KINDS
+
+    return FEATURE_KINDS
 
 
 class ProgressLine:
@@ -67,11 +80,45 @@ def _hms(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def _check_train_options(args: argparse.Namespace) -> None:
+    check_number(args.epochs, "--epochs", minimum=1, integer=True)
+    check_number(args.batch_size, "--batch-size", minimum=1, maximum=65536, integer=True)
+    check_number(args.lr, "--lr", minimum=0, exclusive_min=True)
+    check_number(args.window, "--window", minimum=1, integer=True)
+    check_number(args.crop, "--crop", minimum=1, integer=True)
+    check_number(args.steps_per_epoch, "--steps-per-epoch", minimum=1, integer=True)
+    check_number(args.val_fraction, "--val-fraction", minimum=0, maximum=0.9)
+    check_number(args.seed, "--seed", minimum=0, integer=True)
+    check_number(args.threads, "--threads", minimum=1, maximum=4096, integer=True)
+
+
 def _train(args: argparse.Namespace) -> int:
-    cubes = [read_cube(p, layout=args.layout, key=args.key) for p in args.cubes]
+    import dataclasses
+
+    _check_train_options(args)
+    for p in args.cubes:
+        check_input_path(p, "cube")
+    check_model_out(args.out, inputs=args.cubes)
+    cubes = [check_usable(read_input(p, args), args) for p in args.cubes]
+    if len({c.bands for c in cubes}) > 1:
+        raise HsiAnomalyError(
+            "All training cubes need the same band count; got "
+            + ", ".join(f"{c.name}: {c.bands}" for c in cubes) + "."
+        )
+    side = max(max(c.rows, c.cols) for c in cubes)
+    if args.crop and args.crop > side:
+        raise HsiAnomalyError(
+            f"--crop {args.crop} is larger than the cube ({side} px at most); use --crop {side} or less."
+        )
+    from napari_hsi_anomaly.core.guards import check_cae_size
+    from napari_hsi_anomaly.core.model import PRESETS, TrainOptions, iter_train, save_model
+
     preset = PRESETS[args.preset]
     if args.window:
         preset = dataclasses.replace(preset, window=args.window)
+    config = preset.with_bands(cubes[0].bands)
+    check_cae_size(config, window=args.crop or config.window, batch=args.batch_size, training=True,
+                   what="Training")
     options = TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
         learning_rate=args.lr, seed=args.seed, device=args.device, threads=args.threads,
@@ -83,7 +130,7 @@ def _train(args: argparse.Namespace) -> int:
         model = run(iter_train(cubes, preset, options), line)  # Ctrl-C here: nothing written yet
     finally:
         line.close()
-    out = save_model(model, args.out)  # atomic: a temporary directory renamed into place
+    out = save_model(model, Path(args.out).expanduser())  # atomic: a temporary folder renamed
     s = model.summary
     print(
         f"saved {out}: {model.describe()}, {s['windows']} windows in {s['seconds']:.1f} s",
@@ -93,11 +140,24 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix.lower() not in (".npy", ".npz"):
-        raise HsiAnomalyError(f"--out must end with .npy or .npz; got {out.name}.")
+    check_number(args.window, "--window", minimum=1, integer=True)
+    check_number(args.batch_size, "--batch-size", minimum=1, maximum=65536, integer=True)
+    out = check_output_path(args.out, inputs=[args.cube], exts=(".npy", ".npz"))
+    check_input_path(args.model, "--model", directory=True)
+    check_input_path(args.cube, "cube")
+    if out.suffix.lower() == ".npy":
+        stem = out.with_suffix("")
+        for extra in (".regions.npy", ".valid.npy"):
+            check_output_path(stem.with_name(stem.name + extra), inputs=[args.cube], what="--out (beside)")
+    cube = check_usable(read_input(args.cube, args), args)
+    from napari_hsi_anomaly.core.guards import check_cae_size
+    from napari_hsi_anomaly.core.model import iter_features, load_model
+
     model = load_model(args.model, device="cuda" if args.device == "cuda" else "cpu")
-    cube = read_cube(args.cube, layout=args.layout, key=args.key)
+    model.check_cube(cube)
+    window = args.window or model.window
+    check_cae_size(model.config, window=window, batch=args.batch_size, training=False,
+                   what="Feature extraction")
     line = ProgressLine()
     try:
         fs = run(
@@ -151,18 +211,12 @@ def _atomic_save(path: Path, data) -> Path:
     return path
 
 
-def _add_cube_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--layout", choices=LAYOUTS, default=None,
-                   help="axis order of .npy/.npz/TIFF arrays (default: bands-last)")
-    p.add_argument("--key", default="cube", help="array to read from an .npz (default: cube)")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``features``."""
     t = sub.add_parser("train", help="train a 3-D CAE on one or more cubes (same bands)")
     t.add_argument("cubes", nargs="+", metavar="CUBE", help="cube files: the reference population")
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
-    t.add_argument("--preset", choices=sorted(PRESETS), default="fast",
+    t.add_argument("--preset", choices=LazyChoices(_presets), default="fast", metavar="PRESET",
                    help="network: fast (light, CPU) or thesis (48 kernels 5x5x5)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=8)
@@ -180,17 +234,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    _add_cube_options(t)
+    add_cube_options(t, fill=True)
     t.set_defaults(func=_train)
 
     f = sub.add_parser("features", help="extract CAE features (f1-f4 per window/section, pixel)")
     f.add_argument("cube", metavar="CUBE")
     f.add_argument("--model", required=True, metavar="MODEL_DIR")
-    f.add_argument("--feature", choices=FEATURE_KINDS, default="pixel")
+    f.add_argument("--feature", choices=LazyChoices(_feature_kinds), default="pixel", metavar="FEATURE",
+                   help="f1-f4 (thesis, per window/section) or pixel (default)")
     f.add_argument("--out", required=True, metavar="FEATURES.npy",
                    help=".npy (regions/valid beside it as NAME.regions.npy, NAME.valid.npy) or .npz")
     f.add_argument("--window", type=int, default=None, help="window for f1-f4 (default: model's)")
     f.add_argument("--batch-size", type=int, default=4)
     f.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    _add_cube_options(f)
+    add_cube_options(f, fill=True)
     f.set_defaults(func=_features)

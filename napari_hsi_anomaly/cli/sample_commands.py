@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.guards import check_allocation, check_number, check_output_dir, human_bytes
 from napari_hsi_anomaly.core.scene import default_s_anom, make_scene
 from napari_hsi_anomaly.core.scene.files import FORMATS, SAMPLE_SCENE, write_sample, write_scene
 from napari_hsi_anomaly.core.synth import band_stats
 
+SCENE_BYTES_PER_PIXEL = 400  # peak while generating one scene (measured 230-345 bytes/px)
 THESIS = {"rows": 1830, "cols": 1830, "scenes": 13, "window": 128, "s_anom": 20, "p_anom": 0.05}
 
 
@@ -57,8 +59,22 @@ def _population_stats(args: argparse.Namespace, seeds: list[int]) -> tuple[np.nd
     return means, np.sqrt(np.maximum(total_sq / n - means**2, 0.0))
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    check_number(args.rows, "--rows", minimum=8, integer=True)
+    check_number(args.cols, "--cols", minimum=8, integer=True)
+    check_number(args.scenes, "--scenes", minimum=1, maximum=100_000, integer=True)
+    check_number(args.seed, "--seed", minimum=0, maximum=2**31, integer=True)
+    check_number(args.window, "--window", minimum=8, integer=True)
+    check_number(args.p_anom, "--p-anom", minimum=0, maximum=1)
+    check_number(args.s_anom, "--s-anom", minimum=1, maximum=args.window, integer=True)
+    check_number(args.clouds, "--clouds", minimum=0, maximum=1)
+    check_number(args.haze, "--haze", minimum=0, maximum=1)
+    if not args.name or any(c in args.name for c in "/\\\0") or args.name in (".", ".."):
+        raise HsiAnomalyError(f"--name {args.name!r} must be a plain file name prefix (no folders).")
+
+
 def _sample(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    out = check_output_dir(args.out)
     if args.repo_sample:
         paths = write_sample(out)
         _say(f"wrote the repository sample scene ({SAMPLE_SCENE})")
@@ -68,8 +84,9 @@ def _sample(args: argparse.Namespace) -> int:
         for key, value in THESIS.items():
             setattr(args, key, value)
         args.global_stats = True
-    if args.rows < 8 or args.cols < 8 or args.scenes < 1:
-        raise HsiAnomalyError("--rows and --cols must be at least 8 and --scenes at least 1.")
+    _check_options(args)
+    check_allocation(float(args.rows) * args.cols * SCENE_BYTES_PER_PIXEL,
+                     f"Generating a {args.rows}x{args.cols} scene", hint="use smaller --rows/--cols")
     if args.s_anom is None:
         args.s_anom = default_s_anom(args.window)
     seeds = list(range(args.seed, args.seed + args.scenes))
@@ -81,6 +98,15 @@ def _sample(args: argparse.Namespace) -> int:
         f"({'float32' if itemsize == 4 else 'uint16 x 10000'}): about {_human(per_scene * args.scenes)} "
         f"on disk in {out}"
     )
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if per_scene * args.scenes > free:
+        raise HsiAnomalyError(
+            f"--out {args.out}: the scenes need about {human_bytes(per_scene * args.scenes)} but only "
+            f"{human_bytes(free)} is free there; choose fewer or smaller scenes, or another folder."
+        )
     if per_scene * args.scenes > 1024**3:
         _say(f"warning: this needs {_human(per_scene * args.scenes)} of free disk space")
     stats = _population_stats(args, seeds) if args.global_stats and not args.no_anomalies else None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.cli.common import add_cube_options, check_usable, float32_bytes, read_input
 from napari_hsi_anomaly.core.detectors.glosh_cae import FEATURES
 from napari_hsi_anomaly.core.detectors.registry import DEFAULT_METHOD, REGISTRY, detector_names
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
@@ -31,12 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--t-anom", type=float, default=0.7, help="threshold for --mask-out (default 0.7)")
     p.add_argument("--mask-out", help="also write the mask score >= t-anom here (uint8)")
     p.add_argument("--out", required=True, help="score map (.npy, .tif or .hdr)")
+    add_cube_options(p, fill=True)
     p.set_defaults(func=cmd_score)
 
     e = sub.add_parser("evaluate", help="TPR, FNR, precision, F-score and AUC of a score map")
     e.add_argument("--scores", required=True, help="score map (.npy or anything read_cube reads)")
     e.add_argument("--gt", required=True, help="ground truth mask (.npy, .npz with key gt, image)")
     e.add_argument("--t-anom", type=float, default=0.7, help="anomaly threshold (default 0.7)")
+    e.add_argument("--scores-key", default=None, help="array of an --scores .npz (default: scores)")
+    e.add_argument("--gt-key", default=None, help="array of a --gt .npz (default: gt)")
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("synth", help="plant synthetic anomalies (thesis recipe) in a cube")
@@ -46,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--p-anom", type=float, default=0.05, help="fraction of windows (default 0.05)")
     s.add_argument("--s-anom", type=int, default=20, help="anomaly side in pixels (default 20)")
     s.add_argument("--window", type=int, default=128, help="window size (default 128)")
+    add_cube_options(s)
     s.set_defaults(func=cmd_synth)
 
 
@@ -59,11 +64,45 @@ def _check_finite(cube) -> None:
         raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    from napari_hsi_anomaly.core.io import read_cube, write_map
+def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """Options and paths of ``score``, before anything is read (guards); the resolved outputs."""
+    from napari_hsi_anomaly.core.guards import (
+        check_input_path,
+        check_min_samples,
+        check_number,
+        check_output_path,
+        check_p_min,
+        check_threshold,
+    )
+    from napari_hsi_anomaly.core.io.writers import MAP_SUFFIXES
 
-    cube = read_cube(args.cube)
-    _check_finite(cube)
+    check_threshold(args.t_anom)
+    check_p_min(args.p_min)
+    check_min_samples(args.min_samples)
+    check_number(args.epochs, "--epochs", minimum=1, integer=True)
+    check_input_path(args.cube, "cube")
+    if args.model:
+        check_input_path(args.model, "--model", directory=True)
+    exts = MAP_SUFFIXES + (".img",)
+    out = check_output_path(args.out, inputs=[args.cube], exts=exts)
+    mask_out = None
+    if args.mask_out:
+        mask_out = check_output_path(args.mask_out, inputs=[args.cube], others=[out], exts=exts,
+                                     what="--mask-out")
+    return out, mask_out
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from napari_hsi_anomaly.core.guards import check_allocation, check_min_samples, check_p_min
+    from napari_hsi_anomaly.core.io import write_map
+
+    out_path, mask_path = _check_score_args(args)
+    cube = check_usable(read_input(args.cube, args), args)
+    n = cube.rows * cube.cols
+    check_p_min(args.p_min, n)
+    check_min_samples(args.min_samples, n)
+    check_allocation(float32_bytes(cube, 3), f"Scoring {cube.name} ({cube.bands}x{cube.rows}x{cube.cols})",
+                     hint="crop the cube or score it in tiles")
     model = train_options = None
     if args.model:
         from napari_hsi_anomaly.core.model import load_model
@@ -83,50 +122,31 @@ def cmd_score(args: argparse.Namespace) -> int:
         _progress,
     )
     print(file=sys.stderr)
-    out = write_map(args.out, det.score_map.astype(np.float32), like=cube)
+    out = write_map(out_path, det.score_map.astype(np.float32), like=cube)
     print(f"scores: {out} ({det.method}, feature {det.feature}, max {det.score_map.max():.3f})",
           file=sys.stderr)
     if args.mask_out:
         mask = det.mask(args.t_anom)
-        m = write_map(args.mask_out, mask.astype(np.uint8), like=cube)
+        m = write_map(mask_path, mask.astype(np.uint8), like=cube)
         print(f"mask: {m} ({int(mask.sum())} pixels >= {args.t_anom})", file=sys.stderr)
     return 0
 
 
-def load_map(path: str | Path, what: str) -> np.ndarray:
-    """A 2-D array from ``.npy``, ``.npz`` (key ``gt``/``scores`` or the only array) or a cube file."""
-    path = Path(path)
-    if not path.exists():
-        raise HsiAnomalyError(f"{what} file not found: {path}")
-    if path.suffix.lower() in (".npy", ".npz"):
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise HsiAnomalyError(f"{path}: cannot read as NumPy ({exc}).") from None
-        if isinstance(data, np.lib.npyio.NpzFile):
-            keys = [k for k in ("gt", "scores", "mask") if k in data.files] or data.files
-            if not keys:
-                raise HsiAnomalyError(f"{path}: empty .npz.")
-            data = data[keys[0]]
-        arr = np.asarray(data)
-    else:
-        from napari_hsi_anomaly.core.io import read_cube
+def load_map(path: str | Path, role: str, key: str | None = None) -> np.ndarray:
+    """A 2-D map by role (``scores`` or ``gt``): see ``core.io.map_reader.read_map``."""
+    from napari_hsi_anomaly.core.io.map_reader import read_map
 
-        cube = read_cube(path)
-        if cube.bands != 1:
-            raise ShapeError(f"{path}: {what} must have one band; it has {cube.bands}.")
-        arr = np.asarray(cube.data[0])
-    arr = np.squeeze(arr)
-    if arr.ndim != 2:
-        raise ShapeError(f"{path}: {what} must be a 2-D (rows, cols) array; got shape {arr.shape}.")
-    return arr
+    return read_map(path, role, key)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from napari_hsi_anomaly.core.guards import check_threshold
+
+    check_threshold(args.t_anom)
+    scores = load_map(args.scores, "scores", args.scores_key).astype(np.float32)
+    gt = load_map(args.gt, "gt", args.gt_key)
     from napari_hsi_anomaly.core.scoring.metrics import evaluate
 
-    scores = load_map(args.scores, "scores").astype(np.float32)
-    gt = load_map(args.gt, "ground truth")
     if scores.shape != gt.shape:
         raise ShapeError(f"scores {scores.shape} and ground truth {gt.shape} differ in shape.")
     m = evaluate(scores, gt, args.t_anom)
@@ -144,10 +164,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from napari_hsi_anomaly.core.cube import Cube
-    from napari_hsi_anomaly.core.io import read_cube, write_cube
+    from napari_hsi_anomaly.core.guards import (
+        check_allocation,
+        check_input_path,
+        check_number,
+        check_output_dir,
+        check_output_path,
+    )
+    from napari_hsi_anomaly.core.io import write_cube
     from napari_hsi_anomaly.core.synth import plant_anomalies
 
-    cube = read_cube(args.cube)
+    check_number(args.seed, "--seed", minimum=0, maximum=2**32 - 1, integer=True)
+    check_number(args.p_anom, "--p-anom", minimum=0, maximum=1)
+    check_number(args.window, "--window", minimum=4, integer=True)
+    check_number(args.s_anom, "--s-anom", minimum=1, maximum=args.window, integer=True)
+    check_input_path(args.cube, "cube")
+    out_dir = check_output_dir(args.out, inputs=[args.cube])
+    name = Path(args.cube).stem
+    for target in (f"{name}_synth.hdr", "gt.npy", "labels.npz"):
+        if out_dir.is_dir():
+            check_output_path(out_dir / target, inputs=[args.cube])
+    cube = read_input(args.cube, args)
+    check_allocation(float32_bytes(cube, 3), f"Planting anomalies in {cube.name}")
     if cube.rows < args.window or cube.cols < args.window:
         raise ShapeError(
             f"{cube.name}: the cube ({cube.rows}x{cube.cols}) is smaller than the window ({args.window})."
@@ -155,7 +193,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     data = cube.as_float32()
     planted = plant_anomalies(data, window=args.window, p_anom=args.p_anom, s_anom=args.s_anom,
                               seed=args.seed)
-    out = Path(args.out)
+    out = out_dir
     out.mkdir(parents=True, exist_ok=True)
     new = Cube(planted.data.astype(np.float32), wavelengths=cube.wavelengths,
                band_names=cube.band_names, units=cube.units, default_bands=cube.default_bands)

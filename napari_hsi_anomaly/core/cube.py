@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hsi_anomaly.core.errors import ShapeError
+from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 
 RGB_TARGETS_NM = (640.0, 550.0, 470.0)
 
@@ -113,6 +113,11 @@ class Cube:
 
     def as_float32(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
         """A float32 copy of a spatial block, scaled, with no-data and non-finite values set to NaN."""
+        if np.dtype(self.data.dtype).kind == "c":
+            raise HsiAnomalyError(
+                f"{self.name} holds complex values; detectors and training need real ones: save the "
+                "magnitude (np.abs) or the real part first."
+            )
         block = np.array(self.data[:, rows, cols], dtype=np.float32)  # a copy: data may be read-only
         if self.nodata is not None:
             block[block == np.float32(self.nodata)] = np.nan

@@ -9,6 +9,7 @@ import numpy as np
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError
 from napari_hsi_anomaly.core.io.envi_header import ENVI_DTYPES, read_header
+from napari_hsi_anomaly.core.io.numpy_io import COMPLEX_WARNING, check_regular_file
 from napari_hsi_anomaly.core.io.wavelengths import to_nanometres
 
 DATA_SUFFIXES = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", "")
@@ -54,9 +55,12 @@ def _int(h: dict, key: str, hdr: Path, default: int | None = None) -> int:
             return default
         raise CubeReadError(f"{hdr.name}: the header has no '{key}' (required).")
     try:
-        out = int(float(str(val)))
+        number = float(str(val).strip())
     except ValueError:
         raise CubeReadError(f"{hdr.name}: '{key} = {val}' is not a number.") from None
+    if not np.isfinite(number) or number != int(number):
+        raise CubeReadError(f"{hdr.name}: '{key} = {val}' must be a whole number; fix the header.")
+    out = int(number)
     if out < 0 or (key != "header offset" and out == 0):
         raise CubeReadError(f"{hdr.name}: '{key} = {val}' must be positive.")
     return out
@@ -100,6 +104,8 @@ def _size_error(img: Path, actual: int, need: int, dims: tuple[int, int, int], d
 def read_envi(path: Path) -> Cube:
     """Open an ENVI cube (header or data path) as a read-only memory map."""
     hdr, img = find_pair(path)
+    check_regular_file(hdr)
+    check_regular_file(img)
     h = read_header(hdr)
     samples, lines, bands = (_int(h, k, hdr) for k in ("samples", "lines", "bands"))
     offset = _int(h, "header offset", hdr, default=0)
@@ -126,6 +132,11 @@ def read_envi(path: Path) -> Cube:
         raise CubeReadError(f"Cannot map {img.name}: {exc}.") from exc
     data = mm.transpose(transpose)  # a view, no copy
     meta: dict = {"envi": h, "header": str(hdr), "data_file": str(img)}
+    hint = byte_order_hint(mm, hdr.name)
+    if hint:
+        meta.setdefault("warnings", []).append(hint)
+    if dt.kind == "c":
+        meta.setdefault("warnings", []).append(COMPLEX_WARNING)
     wavelengths = _wavelengths(h, bands, meta)
     names = h.get("band names")
     band_names = [str(n) for n in names] if isinstance(names, list) and len(names) == bands else None
@@ -168,3 +179,47 @@ def _default_bands(h: dict, bands: int, meta: dict) -> tuple[int, int, int] | No
         return None
     idx = [int(v) - 1 for v in vals]  # ENVI is 1-based
     return (idx[0], idx[0], idx[0]) if len(idx) == 1 else (idx[0], idx[1], idx[2])
+
+
+BYTE_ORDER_SAMPLE = 65536  # values looked at by ``byte_order_hint``
+
+
+def _implausible_float(v: np.ndarray) -> float:
+    """Fraction of values no sensor writes: non-finite, or magnitudes above 1e15 or (non-zero) below
+    1e-15 -- what float data read with the wrong byte order mostly looks like."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        a = np.abs(v.astype(np.float64))
+        bad = ~np.isfinite(a) | (a > 1e15) | ((a > 0) & (a < 1e-15))
+    return float(bad.mean()) if v.size else 0.0
+
+
+def byte_order_hint(mm: np.ndarray, name: str) -> str | None:
+    """A warning when the values look byte-swapped (the header's ``byte order`` is probably wrong).
+
+    Floats: most values implausible while the swapped ones are not. Integers: the high byte of the
+    values varies far more than the low byte (real data vary most in the low byte)."""
+    dt = mm.dtype
+    if dt.itemsize == 1 or dt.kind not in "iuf":
+        return None
+    flat = np.asarray(mm.reshape(-1)[:: max(1, mm.size // BYTE_ORDER_SAMPLE)][:BYTE_ORDER_SAMPLE])
+    if flat.size < 16:
+        return None
+    swapped = flat.byteswap()  # the same bytes read in the other order
+    big = dt.byteorder == ">" or (dt.byteorder == "=" and not np.little_endian)
+    order = "1 (big-endian)" if big else "0 (little-endian)"
+    other = "0" if order.startswith("1") else "1"
+    if dt.kind == "f":
+        if _implausible_float(flat) > 0.5 and _implausible_float(swapped) < 0.05:
+            return (f"{name}: most values are implausible (e.g. {flat[np.argmax(np.abs(flat))]:.3g}) "
+                    f"with 'byte order = {order}', and plausible with byte order {other}: the header's "
+                    f"byte order is probably wrong; set 'byte order = {other}'.")
+        return None
+    native = np.ascontiguousarray(flat, dtype=flat.dtype.newbyteorder("="))
+    raw = native.view(np.uint8).reshape(-1, dt.itemsize)
+    low, high = (raw[:, 0], raw[:, -1]) if np.little_endian else (raw[:, -1], raw[:, 0])
+    n_low, n_high = np.unique(low).size, np.unique(high).size
+    if n_high >= 64 and n_high > 4 * n_low:
+        return (f"{name}: the values look byte-swapped with 'byte order = {order}' (their high byte varies "
+                f"more than the low one: {n_high} against {n_low} distinct values); if the image looks like "
+                f"noise, set 'byte order = {other}' in the header.")
+    return None

@@ -8,7 +8,12 @@ import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError, ShapeError
-from napari_hsi_anomaly.core.io.numpy_io import check_layout, to_bands_first
+from napari_hsi_anomaly.core.io.numpy_io import (
+    check_layout,
+    check_numbers,
+    check_regular_file,
+    to_bands_first,
+)
 from napari_hsi_anomaly.core.io.writers import GEOTIFF_TAGS
 
 GDAL_NODATA = 42113
@@ -56,16 +61,23 @@ def read_tiff(path: Path, layout: str | None = None) -> Cube:
     """A cube from a TIFF: memory-mapped when uncompressed and contiguous, else read."""
     import tifffile
 
+    from napari_hsi_anomaly.core.guards import check_allocation
+
     if layout is not None:
         check_layout(layout)
+    check_regular_file(path)
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             shape, axes = tuple(series.shape), series.axes
+            check_numbers(series.dtype, path.name, complex_ok=True)
             geo, nodata = _geotags(tif.pages[0])
             try:
                 arr = tifffile.memmap(path, mode="r")
             except (ValueError, OSError):
+                nbytes = float(np.prod(shape, dtype=np.float64)) * np.dtype(series.dtype).itemsize
+                check_allocation(nbytes, f"{path.name} (compressed or tiled: read whole, decompressed)",
+                                 hint="save it uncompressed (then it is memory-mapped)")
                 arr = series.asarray()
     except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
         raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc

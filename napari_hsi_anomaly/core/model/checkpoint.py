@@ -115,12 +115,18 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> TrainedMode
         config = json.loads((d / CONFIG).read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"{d / CONFIG} is not valid JSON: {exc}.") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"{d / CONFIG} is not a model config (a JSON object); the folder is damaged.")
     _check_versions(config, d)
     try:
         arch = CAEConfig.from_dict(config["architecture"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ModelError(f"{d / CONFIG}: bad architecture entry ({exc}).") from exc
-    scaler = MinMaxScaler.from_dict(config.get("scaling", {}))
+    _check_plausible(arch, d)
+    try:
+        scaler = MinMaxScaler.from_dict(config.get("scaling", {}))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"{d / CONFIG}: bad scaling entry ({exc}).") from exc
     if scaler.bands != arch.bands:
         raise ModelError(
             f"{d / CONFIG}: scaling has {scaler.bands} bands but the architecture {arch.bands}."
@@ -134,6 +140,22 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> TrainedMode
     net.load_state_dict(tensors)
     net.to(torch.device(device)).eval()
     return TrainedModel(net=net, config=arch, scaler=scaler, summary=dict(config.get("training") or {}))
+
+
+def _check_plausible(arch: CAEConfig, d: Path) -> None:
+    """Before building the network: its weights must fit the memory budget and match the size of
+    ``model.safetensors`` (a 2 KB config must not allocate gigabytes)."""
+    from napari_hsi_anomaly.core.guards import cae_parameter_count, check_allocation
+
+    params = cae_parameter_count(arch.kernels, arch.kernel_size, arch.bias)
+    check_allocation(4.0 * params, f"{d / CONFIG}: a network of {params:,} weights",
+                     hint="the config is damaged or not meant for this machine")
+    size = (d / WEIGHTS).stat().st_size
+    if 2 * params > size:  # at least 2 bytes a weight (float16), whatever the saved precision
+        raise ModelError(
+            f"{d / CONFIG} describes {params:,} weights (float32: {4 * params:,} bytes) but "
+            f"{WEIGHTS} holds only {size:,} bytes: the model folder is damaged (re-save or re-train it)."
+        )
 
 
 def _check_versions(config: dict, d: Path) -> None:

@@ -1,0 +1,127 @@
+"""Helpers shared by the sub-command modules: cube options, checked reading, messages.
+
+Light on purpose (no torch, hdbscan, ...): the checks run before any heavy import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.guards import check_input_path
+
+LAYOUTS = ("bands-last", "bands-first", "auto")
+LAYOUT_HELP = (
+    "axis order of .npy/.npz/TIFF arrays: bands-last = (rows, cols, bands), bands-first = "
+    "(bands, rows, cols); without it the layout is guessed only where the shape leaves no doubt "
+    "(and said so); ENVI files follow their header"
+)
+KEY_HELP = "array to read from an .npz (default: cube)"
+
+
+def say(msg: str) -> None:
+    """A message on stderr (stdout is for results)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def add_cube_options(p: argparse.ArgumentParser, *, fill: bool = False) -> None:
+    """``--layout`` and ``--key`` (and ``--no-fill-detect`` for commands that score or train)."""
+    p.add_argument("--layout", choices=LAYOUTS, default=None, help=LAYOUT_HELP)
+    p.add_argument("--key", default="cube", help=KEY_HELP)
+    p.add_argument("--date", type=int, default=None, metavar="K",
+                   help="date K (0-based) of a 4-D stack (dates, rows, cols, bands); every cube named "
+                   "on the command line is read at that date")
+    if fill:
+        p.add_argument(
+            "--no-fill-detect", action="store_true",
+            help="do not treat a large border-connected area of identical pixels as no-data fill "
+            "(the header's no-data value is always honoured)",
+        )
+
+
+def read_input(path: str, args: argparse.Namespace, what: str = "cube", *, quiet: bool = False) -> Cube:
+    """Read a cube after checking the path (exists, regular file); notes and warnings to stderr
+    (unless ``quiet``: ``info`` prints them itself)."""
+    from napari_hsi_anomaly.core.io import read_cube
+
+    check_input_path(path, what)
+    cube = read_cube(path, layout=getattr(args, "layout", None), key=getattr(args, "key", "cube"),
+                     date=getattr(args, "date", None))
+    for note in [] if quiet else cube.metadata.get("notes", []):
+        say(f"note: {cube.name}: {note}")
+    for warning in [] if quiet else cube.metadata.get("warnings", []):
+        say(f"warning: {warning}")
+    return cube
+
+
+def check_usable(cube: Cube, args: argparse.Namespace | None = None) -> Cube:
+    """Refuse cubes no detector or training can use: no valid pixel, or every valid pixel the same.
+    Marks border fill as no-data unless ``--no-fill-detect``."""
+    from napari_hsi_anomaly.core.nodata import check_not_constant, mark_fill
+
+    if not (args is not None and getattr(args, "no_fill_detect", False)):
+        n = mark_fill(cube)
+        if n:
+            say(f"note: {cube.name}: {n:,} border pixels identical in every band are treated as "
+                "no-data fill (use --no-fill-detect to keep them)")
+    valid = cube.valid_mask()
+    if not valid.any():
+        raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")
+    check_not_constant(cube, valid)
+    return cube
+
+
+def pixel_count(cube: Cube) -> int:
+    return int(cube.rows) * int(cube.cols)
+
+
+def float32_bytes(cube: Cube, copies: float = 1.0) -> float:
+    """Bytes of ``copies`` float32 copies of the cube."""
+    return float(copies) * cube.bands * cube.rows * cube.cols * np.dtype(np.float32).itemsize
+
+
+class LazyChoices:
+    """argparse ``choices`` read from a heavy module only when an option is parsed or its help shown
+    (give the argument a ``metavar``, or argparse lists them while building the parser)."""
+
+    def __init__(self, load) -> None:
+        self._load, self._items = load, None
+
+    def _get(self) -> tuple:
+        if self._items is None:
+            self._items = tuple(self._load())
+        return self._items
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._get()
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+MODEL_FILES = {"model.safetensors", "config.json"}
+
+
+def check_model_out(path: str, inputs=()) -> None:
+    """``train --out``: a new folder, an empty one, or a saved model (replaced whole); never a folder
+    holding other files (checked before training, not after)."""
+    from pathlib import Path
+
+    from napari_hsi_anomaly.core.guards import check_output_dir
+
+    real = check_output_dir(path, inputs=inputs, what="--out")
+    if real.is_dir():
+        other = sorted(f.name for f in real.iterdir() if f.name not in MODEL_FILES)
+        if other:
+            raise HsiAnomalyError(
+                f"--out {Path(path)} holds other files than a saved model ({', '.join(other[:3])}"
+                f"{', ...' if len(other) > 3 else ''}): saving replaces the folder whole; choose a new "
+                "folder name."
+            )

@@ -1,0 +1,119 @@
+"""``read_map``: a 2-D score map or ground truth from any format the writers and the viewer write
+(``.npy``, ``.npz``, ``.tif``/``.tiff``, ENVI ``.hdr``/``.img``), read by its role."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.core.errors import CubeReadError, HsiAnomalyError, ShapeError
+from napari_hsi_anomaly.core.guards import check_allocation, check_input_path
+from napari_hsi_anomaly.core.io.numpy_io import check_numbers, check_regular_file, npz_member_info
+
+ROLES = {"scores": "scores", "gt": "ground truth"}
+MAP_READ_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".hdr", ".img")
+
+
+def _squeeze2d(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
+    shape = arr.shape
+    if arr.ndim > 2:
+        arr = arr.reshape([s for s in shape if s != 1] or [1])
+    if arr.ndim != 2:
+        raise ShapeError(
+            f"{path.name}: {what} must be one 2-D (rows, cols) map; got shape {shape}"
+            + (" (a cube: score it first with hsi-anomaly score)" if len(shape) == 3 else "") + "."
+        )
+    return arr
+
+
+def _from_npz(path: Path, role: str, key: str | None, what: str) -> np.ndarray:
+    try:
+        with zipfile.ZipFile(path) as z:
+            keys = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+            if key is None:
+                if role in keys:
+                    key = role
+                elif len(keys) == 1:
+                    key = keys[0]
+                else:
+                    raise HsiAnomalyError(
+                        f"{path.name} has no array '{role}' for the {what} (it has: "
+                        f"{', '.join(keys) or 'nothing'}); name the one to use with --{role}-key."
+                    )
+            elif key not in keys:
+                raise HsiAnomalyError(
+                    f"{path.name} has no array '{key}' (it has: {', '.join(keys) or 'nothing'})."
+                )
+            shape, dtype = npz_member_info(z, key, path.name)
+    except zipfile.BadZipFile as exc:
+        raise CubeReadError(f"{path.name} is not a readable .npz file ({exc}).") from exc
+    check_allocation(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize, f"{path.name}:{key}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return np.asarray(z[key])
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CubeReadError(f"{path.name}: cannot read '{key}' ({exc}).") from exc
+
+
+def _from_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            check_allocation(float(np.prod(series.shape, dtype=np.float64)) * series.dtype.itemsize,
+                             f"{path.name} (decompressed)")
+            return series.asarray()
+    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+
+
+def read_map(path: str | Path, role: str, key: str | None = None) -> np.ndarray:
+    """The ``(rows, cols)`` map in ``path`` for ``role`` (``"scores"`` or ``"gt"``).
+
+    An ``.npz`` is read by role: key ``scores`` for scores, ``gt`` for ground truth (or ``key``; an
+    archive with one array gives that one); anything else must hold exactly one 2-D map. Scores must
+    be finite (NaN or inf refused, never dropped); ground truth finite and non-negative.
+    """
+    what = ROLES[role]
+    path = check_input_path(path, f"{what} file")
+    check_regular_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise CubeReadError(f"{path.name} is not a readable NumPy .npy file ({exc}).") from exc
+    elif suffix == ".npz":
+        arr = _from_npz(path, role, key, what)
+    elif suffix in (".tif", ".tiff"):
+        arr = _from_tiff(path)
+    elif suffix in (".hdr", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip"):
+        from napari_hsi_anomaly.core.io.envi import read_envi
+
+        cube = read_envi(path)
+        if cube.bands != 1:
+            raise ShapeError(f"{path.name}: {what} must have one band; it has {cube.bands}.")
+        arr = cube.data[0]
+    else:
+        raise CubeReadError(
+            f"{path.name}: unknown {what} format '{path.suffix}' (use {', '.join(MAP_READ_SUFFIXES)})."
+        )
+    check_numbers(arr.dtype, path.name)
+    arr = _squeeze2d(np.asarray(arr), path, what)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            n_nan, n_inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+            raise HsiAnomalyError(
+                f"{path.name}: {n_nan:,} NaN and {n_inf:,} infinite {what} values of {arr.size:,}; "
+                "they would be dropped silently and change the result: fix or replace them first "
+                "(e.g. np.nan_to_num)."
+            )
+    if role == "gt" and arr.size and arr.min() < 0:
+        raise HsiAnomalyError(
+            f"{path.name}: ground truth has negative values; use 0 (normal) and 1 (anomaly)."
+        )
+    return arr
