@@ -88,3 +88,46 @@ def test_rx_global_reproduces_published_auc(shared_data):
     z = np.load(shared_data / "hsi-ad" / "abu-airport-1.npz", allow_pickle=False)
     score = rx_global(np.moveaxis(z["cube"], -1, 0))
     assert round(roc_auc_score(z["gt"].ravel(), score.ravel()), 4) == 0.8221
+
+
+def _local_brute_valid(x, inner, outer, ridge):
+    """The slow formula with invalid (NaN) pixels left out of every background."""
+    d, rows, cols = x.shape
+    ok = np.isfinite(x).all(axis=0)
+    out = np.full((rows, cols), np.nan)
+    ho, hi = outer // 2, inner // 2
+    for r in range(rows):
+        for c in range(cols):
+            if not ok[r, c]:
+                continue
+            win = np.zeros((rows, cols), bool)
+            win[max(0, r - ho):r + ho + 1, max(0, c - ho):c + ho + 1] = True
+            win[max(0, r - hi):r + hi + 1, max(0, c - hi):c + hi + 1] = False
+            bg = x[:, win & ok].T
+            cov = np.cov(bg, rowvar=False, ddof=1)
+            cov += np.eye(d) * (ridge * np.trace(cov) / d + 1e-12)
+            diff = x[:, r, c] - bg.mean(0)
+            out[r, c] = np.sqrt(diff @ np.linalg.solve(cov, diff))
+    return out
+
+
+def test_rx_local_nan_pixels_blocks_and_progress():
+    from napari_hsi_anomaly.core.progress import Progress
+    from napari_hsi_anomaly.core.scoring.rx import iter_rx_local
+
+    cube = _cube(3, bands=4, rows=14, cols=11)
+    cube[1, 4, 5] = np.nan
+    cube[:, 9, 2] = np.nan
+    expected = _local_brute_valid(cube, 3, 7, 1e-4)
+    got = rx_local(cube, 3, 7, n_components=None, ridge=1e-4)
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    assert np.isnan(got[4, 5]) and np.isnan(got[9, 2])
+    gen = iter_rx_local(cube, 3, 7, n_components=None, ridge=1e-4, strip_rows=3)
+    steps = []
+    try:
+        while True:
+            steps.append(next(gen))
+    except StopIteration as stop:
+        blocks = stop.value
+    assert len(steps) == 5 and all(isinstance(p, Progress) for p in steps)
+    np.testing.assert_allclose(blocks, got, rtol=1e-9)
