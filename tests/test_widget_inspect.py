@@ -27,6 +27,7 @@ def inspect(make_napari_viewer, qtbot):
     inspect = InspectWidget(viewer)
     qtbot.addWidget(detect)
     qtbot.addWidget(inspect)
+    qtbot.waitUntil(lambda: inspect.stats is not None, timeout=30000)  # scene statistics: a worker
     score(detect, qtbot, "rx")
     detect.t_anom.setValue(0.5)
     detect._commit_debounced.flush()

@@ -1,4 +1,5 @@
-"""The Cube dock: pick or open a cube, see what it is, choose the RGB composite bands."""
+"""The Cube dock: pick or open a cube (one scene on screen at a time), see what it is, choose the
+bands analysis uses, show the RGB composite or one band, and choose the composite's bands."""
 
 from __future__ import annotations
 
@@ -7,82 +8,43 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QButtonGroup,
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QRadioButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
-from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import (
-    Generation,
-    notify_error,
-    start_function_worker,
+from napari_hsi_anomaly._widgets.band_select import BandSelect
+from napari_hsi_anomaly._widgets.band_slider import BandSliderLabels, current_band
+from napari_hsi_anomaly._widgets.cube_info import (  # noqa: F401 (re-exported for the other docks)
+    band_text,
+    describe_cube,
+    is_cube_layer,
+    layer_cube,
+    read_layers,
 )
+from napari_hsi_anomaly._widgets.rgb_box import RgbBox
+from napari_hsi_anomaly._widgets.scene_view import (
+    SceneView,
+    ground_truth_layer,
+    is_ground_truth_name,
+    scene_of,
+)
+from napari_hsi_anomaly._widgets.scroll import scroll_dock
+from napari_hsi_anomaly._widgets.state import get_state
+from napari_hsi_anomaly._widgets.workers import notify_error, start_function_worker
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
-FILE_FILTER = "Cubes (*.hdr *.npy *.npz *.tif *.tiff);;All files (*)"
+FILE_FILTER = "Cubes (*.hdr *.npy *.npz *.tif *.tiff *.zip *.SAFE);;All files (*)"
 AXIS_LABELS = ("band", "row", "col")  # as the reader sets them
-
-
-def layer_cube(layer: Any) -> Cube | None:
-    """The ``Cube`` behind an Image layer: its metadata's, or the layer's 3-D data wrapped (cached)."""
-    cube = layer.metadata.get("cube") if hasattr(layer, "metadata") else None
-    if isinstance(cube, Cube):
-        return cube
-    if getattr(layer, "rgb", False) or getattr(layer, "ndim", 0) != 3:
-        return None
-    cube = Cube(np.asarray(layer.data))
-    layer.metadata["cube"] = cube
-    return cube
-
-
-def is_cube_layer(layer: Any) -> bool:
-    """An Image layer that is, or can be wrapped as, a ``(bands, rows, cols)`` cube."""
-    from napari.layers import Image
-
-    if not isinstance(layer, Image) or layer.rgb:
-        return False
-    return isinstance(layer.metadata.get("cube"), Cube) or layer.ndim == 3
-
-
-def band_text(cube: Cube, i: int) -> str:
-    """``"B04 665 nm"`` (or ``"band 4 · 665 nm"`` without band names)."""
-    label = cube.band_label(i)
-    if cube.band_names is None and cube.wavelengths is not None:
-        return f"band {i + 1} · {label}"
-    return label
-
-
-def describe_cube(cube: Cube) -> str:
-    """A few short lines about the cube for the dock."""
-    lines = [f"{cube.bands} bands × {cube.rows} × {cube.cols} px · {cube.dtype}"]
-    wl = cube.wavelengths
-    if wl is not None and np.isfinite(wl).any():
-        lines.append(f"{np.nanmin(wl):.0f}–{np.nanmax(wl):.0f} nm")
-    else:
-        lines.append("no wavelengths")
-    extra = []
-    extra.append(f"no-data {cube.nodata:g}" if cube.nodata is not None else "no no-data value")
-    if cube.scale_factor not in (None, 1):
-        extra.append(f"scale ÷{cube.scale_factor:g}")
-    lines.append(" · ".join(extra))
-    return "\n".join(lines)
-
-
-def _read(path: str) -> list[tuple[Any, dict, str]]:
-    """The reader's layer data (band stack, RGB composite), computed off the GUI thread."""
-    from napari_hsi_anomaly._reader import cube_layers
-    from napari_hsi_anomaly.core.io import read_cube
-
-    return cube_layers(read_cube(path))
+DEFAULT_AXIS_LABELS = ("-3", "-2", "-1")  # napari's labels for a layer that has none
 
 
 class CubeWidget(QWidget):
@@ -92,16 +54,17 @@ class CubeWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.state = get_state(napari_viewer)
-        self._rgb_gen = Generation()
         self._layer_obj: Any = None  # the layers behind state.cube_layer / state.rgb_layer
         self._rgb_obj: Any = None
         self._busy = 0
+        self.scene = SceneView(napari_viewer, on_mode=self._show_mode)
         self._build()
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_inserted)
         layers.events.removed.connect(self._on_removed)
         for layer in layers:
             layer.events.name.connect(self._on_renamed)
+        self.slider_labels = BandSliderLabels(napari_viewer, self.canvas_text)
         self.viewer.dims.events.current_step.connect(self._update_band_label)
         self._refresh_layers()
         self._on_layer_chosen()
@@ -109,12 +72,12 @@ class CubeWidget(QWidget):
     # ---- layout
     def _build(self) -> None:
         self.layer_combo = QComboBox()
-        self.layer_combo.setToolTip("The image layer (bands, rows, cols) the other docks work on.")
+        self.layer_combo.setToolTip("The scene (image layer: bands, rows, cols) the other docks work on.")
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.layer_combo.setMinimumContentsLength(10)
         self.layer_combo.currentIndexChanged.connect(self._on_layer_chosen)
         self.open_button = QPushButton("Open…")
-        self.open_button.setToolTip("Read an ENVI .hdr, .npy/.npz or GeoTIFF cube (off the GUI thread).")
+        self.open_button.setToolTip("Read an ENVI .hdr, .npy/.npz, GeoTIFF or Sentinel-2 SAFE (in a worker).")
         self.open_button.clicked.connect(self._open_dialog)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
@@ -124,38 +87,39 @@ class CubeWidget(QWidget):
         self.info_label = QLabel("No cube yet: open a file or add an image layer.")
         self.info_label.setWordWrap(True)
         self.info_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.bands = BandSelect(self.state)
+
+        self.show_rgb = QRadioButton("RGB composite")
+        self.show_band = QRadioButton("one band")
+        self.show_band.setToolTip("The band stack; the band slider under the canvas moves it.")
+        self._mode_group = QButtonGroup(self)
+        for b in (self.show_rgb, self.show_band):
+            self._mode_group.addButton(b)
+        self.show_rgb.setChecked(True)
+        self.show_rgb.toggled.connect(lambda on: self.scene.set_mode("rgb" if on else "band"))
+        mode_row = QHBoxLayout()
+        mode_row.setContentsMargins(0, 0, 0, 0)
+        mode_row.addWidget(self.show_rgb)
+        mode_row.addWidget(self.show_band)
         self.band_label = QLabel("")
-        self.band_label.setToolTip("The band shown by the layer at the band slider's position.")
+        self.band_label.setToolTip("The band the band slider is on (counted from 1, like the slider).")
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Layer", row)
         form.addRow("Cube", self.info_label)
+        form.addRow("Bands", self.bands)
+        form.addRow("Show", mode_row)
         form.addRow("Slider", self.band_label)
+        top = QWidget()
+        top.setLayout(form)
+        form.setContentsMargins(0, 0, 0, 0)
 
-        self.rgb_combos = []
-        rgb_form = QFormLayout()
-        rgb_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        for name in ("Red", "Green", "Blue"):
-            combo = QComboBox()
-            combo.setToolTip(f"Band shown as {name.lower()} in the RGB composite.")
-            combo.setMinimumContentsLength(8)
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            self.rgb_combos.append(combo)
-            rgb_form.addRow(name, combo)
-        self.update_rgb_button = QPushButton("Update RGB")
-        self.update_rgb_button.setToolTip(
-            "Recompute the composite (2–98 % stretch per channel) from the chosen bands."
-        )
-        self.update_rgb_button.clicked.connect(self.update_rgb)
-        rgb_form.addRow(self.update_rgb_button)
-        rgb_box = QGroupBox("RGB composite")
-        rgb_box.setLayout(rgb_form)
+        self.rgb_box = RgbBox(self.state, self._set_rgb, (self._begin, self._end))
+        self.rgb_combos, self.update_rgb_button = self.rgb_box.combos, self.rgb_box.button
+        self.rgb_bands, self.update_rgb = self.rgb_box.bands, self.rgb_box.update_rgb
 
-        outer = QVBoxLayout(self)
-        outer.addLayout(form)
-        outer.addWidget(rgb_box)
-        outer.addStretch(1)
+        scroll_dock(self, [top, self.rgb_box], margins=4)
         self.setMinimumWidth(260)
         self._set_enabled()
 
@@ -164,8 +128,8 @@ class CubeWidget(QWidget):
         has_cube = self.state.cube is not None
         self.open_button.setEnabled(idle)
         self.update_rgb_button.setEnabled(idle and has_cube)
-        for combo in self.rgb_combos:
-            combo.setEnabled(has_cube)
+        for w in (*self.rgb_combos, self.bands, self.show_rgb, self.show_band):
+            w.setEnabled(has_cube)
 
     def _begin(self) -> None:
         self._busy += 1
@@ -176,11 +140,8 @@ class CubeWidget(QWidget):
         self._set_enabled()
 
     # ---- layer list
-    def _cube_layers(self) -> list[Any]:
-        return [layer for layer in self.viewer.layers if is_cube_layer(layer)]
-
     def _refresh_layers(self) -> None:
-        names = [layer.name for layer in self._cube_layers()]
+        names = [layer.name for layer in self.viewer.layers if is_cube_layer(layer)]
         current = self.state.cube_layer
         if current not in names:
             current = self.layer_combo.currentText()
@@ -195,23 +156,36 @@ class CubeWidget(QWidget):
         layer = event.value
         layer.events.name.connect(self._on_renamed)
         self._refresh_layers()
+        cube = self.state.cube
         if not is_cube_layer(layer):
-            cube = self.state.cube
-            is_rgb = getattr(layer, "rgb", False) and self._rgb_obj is None
-            if is_rgb and cube is not None and layer.metadata.get("cube") is cube:
-                # the reader adds the composite after the band stack
-                self._rgb_obj, self.state.rgb_layer = layer, layer.name
+            if cube is None:
+                return
+            if getattr(layer, "rgb", False) and self._rgb_obj is None and scene_of(layer) is cube:
+                self._rgb_obj, self.state.rgb_layer = layer, layer.name  # the reader's composite
+                self.scene.activate(cube, self._layer_obj, layer, fit=False)
+            elif self._is_new_ground_truth(layer, cube):
+                layer.metadata["cube"] = cube  # it belongs to this scene
+                self.state.set_ground_truth(layer.name)
             return
-        from_reader = isinstance(layer.metadata.get("cube"), Cube)
-        if from_reader or self.state.cube is None:
+        if isinstance(layer.metadata.get("cube"), Cube) or cube is None:
             self.layer_combo.setCurrentText(layer.name)
             self._on_layer_chosen()
+
+    def _is_new_ground_truth(self, layer: Any, cube: Cube) -> bool:
+        from napari.layers import Labels
+
+        if not isinstance(layer, Labels) or not is_ground_truth_name(layer.name):
+            return False
+        owner = scene_of(layer)
+        return owner is cube or (owner is None and tuple(layer.data.shape[-2:]) == (cube.rows, cube.cols))
 
     def _on_removed(self, event: Any) -> None:
         layer = event.value
         layer.events.name.disconnect(self._on_renamed)
         if layer is self._rgb_obj:
             self._rgb_obj, self.state.rgb_layer = None, None
+        if layer.name == self.state.ground_truth:
+            self.state.set_ground_truth(None)
         was_current = self.layer_combo.currentText() == layer.name
         self._refresh_layers()
         if was_current and self.layer_combo.count():
@@ -245,64 +219,63 @@ class CubeWidget(QWidget):
             return
         if cube is None:
             return
+        if layer.ndim == 3 and tuple(layer.axis_labels) == DEFAULT_AXIS_LABELS:
+            layer.axis_labels = AXIS_LABELS  # the viewer's dims follow the layers' labels
         rgb = self._rgb_layer_for(layer, cube)
         self._layer_obj, self._rgb_obj = layer, rgb
         if cube is not self.state.cube or name != self.state.cube_layer:
-            self.state.set_cube(cube, name, rgb.name if rgb is not None else None)
+            rgb_name = rgb.name if rgb is not None else None
+            self.state.set_cube(cube, name, rgb_name, self.bands.default_for(cube))
+            self.scene.activate(cube, layer, rgb)
+            gt = ground_truth_layer(self.viewer, cube)
+            self.state.set_ground_truth(gt.name if gt is not None else None)
         self._show_cube(cube)
-        if layer.ndim == 3 and layer._has_default_axis_labels():
-            layer.axis_labels = AXIS_LABELS  # the viewer's dims follow the layers' labels
 
     def _show_cube(self, cube: Cube | None) -> None:
         self._set_enabled()
         if cube is None:
             return
         self.info_label.setText(describe_cube(cube))
-        default = cube.rgb_bands()
-        for combo, band in zip(self.rgb_combos, default):
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems([band_text(cube, i) for i in range(cube.bands)])
-            combo.setCurrentIndex(int(band))
-            combo.blockSignals(False)
+        self.bands.show_selection(self.state.band_selection)
+        current = self._rgb_obj.metadata.get("rgb_bands") if self._rgb_obj is not None else None
+        self.rgb_box.show_cube(cube, current)
         self._update_band_label()
 
-    def _update_band_label(self, *_: Any) -> None:
+    def _show_mode(self, mode: str) -> None:
+        for b in (self.show_rgb, self.show_band):
+            b.blockSignals(True)
+        (self.show_rgb if mode == "rgb" else self.show_band).setChecked(True)
+        for b in (self.show_rgb, self.show_band):
+            b.blockSignals(False)
+        self.slider_labels.schedule()
+
+    # ---- the band under the slider
+    def current_band(self) -> int | None:
         cube, name = self.state.cube, self.state.cube_layer
         if cube is None or name not in self.viewer.layers:
-            self.band_label.setText("")
-            return
-        layer = self.viewer.layers[name]
-        try:
-            i = int(np.round(layer.world_to_data(self.viewer.dims.point)[0]))
-        except (IndexError, ValueError):
-            i = 0
-        i = int(np.clip(i, 0, cube.bands - 1))
-        self.band_label.setText(f"band {i + 1}/{cube.bands} · {cube.band_label(i)}")
+            return None
+        return current_band(self.viewer, self.viewer.layers[name], cube.bands)
+
+    def _update_band_label(self, *_: Any) -> None:
+        i, cube = self.current_band(), self.state.cube
+        self.band_label.setText("" if i is None else f"band {i + 1}/{cube.bands} · {cube.band_label(i)}")
+
+    def canvas_text(self) -> str:
+        """The line written on the canvas: the band shown, or the composite's bands."""
+        cube = self.state.cube
+        if cube is None:
+            return ""
+        if self.scene.mode == "band":
+            i = self.current_band()
+            return "" if i is None else f"{cube.name} · band {i + 1}/{cube.bands} · {cube.band_label(i)}"
+        bands = (self._rgb_obj.metadata.get("rgb_bands") if self._rgb_obj is not None else None) or ()
+        parts = [f"{c} {cube.band_label(int(b))}" for c, b in zip("RGB", bands)]
+        return f"{cube.name} · " + " / ".join(parts) if parts else cube.name
 
     # ---- RGB
-    def rgb_bands(self) -> tuple[int, int, int]:
-        return tuple(int(c.currentIndex()) for c in self.rgb_combos)  # type: ignore[return-value]
-
-    def update_rgb(self) -> Any:
-        """Recompute the composite from the chosen bands in a worker; update/add the RGB layer."""
-        cube, name = self.state.cube, self.state.cube_layer
-        if cube is None:
-            return None
-        bands = self.rgb_bands()
-        token = self._rgb_gen.next()
-
-        def done(rgb: np.ndarray) -> None:
-            if not self._rgb_gen.is_current(token) or self.state.cube is not cube:
-                return
-            self._set_rgb(cube, name or cube.name, rgb, bands)
-
-        self._begin()
-        return start_function_worker(
-            cube.rgb, bands, on_returned=done, on_finished=self._end, desc="RGB composite"
-        )
-
-    def _set_rgb(self, cube: Cube, name: str, rgb: np.ndarray, bands: tuple[int, int, int]) -> None:
+    def _set_rgb(self, cube: Cube, rgb: np.ndarray, bands: tuple[int, int, int]) -> None:
+        """Put a new composite on screen (the reader's layer updated, or a new one above the stack)."""
+        name = self.state.cube_layer or cube.name
         layer = self._rgb_obj if self._rgb_obj in self.viewer.layers else None
         if layer is not None:
             layer.data = rgb
@@ -310,15 +283,15 @@ class CubeWidget(QWidget):
             layer.metadata["rgb_bands"] = bands
         else:
             layer = self.viewer.add_image(
-                rgb,
-                name=f"{name} RGB",
-                rgb=True,
-                contrast_limits=(0.0, 1.0),
+                rgb, name=f"{name} RGB", rgb=True, contrast_limits=(0.0, 1.0),
                 metadata={"cube": cube, "rgb_bands": bands},
             )
             self._rgb_obj, self.state.rgb_layer = layer, layer.name
-            if name in self.viewer.layers:  # below the band stack
-                self.viewer.layers.move(self.viewer.layers.index(layer), self.viewer.layers.index(name))
+            if name in self.viewer.layers:  # just above the band stack
+                self.viewer.layers.move(self.viewer.layers.index(layer), self.viewer.layers.index(name) + 1)
+        self.scene.activate(cube, self._layer_obj, layer, fit=False)
+        self.scene.set_mode("rgb")
+        self.slider_labels.schedule()
 
     # ---- open a file
     def _open_dialog(self) -> None:
@@ -327,13 +300,10 @@ class CubeWidget(QWidget):
             self.open_path(path)
 
     def open_path(self, path: str | Path) -> Any:
-        """Read ``path`` in a worker, then add the band stack and RGB layers (GUI thread)."""
+        """Read ``path`` in a worker, then add its layers (GUI thread); the new cube becomes current."""
         self._begin()
         return start_function_worker(
-            _read,
-            str(path),
-            on_returned=self._add_cube_layers,
-            on_finished=self._end,
+            read_layers, str(path), on_returned=self._add_cube_layers, on_finished=self._end,
             desc=f"Reading {Path(path).name}",
         )
 

@@ -3,6 +3,8 @@
 A click (not a drag) on the canvas plots that pixel's spectrum against the scene median and
 inter-quartile band; selecting a region row centres the view on it and shows which bands make it
 stand out (robust deviation per band, or per-band reconstruction error when the detector has it).
+Parts: ``spectrum_panel.SpectrumPanel``, ``region_table.RegionTable``, ``plots.BandBars``. Another
+scene empties everything at once; the scene statistics are computed in a worker.
 """
 
 from __future__ import annotations
@@ -11,25 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (
-    QAbstractItemView,
-    QFileDialog,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QFileDialog, QWidget
 from superqt.utils import qdebounced
 
-from napari_hsi_anomaly._widgets.detect_widget import SCORE_LAYER, find_layer
-from napari_hsi_anomaly._widgets.plots import BandBars, SpectrumPlot
+from napari_hsi_anomaly._widgets.detect_layers import SCORE_LAYER, find_layer
+from napari_hsi_anomaly._widgets.plots import BandBars
+from napari_hsi_anomaly._widgets.region_table import MAX_TABLE_ROWS, RegionTable  # noqa: F401
+from napari_hsi_anomaly._widgets.scroll import scroll_dock
+from napari_hsi_anomaly._widgets.spectrum_panel import SpectrumPanel
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import notify_error
+from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
 from napari_hsi_anomaly.core.regions import (
     RegionInfo,
     band_deviation,
@@ -40,30 +33,7 @@ from napari_hsi_anomaly.core.regions import (
     scene_spectrum_stats,
 )
 
-MAX_TABLE_ROWS = 500
 SELECTION_LAYER = "selected region"
-COLUMNS = ("#", "area px", "mean", "max", "row", "col")
-_REGION_ROLE = Qt.ItemDataRole.UserRole
-_SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-class _NumItem(QTableWidgetItem):
-    """A table item that shows formatted text but sorts by its number."""
-
-    def __lt__(self, other: QTableWidgetItem) -> bool:
-        mine, theirs = self.data(_SORT_ROLE), other.data(_SORT_ROLE)
-        if mine is None or theirs is None:
-            return super().__lt__(other)
-        return float(mine) < float(theirs)
-
-
-def _num_item(value: float, fmt: str) -> QTableWidgetItem:
-    """A table item that sorts numerically and shows ``value`` formatted."""
-    item = _NumItem(format(value, fmt))
-    item.setData(_SORT_ROLE, float(value))
-    item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
-    item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
-    return item
 
 
 class InspectWidget(QWidget):
@@ -78,8 +48,9 @@ class InspectWidget(QWidget):
         self.regions: list[RegionInfo] = []
         self.label_image: np.ndarray | None = None
         self.picked: tuple[int, int] | None = None
-        self._build()
+        self._stats_gen = Generation()
         self._refresh_debounced = qdebounced(self.refresh_regions, timeout=200)
+        self._build()
         self.state.cube_changed.connect(self._on_cube_changed)
         self.state.mask_changed.connect(self._on_mask_changed)
         self.state.detection_changed.connect(self._on_mask_changed)
@@ -89,76 +60,48 @@ class InspectWidget(QWidget):
         if self.state.mask is not None:
             self.refresh_regions()
 
-    # ---------------------------------------------------------------- layout
     def _build(self) -> None:
         theme = str(getattr(self.viewer, "theme", "dark"))
-        self.hint = QLabel("Click a pixel to see its spectrum.")
-        self.hint.setWordWrap(True)
-        self.spectrum = SpectrumPlot(theme=theme)
-        self.pin_btn = QPushButton("Pin")
-        self.pin_btn.setToolTip("keep the current spectrum for comparison")
-        self.clear_btn = QPushButton("Clear pins")
-        row = QHBoxLayout()
-        row.addWidget(self.pin_btn)
-        row.addWidget(self.clear_btn)
-
-        self.table_label = QLabel("Flagged regions: score first.")
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setDefaultSectionSize(20)
-        self.table.setMinimumHeight(110)
-        self.table.setMaximumHeight(200)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.csv_btn = QPushButton("Export table (CSV)…")
-        self.bars = BandBars(theme=theme)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addWidget(self.hint)
-        layout.addWidget(self.spectrum)
-        layout.addLayout(row)
-        layout.addWidget(self.table_label)
-        layout.addWidget(self.table)
-        layout.addWidget(self.csv_btn)
-        layout.addWidget(self.bars)
-        layout.addStretch(1)
-
-        self.pin_btn.clicked.connect(self.spectrum.pin)
-        self.clear_btn.clicked.connect(self.spectrum.clear_pins)
-        self.table.itemSelectionChanged.connect(self._on_row_selected)
-        self.csv_btn.clicked.connect(self._export_dialog)
+        self.panel = SpectrumPanel(theme)
+        self.hint, self.spectrum = self.panel.hint, self.panel.spectrum
+        self.pin_btn, self.clear_btn = self.panel.pin_btn, self.panel.clear_btn
+        self.regions_view = RegionTable(self._on_region_selected, self._export_dialog)
+        self.table, self.table_label, self.csv_btn = (
+            self.regions_view.table, self.regions_view.label, self.regions_view.csv_btn)
+        self.bars = BandBars(height_px=150, theme=theme)
+        self.bars.hide()  # until a region is chosen
+        scroll_dock(self, [self.panel, self.regions_view, self.bars], margins=4)
 
     # ---------------------------------------------------------------- cube
     def _on_cube_changed(self, cube: Any) -> None:
-        self.cube = cube
-        self.stats = None
-        self.picked = None
+        """Another scene: empty the plots, pins, table and selection now; scene statistics in a worker."""
+        self.cube, self.stats, self.picked = cube, None, None
+        self.regions, self.label_image = [], None
+        self._refresh_debounced.cancel()
+        self.regions_view.clear("Flagged regions: score first.")
+        self.bars.clear()
+        self.bars.hide()
+        layer = find_layer(self.viewer, SELECTION_LAYER)
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        self.panel.set_cube(cube)
         if cube is None:
             return
-        if cube.wavelengths is not None and np.isfinite(cube.wavelengths).all():
-            self.spectrum.set_axis(cube.wavelengths, "wavelength (nm)")
-        else:
-            self.spectrum.set_axis(np.arange(cube.bands, dtype=float), "band")
-        self.stats = scene_spectrum_stats(cube)
-        self.spectrum.set_scene(*self.stats)
-        self.bars.clear()
-        self._refresh_debounced()  # the table belongs to the previous cube until re-scored
-        unit = f" ({cube.units})" if cube.units else ""
-        self.spectrum.ax.set_ylabel("value" + unit)
+        token = self._stats_gen.next()
+
+        def done(stats: tuple) -> None:
+            if self._stats_gen.is_current(token) and self.cube is cube:
+                self.stats = stats
+                self.panel.set_scene(stats)
+
+        start_function_worker(scene_spectrum_stats, cube, on_returned=done, desc="Scene spectrum")
         self._on_dims()
 
     def _band_labels(self) -> list[str]:
         cube = self.cube
         if cube.wavelengths is not None and np.isfinite(cube.wavelengths).all():
             return [f"{w:.0f}" for w in cube.wavelengths]
-        return [str(i) for i in range(cube.bands)]
+        return [str(i + 1) for i in range(cube.bands)]
 
     def _on_dims(self, *_: Any) -> None:
         """Mark the band the viewer shows when the band stack is displayed."""
@@ -213,8 +156,8 @@ class InspectWidget(QWidget):
     def current_scores(self) -> np.ndarray | None:
         """The score map shown in the viewer (after p_min moves), else the detection's."""
         layer = find_layer(self.viewer, SCORE_LAYER)
-        if layer is not None and self.cube is not None and layer.data.shape == (self.cube.rows,
-                                                                                   self.cube.cols):
+        shape = None if self.cube is None else (self.cube.rows, self.cube.cols)
+        if layer is not None and layer.data.shape == shape:
             return layer.data
         det = self.state.detection
         return None if det is None else det.score_map
@@ -223,14 +166,11 @@ class InspectWidget(QWidget):
         """Plot the spectrum of pixel (row, col) in ``cube.as_float32`` units; returns it."""
         spec = self.cube.as_float32(slice(row, row + 1), slice(col, col + 1))[:, 0, 0]
         scores = self.current_scores()
-        score = ""
-        if scores is not None and scores.shape == (self.cube.rows, self.cube.cols):
-            score = f", score {float(scores[row, col]):.2f}"
-        label = f"({row}, {col}){score}"
-        short = f"({row}, {col})" + (f" {float(scores[row, col]):.2f}" if score else "")
+        has = scores is not None and scores.shape == (self.cube.rows, self.cube.cols)
+        score = f", score {float(scores[row, col]):.2f}" if has else ""
+        short = f"({row}, {col})" + (f" {float(scores[row, col]):.2f}" if has else "")
         self.picked = (row, col)
-        self.spectrum.set_spectrum(spec, short, title=f"pixel {label}")
-        self.hint.setText("Pin keeps this spectrum for comparison.")
+        self.panel.show_spectrum(spec, short, f"pixel ({row}, {col}){score}")
         return spec
 
     # ---------------------------------------------------------------- regions
@@ -240,54 +180,28 @@ class InspectWidget(QWidget):
     def refresh_regions(self) -> None:
         """Rebuild the table from the shared mask and the current scores."""
         mask, scores = self.state.mask, self.current_scores()
-        self.table.setSortingEnabled(False)
-        self.table.clearContents()
-        self.table.setRowCount(0)
         shape = None if self.cube is None else (self.cube.rows, self.cube.cols)
         if mask is None or scores is None or not np.shape(mask) == np.shape(scores) == shape:
             self.regions, self.label_image = [], None
-            self.table_label.setText("Flagged regions: score first.")
-            self.table.setSortingEnabled(True)
+            self.regions_view.clear("Flagged regions: score first.")
             return
         labels = self.state.mask_labels
         if labels is None or np.shape(labels) != np.shape(mask):  # not labelled by the Detect dock
             labels, _ = label_mask(mask)
         self.label_image = labels
         self.regions = flagged_regions(mask, scores, label_image=self.label_image)
-        shown = self.regions[:MAX_TABLE_ROWS]
-        self.table.setRowCount(len(shown))
-        for i, r in enumerate(shown):
-            items = (
-                _num_item(i + 1, "d"), _num_item(r.area, ",d"), _num_item(r.mean_score, ".3f"),
-                _num_item(r.max_score, ".3f"), _num_item(r.centroid[0], ".1f"),
-                _num_item(r.centroid[1], ".1f"),
-            )
-            for j, item in enumerate(items):
-                item.setData(_REGION_ROLE, i)
-                self.table.setItem(i, j, item)
-        self.table.setSortingEnabled(True)
-        n = len(self.regions)
-        more = f" (top {len(shown)} by max score shown)" if n > len(shown) else ""
-        self.table_label.setText(f"Flagged regions: {n:,}{more}. Select one to go there.")
+        self.regions_view.set_regions(self.regions)
 
     def selected_region(self) -> RegionInfo | None:
-        items = self.table.selectedItems()
-        if not items:
-            return None
-        return self.regions[int(items[0].data(_REGION_ROLE))]
+        index = self.regions_view.selected_index()
+        return None if index is None else self.regions[index]
 
     def select_region(self, index: int) -> None:
         """Select the region at ``index`` of ``self.regions`` (its table row)."""
-        for row in range(self.table.rowCount()):
-            if int(self.table.item(row, 0).data(_REGION_ROLE)) == index:
-                self.table.selectRow(row)
-                return
-        raise IndexError(f"region {index} is not in the table")
+        self.regions_view.select_index(index)
 
-    def _on_row_selected(self) -> None:
-        region = self.selected_region()
-        if region is None:
-            return
+    def _on_region_selected(self, index: int) -> None:
+        region = self.regions[index]
         self.go_to(region)
         self.highlight(region)
         self.show_region(region)
@@ -340,18 +254,17 @@ class InspectWidget(QWidget):
         mean = region_spectrum(self.cube, self.label_image, region.label)
         rank = self.regions.index(region) + 1
         label = f"region #{rank} mean ({region.area:,} px)"
-        self.spectrum.set_spectrum(mean, f"region #{rank}",
-                                   title=f"{label}, max {region.max_score:.2f}")
+        self.panel.show_spectrum(mean, f"region #{rank}", f"{label}, max {region.max_score:.2f}")
         recon = self._recon_per_band(region)
         if recon is not None:
             self.bars.set_values(recon, self._band_labels(), "error / scene",
-                                 title=f"region #{rank}: recon. error per band",
-                                 highlight=2.0)
-        else:
+                                 title=f"region #{rank}: recon. error per band", highlight=2.0)
+        elif self.stats is not None:
             median, q25, q75 = self.stats
             dev = band_deviation(mean, median, q75 - q25)
             self.bars.set_values(dev, self._band_labels(), "robust z",
                                  title=f"region #{rank} vs scene, per band")
+        self.bars.setVisible(recon is not None or self.stats is not None)
         return mean
 
     def _recon_per_band(self, region: RegionInfo) -> np.ndarray | None:
@@ -369,8 +282,7 @@ class InspectWidget(QWidget):
 
     # ---------------------------------------------------------------- export
     def _export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export regions", "flagged_regions.csv",
-                                              "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export regions", "flagged_regions.csv", "CSV (*.csv)")
         if path:
             self.export_csv(path)
 

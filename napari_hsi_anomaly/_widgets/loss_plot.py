@@ -38,6 +38,14 @@ class LossPlot(ThemedCanvas):
         self._span: tuple = ()
         self.reset()
 
+    def draw(self) -> None:
+        """Full draw; nothing when the dock was closed before a scheduled draw ran."""
+        try:
+            super().draw()
+        except RuntimeError as exc:  # "wrapped C/C++ object ... has been deleted"
+            if "deleted" not in str(exc):
+                raise
+
     def reset(self, epochs: int | None = None) -> None:
         """Clear both curves (before a new training run); ``epochs`` fixes the x range."""
         self.epochs = epochs
