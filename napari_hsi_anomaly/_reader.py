@@ -1,4 +1,21 @@
-"""npe2 reader: ENVI, NumPy and TIFF cubes as a band stack plus an RGB composite."""
+"""npe2 reader: cubes (ENVI, NumPy, TIFF, Sentinel-2 SAFE) as a band stack plus an RGB composite (plus
+their ground truth), 2-D maps (saved scores and masks), and 4-D stacks of dates.
+
+Layer contract (what the docks read; see docs/architecture.md):
+- band stack: Image ``(bands, rows, cols)``, ``axis_labels`` ("band", "row", "col"), ``metadata``:
+  ``cube`` (the ``Cube``), ``wavelengths``, ``band_names``, ``band_labels``, ``source``;
+- RGB composite: Image ``(rows, cols, 3)``, ``rgb=True``, ``metadata``: ``cube``, ``rgb_bands``;
+- ground truth: Labels ``(rows, cols)`` uint8 named "ground truth", ``metadata``: ``cube``,
+  ``ground_truth`` (where it came from): from an ``.npz`` key ``gt`` or a ``<stem>_gt.npy`` beside the file;
+- stack of dates: Image ``(bands, dates, rows, cols)`` (a view of the file), ``axis_labels`` ("band",
+  "date", "row", "col"), ``metadata``: ``stack`` (``core.stack.Stack``), ``cube`` (date 0), ``band_axis``
+  0, ``date_axis`` 1, ``n_dates``, and the band keys above; its RGB: Image ``(dates, rows, cols, 3)``,
+  ``metadata``: ``stack``, ``cube``, ``rgb_bands``. Bands first so that napari, which aligns layers on
+  their last axes, puts the RGB's dates on the stack's date axis (the band slider stays axis 0 as for
+  a cube);
+- a 2-D map: Labels (integer values, e.g. a saved mask or ground truth) or Image (scores), ``metadata``:
+  ``map`` (the source path).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +29,14 @@ import numpy as np
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.io import read_cube
+from napari_hsi_anomaly.core.io.safe import DEFAULT_RESOLUTION, is_safe
 
 LayerData = tuple[Any, dict, str]
-READER_SUFFIXES = (".hdr", ".npy", ".npz", ".tif", ".tiff")
+READER_SUFFIXES = (".hdr", ".npy", ".npz", ".tif", ".tiff", ".zip")
 SAMPLE_PIXELS = 256 * 256  # per band, for contrast limits
 SAMPLE_BANDS = 8
+GT_NAME = "ground truth"
+MAX_LABEL_VALUES = 256  # an integer map with at most this many distinct values opens as Labels
 
 
 def _npz_member_ndim(path: Path, key: str = "cube") -> int | None:
@@ -37,9 +57,14 @@ def _is_cube_like(path: Path) -> bool:
     """Whether ``path`` looks like a 3-D cube (cheap: headers only)."""
     suffix = path.suffix.lower()
     if suffix == ".hdr":
-        from napari_hsi_anomaly.core.io.envi_header import looks_like_envi_header
+        from napari_hsi_anomaly.core.io.envi_header import looks_like_envi_header, read_header
 
-        return looks_like_envi_header(path)  # not e.g. an Analyze 7.5 header
+        if not looks_like_envi_header(path):  # not e.g. an Analyze 7.5 header
+            return False
+        try:
+            return str(read_header(path).get("bands", "")).strip() != "1"
+        except HsiAnomalyError:
+            return True  # let read_cube say what is wrong with it
     if suffix == ".npy":
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False).ndim == 3
@@ -56,28 +81,60 @@ def _is_cube_like(path: Path) -> bool:
         except HsiAnomalyError:
             return False
         photo = photometric.upper() in ("RGB", "YCBCR", "PALETTE")
-        return len(shape) == 3 and not (photo and shape[-1] in (3, 4))
+        return len(shape) == 3 and 1 not in shape and not (photo and shape[-1] in (3, 4))
     return False
 
 
-def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
-    """The reader for ``path`` if it is a cube file we handle, else None (napari tries others)."""
-    paths = [path] if isinstance(path, (str, Path)) else list(path)
-    if not paths:
+def file_kind(path: str | Path) -> str | None:
+    """What the reader makes of ``path``: ``"safe"``, ``"stack"``, ``"cube"``, ``"map"`` or None."""
+    from napari_hsi_anomaly.core.io.readers import is_map_file
+
+    p = Path(path)
+    if p.is_dir():
+        return "safe" if is_safe(p) else None
+    suffix = p.suffix.lower()
+    if suffix not in READER_SUFFIXES or not p.is_file():
         return None
-    for p in paths:
-        p = Path(p)
-        if p.suffix.lower() not in READER_SUFFIXES or not p.is_file() or not _is_cube_like(p):
-            return None
+    if suffix == ".zip":
+        return "safe" if is_safe(p) else None
+    if suffix == ".npy":
+        from napari_hsi_anomaly.core.stack import is_stack_file
+
+        if is_stack_file(p):
+            return "stack"
+    if _is_cube_like(p):
+        return "cube"
+    if is_map_file(p):
+        return "map"
+    return None
+
+
+def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
+    """The reader for ``path`` if we handle it, else None (napari tries others)."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if not paths or any(file_kind(p) is None for p in paths):
+        return None
     return read_layers
 
 
-def read_layers(path: str | list[str]) -> list[LayerData]:
-    """Layer data for each file: the band stack then its RGB composite."""
+def read_layers(path: str | list[str], *, resolution: int = DEFAULT_RESOLUTION) -> list[LayerData]:
+    """Layer data for each path: see the module docstring. ``resolution`` (m) for SAFE products."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     layers: list[LayerData] = []
     for p in paths:
-        layers.extend(cube_layers(read_cube(p)))
+        kind = file_kind(p)
+        if kind == "stack":
+            from napari_hsi_anomaly.core.stack import read_stack
+
+            layers.extend(stack_layers(read_stack(p)))
+        elif kind == "map":
+            layers.append(map_layer(Path(p)))
+        else:
+            cube = read_cube(p, resolution=resolution)
+            layers.extend(cube_layers(cube))
+            gt = ground_truth_layer(cube)
+            if gt is not None:
+                layers.append(gt)
     return layers
 
 
@@ -99,20 +156,23 @@ def contrast_limits(cube: Cube) -> tuple[float, float]:
     return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
 
 
-def cube_layers(cube: Cube) -> list[LayerData]:
-    """An Image layer for the bands (lazy: memmaps stay memmaps) and an RGB composite layer."""
-    meta = {
+def _band_meta(cube: Cube) -> dict:
+    return {
         "cube": cube,
         "wavelengths": cube.wavelengths,
         "band_names": cube.band_names,
         "band_labels": [cube.band_label(i) for i in range(cube.bands)],
         "source": str(cube.source) if cube.source is not None else None,
     }
+
+
+def cube_layers(cube: Cube) -> list[LayerData]:
+    """An Image layer for the bands (lazy: memmaps stay memmaps) and an RGB composite layer."""
     stack = (
         cube.data,
         {
             "name": cube.name,
-            "metadata": meta,
+            "metadata": _band_meta(cube),
             "contrast_limits": contrast_limits(cube),
             "axis_labels": ("band", "row", "col"),
             "colormap": "gray",
@@ -131,3 +191,71 @@ def cube_layers(cube: Cube) -> list[LayerData]:
         "image",
     )
     return [stack, rgb]
+
+
+def find_ground_truth(cube: Cube) -> tuple[np.ndarray, str] | None:
+    """(gt, where from) for ``cube``: an ``.npz`` key ``gt``, else ``<stem>_gt.npy`` beside the file,
+    when its shape is the cube's ``(rows, cols)``; else None."""
+    gt = cube.metadata.get("gt")
+    if isinstance(gt, np.ndarray) and gt.shape == (cube.rows, cube.cols):
+        return gt, f"{cube.name}: key gt"
+    if cube.source is None or not Path(cube.source).is_file():
+        return None
+    side = Path(cube.source).with_name(f"{Path(cube.source).stem}_gt.npy")
+    if not side.is_file():
+        return None
+    try:
+        arr = np.load(side, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    arr = np.squeeze(arr)
+    if arr.shape != (cube.rows, cube.cols) or arr.dtype.kind not in "biuf":
+        return None
+    return arr, str(side)
+
+
+def ground_truth_layer(cube: Cube) -> LayerData | None:
+    """A Labels layer "ground truth" (uint8, non-zero = anomaly) for ``cube``, or None."""
+    found = find_ground_truth(cube)
+    if found is None:
+        return None
+    gt, origin = found
+    labels = np.nan_to_num(np.asarray(gt, dtype=np.float64)) if gt.dtype.kind == "f" else np.asarray(gt)
+    labels = np.clip(labels, 0, 255).astype(np.uint8)
+    return (labels, {"name": GT_NAME, "opacity": 0.6, "metadata": {"cube": cube, "ground_truth": origin}},
+            "labels")
+
+
+def stack_layers(stack: Any) -> list[LayerData]:
+    """A 4-D stack of dates: one Image ``(bands, dates, rows, cols)`` (a view of the file) with a band
+    and a date slider, and an RGB composite per date ``(dates, rows, cols, 3)``."""
+    data = np.moveaxis(stack.data, -1, 0) if stack.layout == "bands-last" else np.swapaxes(stack.data, 0, 1)
+    cube0 = stack.cube(0)
+    meta = {**_band_meta(cube0), "stack": stack, "band_axis": 0, "date_axis": 1, "n_dates": stack.n_dates}
+    bands = cube0.rgb_bands()
+    rgb = np.stack([stack.cube(k).rgb(bands) for k in range(stack.n_dates)])
+    return [
+        (data, {"name": stack.name, "metadata": meta, "contrast_limits": contrast_limits(cube0),
+                "axis_labels": ("band", "date", "row", "col"), "colormap": "gray"}, "image"),
+        (rgb, {"name": f"{stack.name} RGB", "rgb": True, "axis_labels": ("date", "row", "col"),
+               "metadata": {"cube": cube0, "stack": stack, "rgb_bands": bands}}, "image"),
+    ]
+
+
+def map_layer(path: Path) -> LayerData:
+    """A saved 2-D map: Labels for integer maps with few values (masks, ground truth), else an Image."""
+    from napari_hsi_anomaly.core.io.readers import read_map
+
+    arr = read_map(path)
+    name = path.stem
+    meta = {"map": str(path)}
+    if arr.dtype.kind in "biu" and arr.size and arr.min() >= 0 and arr.max() < MAX_LABEL_VALUES:
+        return np.asarray(arr, dtype=np.uint8), {"name": name, "opacity": 0.7, "metadata": meta}, "labels"
+    finite = np.asarray(arr, dtype=np.float64)[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if lo >= 0 and hi <= 1:
+        lo, hi = 0.0, 1.0  # a score map in [0, 1]
+    elif not hi > lo:
+        hi = lo + 1.0
+    kwargs = {"name": name, "colormap": "inferno", "contrast_limits": (lo, hi), "metadata": meta}
+    return np.asarray(arr), kwargs, "image"

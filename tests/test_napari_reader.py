@@ -14,19 +14,23 @@ from napari_hsi_anomaly.core.errors import CubeReadError, ShapeError
 JASPER = "envi/jasperRidge2_R198.hdr"
 
 
-def test_get_reader_accepts_cubes_only(tmp_path, shared_data):
+def test_get_reader_accepts_cubes_maps_and_stacks_only(tmp_path, shared_data):
     np.save(tmp_path / "cube.npy", np.zeros((4, 5, 3), np.float32))
     np.save(tmp_path / "map.npy", np.zeros((4, 5), np.float32))
     tifffile.imwrite(tmp_path / "map.tif", np.zeros((4, 5), np.float32))
     tifffile.imwrite(tmp_path / "photo.tif", np.zeros((4, 5, 3), np.uint8), photometric="rgb")
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "analyze.hdr").write_bytes(bytes(348))  # an Analyze 7.5 header, not ENVI
+    (tmp_path / "other.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip, not a SAFE
+    (tmp_path / "folder").mkdir()
     assert get_reader(str(shared_data / JASPER)) is read_layers
     assert get_reader(str(shared_data / "hsi-ad/san-diego.npz")) is read_layers
     assert get_reader(str(tmp_path / "cube.npy")) is read_layers
-    for name in ("map.npy", "map.tif", "photo.tif", "notes.txt", "absent.hdr", "analyze.hdr"):
+    for name in ("map.npy", "map.tif"):  # saved score maps and masks open again
+        assert get_reader(str(tmp_path / name)) is read_layers, name
+    for name in ("photo.tif", "notes.txt", "absent.hdr", "analyze.hdr", "other.zip", "folder"):
         assert get_reader(str(tmp_path / name)) is None, name
-    assert get_reader(str(shared_data / "sentinel2/eo-learn_REFERENCE_SCENES.npy")) is None  # 4-D
+    assert get_reader(str(shared_data / "sentinel2/eo-learn_REFERENCE_SCENES.npy")) is read_layers  # 4-D
 
 
 def test_read_layers_band_stack_and_rgb(shared_data):
@@ -44,6 +48,62 @@ def test_read_layers_band_stack_and_rgb(shared_data):
     assert rkind == "image" and rkw["rgb"] is True and rkw["name"] == "jasperRidge2_R198 RGB"
     assert rdata.shape == (100, 100, 3) and rdata.min() >= 0 and rdata.max() <= 1
     assert rkw["metadata"]["rgb_bands"] == (31, 16, 3)
+
+
+def test_labelled_npz_gets_a_ground_truth_layer(shared_data):
+    layers = read_layers(str(shared_data / "hsi-ad/san-diego.npz"))
+    assert [(kw["name"], kind) for _, kw, kind in layers] == [
+        ("san-diego", "image"), ("san-diego RGB", "image"), ("ground truth", "labels")
+    ]
+    gt, kw, _ = layers[2]
+    assert gt.shape == (100, 100) and gt.dtype == np.uint8 and int(gt.sum()) == 58
+    assert kw["metadata"]["cube"] is layers[0][1]["metadata"]["cube"]
+
+
+def test_sample_style_gt_beside_the_file(tmp_path):
+    from napari_hsi_anomaly.core.io import write_cube
+
+    data = np.random.default_rng(0).random((3, 6, 7)).astype(np.float32)
+    write_cube(tmp_path / "scene_000.hdr", Cube(data))
+    gt = np.zeros((6, 7), np.uint8)
+    gt[2, 3] = 1
+    np.save(tmp_path / "scene_000_gt.npy", gt)
+    np.save(tmp_path / "other_gt.npy", np.zeros((5, 5), np.uint8))  # not this cube's
+    layers = read_layers(str(tmp_path / "scene_000.hdr"))
+    assert layers[-1][1]["name"] == "ground truth" and layers[-1][2] == "labels"
+    np.testing.assert_array_equal(layers[-1][0], gt)
+    np.save(tmp_path / "scene_000_gt.npy", np.zeros((5, 5), np.uint8))  # wrong size: ignored
+    assert [kind for *_, kind in read_layers(str(tmp_path / "scene_000.hdr"))] == ["image", "image"]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".hdr"])
+def test_saved_maps_open_as_2d_layers(tmp_path, suffix):
+    from napari_hsi_anomaly.core.io import write_map
+
+    score = np.random.default_rng(1).random((6, 7)).astype(np.float32)
+    write_map(tmp_path / f"scores{suffix}", score)
+    write_map(tmp_path / f"mask{suffix}", score > 0.5)
+    (data, kw, kind), = read_layers(str(tmp_path / f"scores{suffix}"))
+    assert kind == "image" and kw["contrast_limits"] == (0.0, 1.0) and kw["name"] == "scores"
+    np.testing.assert_array_equal(data, score)
+    (data, kw, kind), = read_layers(str(tmp_path / f"mask{suffix}"))
+    assert kind == "labels" and data.dtype == np.uint8
+    np.testing.assert_array_equal(data, score > 0.5)
+
+
+def test_stack_of_dates_opens_with_date_and_band_axes(shared_data):
+    path = shared_data / "sentinel2/eo-learn_REFERENCE_SCENES.npy"
+    (data, kw, kind), (rgb, rkw, rkind) = read_layers(str(path))
+    assert kind == "image" and data.shape == (13, 5, 101, 100)
+    assert kw["axis_labels"] == ("band", "date", "row", "col")
+    meta = kw["metadata"]
+    assert meta["stack"].n_dates == 5 and meta["date_axis"] == 1 and meta["band_axis"] == 0
+    assert isinstance(meta["cube"], Cube) and meta["cube"].shape == (13, 101, 100)
+    raw = np.load(path, mmap_mode="r")
+    np.testing.assert_array_equal(data[7, 3], raw[3, :, :, 7])  # a view of the file
+    assert rkind == "image" and rkw["rgb"] and rgb.shape == (5, 101, 100, 3)
+    assert rkw["metadata"]["stack"] is meta["stack"]
+    np.testing.assert_allclose(rgb[2], meta["stack"].cube(2).rgb(rkw["metadata"]["rgb_bands"]))
 
 
 def test_contrast_limits_ignore_nodata_and_nan():
@@ -91,6 +151,28 @@ def test_viewer_opens_hdr_through_plugin(make_napari_viewer, shared_data):
     assert tuple(stack.axis_labels) == ("band", "row", "col")
     assert rgb.rgb and rgb.data.shape == (100, 100, 3)
     assert viewer.dims.nsteps[0] == 198  # a band slider
+
+
+@pytest.mark.gui
+def test_viewer_opens_stack_npz_gt_and_safe(make_napari_viewer, shared_data, tmp_path):
+    from test_safe import make_safe
+
+    viewer = make_napari_viewer()
+    viewer.open(str(shared_data / "sentinel2/eo-learn_REFERENCE_SCENES.npy"), plugin="napari-hsi-anomaly")
+    stack, rgb = viewer.layers
+    assert stack.ndim == 4 and tuple(stack.axis_labels) == ("band", "date", "row", "col")
+    assert rgb.rgb and rgb.data.shape == (5, 101, 100, 3)
+    assert viewer.dims.nsteps[:2] == (13, 5)  # a band slider and a date slider
+    viewer.dims.set_current_step(1, 3)  # date 3: the RGB follows the band stack's date
+    assert round(rgb.world_to_data(viewer.dims.point)[0]) == 3
+    assert round(stack.world_to_data(viewer.dims.point)[1]) == 3
+    viewer.layers.clear()
+    viewer.open(str(shared_data / "hsi-ad/abu-beach-1.npz"), plugin="napari-hsi-anomaly")
+    assert viewer.layers[-1].name == "ground truth" and type(viewer.layers[-1]).__name__ == "Labels"
+    viewer.layers.clear()
+    safe = make_safe(tmp_path, "L1C")
+    viewer.open(str(safe), plugin="napari-hsi-anomaly")
+    assert viewer.layers[0].data.shape[0] == 13 and viewer.layers[0].metadata["cube"].georef["crs"]
 
 
 @pytest.mark.gui
