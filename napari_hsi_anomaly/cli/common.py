@@ -6,6 +6,7 @@ Light on purpose (no torch, hdbscan, ...): the checks run before any heavy impor
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -35,6 +36,8 @@ def add_cube_options(p: argparse.ArgumentParser, *, fill: bool = False) -> None:
     p.add_argument("--date", type=int, default=None, metavar="K",
                    help="date K (0-based) of a 4-D stack (dates, rows, cols, bands); every cube named "
                    "on the command line is read at that date")
+    p.add_argument("--resolution", type=int, choices=(10, 20, 60), default=60, metavar="M",
+                   help="grid in metres of a Sentinel-2 .SAFE folder or .zip: 10, 20 or 60 (default 60)")
     if fill:
         p.add_argument(
             "--no-fill-detect", action="store_true",
@@ -47,10 +50,11 @@ def read_input(path: str, args: argparse.Namespace, what: str = "cube", *, quiet
     """Read a cube after checking the path (exists, regular file); notes and warnings to stderr
     (unless ``quiet``: ``info`` prints them itself)."""
     from napari_hsi_anomaly.core.io import read_cube
+    from napari_hsi_anomaly.core.io.safe import is_safe
 
-    check_input_path(path, what)
+    check_input_path(path, what, directory=os.path.isdir(os.path.expanduser(path)) and is_safe(path))
     cube = read_cube(path, layout=getattr(args, "layout", None), key=getattr(args, "key", "cube"),
-                     date=getattr(args, "date", None))
+                     date=getattr(args, "date", None), resolution=getattr(args, "resolution", 60))
     for note in [] if quiet else cube.metadata.get("notes", []):
         say(f"note: {cube.name}: {note}")
     for warning in [] if quiet else cube.metadata.get("warnings", []):

@@ -109,7 +109,7 @@ def georef_to_envi(georef: dict) -> dict[str, object]:
             if epsg and (32601 <= epsg <= 32660 or 32701 <= epsg <= 32760):
                 name = "UTM"
                 extra = [epsg % 100, "North" if epsg < 32700 else "South", "WGS-84"]
-            wkt_esri = crs.to_wkt(morph_to_esri_dialect=True)
+            wkt_esri = crs.to_wkt(version="WKT1_ESRI")
     info = [name, 1.0, 1.0, float(c), float(f), float(a), float(-e), *extra, "units=Meters"]
     out: dict[str, object] = {"map info": info}
     if wkt_esri:  # as a list: the header writer keeps commas only between list items
