@@ -46,7 +46,10 @@ def _open(viewer: Any, path: str | None, layout: str | None = None, key: str = "
 
 def dock_widgets(viewer: Any) -> list[str]:
     """Dock Cube (left, under the layer list), then Model and Detect tabbed on the right with Detect in
-    front, and Inspect below them; returns the names that were docked, in that order."""
+    front, and Inspect below them; returns the names that were docked, in that order.
+
+    Every dock scrolls inside itself, so the window's minimum height stays under 1000 px;
+    ``arrange`` sizes the columns for the window (call it once the window has its size)."""
     from qtpy.QtCore import Qt
 
     docked, docks = [], {}
@@ -62,7 +65,32 @@ def dock_widgets(viewer: Any) -> list[str]:
         viewer.window._qt_window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, docks["Cube"])
     if "Detect" in docks:
         docks["Detect"].raise_()
+    viewer.window._qt_window._hsi_docks = docks
     return docked
+
+
+def arrange(viewer: Any) -> None:
+    """Column widths and the Detect/Inspect split for the window's current size: the canvas keeps at
+    least half the width at 1920 px, the right column ~55 % Detect (with Model) and ~45 % Inspect."""
+    from qtpy.QtCore import Qt
+
+    qw = viewer.window._qt_window
+    docks = getattr(qw, "_hsi_docks", {})
+    width, height = qw.width(), qw.height()
+    left, right = (300, 450) if width >= 1600 else (260, 360)
+    pairs = [(docks.get("Cube"), left), (docks.get("Detect"), right)]
+    pairs = [(d, w) for d, w in pairs if d is not None]
+    if pairs:
+        qw.resizeDocks([d for d, _ in pairs], [w for _, w in pairs], Qt.Orientation.Horizontal)
+    qt_viewer = viewer.window._qt_viewer
+    controls, layer_list = qt_viewer.dockLayerControls, qt_viewer.dockLayerList
+    if "Cube" in docks:  # layer controls, a short layer list, then the Cube dock
+        cube_h = min(420, max(300, height - 640))
+        qw.resizeDocks([controls, layer_list, docks["Cube"]], [360, height - 360 - cube_h, cube_h],
+                       Qt.Orientation.Vertical)
+    if "Detect" in docks and "Inspect" in docks:
+        top = int(height * 0.55)
+        qw.resizeDocks([docks["Detect"], docks["Inspect"]], [top, height - top], Qt.Orientation.Vertical)
 
 
 def _select_composite(viewer: Any) -> None:
@@ -87,5 +115,8 @@ def launch(
     _select_composite(viewer)
     dock_widgets(viewer)
     if show:
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: arrange(viewer))
         napari.run()
     return viewer

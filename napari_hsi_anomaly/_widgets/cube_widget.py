@@ -68,6 +68,7 @@ class CubeWidget(QWidget):
         self.viewer.dims.events.current_step.connect(self._update_band_label)
         self._refresh_layers()
         self._on_layer_chosen()
+        self.slider_labels.schedule()
 
     # ---- layout
     def _build(self) -> None:
@@ -230,6 +231,7 @@ class CubeWidget(QWidget):
             gt = ground_truth_layer(self.viewer, cube)
             self.state.set_ground_truth(gt.name if gt is not None else None)
         self._show_cube(cube)
+        self.slider_labels.schedule()
 
     def _show_cube(self, cube: Cube | None) -> None:
         self._set_enabled()

@@ -87,6 +87,7 @@ class RegionTable(QWidget):
         self.table.setSortingEnabled(True)
         self.label.setText(text)
         self.csv_btn.setEnabled(False)
+        self.table.hide()  # no empty table before there are results
 
     def set_regions(self, regions: Sequence[RegionInfo]) -> None:
         """One row per region (the first ``MAX_TABLE_ROWS``, by max score) and the status line."""
@@ -108,6 +109,7 @@ class RegionTable(QWidget):
         more = f" (top {len(shown)} by max score)" if n > len(shown) else ""
         self.label.setText(f"Flagged regions: {n:,}{more}. Select one to go there.")
         self.csv_btn.setEnabled(n > 0)
+        self.table.setVisible(n > 0)
 
     def selected_index(self) -> int | None:
         items = self.table.selectedItems()

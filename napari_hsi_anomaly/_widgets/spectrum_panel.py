@@ -23,9 +23,10 @@ def x_axis(cube: Any) -> tuple[np.ndarray, str]:
 def y_label(cube: Any) -> str:
     """What the plotted values are (``as_float32`` values: scale applied)."""
     try:
-        return cube.value_label(True)
+        label = cube.value_label(True)
     except Exception:  # an older Cube: units only
-        return "value" + (f" ({cube.units})" if cube.units else "")
+        label = "value" + (f" ({cube.units})" if cube.units else "")
+    return label.replace(" (", "\n(", 1) if len(label) > 16 else label  # fits the plot's height
 
 
 class SpectrumPanel(QWidget):
@@ -36,6 +37,8 @@ class SpectrumPanel(QWidget):
         self.hint = QLabel("Click a pixel to see its spectrum.")
         self.hint.setWordWrap(True)
         self.spectrum = SpectrumPlot(height_px=190, theme=theme)
+        self.spectrum.setMinimumHeight(180)  # readable even when the dock is short (it scrolls)
+        self.spectrum.margins = (62, 10, 20, 38)  # room for a two-line value label (units, scale)
         self.pin_btn = QPushButton("Pin")
         self.pin_btn.setToolTip("Keep the current spectrum for comparison.")
         self.clear_btn = QPushButton("Clear pins")
