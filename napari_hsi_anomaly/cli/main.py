@@ -30,10 +30,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("napari_hsi_anomaly.cli.score_commands",
                  "TPR, FNR, precision, F-score and AUC of a score map"),
     "synth": ("napari_hsi_anomaly.cli.score_commands", "plant synthetic anomalies (thesis recipe) in a cube"),
+    "fit": ("napari_hsi_anomaly.cli.profile_commands",
+            "fit a normal model (profile) on reference cubes; score others with `score --profile`"),
+    "batch": ("napari_hsi_anomaly.cli.profile_commands",
+              "score many cubes (files, folders, globs) on dask.distributed; summary.csv"),
 }
 # A new command: add it here (and to its module's ``register``) so ``--help`` lists it without imports.
 COMMAND_MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
 DEBUG_ENV = "HSI_ANOMALY_DEBUG"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (which option, what is wrong, where to look) and exit 1."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(1, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
 def _requested(argv: list[str]) -> str | None:
@@ -44,7 +55,7 @@ def _requested(argv: list[str]) -> str | None:
 def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
     """The parser; ``command="*"`` registers every command fully, a command name only that one's
     module (the others are listed by name and help only), ``None`` none fully."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hsi-anomaly",
         description="Anomaly detection in hyperspectral and multispectral cubes.",
     )
@@ -72,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     requested = _requested(argv)
     # --help / no command: names only; a known command: its module; anything else: every module.
     parser = build_parser(requested if requested in COMMANDS else (None if requested is None else "*"))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (1, already printed)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

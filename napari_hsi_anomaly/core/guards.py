@@ -177,16 +177,16 @@ def check_output_path(
     shown = Path(path)
     p = Path(path).expanduser()
     exts = tuple(e.lower() for e in exts)
-    if exts and p.suffix.lower() not in exts:
-        raise HsiAnomalyError(
-            f"{what} {shown}: unknown extension '{p.suffix}'; use one of {', '.join(exts)}."
-        )
     real = _full(p)
     if real.exists():
         if real.is_dir():
             raise HsiAnomalyError(f"{what} {shown} is an existing folder; give a file name.")
         if not real.is_file():
             raise HsiAnomalyError(f"{what} {shown} exists and is not a regular file; choose another name.")
+    if exts and p.suffix.lower() not in exts:
+        raise HsiAnomalyError(
+            f"{what} {shown}: unknown extension '{p.suffix}'; use one of {', '.join(exts)}."
+        )
     _check_folder(real.parent, what, shown)
     mine = sibling_files(real)
     for inp in inputs:
