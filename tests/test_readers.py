@@ -86,9 +86,13 @@ def test_hsi_ad_npz_transposed(shared_data, stem):
     assert cube.wavelengths is None
 
 
-def test_sentinel2_time_series_npy_is_a_clear_shape_error(shared_data):
-    with pytest.raises(ShapeError, match=r"4-D array \(5, 101, 100, 13\).*one date"):
-        read_cube(shared_data / "sentinel2" / "eo-learn_REFERENCE_SCENES.npy")
+def test_sentinel2_time_series_npy_needs_a_date(shared_data):
+    path = shared_data / "sentinel2" / "eo-learn_REFERENCE_SCENES.npy"
+    with pytest.raises(ShapeError, match=r"4-D array \(5, 101, 100, 13\).*--date K \(0-4\)"):
+        read_cube(path)
+    cube = read_cube(path, date=3)
+    assert cube.shape == (13, 101, 100)
+    np.testing.assert_array_equal(cube.data[7], np.load(path, mmap_mode="r")[3, :, :, 7])
 
 
 def test_sentinel2_npz_with_wavelengths_and_names(shared_data):
