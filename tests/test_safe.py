@@ -123,6 +123,10 @@ def test_l1c_at_60m_default(l1c):
     assert cube.rgb_bands() == (3, 2, 1) and cube.metadata["safe"]["level"] == "L1C"
     assert 10 not in default_band_selection(cube)  # B10 cirrus left out by default
     assert cube.value_label() == "reflectance (scale 10000 applied)"
+    from napari_hsi_anomaly.core.io import describe
+
+    text = describe(cube)
+    assert "EPSG:32633, pixel 60 x 60, origin (600000, 5000040)" in text and "S2A L1C at 60 m" in text
 
 
 @pytest.mark.parametrize("metres", [10, 20])
@@ -162,6 +166,7 @@ def test_zip_reads_like_the_folder(l1c, l2a):
         a, b = read_cube(safe, resolution=20), read_cube(z, resolution=20)
         np.testing.assert_array_equal(a.data, b.data)
         assert a.georef == b.georef and a.band_names == b.band_names
+        assert a.metadata["safe"] == b.metadata["safe"]  # level, spacecraft, sources
 
 
 def test_safe_through_napari_reader(l1c):

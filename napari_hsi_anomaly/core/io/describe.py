@@ -41,6 +41,30 @@ def _wavelength_line(wl: np.ndarray) -> str:
     return f"{ok.min():.1f} - {ok.max():.1f} nm ({order})"
 
 
+def _georef_line(georef: dict) -> str:
+    """``"EPSG:32633, pixel 60 x 60, origin (600000, 5000040)"`` or ``"none"``."""
+    if not georef:
+        return "none"
+    parts = []
+    crs = georef.get("crs")
+    if crs:
+        name = crs.split('"')[1] if crs.count('"') >= 2 else crs[:40]
+        try:
+            from rasterio.crs import CRS
+
+            epsg = CRS.from_user_input(crs).to_epsg()
+            name = f"EPSG:{epsg}" if epsg else name
+        except Exception:  # rasterio missing or a CRS it cannot parse: its name is enough
+            pass
+        parts.append(name)
+    t = georef.get("transform")
+    if t is not None:
+        parts.append(f"pixel {abs(t[0]):g} x {abs(t[4]):g}, origin ({t[2]:.10g}, {t[5]:.10g})")
+    if not parts and georef.get("envi"):
+        parts.append("ENVI map info kept (not parsed)")
+    return ", ".join(parts) or "none"
+
+
 def describe(cube: Cube, *, invalid_limit: int = INVALID_SCAN_LIMIT) -> str:
     """A few lines: shape, type, layout, bands, wavelengths, scaling, no-data, size, invalid pixels."""
     lines = [f"{cube.name}" + (f"  ({cube.source})" if cube.source is not None else "")]
@@ -60,6 +84,11 @@ def describe(cube: Cube, *, invalid_limit: int = INVALID_SCAN_LIMIT) -> str:
     scale = cube.scale_factor
     add(f"scale factor: {'none' if scale is None else f'{scale:g} (physical = value / {scale:g})'}")
     add(f"no-data:      {'none' if cube.nodata is None else f'{cube.nodata:g}'}")
+    add(f"values:       {cube.value_label(scaled=False)}")
+    add(f"georef:       {_georef_line(cube.georef)}")
+    safe = cube.metadata.get("safe")
+    if safe:
+        add(f"sentinel-2:   {safe['spacecraft']} {safe['level']} at {safe['resolution']} m")
     files = _files(cube)
     if files:
         add(f"file size:    {_size(sum(f.stat().st_size for f in files))}")

@@ -97,7 +97,8 @@ def find_product(path: str | Path) -> SafeProduct:
         except (OSError, zipfile.BadZipFile) as exc:
             raise CubeReadError(f"{path.name} is not a readable zip file ({exc}).") from exc
         prefix = f"/vsizip/{path.resolve()}/"
-    l2a = (mtd and "2A" in mtd.upper()) or any("/R20m/" in n or "/R60m/" in n for n in names)
+    m = _MTD.search(mtd) if mtd else None
+    l2a = (m is not None and m.group(1).upper() == "2A") or any("/R20m/" in n or "/R60m/" in n for n in names)
     level = "L2A" if l2a else "L1C"
     product = SafeProduct(path=path, level=level, mtd_xml=xml)
     _collect(names, prefix, product)
