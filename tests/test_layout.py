@@ -1,0 +1,52 @@
+"""The window fits a 1080-px screen with every dock open, and stays usable at 1280x1024."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_hsi_anomaly._launch import DOCKS, _open, arrange, dock_widgets
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def launched(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    _open(viewer, None)  # the sample scene (with its ground truth)
+    assert dock_widgets(viewer) == list(DOCKS)
+    return viewer
+
+
+def _canvas_width(viewer) -> int:
+    return viewer.window._qt_viewer.canvas.native.width()
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 1024)])
+def test_window_fits_the_screen_with_every_dock(launched, qtbot, size):
+    viewer = launched
+    qw = viewer.window._qt_window
+    qw.resize(*size)
+    qtbot.waitUntil(lambda: qw.width() == size[0], timeout=10000)
+    arrange(viewer)
+    qtbot.wait(50)  # one turn of the event loop for the dock layout
+    assert qw.minimumSizeHint().height() <= 1000, qw.minimumSizeHint()
+    assert qw.minimumSizeHint().width() <= 1280, qw.minimumSizeHint()
+    share = 0.5 if size[0] >= 1920 else 0.4
+    assert _canvas_width(viewer) >= share * size[0], (_canvas_width(viewer), size)
+
+
+def test_loss_curve_is_on_screen_while_training(launched, qtbot):
+    """The Model dock's loss curve sits above the fold of its dock at 1920x1080 (no scrolling)."""
+    viewer = launched
+    qw = viewer.window._qt_window
+    qw.resize(1920, 1080)
+    qtbot.waitUntil(lambda: qw.width() == 1920, timeout=10000)
+    arrange(viewer)
+    model_dock = qw._hsi_docks["Model"]
+    model_dock.raise_()
+    model = model_dock.widget()
+    model.loss_plot.show()  # as a training does
+    qtbot.wait(50)
+    scroll = model.findChild(__import__("qtpy.QtWidgets", fromlist=["QScrollArea"]).QScrollArea)
+    bottom = model.loss_plot.mapTo(scroll.widget(), model.loss_plot.rect().bottomLeft()).y()
+    assert bottom <= scroll.viewport().height(), (bottom, scroll.viewport().height())

@@ -1,0 +1,136 @@
+"""Two cubes opened in a row through the Cube dock: one scene, one set of results (issue 11 item 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_hsi_anomaly._widgets import workers
+
+pytestmark = pytest.mark.gui
+WAIT_MS = 120_000  # generous: the suite must hold next to a CPU burner
+
+
+def write_scene(path, seed: int, size: int = 40, bands: int = 8) -> np.ndarray:
+    """An .npz the reader opens with its ground truth: cube (rows, cols, bands) + gt."""
+    rng = np.random.default_rng(seed)
+    cube = rng.normal(0.3, 0.02, size=(size, size, bands)).astype(np.float32)
+    gt = np.zeros((size, size), dtype=np.uint8)
+    r = 5 + 10 * seed
+    gt[r : r + 5, 8:13] = 1
+    cube[gt == 1] += np.linspace(0.3, 0.6, bands, dtype=np.float32)
+    np.savez(path, cube=cube, gt=gt, wavelengths=np.linspace(450.0, 900.0, bands))
+    return gt
+
+
+@pytest.fixture
+def docks(make_napari_viewer, qtbot, monkeypatch):
+    from napari_hsi_anomaly._widgets.cube_widget import CubeWidget
+    from napari_hsi_anomaly._widgets.detect_widget import DetectWidget
+    from napari_hsi_anomaly._widgets.inspect_widget import InspectWidget
+
+    monkeypatch.delenv(workers.SYNC_ENV, raising=False)  # real threads
+    viewer = make_napari_viewer()
+    cube_w, detect_w, inspect_w = CubeWidget(viewer), DetectWidget(viewer), InspectWidget(viewer)
+    for w in (cube_w, detect_w, inspect_w):
+        qtbot.addWidget(w)
+    return viewer, cube_w, detect_w, inspect_w
+
+
+def open_cube(cube_w, qtbot, path) -> None:
+    with qtbot.waitSignal(cube_w.state.cube_changed, timeout=WAIT_MS):
+        cube_w.open_path(path)
+    qtbot.waitUntil(lambda: cube_w._busy == 0, timeout=WAIT_MS)
+
+
+def score(detect_w, qtbot) -> None:
+    detect_w.set_method("rx")
+    assert detect_w.run_score() is not None
+    qtbot.waitUntil(lambda: detect_w._worker is None, timeout=WAIT_MS)
+    detect_w._commit_debounced.flush()
+
+
+def test_two_cubes_in_a_row(docks, qtbot, tmp_path):
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    viewer, cube_w, detect_w, inspect_w = docks
+    state = get_state(viewer)
+    write_scene(tmp_path / "first.npz", 0)
+    write_scene(tmp_path / "second.npz", 1)  # same size: old results must not pass for its own
+
+    open_cube(cube_w, qtbot, tmp_path / "first.npz")
+    assert state.cube_layer == "first" and state.ground_truth == "ground truth"
+    score(detect_w, qtbot)
+    inspect_w._refresh_debounced.flush()
+    assert inspect_w.regions and "region" in detect_w.counts.text()
+
+    open_cube(cube_w, qtbot, tmp_path / "second.npz")
+    layers = viewer.layers
+    assert state.cube_layer == "second" and state.scene >= 2
+    # the first scene's images, ground truth and results are hidden; the second's are shown
+    first = [lay for lay in layers if lay.metadata.get("cube") is layers["first"].metadata["cube"]]
+    assert first and not any(lay.visible for lay in first)
+    assert layers["second RGB"].visible and not layers["second"].visible  # composite mode
+    assert "anomaly score" not in [lay.name for lay in layers if lay.visible]
+    # Detect and Inspect start afresh; the new ground truth is the second file's
+    assert detect_w.scores is None and detect_w.counts.text() == "flagged: -"
+    assert inspect_w.regions == [] and inspect_w.table.rowCount() == 0 and inspect_w.picked is None
+    gt_second = [lay for lay in layers
+                 if lay.metadata.get("cube") is state.cube and lay.name.startswith("ground")]
+    assert len(gt_second) == 1 and state.ground_truth == gt_second[0].name
+    # the view fits the new cube
+    np.testing.assert_allclose(viewer.camera.center[-2:], (19.5, 19.5), atol=1.0)
+
+    score(detect_w, qtbot)
+    names = [lay.name for lay in layers]
+    assert names[-2:] == ["anomaly score", "anomaly mask"]  # above every image of the scene
+    inspect_w._refresh_debounced.flush()
+    assert inspect_w.regions and inspect_w.regions[0].bbox[0] >= 14  # the second scene's target
+
+    # the band slider and the Cube dock count bands alike, from 1, and name the wavelength
+    viewer.dims.set_current_step(0, 4)
+    qtbot.waitUntil(lambda: "band 5/8" in viewer.text_overlay.text, timeout=WAIT_MS)
+    assert cube_w.band_label.text().startswith("band 5/8 · ")
+    assert "nm" in viewer.text_overlay.text
+    assert layers["second"].visible and not layers["second RGB"].visible  # the slider shows the band
+    assert cube_w.show_band.isChecked()
+    slider = viewer.window._qt_viewer.dims.slider_widgets[0]
+    assert slider.curslice_label.text() == "5" and slider.totslice_label.text() == "8"
+
+
+def test_choosing_the_other_cube_switches_the_scene(docks, qtbot, tmp_path):
+    viewer, cube_w, detect_w, inspect_w = docks
+    write_scene(tmp_path / "a.npz", 0)
+    write_scene(tmp_path / "b.npz", 1, size=30)
+    open_cube(cube_w, qtbot, tmp_path / "a.npz")
+    open_cube(cube_w, qtbot, tmp_path / "b.npz")
+    with qtbot.waitSignal(cube_w.state.cube_changed, timeout=WAIT_MS):
+        cube_w.layer_combo.setCurrentText("a")
+    assert viewer.layers["a RGB"].visible and not viewer.layers["b RGB"].visible
+    assert cube_w.state.ground_truth is not None
+    assert viewer.layers[cube_w.state.ground_truth].metadata["cube"] is cube_w.state.cube
+
+
+def test_band_selection_box(docks, qtbot, tmp_path):
+    from napari.utils import notifications
+
+    viewer, cube_w, detect_w, inspect_w = docks
+    write_scene(tmp_path / "a.npz", 0)
+    open_cube(cube_w, qtbot, tmp_path / "a.npz")
+    state = cube_w.state
+    assert state.band_selection is None and "all 8 bands" in cube_w.bands.note.text()
+    with qtbot.waitSignal(state.bands_changed, timeout=WAIT_MS):
+        cube_w.bands.edit.setText("1-3, 6-8")
+        cube_w.bands.apply()
+    assert state.band_selection.tolist() == [0, 1, 2, 5, 6, 7]
+    assert state.analysis_cube().bands == 6 and state.cube.bands == 8
+    shown: list[str] = []
+    notifications_show = notifications.show_error
+    try:
+        notifications.show_error = shown.append
+        cube_w.bands.edit.setText("0-99")
+        assert not cube_w.bands.apply()
+    finally:
+        notifications.show_error = notifications_show
+    assert len(shown) == 1 and "outside 1-8" in shown[0]
+    assert cube_w.bands.edit.text() == "1-3, 6-8"  # the previous selection stays
