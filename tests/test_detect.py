@@ -106,15 +106,18 @@ def test_glosh_window_features_map_back(tiny_model):
     det = detect(_cube(100, 100), "glosh", model=tiny_model, feature="f1", p_min=2, min_samples=1)
     regions = det.extras["regions"]
     assert regions.shape == (4, 4) and det.feature == "f1"  # 64-px windows at 0 and 36: overlapping
-    scores = det.extras["glosh_scores"]
-    expected = to_score_map(scores, regions, (100, 100))
+    from napari_hsi_anomaly.core.detectors.calibration import to_score
+
+    cal = det.extras["calibration"]
+    calibrated = to_score(np.array(det.extras["glosh_scores"]), cal["median"], cal["spread"], cal["z0"])
+    expected = to_score_map(calibrated, regions, (100, 100))
     np.testing.assert_allclose(det.score_map, expected)
 
 
 def test_recon_method(tiny_model):
     det = detect(_cube(32, 32), "recon", model=tiny_model)
     assert det.score_map.shape == (32, 32) and det.extras["recon_per_band"].shape[0] == 6
-    assert det.score_map.max() == pytest.approx(1.0)
+    assert det.score_map.max() > 0.7 and det.score_map.dtype == np.float32
 
 
 @pytest.mark.parametrize("method", ["glosh-spectral", "spectral-rx"])

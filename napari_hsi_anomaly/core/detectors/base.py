@@ -106,6 +106,7 @@ class Raw:
     feature: str = "pixel"
     n_points: int = 0
     per_pixel: bool = True
+    reference: Any = None  # GLOSH: the reference hierarchy (``score(p_min)`` over the reference rows)
     extras: dict = field(default_factory=dict)
 
 
@@ -158,15 +159,25 @@ class Detector(ABC):
         """The parameter declarations (``cls.params``; an instance's ``params`` is its values)."""
         return cls.params
 
-    @abstractmethod
-    def iter_fit(
+    def _iter_fit(
         self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
     ) -> Generator[Progress, None, Scorer]:
-        """Fit the normal model on the reference ``cubes``; yields progress, returns the ``Scorer``."""
+        """The detector's own fitting (``iter_fit`` adds the calibration); or override ``iter_fit``."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _iter_fit nor iter_fit")
+
+    def iter_fit(
+        self, cubes: Sequence[Cube] | Cube | np.ndarray, *, model: Any = None, train_options: Any = None
+    ) -> Generator[Progress, None, Scorer]:
+        """Fit the normal model on the reference ``cubes`` (and calibrate it on them); returns the
+        ``Scorer``."""
+        cubes = check_cubes(cubes)  # type: ignore[arg-type]
+        scorer = yield from self._iter_fit(cubes, model=model, train_options=train_options)
+        yield from scorer.iter_calibrate(cubes)
+        return scorer
 
     def fit(self, cubes: Sequence[Cube] | Cube | np.ndarray, **kwargs: Any) -> Scorer:
         """``iter_fit`` run to the end."""
-        return run(self.iter_fit(cubes, **kwargs))  # type: ignore[arg-type]
+        return run(self.iter_fit(cubes, **kwargs))
 
 
 class Scorer(ABC):
@@ -199,6 +210,29 @@ class Scorer(ABC):
                              f"({self.detector} normal model). Score cubes with the reference's bands.")
         return cube
 
+    calibration: Any = None  # calibration.Calibration, set by iter_calibrate (None: the target's own)
+
+    def raw_for(self, cube: Cube) -> Generator[Progress, None, Raw]:
+        """``iter_raw`` with a cache of the reference cubes' fixed maps (computed once at calibration)."""
+        cache = self.__dict__.setdefault("_raw_cache", [])
+        for ref, raw in cache:
+            if ref() is cube:
+                return raw
+        raw = yield from self.iter_raw(cube)
+        return raw
+
+    def remember_raw(self, cube: Cube, raw: Raw) -> None:
+        import weakref
+
+        if raw.fixed is not None:
+            self.__dict__.setdefault("_raw_cache", []).append((weakref.ref(cube), raw))
+
+    def iter_calibrate(self, cubes: Sequence[Cube]) -> Generator[Progress, None, None]:
+        """Learn the calibration from the reference cubes' raw outlyingness (``calibration.py``)."""
+        from napari_hsi_anomaly.core.detectors.calibration import iter_calibrate
+
+        yield from iter_calibrate(self, cubes)
+
     def iter_score(self, cube: Cube | np.ndarray) -> Generator[Progress, None, Any]:
         """Score ``cube`` against this normal model: a ``Detection``."""
         from napari_hsi_anomaly.core.detectors.calibration import compose
@@ -209,7 +243,7 @@ class Scorer(ABC):
             raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")
         raws = []
         for part in self.parts():
-            raw = yield from part.iter_raw(cube)
+            raw = yield from part.raw_for(cube)
             raws.append(raw)
         det = compose(self, cube, valid, raws)
         yield Progress(1, 1, f"{self.detector}: done")
@@ -219,14 +253,34 @@ class Scorer(ABC):
         """``iter_score`` run to the end."""
         return run(self.iter_score(cube))
 
-    @abstractmethod
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Plain arrays (safetensors) and JSON-able meta that ``from_state`` turns back into a scorer."""
+        arrays, meta = self._state()
+        if self.calibration is not None:
+            a, m = self.calibration.state()
+            arrays = {**arrays, **{f"calib.{k}": v for k, v in a.items()}}
+            meta = {**meta, "calibration": m}
+        return arrays, meta
 
     @classmethod
-    @abstractmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> Scorer:
         """The scorer ``state`` describes (``model``: the CAE for detectors that need one)."""
+        from napari_hsi_anomaly.core.detectors.calibration import Calibration
+
+        own = {k: v for k, v in arrays.items() if not k.startswith("calib.")}
+        scorer = cls._from_state(own, meta, model=model)
+        if "calibration" in meta:
+            scorer.calibration = Calibration.from_state(prefixed(arrays, "calib."), meta["calibration"])
+        return scorer
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The detector's own arrays and meta (``state`` adds the calibration)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _state nor state")
+
+    @classmethod
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> Scorer:
+        """The detector's own part of ``from_state``."""
+        raise NotImplementedError(f"{cls.__name__} implements neither _from_state nor from_state")
 
     def _meta(self) -> dict:
         wl = None if self.wavelengths is None else [float(x) for x in self.wavelengths]

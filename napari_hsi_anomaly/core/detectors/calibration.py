@@ -1,7 +1,27 @@
-"""From the parts' raw outlyingness to one score map in [0, 1]: ``compose``."""
+"""What a score means: raw outlyingness mapped through the reference's distribution to [0, 1].
+
+Every detector first gives a raw outlyingness per pixel (a GLOSH score, an RX distance, a
+reconstruction error, ...). Combinations average their parts on a common [0, 1] scale: GLOSH scores as
+they are, fixed maps (RX, ...) min-max scaled between the reference's minimum and 99.9th percentile.
+The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
+the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
+from that median to its ``CAL_QUANTILE`` (99th) percentile,
+
+    z = (r - m) / (z0 * s),      score = z / (z + 3/7)  for z > 0, else 0.
+
+So a score is 0 for anything at or below the reference's typical value, **0.7 where a pixel is ``z0``
+(about 1.1) times as far above the reference's median as the reference's 99th percentile is**, and tends
+to 1 for the most outlying pixels (1 = most outlying, as GLOSH's own scale). The thresholds of the thesis
+keep their meaning: on the nine labelled development scenes ``t_anom = 0.7`` flags about as many pixels
+as are anomalous (``benchmarks/results/bench_scenes.md``). The mapping is monotone, so it changes no
+ranking (AUC). GLOSH parts are recalibrated at each ``p_min`` (the reference's GLOSH scores at that
+``p_min``, from a fixed sample of at most ``SAMPLE`` reference pixels), so a live ``p_min`` keeps the
+meaning. The calibration is part of a saved profile (``Scorer.state``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -9,10 +29,15 @@ import numpy as np
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.detectors.base import Raw
 from napari_hsi_anomaly.core.detectors.detection import Detection
+from napari_hsi_anomaly.core.progress import Progress
 
 PIXEL_P_MIN_FRACTION = 0.01  # per pixel: a cluster holds at least 1 % of the scene (and >= 100 pixels)
 THESIS_P_MIN_FRACTION = 100 / 2925  # per window/section: the thesis's p_min = 100 of 2925 windows
-RX_SCALE_PERCENTILES = (0.0, 99.9)
+RX_SCALE_PERCENTILES = (0.0, 99.9)  # fixed parts of a combination: [reference min, 99.9th pct] -> [0, 1]
+CAL_QUANTILE = 99.0  # the reference's spread: median to this percentile
+Z0 = 1.1  # score 0.7 at z0 spreads above the reference's median (a detector may set calibration_z0)
+SAMPLE = 20000  # reference pixels kept for the calibration
+_H = 3.0 / 7.0  # score = z / (z + 3/7): 0.7 at z = 1
 
 
 def auto_p_min(n_points: int, *, per_pixel: bool = True) -> int:
@@ -27,16 +52,146 @@ def auto_p_min(n_points: int, *, per_pixel: bool = True) -> int:
     return max(5, int(round(THESIS_P_MIN_FRACTION * n_points)))
 
 
-def _finish(score: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    out = np.where(valid & np.isfinite(score), score, 0.0).astype(np.float32)
+def bulk(values: np.ndarray, quantile: float = CAL_QUANTILE) -> tuple[float, float]:
+    """``(median, spread)`` of the finite ``values``: spread = its ``quantile`` percentile minus the
+    median (the maximum minus the median, or 1, where that is 0)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    med, hi = np.percentile(v, [50.0, quantile])
+    spread = hi - med
+    if not spread > 0:
+        spread = float(v.max() - med)
+    return float(med), float(spread) if spread > 0 else 1.0
+
+
+def to_score(r: np.ndarray, med: float, spread: float, z0: float) -> np.ndarray:
+    """The calibrated score (float32, in place where ``r`` is float32): see the module docstring."""
+    out = np.asarray(r, dtype=np.float32)
+    out -= np.float32(med)
+    out *= np.float32(1.0 / (spread * z0))
+    np.maximum(out, 0.0, out=out)
+    out /= out + np.float32(_H)
+    return out
+
+
+class Calibration:
+    """The reference's raw outlyingness, as much as a new ``p_min`` or target needs.
+
+    Per part (in ``scorer.parts()`` order): fixed parts keep their values at the sampled reference
+    pixels and their ``(min, 99.9th pct)`` range; GLOSH parts keep the reference rows sampled (their
+    scores come from the reference hierarchy at the current ``p_min``).
+    """
+
+    def __init__(self, kinds: list[str], samples: list[np.ndarray], ranges: list[tuple[float, float]],
+                 z0: float = Z0, quantile: float = CAL_QUANTILE) -> None:
+        self.kinds, self.samples, self.ranges = kinds, samples, ranges
+        self.z0, self.quantile = float(z0), float(quantile)
+        self._fixed_ref: np.ndarray | None = None
+
+    def fixed_reference(self) -> np.ndarray:
+        """Sum over fixed parts of their scaled sample values (each in [0, 1]; a single part: raw)."""
+        if self._fixed_ref is None:
+            n = next((s.size for s in self.samples), 0)
+            acc = np.zeros(n, np.float64)
+            for kind, s, rng in zip(self.kinds, self.samples, self.ranges):
+                if kind == "fixed":
+                    acc += s if len(self.kinds) == 1 else scale_fixed(s, rng)
+            self._fixed_ref = acc
+        return self._fixed_ref
+
+    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None) -> tuple[float, float]:
+        """``(median, spread)`` of the reference's combined raw values at ``p_min``."""
+        acc = self.fixed_reference().copy()
+        k = 0
+        for kind, rows in zip(self.kinds, self.samples):
+            if kind == "glosh":
+                acc += glosh_refs[k].score(int(p_min)).scores[rows.astype(np.int64)]
+                k += 1
+        return bulk(acc / len(self.kinds), self.quantile)
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays = {f"sample{i}": np.asarray(s) for i, s in enumerate(self.samples)}
+        meta = {"kinds": self.kinds, "ranges": [list(map(float, r)) for r in self.ranges],
+                "z0": self.z0, "quantile": self.quantile}
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict) -> Calibration:
+        kinds = list(meta["kinds"])
+        samples = [np.asarray(arrays[f"sample{i}"]) for i in range(len(kinds))]
+        return cls(kinds, samples, [tuple(r) for r in meta["ranges"]], meta["z0"], meta["quantile"])
+
+
+def scale_fixed(values: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
+    lo, hi = rng
+    out = np.asarray(values, dtype=np.float32) - np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo)) if hi > lo else np.float32(0.0)
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _z0_of(scorer: Any) -> float:
+    from napari_hsi_anomaly.core.detectors.registry import REGISTRY
+
+    return float(getattr(REGISTRY.get(scorer.detector), "calibration_z0", Z0))
+
+
+def _sample_positions(valids: Sequence[np.ndarray], seed: int = 0) -> np.ndarray:
+    flat = np.concatenate([v.ravel() for v in valids])
+    pos = np.flatnonzero(flat)
+    if pos.size > SAMPLE:
+        pos = np.sort(np.random.default_rng(seed).choice(pos, SAMPLE, replace=False))
+    return pos
+
+
+def calibration_from(scorer: Any, valids: Sequence[np.ndarray], raws_per_part: list[list[Raw]]
+                     ) -> Calibration:
+    """The calibration from the reference cubes' raws (``raws_per_part[part][cube]``)."""
+    pos = _sample_positions(valids)
+    kinds, samples, ranges = [], [], []
+    for raws in raws_per_part:
+        first = raws[0]
+        if first.glosh is not None:
+            kinds.append("glosh")
+            if first.regions is not None:  # windows/sections: every finite reference row
+                finite = getattr(first.reference, "finite", None)
+                n = first.reference.n_points
+                rows = np.flatnonzero(finite) if finite is not None else np.arange(n)
+            else:
+                rows = pos
+            samples.append(rows.astype(np.int64))
+            ranges.append((0.0, 1.0))
+        else:
+            kinds.append("fixed")
+            flat = np.concatenate([r.fixed.ravel() for r in raws]).astype(np.float32)
+            ok = np.concatenate([v.ravel() for v in valids]) & np.isfinite(flat)
+            lo, hi = np.percentile(flat[ok], RX_SCALE_PERCENTILES) if ok.any() else (0.0, 1.0)
+            samples.append(np.nan_to_num(flat[pos], nan=float(lo)))
+            ranges.append((float(lo), float(hi)))
+    return Calibration(kinds, samples, ranges, _z0_of(scorer))
+
+
+def iter_calibrate(scorer: Any, cubes: Sequence[Cube]) -> Generator[Progress, None, None]:
+    """Compute the reference cubes' raws (kept for scoring them again) and ``scorer.calibration``."""
+    parts = scorer.parts()
+    per_part: list[list[Raw]] = [[] for _ in parts]
+    for cube in cubes:
+        for i, part in enumerate(parts):
+            raw = yield from part.raw_for(cube)
+            part.remember_raw(cube, raw)
+            per_part[i].append(raw)
+    scorer.calibration = calibration_from(scorer, [c.valid_mask() for c in cubes], per_part)
 
 
 def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Detection:
     """The ``Detection`` of ``cube`` from its parts' ``raws`` (GLOSH parts stay live for ``rescore``)."""
-    from napari_hsi_anomaly.core.scoring.maps import scale01, to_score_map
+    from napari_hsi_anomaly.core.scoring.maps import to_score_map
 
     shape = (cube.rows, cube.cols)
+    cal = scorer.calibration
+    if cal is None:  # fitted without a calibration: the target is its own reference
+        cal = calibration_from(scorer, [valid], [[r] for r in raws])
     params: dict = {"method": scorer.detector}
     extras: dict = {"valid": valid}
     for r in raws:
@@ -46,15 +201,26 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
     model = extras.get("model")
     if model is not None:
         params["model"] = model.describe() if hasattr(model, "describe") else str(model)
+    n = len(raws)
+    fixed_sum = None
+    for r, rng in zip(raws, cal.ranges):
+        if r.fixed is not None:
+            f = np.array(r.fixed, dtype=np.float32) if n == 1 else scale_fixed(r.fixed, rng)
+            fixed_sum = f if fixed_sum is None else np.add(fixed_sum, f, out=fixed_sum)
+    invalid = ~valid
+
+    def finish(out: np.ndarray) -> np.ndarray:
+        out[invalid] = 0.0
+        np.nan_to_num(out, copy=False, nan=0.0)
+        return out
+
     glosh = [r for r in raws if r.glosh is not None]
-    fixed = [r.fixed for r in raws if r.fixed is not None]
     if not glosh:
-        if len(fixed) == 1:
-            m = scale01(fixed[0])
-        else:
-            m = np.mean([scale01(np.where(valid, f, np.nan), percentiles=RX_SCALE_PERCENTILES)
-                         for f in fixed], axis=0)
-        return Detection(_finish(m, valid), scorer.detector, "pixel", params, extras)
+        med, spread = bulk(cal.fixed_reference() / n, cal.quantile)
+        comb = fixed_sum / np.float32(n) if n > 1 else fixed_sum
+        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0}
+        return Detection(finish(to_score(comb, med, spread, cal.z0)), scorer.detector, "pixel", params,
+                         extras)
 
     feature = "+".join(r.feature for r in glosh)
     extras.setdefault("regions", glosh[0].regions if len(glosh) == 1 else None)
@@ -64,14 +230,24 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
         params["p_min_auto"] = True
     params.update(feature=feature, p_min=int(p_min), min_samples=int(scorer.params["min_samples"]),
                   max_fit=int(scorer.params["max_fit"]))
-    scaled = [scale01(np.where(valid, f, np.nan), percentiles=RX_SCALE_PERCENTILES) for f in fixed]
-    regions = [r.regions for r in glosh]
+    refs = [r.reference if r.reference is not None else r.glosh for r in glosh]
+    regions = glosh[0].regions if n == 1 else None
 
     def compose_maps(results: list[Any]) -> np.ndarray:
-        maps = [to_score_map(res.scores, reg, shape) for res, reg in zip(results, regions)]
-        if len(maps) == 1 and not scaled:
-            return _finish(maps[0], valid)
-        return _finish(np.mean(maps + scaled, axis=0), valid)
+        p = int(results[0].p_min)
+        med, spread = cal.reference_bulk(refs, p)
+        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0}
+        if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
+            pts = to_score(np.array(results[0].scores, dtype=np.float32), med, spread, cal.z0)
+            return finish(to_score_map(pts, regions, shape))
+        acc = np.array(results[0].scores, dtype=np.float32).reshape(shape)
+        for res in results[1:]:
+            acc += res.scores.reshape(shape)
+        if fixed_sum is not None:
+            acc += fixed_sum
+        if n > 1:
+            acc *= np.float32(1.0 / n)
+        return finish(to_score(acc, med, spread, cal.z0))
 
     det = Detection(np.zeros(shape, np.float32), scorer.detector, feature, params, extras,
                     [r.glosh for r in glosh], compose_maps)

@@ -42,7 +42,7 @@ class CombinedScorer(Scorer):
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:  # pragma: no cover - not a part
         raise NotImplementedError("a combination is scored through its parts")
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays: dict[str, np.ndarray] = {}
         metas = []
         for i, p in enumerate(self._parts):
@@ -52,7 +52,7 @@ class CombinedScorer(Scorer):
         return arrays, {**self._meta(), "parts": metas}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> CombinedScorer:
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> CombinedScorer:
         parts = []
         for i, m in enumerate(meta["parts"]):
             part_cls = get_detector(m["detector"])
@@ -67,7 +67,7 @@ class Combined(Detector):
     scorer_class = CombinedScorer
     parts: ClassVar[tuple[type[Detector], ...]] = ()
 
-    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+    def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, CombinedScorer]:
         cubes = check_cubes(cubes)
         if self.needs_model:
@@ -75,7 +75,7 @@ class Combined(Detector):
         scorers = []
         for part in self.parts:
             own = {p.name: self.params[p.name] for p in part.params if p.name in self.params}
-            scorer = yield from part(**own).iter_fit(cubes, model=model if part.needs_model else None)
+            scorer = yield from part(**own)._iter_fit(cubes, model=model if part.needs_model else None)
             scorers.append(scorer)
         return CombinedScorer(self.name, scorers, self.params)
 

@@ -78,16 +78,17 @@ class CaeGloshScorer(Scorer):
             values, fs = yield from features_of(self.model, cube, feature)
             handle = self.ref.handle(cube, lambda c: values)
         per_pixel = feature == "pixel"
-        return Raw(glosh=handle, regions=fs.regions, feature=feature, per_pixel=per_pixel,
+        return Raw(glosh=handle, reference=self.ref.scorer, regions=fs.regions, feature=feature,
+                   per_pixel=per_pixel,
                    n_points=self.ref.n_valid if per_pixel else self.ref.n_points,
                    extras={"features": fs, "regions": fs.regions, "model": self.model})
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays, meta = self.ref.state()
         return arrays, {**self._meta(), **meta, "model": model_label(self.model)}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> CaeGloshScorer:
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> CaeGloshScorer:
         if model is None:
             raise ModelError("This normal model needs its CAE: load the profile with its model folder.")
         return cls(model, GloshReference.from_state(arrays, meta), meta["params"], meta["bands"],
@@ -104,7 +105,7 @@ class CaeGloshDetector(Detector):
     needs_model = True
     uses_p_min = True
 
-    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+    def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, CaeGloshScorer]:
         cubes = check_cubes(cubes)
         model = yield from get_model(cubes, model, self.params["preset"], train_options)

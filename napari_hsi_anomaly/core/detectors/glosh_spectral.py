@@ -34,14 +34,14 @@ class SpectralGloshScorer(Scorer):
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
         yield Progress(0, 1, f"spectral features: {self.basis.shape[1]} principal components")
         handle = self.ref.handle(cube, lambda c: project(c, self.mean, self.basis))
-        return Raw(glosh=handle, feature=self.feature, n_points=self.ref.n_valid)
+        return Raw(glosh=handle, reference=self.ref.scorer, feature=self.feature, n_points=self.ref.n_valid)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays, meta = self.ref.state()
         return {"mean": self.mean, "basis": self.basis, **arrays}, {**self._meta(), **meta}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None
                    ) -> SpectralGloshScorer:
         ref = GloshReference.from_state(arrays, meta)
         return cls(arrays["mean"], arrays["basis"], ref, meta["params"], meta.get("wavelengths"))
@@ -56,7 +56,7 @@ class GloshSpectralDetector(Detector):
     params = (COMPONENTS, *GLOSH_PARAMS)
     uses_p_min = True
 
-    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+    def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, SpectralGloshScorer]:
         cubes = check_cubes(cubes)
         k = int(self.params["components"])

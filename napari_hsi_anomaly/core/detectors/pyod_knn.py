@@ -69,11 +69,11 @@ class KnnScorer(Scorer):
             out[idx[a:a + CHUNK]] = knn.decision_function(x[idx[a:a + CHUNK]])
         return Raw(fixed=out.reshape(cube.rows, cube.cols))
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         return {"fitted": self.fitted}, self._meta()
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> KnnScorer:
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> KnnScorer:
         return cls(arrays["fitted"], meta["params"], meta.get("wavelengths"))
 
 
@@ -84,7 +84,7 @@ class KnnDetector(Detector):
     summary = "PyOD KNN: distance to the k-th nearest reference spectrum (optional extra 'pyod')"
     params = (N_NEIGHBORS, MAX_FIT, SEED)
 
-    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+    def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, KnnScorer]:
         cubes = check_cubes(cubes)
         knn_cls = _import_knn()

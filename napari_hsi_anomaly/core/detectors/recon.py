@@ -29,11 +29,11 @@ class ReconScorer(Scorer):
         return Raw(fixed=err, extras={"recon_per_pixel": rec.per_pixel, "recon_per_band": rec.per_band,
                                       "model": self.model})
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         return {}, {**self._meta(), "model": model_label(self.model)}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> ReconScorer:
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> ReconScorer:
         if model is None:
             raise ModelError("This normal model needs its CAE: load the profile with its model folder.")
         return cls(model, meta["params"], meta["bands"], meta.get("wavelengths"))
@@ -48,7 +48,7 @@ class ReconDetector(Detector):
     params = (PRESET,)
     needs_model = True
 
-    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+    def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, ReconScorer]:
         cubes = check_cubes(cubes)
         model = yield from get_model(cubes, model, self.params["preset"], train_options)

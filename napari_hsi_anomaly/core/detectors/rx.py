@@ -36,11 +36,11 @@ class RxScorer(Scorer):
         dist = mahalanobis(cube, self.mean, self.whiten)
         return Raw(fixed=dist, extras={"rx_distance": dist})
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         return {"mean": self.mean, "whiten": self.whiten}, self._meta()
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> RxScorer:
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> RxScorer:
         return cls(arrays["mean"], arrays["whiten"], meta["params"], meta.get("wavelengths"))
 
 
@@ -51,7 +51,7 @@ class RxDetector(Detector):
     label = "RX (global)"
     summary = "global RX: Mahalanobis distance to the reference's mean and covariance"
 
-    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+    def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, RxScorer]:
         cubes = check_cubes(cubes)
         yield Progress(0, 1, "rx: background statistics")

@@ -40,11 +40,11 @@ class RxLocalScorer(Scorer):
         dist = rx_local(cube, inner, outer)
         return Raw(fixed=dist, extras={"rx_distance": dist})
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         return {}, self._meta()
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> RxLocalScorer:
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> RxLocalScorer:
         return cls(meta["params"], meta["bands"], meta.get("wavelengths"))
 
 
@@ -56,7 +56,7 @@ class RxLocalDetector(Detector):
     summary = "dual-window RX: each pixel against the ring between the inner and outer windows"
     params = RX_PARAMS
 
-    def iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+    def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, RxLocalScorer]:
         cubes = check_cubes(cubes)
         check_windows(self.params)
