@@ -24,7 +24,7 @@ def test_score_rx_and_evaluate(tiny, capsys):
                  "--mask-out", str(tiny / "mask.npy"), "--t-anom", "0.5"]) == 0
     scores = np.load(out)
     assert scores.dtype == np.float32 and scores.shape == (40, 40)
-    assert scores.min() >= 0 and scores.max() == pytest.approx(1.0)
+    assert scores.min() >= 0 and 0.7 < scores.max() <= 1  # calibrated: 1 = most outlying
     mask = np.load(tiny / "mask.npy")
     assert mask.dtype == np.uint8 and mask[11, 21] == 1
     capsys.readouterr()
