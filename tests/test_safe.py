@@ -193,3 +193,12 @@ def test_bad_safe_inputs(tmp_path, l1c):
     other.mkdir()
     with pytest.raises(CubeReadError, match="folder"):
         read_cube(other)
+
+
+def test_memory_budget_is_checked_before_reading(l1c, monkeypatch):
+    from napari_hsi_anomaly.core.errors import HsiAnomalyError
+
+    monkeypatch.setenv("HSI_ANOMALY_MEMORY_BUDGET", "2K")  # 13 x 18 x 18 uint16 is 8.4 KB
+    with pytest.raises(HsiAnomalyError, match="coarser grid"):
+        read_cube(l1c, resolution=10)
+    assert read_cube(l1c, resolution=60).shape == (13, N60, N60)  # 234 bytes fit

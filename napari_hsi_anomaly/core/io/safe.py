@@ -24,7 +24,7 @@ S2B_NM = (442.2, 492.1, 559.0, 664.9, 703.8, 739.1, 779.7, 832.9, 864.0, 943.2, 
 NATIVE_M = dict(zip(S2_BANDS, (60, 10, 10, 10, 20, 20, 20, 10, 20, 60, 60, 20, 20)))
 RESOLUTIONS = (10, 20, 60)
 DEFAULT_RESOLUTION = 60  # as in the thesis
-STRIP_ROWS = 1024  # output rows read per step (bounded memory on 10 m bands)
+STRIP_ROWS = 256  # output rows read per step (bounded memory on 10 m bands: ~70 MB at 60 m)
 _BAND_FILE = re.compile(r"_(B\d\d|B8A)(?:_(\d+)m)?\.jp2$", re.IGNORECASE)
 _MTD = re.compile(r"(?:^|/)MTD_MSIL(1C|2A)\.xml$", re.IGNORECASE)
 
@@ -239,4 +239,5 @@ def _check_memory(nbytes: int, path: Path) -> None:
         from napari_hsi_anomaly.core.guards import check_allocation
     except ImportError:  # the guards module arrives with another change
         return
-    check_allocation(nbytes, f"{path.name} as one cube")
+    check_allocation(nbytes, f"{path.name} as one cube",
+                     hint="read it on a coarser grid (--resolution 20 or 60)")
