@@ -1,4 +1,6 @@
-"""npe2 writers: a 2-D Image (score map) or Labels (mask) layer to .npy, .tif or ENVI."""
+"""npe2 writers: a 2-D Image (score map) or Labels (mask) layer to .npy, .tif or ENVI, georeferenced like
+the cube in the layer's ``metadata["like"]`` or ``metadata["cube"]`` (GeoTIFF CRS and transform, ENVI
+map info)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,13 @@ from napari_hsi_anomaly.core.io import write_map
 
 
 def _like(meta: dict) -> Cube | None:
-    cube = (meta or {}).get("metadata", {}).get("cube")
-    return cube if isinstance(cube, Cube) else None
+    """The cube whose georeferencing a saved layer gets: its metadata's ``like`` (a result layer's
+    scene, e.g. the Detect dock's heatmap and mask) or ``cube``."""
+    md = (meta or {}).get("metadata") or {}
+    for key in ("like", "cube"):
+        if isinstance(md.get(key), Cube):
+            return md[key]
+    return None
 
 
 def _write(path: str, data: Any, meta: dict, kind: str) -> list[str]:

@@ -137,6 +137,17 @@ def test_writers_save_2d_layers(tmp_path):
         write_image(str(tmp_path / "c.npy"), np.zeros((2, 6, 7)), {"name": "stack"})
 
 
+def test_writer_georeferences_like_the_scene(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    scene = Cube(np.zeros((3, 6, 7), np.float32),
+                 georef={"crs": "EPSG:32633", "transform": (20.0, 0.0, 5e5, 0.0, -20.0, 4e6)})
+    score = np.random.default_rng(0).random((6, 7)).astype(np.float32)
+    meta = {"name": "anomaly score", "metadata": {"like": scene}}
+    (out,) = write_image(str(tmp_path / "s.tif"), score, meta)
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.transform.c == 5e5
+
+
 # --- with a viewer -----------------------------------------------------------------------------
 
 
