@@ -1,0 +1,121 @@
+"""Scenes too large for memory: a fitted detector applied row block by row block.
+
+``iter_score_blocks(scorer, cube)`` scores a (memory-mapped) cube in row blocks through any registered
+detector's ``Scorer`` (``core.detectors``): each block, with a halo of rows for windowed detectors
+(local RX), is a view of the cube read from disk on its own; its map is written into one float32
+``(rows, cols)`` output (an array or a ``np.memmap``). Only one block's working set is in memory at a
+time, so the peak grows with the block, not the scene.
+
+``iter_detect_blocks(cube, method)`` is the one-scene convenience: the normal model is fitted on
+``reference_strips`` (evenly spaced full-width strips of the scene, about ``REFERENCE_PIXELS`` pixels in
+all), then every block is scored against it (GLOSH parts through ``GloshScorer.predictor``). A scene
+that fits the reference budget is fitted and scored whole, exactly as ``iter_detect``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube, as_cube
+from napari_hsi_anomaly.core.progress import Progress
+
+BLOCK_PIXELS = 2_000_000  # target pixels per scored block (plus the halo)
+REFERENCE_PIXELS = 4_000_000  # pixels of the scene the normal model is fitted on (in strips)
+N_STRIPS = 8
+
+
+def rows_view(cube: Cube, r0: int, r1: int) -> Cube:
+    """Rows ``[r0, r1)`` of ``cube`` as a cube (a view: a memory map stays on disk until read)."""
+    fill = None if cube.fill is None else cube.fill[r0:r1]
+    return replace(cube, data=cube.data[:, r0:r1], fill=fill, metadata=dict(cube.metadata))
+
+
+def halo_rows(scorer: Any) -> int:
+    """Rows a block needs beyond its own for windowed parts (half the local RX outer window)."""
+    halo = 0
+    for part in scorer.parts():
+        outer = part.params.get("rx_outer")
+        if outer is not None:
+            halo = max(halo, int(outer) // 2)
+    return halo
+
+
+def reference_strips(cube: Cube, pixels: int = REFERENCE_PIXELS, n_strips: int = N_STRIPS,
+                     min_rows: int = 64) -> list[Cube]:
+    """Evenly spaced full-width strips of ``cube`` holding about ``pixels`` pixels (the whole cube if
+    it is that small). Strips are at least ``min_rows`` high (windows fit inside them)."""
+    if cube.rows * cube.cols <= pixels:
+        return [cube]
+    height = max(min_rows, pixels // max(1, n_strips * cube.cols))
+    n = max(1, min(n_strips, pixels // max(1, height * cube.cols)))
+    if n * height >= cube.rows:
+        return [cube]
+    starts = np.linspace(0, cube.rows - height, n).round().astype(int)
+    return [rows_view(cube, int(s), int(s) + height) for s in starts]
+
+
+def iter_score_blocks(
+    scorer: Any,
+    cube: Cube | np.ndarray,
+    *,
+    block_pixels: int = BLOCK_PIXELS,
+    p_min: int | None = None,
+    out: np.ndarray | None = None,
+) -> Generator[Progress, None, np.ndarray]:
+    """Score ``cube`` with a fitted ``scorer`` in row blocks; returns the ``(rows, cols)`` float32 map.
+
+    ``p_min``: a GLOSH-based detector's minimum cluster size (None: the detector's own choice, the
+    same for every block since it comes from the reference). ``out``: where to write (e.g. a memmap).
+    """
+    cube = scorer.check_target(as_cube(cube, "Scoring"))
+    rows, cols = cube.rows, cube.cols
+    if out is None:
+        out = np.zeros((rows, cols), dtype=np.float32)
+    halo = halo_rows(scorer)
+    step = max(1, block_pixels // max(1, cols))
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        a0, a1 = max(0, r0 - halo), min(rows, r1 + halo)
+        block = rows_view(cube, a0, a1)
+        if not block.valid_mask()[r0 - a0 : r1 - a0].any():
+            out[r0:r1] = 0.0
+        else:
+            det = yield from scorer.iter_score(block)
+            if p_min is not None and getattr(det, "can_rescore", False):
+                det.rescore(int(p_min))
+            out[r0:r1] = det.score_map[r0 - a0 : r1 - a0]
+            del det
+        yield Progress(r1, rows, f"{scorer.detector}: {r1} of {rows} rows")
+    return out
+
+
+def iter_detect_blocks(
+    cube: Cube | np.ndarray,
+    method: str | None = None,
+    *,
+    reference_pixels: int = REFERENCE_PIXELS,
+    block_pixels: int = BLOCK_PIXELS,
+    out: np.ndarray | None = None,
+    **params: Any,
+) -> Generator[Progress, None, np.ndarray]:
+    """Fit ``method`` (default: the registry's) on ``reference_strips`` of ``cube``, then score the
+    whole cube in row blocks (``iter_score_blocks``). ``params``: the detector's parameters."""
+    from napari_hsi_anomaly.core.detectors.registry import DEFAULT_METHOD, get_detector
+
+    cube = as_cube(cube, "Detection")
+    detector = get_detector(method or DEFAULT_METHOD)(**params)
+    refs = reference_strips(cube, reference_pixels)
+    yield Progress(0, 1, f"{detector.name}: fitting the normal model on {len(refs)} strip(s)")
+    scorer = yield from detector.iter_fit(refs)
+    if refs[0] is cube and cube.rows * cube.cols <= block_pixels:  # small: the classic fit-and-score
+        det = yield from scorer.iter_score(cube)
+        if out is None:
+            return det.score_map
+        out[...] = det.score_map
+        return out
+    result = yield from iter_score_blocks(scorer, cube, block_pixels=block_pixels, out=out)
+    return result

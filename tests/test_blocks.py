@@ -1,0 +1,57 @@
+"""Row-block scoring of large scenes: the same map as scoring the whole cube against the same model."""
+
+import numpy as np
+import pytest
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.progress import Progress, run
+from napari_hsi_anomaly.core.scoring.blocks import (
+    halo_rows,
+    iter_detect_blocks,
+    iter_score_blocks,
+    reference_strips,
+)
+
+
+@pytest.fixture(scope="module")
+def scene() -> Cube:
+    from napari_hsi_anomaly.core.scene import make_scene
+
+    return make_scene(72, 40, seed=3).cube
+
+
+def test_reference_strips_cover_the_scene_evenly(scene):
+    assert reference_strips(scene, pixels=10**9) == [scene]
+    strips = reference_strips(scene, pixels=1200, n_strips=3, min_rows=12)
+    assert len(strips) == 2 and all(s.rows == 12 and s.cols == 40 for s in strips)
+    assert np.shares_memory(strips[0].data, scene.data)
+
+
+def test_blocks_equal_whole_cube_scored_against_the_same_model(scene, tmp_path):
+    from napari_hsi_anomaly.core.detectors.registry import DEFAULT_METHOD, get_detector
+
+    refs = reference_strips(scene, pixels=1600, n_strips=2, min_rows=20)
+    scorer = get_detector(DEFAULT_METHOD)(min_samples=5).fit(refs)
+    assert halo_rows(scorer) == 12
+    target = Cube(np.array(scene.data), wavelengths=scene.wavelengths)  # not a reference object
+    whole = scorer.score(target).score_map
+    path = tmp_path / "cube.npy"
+    np.save(path, np.asarray(scene.data))
+    mapped = Cube(np.load(path, mmap_mode="r"), wavelengths=scene.wavelengths)
+    gen = iter_score_blocks(scorer, mapped, block_pixels=17 * 40)  # 5 blocks, each with a halo
+    steps = []
+    try:
+        while True:
+            steps.append(next(gen))
+    except StopIteration as stop:
+        blocked = stop.value
+    assert [p.done for p in steps if isinstance(p, Progress) and "rows" in p.message][-1] == 72
+    assert blocked.dtype == np.float32 and blocked.shape == (72, 40)
+    np.testing.assert_allclose(blocked, whole, atol=1e-6)
+
+
+def test_detect_blocks_small_scene_is_the_classic_detection(scene):
+    from napari_hsi_anomaly.core.scoring import detect
+
+    out = run(iter_detect_blocks(scene, min_samples=5))
+    np.testing.assert_array_equal(out, detect(scene, min_samples=5).score_map)
