@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--t-anom", type=float, default=0.7, help="threshold for --mask-out (default 0.7)")
     p.add_argument("--mask-out", help="also write the mask score >= t-anom here (uint8)")
     p.add_argument("--out", required=True, help="score map (.npy, .tif or .hdr)")
+    p.add_argument("--profile", metavar="PROFILE_DIR",
+                   help="score against a normal model saved by `hsi-anomaly fit` (--method and its "
+                   "options are the profile's; --p-min re-condenses its reference hierarchy)")
     add_cube_options(p, fill=True)
     p.set_defaults(func=cmd_score)
 
@@ -103,6 +106,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_min_samples(args.min_samples, n)
     check_allocation(float32_bytes(cube, 3), f"Scoring {cube.name} ({cube.bands}x{cube.rows}x{cube.cols})",
                      hint="crop the cube or score it in tiles")
+    if args.profile:
+        from napari_hsi_anomaly.cli.profile_commands import score_with_profile
+
+        return score_with_profile(args, cube, out_path, mask_path)
     model = train_options = None
     if args.model:
         from napari_hsi_anomaly.core.model import load_model

@@ -1,0 +1,285 @@
+"""``fit`` (a normal model from reference cubes, saved as a profile) and ``batch`` (many scenes on dask).
+
+Also ``score_with_profile``, which ``score --profile`` calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_hsi_anomaly.cli.common import LazyChoices, add_cube_options, check_usable, read_input, say
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.progress import Progress, run
+
+
+def _names() -> list[str]:
+    from napari_hsi_anomaly.core.detectors import detector_names
+
+    return detector_names()
+
+
+def _presets() -> list[str]:
+    from napari_hsi_anomaly.core.model import PRESETS
+
+    return sorted(PRESETS)
+
+
+def _all_params() -> dict:
+    """Every registered detector's parameters by name (the first declaration wins)."""
+    from napari_hsi_anomaly.core.detectors import REGISTRY
+
+    seen: dict = {}
+    for cls in REGISTRY.values():
+        for p in cls.params:
+            seen.setdefault(p.name, p)
+    return seen
+
+
+# options handled by hand (not from the Param declarations)
+_OWN = {"preset"}
+
+
+def _add_detector_options(p: argparse.ArgumentParser) -> None:
+    """``--method``, and one option per declared detector parameter (default None = the detector's)."""
+    p.add_argument("--method", choices=LazyChoices(_names), default=None, metavar="M",
+                   help="detector (default: the registry's default; see `hsi-anomaly score --help`)")
+    for name, param in _all_params().items():
+        if name in _OWN:
+            continue
+        kind = str if param.kind is bool else param.kind
+        p.add_argument(param.option, dest=f"param_{name}", type=kind, default=None,
+                       metavar=name.upper(), help=f"{param.help} (detectors that declare it)")
+
+
+def _detector_params(args: argparse.Namespace, method: str) -> dict:
+    """The parameter options given on the command line, checked against ``method``'s declarations."""
+    from napari_hsi_anomaly.core.detectors import get_detector
+
+    cls = get_detector(method)
+    declared = {p.name for p in cls.params}
+    out = {}
+    for key, value in vars(args).items():
+        if not key.startswith("param_") or value is None:
+            continue
+        name = key[len("param_"):]
+        if name not in declared:
+            raise HsiAnomalyError(f"--{name.replace('_', '-')} does not apply to method {method} (it takes: "
+                                  f"{', '.join('--' + n.replace('_', '-') for n in declared) or 'nothing'}).")
+        out[name] = value
+    if getattr(args, "preset", None) is not None:
+        if "preset" not in declared:
+            raise HsiAnomalyError(f"--preset does not apply to method {method}: it uses no CAE.")
+        out["preset"] = args.preset
+    return out
+
+
+class Bar:
+    """A one-line progress bar on stderr: ``[#####.....] 5/13 message``."""
+
+    def __init__(self, width: int = 30) -> None:
+        self.width, self.open = width, False
+
+    def __call__(self, p: Progress) -> None:
+        frac = p.fraction if p.total else 0.0
+        n = int(round(frac * self.width))
+        text = f"\r[{'#' * n}{'.' * (self.width - n)}] {p.done}/{p.total} {p.message}"
+        cols = shutil.get_terminal_size((100, 20)).columns
+        sys.stderr.write(text[: max(20, cols - 1)] + "\033[K")
+        sys.stderr.flush()
+        self.open = True
+
+    def close(self) -> None:
+        if self.open:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.open = False
+
+
+def _band_selection(spec: str | None, cube) -> np.ndarray | None:
+    if not spec:
+        return None
+    from napari_hsi_anomaly.core.bands import parse_band_spec
+
+    return parse_band_spec(spec, cube.bands)
+
+
+# -- fit --------------------------------------------------------------------------------------------
+def _references(args: argparse.Namespace) -> list[tuple[str, argparse.Namespace]]:
+    """(path, options) per reference cube: ``--dates 3,4`` expands each stack REF into those dates."""
+    if not args.dates:
+        return [(p, args) for p in args.refs]
+    if args.date is not None:
+        raise HsiAnomalyError("Give either --date K or --dates K1,K2,..., not both.")
+    try:
+        dates = [int(t) for t in str(args.dates).replace(" ", "").split(",") if t]
+    except ValueError:
+        raise HsiAnomalyError(f"--dates must be integers separated by commas, e.g. 3,4; got "
+                              f"{args.dates!r}.") from None
+    if not dates:
+        raise HsiAnomalyError("--dates names no date; give e.g. --dates 3,4.")
+    return [(p, argparse.Namespace(**{**vars(args), "date": k})) for p in args.refs for k in dates]
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD, get_detector
+    from napari_hsi_anomaly.core.guards import check_input_path, check_number, check_output_dir
+    from napari_hsi_anomaly.core.profile import _replaceable
+
+    method = args.method or DEFAULT_METHOD
+    cls = get_detector(method)
+    params = _detector_params(args, method)
+    check_number(args.epochs, "--epochs", minimum=1, integer=True)
+    if args.model and (args.epochs is not None or args.preset is not None):
+        raise HsiAnomalyError("Give either --model DIR or --preset/--epochs (to train a CAE), not both.")
+    if (args.model or args.epochs is not None) and not cls.needs_model:
+        raise HsiAnomalyError(f"Method {method} uses no CAE: --model/--epochs do not apply.")
+    for p in args.refs:
+        check_input_path(p, "reference cube")
+    if args.model:
+        check_input_path(args.model, "--model", directory=True)
+    out = check_output_dir(args.out, inputs=args.refs, what="--out")
+    if not _replaceable(out):
+        raise HsiAnomalyError(f"--out {args.out} holds other files than a saved profile: saving replaces "
+                              "the folder whole; choose a new folder name.")
+    cubes = [check_usable(read_input(p, a, "reference cube"), a) for p, a in _references(args)]
+    model = train_options = None
+    if args.model:
+        from napari_hsi_anomaly.core.model import load_model
+
+        model = load_model(args.model)
+    elif args.epochs is not None:
+        from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options
+
+        train_options = default_train_options()
+        train_options.epochs = int(args.epochs)
+    from napari_hsi_anomaly.core.profile import iter_fit_profile, save_profile
+
+    selection = _band_selection(args.bands, cubes[0])
+    bar = Bar()
+    t0 = time.perf_counter()
+    try:
+        scorer = run(iter_fit_profile(cubes, method, band_selection=selection, model=model,
+                                      train_options=train_options, **params), bar)
+    finally:
+        bar.close()
+    names = [c.name if c.metadata.get("date") is None else f"{c.name}[date {c.metadata['date']}]"
+             for c in cubes]
+    path = save_profile(scorer, out, references=names)
+    say(f"profile: {path} ({method}, {scorer.bands} bands, {len(cubes)} reference cube(s), "
+        f"{time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+# -- score --profile --------------------------------------------------------------------------------
+def score_with_profile(args: argparse.Namespace, cube, out_path: Path, mask_path: Path | None) -> int:
+    """``score TARGET --profile DIR``: the target scored against the saved normal model."""
+    from napari_hsi_anomaly.core.io import write_map
+    from napari_hsi_anomaly.core.profile import iter_score_profile, load_profile
+
+    if getattr(args, "model", None):
+        raise HsiAnomalyError("--model does not apply with --profile (the profile holds its own CAE).")
+    scorer = load_profile(args.profile)
+    bar = Bar()
+    try:
+        det = run(iter_score_profile(scorer, cube), bar)
+    finally:
+        bar.close()
+    if getattr(args, "p_min", None) is not None:
+        if not det.can_rescore:
+            raise HsiAnomalyError(f"--p-min does not apply: the profile's method {det.method} has no p_min.")
+        det.rescore(int(args.p_min))
+    out = write_map(out_path, det.score_map.astype(np.float32), like=cube)
+    say(f"scores: {out} ({det.method} against profile {args.profile}, max {det.score_map.max():.3f})")
+    if mask_path is not None:
+        mask = det.mask(args.t_anom)
+        m = write_map(mask_path, mask.astype(np.uint8), like=cube)
+        say(f"mask: {m} ({int(mask.sum())} pixels >= {args.t_anom}, {100 * mask.mean():.1f} %)")
+    return 0
+
+
+# -- batch ------------------------------------------------------------------------------------------
+def cmd_batch(args: argparse.Namespace) -> int:
+    from napari_hsi_anomaly.core.batch import expand_inputs, iter_batch
+    from napari_hsi_anomaly.core.guards import (
+        check_input_path,
+        check_number,
+        check_output_dir,
+        check_threshold,
+    )
+
+    check_threshold(args.t_anom)
+    check_number(args.workers, "--workers", minimum=1, maximum=1024, integer=True)
+    if args.profile and args.method:
+        raise HsiAnomalyError("Give either --profile DIR or --method M, not both.")
+    params: dict = {}
+    if args.profile:
+        check_input_path(args.profile, "--profile", directory=True)
+        from napari_hsi_anomaly.core.profile import read_profile_info
+
+        read_profile_info(args.profile)  # a bad profile fails here, not once per input
+        if any(v is not None for k, v in vars(args).items() if k.startswith("param_")):
+            raise HsiAnomalyError("Detector options do not apply with --profile (it holds its own).")
+    else:
+        from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD
+
+        params = _detector_params(args, args.method or DEFAULT_METHOD)
+    out = check_output_dir(args.out, inputs=args.inputs, what="--out")
+    items = expand_inputs(args.inputs, date=args.date)
+    if not items:
+        raise HsiAnomalyError("No input: the names, folders and patterns given match no file.")
+    bar = Bar()
+    t0 = time.perf_counter()
+    try:
+        rows = run(iter_batch(items, out, profile=args.profile, method=args.method, params=params,
+                              t_anom=args.t_anom, scheduler=args.scheduler, workers=args.workers,
+                              layout=args.layout, key=args.key), bar)
+    finally:
+        bar.close()
+    errors = [r for r in rows if r.get("error")]
+    skipped = sum(1 for r in rows if r.get("skipped"))
+    for r in errors:
+        say(f"error: {r['input']}: {r['error']}")
+    say(f"batch: {len(rows) - len(errors)} of {len(rows)} scored ({skipped} already done), "
+        f"{len(errors)} error(s), {time.perf_counter() - t0:.1f} s; {out / 'summary.csv'}")
+    return 1 if errors else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``fit`` and ``batch``."""
+    f = sub.add_parser("fit", help="fit a normal model (profile) on reference cubes; score others with "
+                       "`score --profile`")
+    f.add_argument("refs", nargs="+", metavar="REF", help="reference cubes (same bands): what is normal")
+    f.add_argument("--out", required=True, metavar="PROFILE_DIR", help="profile folder to write")
+    _add_detector_options(f)
+    f.add_argument("--model", metavar="DIR", help="a trained CAE (CAE detectors; default: train one)")
+    f.add_argument("--preset", choices=LazyChoices(_presets), default=None, metavar="P",
+                   help="CAE preset trained on the references when no --model (default fast)")
+    f.add_argument("--epochs", type=int, default=None, help="training epochs when no --model")
+    f.add_argument("--dates", default=None, metavar="K1,K2",
+                   help="dates of a 4-D stack REF used as references, e.g. 3,4 (--date: one date)")
+    f.add_argument("--bands", default=None, metavar="SPEC",
+                   help="bands to use, 1-based ranges such as '1-10,12' (targets are cut the same way)")
+    add_cube_options(f, fill=True)
+    f.set_defaults(func=cmd_fit)
+
+    b = sub.add_parser("batch", help="score many cubes (files, folders, globs) on dask.distributed")
+    b.add_argument("inputs", nargs="+", metavar="INPUT", help="cube files, folders or glob patterns")
+    b.add_argument("--out", required=True, metavar="OUT_DIR",
+                   help="folder for <stem>.scores.npy, <stem>.mask.npy and summary.csv")
+    b.add_argument("--profile", metavar="PROFILE_DIR", help="score against this profile (from `fit`)")
+    _add_detector_options(b)
+    b.add_argument("--preset", choices=LazyChoices(_presets), default=None, metavar="P",
+                   help="CAE preset trained per input (CAE methods without --profile)")
+    b.add_argument("--t-anom", type=float, default=0.7, help="threshold for masks and summary (default 0.7)")
+    b.add_argument("--scheduler", metavar="ADDRESS",
+                   help="an existing dask scheduler, tcp://host:port (default: a local cluster)")
+    b.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="workers of the local cluster (default: CPU cores, at most 4)")
+    add_cube_options(b)
+    b.set_defaults(func=cmd_batch)

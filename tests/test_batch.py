@@ -1,0 +1,108 @@
+"""``batch``: many cubes on dask.distributed, a summary, resume, bad inputs, an unreachable scheduler."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from napari_hsi_anomaly.cli.main import main
+from napari_hsi_anomaly.core.batch import SUMMARY, connect, expand_inputs, iter_batch
+from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.progress import run
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A dask LocalCluster with 2 workers (threads in this process: quick to start)."""
+    c, cluster = connect(workers=2, processes=False, memory_limit=None)
+    assert len(c.scheduler_info()["workers"]) == 2
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture()
+def scenes(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        cube = rng.normal(1.0, 0.05, (24, 26, 5)).astype(np.float32)  # rows, cols, bands
+        cube[4 + i : 7 + i, 10:13] += 1.0
+        np.save(folder / f"scene{i}.npy", cube)
+    (folder / "broken.npy").write_text("this is not a cube")
+    return folder
+
+
+def _summary(out):
+    with open(out / SUMMARY, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_batch_resume_and_bad_input(scenes, tmp_path, client):
+    out = tmp_path / "out"
+    items = expand_inputs([str(scenes)])
+    assert [i.stem for i in items] == ["broken", "scene0", "scene1", "scene2"]
+    rows = run(iter_batch(items, out, method="rx", client=client))
+    assert len(rows) == 4
+    by = {r["input"].rsplit("/", 1)[-1]: r for r in rows}
+    assert by["broken.npy"]["error"] and "broken" in by["broken.npy"]["error"]
+    for i in range(3):
+        r = by[f"scene{i}.npy"]
+        assert not r["error"] and (r["rows"], r["cols"], r["bands"]) == (24, 26, 5)
+        s = np.load(out / f"scene{i}.scores.npy")
+        assert s.shape == (24, 26) and s.dtype == np.float32
+        assert np.load(out / f"scene{i}.mask.npy").dtype == np.uint8
+    table = _summary(out)
+    assert list(table[0]) == ["input", "rows", "cols", "bands", "flagged_fraction", "max_score", "seconds",
+                              "error"]
+    assert len(table) == 4 and sum(bool(r["error"]) for r in table) == 1
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left
+    # resume: delete one output; only that input (and the bad one) is computed again
+    kept = (out / "scene0.scores.npy").stat().st_mtime_ns
+    (out / "scene1.scores.npy").unlink()
+    rows = run(iter_batch(items, out, method="rx", client=client))
+    redone = {r["input"].rsplit("/", 1)[-1] for r in rows if not r.get("skipped")}
+    assert redone == {"scene1.npy", "broken.npy"}
+    assert (out / "scene1.scores.npy").is_file()
+    assert (out / "scene0.scores.npy").stat().st_mtime_ns == kept
+    assert len(_summary(out)) == 4
+    # other settings into the same folder would mix results
+    with pytest.raises(HsiAnomalyError, match="another batch"):
+        run(iter_batch(items, out, method="rx-local", client=client))
+
+
+def test_batch_with_a_profile_and_a_stack(tmp_path, client):
+    from napari_hsi_anomaly.core.profile import iter_fit_profile, save_profile
+    from napari_hsi_anomaly.core.stack import read_stack
+
+    rng = np.random.default_rng(1)
+    stack = rng.normal(1.0, 0.05, (3, 20, 20, 4)).astype(np.float32)
+    stack[0, 2:5, 2:5] += 1.0
+    np.save(tmp_path / "stack.npy", stack)
+    st = read_stack(tmp_path / "stack.npy")
+    prof = save_profile(run(iter_fit_profile([st.cube(1), st.cube(2)], "rx")), tmp_path / "prof")
+    items = expand_inputs([str(tmp_path / "*.npy")])
+    assert [i.stem for i in items] == ["stack_date0", "stack_date1", "stack_date2"]
+    rows = run(iter_batch(items, tmp_path / "out", profile=str(prof), client=client))
+    assert all(not r["error"] for r in rows)
+    s0 = np.load(tmp_path / "out" / "stack_date0.scores.npy")
+    assert s0[3, 3] > np.percentile(s0, 95)
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    with pytest.raises(HsiAnomalyError, match="Cannot reach the dask scheduler"):
+        connect("tcp://127.0.0.1:9")  # nothing listens there: refused at once, or timed out in seconds
+
+
+def test_cli_batch(scenes, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["batch", str(scenes / "scene*.npy"), str(scenes / "broken.npy"), "--out", str(out),
+                 "--method", "rx", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1  # one input failed: said, and the others are done
+    assert "broken.npy" in err and "3 of 4 scored" in err
+    assert len(_summary(out)) == 4 and len(list(out.glob("*.scores.npy"))) == 3
+    assert main(["batch", str(scenes / "scene0.npy"), "--out", str(tmp_path / "x"), "--scheduler",
+                 "tcp://127.0.0.1:9"]) == 1
+    assert "Cannot reach the dask scheduler" in capsys.readouterr().err
