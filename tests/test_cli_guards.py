@@ -450,3 +450,64 @@ def test_view_without_a_display_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "napari_hsi_anomaly.cli.main", "view"],
                        capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 1 and "xvfb-run" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+# --- every command, bad options: one line, exit 1, never a traceback ------------------------------
+
+BAD = {
+    "info": [[], ["{missing}"], ["{dir}"], ["{C}", "--layout", "sideways"], ["{C}", "--bogus"],
+             ["{txt}"], ["{C}", "extra"]],
+    "view": [["{missing}"], ["{dir}"], ["{C}", "--bogus"], ["{txt}"]],
+    "sample": [[], ["--out", "{d}/s", "--rows", "x"], ["--out", "{d}/s", "--rows", "2"],
+               ["--out", "{d}/s", "--scenes", "0"], ["--out", "{d}/s", "--p-anom", "2"],
+               ["--out", "{d}/s", "--clouds", "-1"], ["--out", "{d}/s", "--s-anom", "0"],
+               ["--out", "{d}/s", "--name", "a/b"], ["--out", "{txt}"], ["--out", "{d}/s", "--format", "x"]],
+    "train": [[], ["{C}"], ["{missing}", "--out", "{d}/m"], ["{C}", "--out", "{d}/m", "--epochs", "-1"],
+              ["{C}", "--out", "{d}/m", "--preset", "huge"], ["{C}", "--out", "{d}/m", "--threads", "0"],
+              ["{C}", "--out", "{d}/m", "--crop", "0"], ["{C}", "--out", "{txt}"],
+              ["{C}", "--out", "{d}/m", "--optimizer", "sgd"], ["{C}", "--out", "{C}"]],
+    "features": [[], ["{C}", "--model", "{missing}", "--out", "{d}/f.npy"],
+                 ["{C}", "--model", "{d}", "--out", "{d}/f.npy"],
+                 ["{C}", "--model", "{d}", "--out", "{d}/f.csv"],
+                 ["{C}", "--model", "{d}", "--out", "{d}/f.npy", "--feature", "f9"],
+                 ["{C}", "--model", "{d}", "--out", "{d}/f.npy", "--window", "-3"],
+                 ["{C}", "--model", "{d}", "--out", "{d}/f.npy", "--batch-size", "0"]],
+    "score": [[], ["{C}"], ["{missing}", "--out", "{d}/s.npy"],
+              ["{C}", "--out", "{d}/s.npy", "--method", "x"],
+              ["{C}", "--out", "{d}/s.npy", "--model", "{missing}"], ["{C}", "--out", "{d}/s.npy", "--model",
+                                                                      "{d}"],
+              ["{C}", "--out", "{d}/s.npy", "--feature", "f9"], ["{C}", "--out", "{d}/s.npy", "--p-min", "x"],
+              ["{C}", "--out", "{txt}"], ["{txt}", "--out", "{d}/s.npy"]],
+    "evaluate": [[], ["--scores", "{missing}", "--gt", "{missing}"], ["--scores", "{C}", "--gt", "{gt}"],
+                 ["--scores", "{gt}", "--gt", "{small}"], ["--scores", "{txt}", "--gt", "{gt}"],
+                 ["--scores", "{gt}", "--gt", "{gt}", "--t-anom", "inf"],
+                 ["--scores", "{dir}", "--gt", "{gt}"]],
+    "fit": [[], ["{C}"], ["{missing}", "--out", "{d}/p"], ["{C}", "--out", "{txt}"],
+            ["{C}", "--out", "{d}/p", "--method", "x"]],
+    "batch": [[], ["{C}"], ["{C}", "--out", "{txt}"], ["{C}", "--out", "{d}/o", "--method", "x"]],
+    "synth": [[], ["{C}"], ["{C}", "--out", "{d}/o", "--window", "0"],
+              ["{C}", "--out", "{d}/o", "--window", "512"],
+              ["{C}", "--out", "{d}/o", "--p-anom", "-1"], ["{C}", "--out", "{d}/o", "--s-anom", "999"],
+              ["{missing}", "--out", "{d}/o"]],
+}
+
+
+def test_every_command_is_covered():
+    from napari_hsi_anomaly.cli.main import COMMANDS
+
+    assert set(COMMANDS) <= set(BAD)
+
+
+@pytest.mark.parametrize(("command", "argv"), [(c, a) for c, cases in BAD.items() for a in cases])
+def test_every_command_with_bad_options_is_one_line(C, tmp_path, capsys, command, argv):
+    (tmp_path / "notes.txt").write_text("not a cube")
+    np.save(tmp_path / "small.npy", np.zeros((3, 3), np.uint8))
+    values = {"C": C, "d": tmp_path, "missing": tmp_path / "missing.npy", "dir": tmp_path,
+              "txt": tmp_path / "notes.txt", "gt": tmp_path / "scene_000_gt.npy",
+              "small": tmp_path / "small.npy"}
+    before = _snapshot(tmp_path)
+    rc, _, err = run([command] + [a.format(**values) for a in argv], capsys)
+    one_line_error(rc, err)
+    assert err.startswith(f"hsi-anomaly {command}: error:") or err.startswith("hsi-anomaly: error:"), err
+    after = _snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing lost
