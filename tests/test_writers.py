@@ -301,3 +301,18 @@ def test_read_map_npz_roles_and_errors(tmp_path):
         read_map(tmp_path / "cube.npy")
     np.save(tmp_path / "one.npy", np.zeros((1, 4, 5)))
     assert read_map(tmp_path / "one.npy").shape == (4, 5)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".hdr"])
+def test_saved_maps_are_read_by_cli_evaluate(tmp_path, suffix, capsys):
+    from napari_hsi_anomaly.cli.main import main
+
+    rng = np.random.default_rng(5)
+    gt = np.zeros((8, 9), np.uint8)
+    gt[2:4, 3:5] = 1
+    scores = np.clip(rng.random((8, 9)) * 0.5 + gt * 0.5, 0, 1).astype(np.float32)
+    s = write_map(tmp_path / f"scores{suffix}", scores)  # as the Detect dock's Save scores... writes
+    m = write_map(tmp_path / f"mask{suffix}", gt.astype(bool))  # and Save mask...
+    assert main(["evaluate", "--scores", str(s), "--gt", str(m)]) == 0
+    out = capsys.readouterr().out
+    assert "AUC        1.0000" in out
