@@ -155,7 +155,12 @@ def test_l2a_uses_the_resolution_folders(l2a):
     assert cube.metadata["safe"]["sources"]["B08"] == "10 m"
     assert cube.wavelengths[names.index("B12")] == pytest.approx(S2B_NM[-1])  # S2B centres
     assert cube.metadata["safe"]["add_offset"]["B02"] == -1000
-    assert any("offset -1000" in w for w in cube.metadata["warnings"])
+    assert any("offset -1000" in n for n in cube.metadata["notes"])
+    k = names.index("B8A")  # as_float32: (DN - 1000) / 10000
+    refl = cube.as_float32()[k]
+    np.testing.assert_allclose(refl, (at("B8A", 20).astype(np.float32) - 1000) / 10000, rtol=1e-6)
+    sel = cube.select_bands([k])
+    np.testing.assert_allclose(sel.as_float32()[0], refl)
     assert read_cube(l2a, resolution=60).shape == (12, N60, N60)
 
 

@@ -94,6 +94,8 @@ class Cube:
         rgb = tuple(keep[b] for b in rgb) if rgb and all(b in keep for b in rgb) else None
         prev = self.metadata.get("band_selection")  # indices into the file's bands
         meta = {**self.metadata, "band_selection": idx if prev is None else np.asarray(prev)[idx]}
+        if meta.get("add_offset") is not None:
+            meta["add_offset"] = np.asarray(meta["add_offset"])[idx]
         return replace(
             self,
             data=data,
@@ -123,6 +125,9 @@ class Cube:
             block[block == np.float32(self.nodata)] = np.nan
         if self.fill is not None:
             block[:, self.fill[rows, cols]] = np.nan
+        offset = self.metadata.get("add_offset")  # per band, in file units (Sentinel-2 baseline 04.00+)
+        if offset is not None:
+            block += np.asarray(offset, dtype=np.float32)[:, None, None]
         if self.scale_factor not in (None, 0, 1):
             block /= np.float32(self.scale_factor)
         block[~np.isfinite(block)] = np.nan

@@ -2,7 +2,8 @@
 
 The JP2 bands are decoded by GDAL through rasterio and brought to one grid of 10, 20 or 60 m: a mean
 over blocks when coarsening (no-data 0 left out), repetition (nearest) when refining. Values stay the
-product's digital numbers (uint16; reflectance x 10000).
+product's digital numbers (uint16); ``Cube.as_float32`` gives reflectance: (DN + offset) / 10000, with the
+product's offset (-1000 from processing baseline 04.00) in ``metadata["add_offset"]``.
 """
 
 from __future__ import annotations
@@ -210,11 +211,12 @@ def read_safe(path: str | Path, resolution: int = DEFAULT_RESOLUTION) -> Cube:
                  "sources": {b: f"{picks[b][0]} m" for b in bands}},
     }
     offsets = {b: v for b, v in _offsets(product.mtd_xml).items() if b in bands and v != 0}
-    if offsets:
+    if offsets:  # Cube.as_float32 adds them before dividing by the quantification value
         meta["safe"]["add_offset"] = offsets
-        meta["warnings"] = [
-            f"values are digital numbers; reflectance = (DN + offset) / {_quantification(product.mtd_xml):g}"
-            f" with offset {next(iter(offsets.values())):g} (processing baseline 04.00+), not applied"
+        meta["add_offset"] = np.array([offsets.get(b, 0.0) for b in bands], dtype=np.float32)
+        meta["notes"] = [
+            f"reflectance = (DN + offset) / {_quantification(product.mtd_xml):g} with offset "
+            f"{next(iter(offsets.values())):g} (processing baseline 04.00+); the file values stay DN"
         ]
     rgb = None
     if {"B02", "B03", "B04"} <= set(bands):
