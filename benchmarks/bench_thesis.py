@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from common import RESULTS as RESULTS_DIR
 from common import git_head, save_table
 
 from napari_hsi_anomaly.core.model import TrainOptions, train
@@ -127,5 +129,176 @@ def main() -> str:
     return text
 
 
+# -- the thesis at its own scale (--thesis) ---------------------------------------------------------
+FULL_SIZE, FULL_WINDOW, FULL_S_ANOM, FULL_P_MIN = 1830, 128, 20, 100
+
+
+def thesis_scenes(cache: Path) -> list[Path]:
+    """13 generated 1830x1830 scenes as (bands, rows, cols) .npy files (memory-mapped later)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in range(N_SCENES):
+        path = cache / f"scene{seed:02d}.npy"
+        if not path.is_file():
+            clean = seed < N_CLEAN
+            clouds = 0.0 if clean else 0.10 + 0.05 * (seed - N_CLEAN)
+            s = make_scene(FULL_SIZE, FULL_SIZE, seed=seed, anomalies=False, clouds=clouds,
+                           haze=0.01 if clean else 0.03)
+            np.save(path.with_suffix(".tmp.npy"), s.cube.as_float32())
+            path.with_suffix(".tmp.npy").rename(path)
+            del s
+        paths.append(path)
+    return paths
+
+
+def all_window_features(model, cube, window: int, batch_size: int = 4) -> dict:
+    """f1-f4 of every window from ONE encoder pass per batch (``iter_features`` runs the encoder once per
+    feature kind): ``{kind: (values, regions, valid)}``, the same rows ``iter_features`` gives."""
+    from napari_hsi_anomaly.core.model.dataset import prepare, read_block
+    from napari_hsi_anomaly.core.model.features import GRID, _encode, _section_values, feature_layers
+    from napari_hsi_anomaly.core.model.tiles import memory_format
+    from napari_hsi_anomaly.core.windows import Region, regions_array, section_grid, window_grid
+
+    cfg = model.config
+    fmt = torch.channels_last_3d
+    regions = window_grid(cube.rows, cube.cols, window)
+    kinds = ("f1", "f2", "f3", "f4")
+    layers = {k: feature_layers(k, len(cfg.kernels)) for k in kinds}
+    acc: dict = {k: ([], [], []) for k in kinds}
+    model.net.eval()
+    with memory_format(model, fmt):
+        for i in range(0, len(regions), batch_size):
+            group = regions[i : i + batch_size]
+            xs, vs = [], []
+            for g in group:
+                block, inside = read_block(cube, g.r0, g.r0 + window, g.c0, g.c0 + window)
+                x, v = prepare(block, inside, model.scaler, cfg)
+                xs.append(x)
+                vs.append(v)
+            maps = _encode(model, torch.from_numpy(np.stack(xs))[:, None], fmt)
+            for j, g in enumerate(group):
+                h, w = g.r1 - g.r0, g.c1 - g.c0
+                for k in kinds:
+                    if k in ("f1", "f3"):
+                        secs = [Region(0, h, 0, w)]
+                    else:
+                        secs = [Region(s.r0 - g.r0, s.r1 - g.r0, s.c0 - g.c0, s.c1 - g.c0)
+                                for s in section_grid(g, GRID)]
+                    per_band = k in ("f2", "f4")
+                    for s in secs:
+                        acc[k][0].append(_section_values(maps, j, layers[k], s, cfg, per_band=per_band))
+                        acc[k][1].append(Region(g.r0 + s.r0, g.r0 + s.r1, g.c0 + s.c0, g.c0 + s.c1))
+                        inside = vs[j][s.r0 : max(s.r1, s.r0 + 1), s.c0 : max(s.c1, s.c0 + 1)]
+                        acc[k][2].append(bool(inside.any()))
+    return {k: (np.stack(v).astype(np.float32), regions_array(r), np.array(ok, bool))
+            for k, (v, r, ok) in acc.items()}
+
+
+def thesis_full(cache: Path, epochs: int, steps: int, seed: int = 0) -> str:
+    """The protocol on 13 x 1830^2 with bounded memory: one scene in memory at a time (planted copy,
+    f1-f4 kept), the fast CAE trained on random windows of the memory-mapped scenes."""
+    import resource
+
+    from napari_hsi_anomaly.core.cube import Cube
+    from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
+    from napari_hsi_anomaly.core.scoring.metrics import evaluate
+    from napari_hsi_anomaly.core.scoring.validation import region_labels
+    from napari_hsi_anomaly.core.synth import _as_stats, _choose, _plant, band_stats
+    from napari_hsi_anomaly.core.windows import window_grid
+
+    out = RESULTS_DIR / ("bench_thesis_full.md" if FULL_SIZE == 1830 else "bench_thesis_smoke.md")
+    log: list[str] = [
+        f"## Thesis protocol at full scale: {N_SCENES} scenes {FULL_SIZE}x{FULL_SIZE} (12 bands), "
+        f"{FULL_WINDOW}-px windows, s_anom {FULL_S_ANOM}, p_anom 0.05, p_min = min_samples = {FULL_P_MIN}, "
+        f"t_anom 0.7, `fast` CAE ({epochs} epoch(s) x {steps} steps of 8 windows), planting seed {seed}",
+        "",
+    ]
+
+    def note(line: str) -> None:
+        log.append(line)
+        print(line, flush=True)
+        out.write_text("\n".join(log) + "\n")
+
+    t0 = time.perf_counter()
+    paths = thesis_scenes(cache)
+    arrays = [np.load(p, mmap_mode="r") for p in paths]
+    note(f"- scenes ready ({time.perf_counter() - t0:.0f} s; cached in {cache})")
+    t0 = time.perf_counter()
+    stats = band_stats(arrays)
+    cubes = [Cube(a) for a in arrays]
+    opts = TrainOptions(epochs=epochs, batch_size=8, optimizer="adam", seed=0, val_fraction=0.0,
+                        threads=torch.get_num_threads(), steps_per_epoch=steps)
+    from napari_hsi_anomaly.core.model import load_model, save_model
+
+    mdir = cache / f"model_fast_e{epochs}_s{steps}"
+    if mdir.is_dir():
+        model = load_model(mdir)
+        note(f"- model from {mdir} (trained earlier: {model.summary.get('seconds', 0):.0f} s)")
+    else:
+        model = train(cubes, "fast", opts)
+        save_model(model, mdir)
+        note(f"- training {time.perf_counter() - t0:.0f} s, final loss {model.summary.get('loss', 0):.5f}")
+    grids = [window_grid(FULL_SIZE, FULL_SIZE, FULL_WINDOW) for _ in arrays]
+    offsets = np.cumsum([0] + [len(g) for g in grids])
+    rng = np.random.default_rng(seed)
+    chosen = _choose(int(offsets[-1]), 0.05, rng)
+    feats = ("f1", "f2", "f3", "f4")
+    points: dict[str, list] = {f: [] for f in feats}
+    t0 = time.perf_counter()
+    for i, a in enumerate(arrays):
+        mine = chosen[(chosen >= offsets[i]) & (chosen < offsets[i + 1])] - offsets[i]
+        pl = _plant(np.asarray(a), grids[i], mine, rng, _as_stats(stats, a.shape[0]), FULL_S_ANOM,
+                    (3.0, 5.0), 4)
+        cube = Cube(pl.data)
+        for f, (values, regions, valid) in all_window_features(model, cube, FULL_WINDOW).items():
+            points[f].append((values, region_labels(pl.gt, regions), valid))
+        del pl, cube
+        print(f"features: scene {i + 1}/{len(arrays)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    note(f"- features f1-f4 of {int(offsets[-1])} windows: {time.perf_counter() - t0:.0f} s; "
+         f"{len(chosen)} windows planted")
+    note("")
+    note("| clustering | feature | points | anomalous | TPR | FNR | precision | F-score | AUC | GLOSH s |")
+    note("|---|---|---|---|---|---|---|---|---|---|")
+    for name, idx in (("full", list(range(len(arrays)))), ("partial", list(range(N_CLEAN)))):
+        for f in feats:
+            t1 = time.perf_counter()
+            x = np.vstack([points[f][i][0] for i in idx])
+            y = np.concatenate([points[f][i][1] for i in idx])
+            ok = np.concatenate([points[f][i][2] for i in idx])
+            x, y = x[ok], y[ok]
+            scores = GloshScorer(x, min_samples=FULL_P_MIN).score(FULL_P_MIN).scores
+            m = evaluate(scores, y, 0.7)
+            note(f"| {name} | {f} | {len(y)} | {int(y.sum())} | {m.tpr:.3f} | {m.fnr:.3f} | "
+                 f"{m.precision:.3f} | {m.f_score:.3f} | {m.auc:.3f} | {time.perf_counter() - t1:.0f} |")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    note("")
+    gb = N_SCENES * 12 * FULL_SIZE**2 * 4 / 1e9
+    note(f"Peak memory (max RSS) {peak:.2f} GB (the 13 scenes are {gb:.1f} GB as float32). "
+         f"Commit {git_head()}; load {os.getloadavg()[0]:.1f} at the end.")
+    note("")
+    note("### Thesis (REFERENCE.md, 13 Sentinel-2 scenes 1830x1830, 128-px windows, thesis CAE)")
+    note("")
+    note("| clustering | feature | TPR | FNR | precision | F-score | AUC |")
+    note("|---|---|---|---|---|---|---|")
+    note(THESIS)
+    return "\n".join(log)
+
+
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--thesis", action="store_true", help="13 scenes of 1830x1830 (the thesis's scale)")
+    ap.add_argument("--cache", default="/tmp/hsi_thesis_scenes", help="where the generated scenes go")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=300, help="training steps (batches of 8) per epoch")
+    ap.add_argument("--size", type=int, default=FULL_SIZE, help="scene side (smoke tests: smaller)")
+    a = ap.parse_args()
+    FULL_SIZE = a.size
+    if a.thesis:
+        torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+        print(f"load: {os.getloadavg()}", flush=True)
+        thesis_full(Path(a.cache), a.epochs, a.steps)
+        print(f"load: {os.getloadavg()}", flush=True)
+    else:
+        main()
