@@ -22,6 +22,7 @@ from napari_hsi_anomaly.core.guards import (
     check_input_path,
     check_number,
     check_output_path,
+    precheck_model_dir,
 )
 from napari_hsi_anomaly.core.progress import Progress, run
 
@@ -143,7 +144,7 @@ def _features(args: argparse.Namespace) -> int:
     check_number(args.window, "--window", minimum=1, integer=True)
     check_number(args.batch_size, "--batch-size", minimum=1, maximum=65536, integer=True)
     out = check_output_path(args.out, inputs=[args.cube], exts=(".npy", ".npz"))
-    check_input_path(args.model, "--model", directory=True)
+    precheck_model_dir(args.model)
     check_input_path(args.cube, "cube")
     if out.suffix.lower() == ".npy":
         stem = out.with_suffix("")

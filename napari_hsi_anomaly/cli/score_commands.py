@@ -76,6 +76,7 @@ def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
         check_output_path,
         check_p_min,
         check_threshold,
+        precheck_model_dir,
     )
     from napari_hsi_anomaly.core.io.writers import MAP_SUFFIXES
 
@@ -85,7 +86,7 @@ def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
     check_number(args.epochs, "--epochs", minimum=1, integer=True)
     check_input_path(args.cube, "cube")
     if args.model:
-        check_input_path(args.model, "--model", directory=True)
+        precheck_model_dir(args.model)
     exts = MAP_SUFFIXES + (".img",)
     out = check_output_path(args.out, inputs=[args.cube], exts=exts)
     mask_out = None

@@ -338,3 +338,44 @@ def check_cae_size(config, *, window: int, batch: int, training: bool, what: str
         f"{params:,} weights)",
         hint="use a smaller window, crop or batch size",
     )
+
+
+def check_model_config(config: object, weights_bytes: int, where: str) -> None:
+    """A model folder's ``config.json`` (parsed) before any network is built: a JSON object whose
+    architecture's weights fit the memory budget and the size of ``model.safetensors``
+    (``weights_bytes``). Light (no torch): the CLI calls it before importing the model code."""
+    if not isinstance(config, dict) or not isinstance(config.get("architecture", {}), dict):
+        raise HsiAnomalyError(f"{where} is not a model config (a JSON object); the folder is damaged.")
+    arch = config.get("architecture", {})
+    try:
+        kernels = [int(k) for k in arch.get("kernels", (48, 48))]
+        size = int(arch.get("kernel_size", 5))
+        params = cae_parameter_count(kernels, size, bool(arch.get("bias", False)))
+    except (TypeError, ValueError, OverflowError):
+        return  # malformed entries: the model loader names them
+    if min(kernels, default=1) < 1 or size < 1:
+        return
+    check_allocation(4.0 * params, f"{where}: a network of {params:,} weights",
+                     hint="the config is damaged or not meant for this machine")
+    if 2 * params > weights_bytes:  # at least 2 bytes a weight (float16), whatever the precision
+        raise HsiAnomalyError(
+            f"{where} describes {params:,} weights (float32: {4 * params:,} bytes) but the weights file "
+            f"holds only {weights_bytes:,} bytes: the model folder is damaged (re-save or re-train it)."
+        )
+
+
+def precheck_model_dir(directory: str | os.PathLike, what: str = "--model") -> Path:
+    """``directory`` is a readable model folder whose config is plausible (``check_model_config``)."""
+    import json
+
+    d = check_input_path(directory, what, directory=True)
+    config_path, weights = d / "config.json", d / "model.safetensors"
+    for f in (config_path, weights):
+        if not f.is_file():
+            raise HsiAnomalyError(f"{what} {d} is not a complete model folder: {f.name} is missing.")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise HsiAnomalyError(f"{config_path} is not valid JSON: {exc}.") from None
+    check_model_config(config, weights.stat().st_size, str(config_path))
+    return d

@@ -117,6 +117,9 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> TrainedMode
         raise ModelError(f"{d / CONFIG} is not valid JSON: {exc}.") from exc
     if not isinstance(config, dict):
         raise ModelError(f"{d / CONFIG} is not a model config (a JSON object); the folder is damaged.")
+    from napari_hsi_anomaly.core.guards import check_model_config
+
+    check_model_config(config, (d / WEIGHTS).stat().st_size, str(d / CONFIG))  # before building anything
     _check_versions(config, d)
     try:
         arch = CAEConfig.from_dict(config["architecture"])
