@@ -90,6 +90,17 @@ def test_batch_with_a_profile_and_a_stack(tmp_path, client):
     assert s0[3, 3] > np.percentile(s0, 95)
 
 
+def test_batch_on_an_existing_scheduler(scenes, tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                      dashboard_address=None) as cluster:
+        items = expand_inputs([str(scenes / "scene0.npy"), str(scenes / "scene1.npy")])
+        rows = run(iter_batch(items, tmp_path / "o", method="rx", scheduler=cluster.scheduler_address))
+    assert cluster.scheduler_address.startswith("tcp://")
+    assert [bool(r["error"]) for r in rows] == [False, False]
+
+
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(HsiAnomalyError, match="Cannot reach the dask scheduler"):
         connect("tcp://127.0.0.1:9")  # nothing listens there: refused at once, or timed out in seconds

@@ -236,6 +236,26 @@ def _done_row(out_dir: Path, item: BatchItem, old: dict | None, t_anom: float) -
             "seconds": "", "error": "", "skipped": True}
 
 
+def _probe_scheduler(addr: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Ask ``addr`` who it is; ``OSError``/``TimeoutError`` if nothing answers, ``ValueError`` if what
+    answers is not a dask scheduler."""
+    import asyncio
+
+    from distributed.comm import connect as comm_connect
+
+    async def ask() -> object:
+        comm = await comm_connect(addr, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            comm.abort()
+
+    reply = asyncio.run(asyncio.wait_for(ask(), 2 * timeout))
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        raise ValueError("not a dask scheduler")
+
+
 def connect(scheduler: str | None = None, workers: int | None = None, *, processes: bool = True,
             memory_limit: str | None = "auto") -> tuple[Any, Any]:
     """``(client, cluster)``: a client of ``scheduler`` (``tcp://host:port``) or of a new
@@ -246,12 +266,18 @@ def connect(scheduler: str | None = None, workers: int | None = None, *, process
     if scheduler:
         addr = scheduler if "://" in scheduler else f"tcp://{scheduler}"
         try:
+            _probe_scheduler(addr)  # fails cleanly (a refused Client lingers and blocks at exit)
             client = Client(addr, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise HsiAnomalyError(
                 f"Cannot reach the dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S:g} s "
                 f"({type(exc).__name__}); start one with `dask scheduler` (and `dask worker ADDRESS` on "
                 "each machine) or leave out --scheduler to use a local cluster."
+            ) from None
+        except (Exception, MemoryError) as exc:  # something answered, but not as a dask scheduler
+            raise HsiAnomalyError(
+                f"Cannot reach the dask scheduler at {scheduler}: what answers there is not a dask "
+                f"scheduler ({type(exc).__name__}); check the address and port (default 8786)."
             ) from None
         return client, None
     n = int(workers) if workers else max(1, min(4, os.cpu_count() or 1))
