@@ -197,3 +197,22 @@ def test_sentinel2_hazy_dates_flagged_clear_date_clean(shared_data):
     hazy = np.mean([flagged[k] for k in HAZY])
     assert hazy >= 0.30, flagged
     assert flagged[CLEAR] <= 0.05, flagged
+
+
+def test_cli_fit_trains_a_cae_and_keeps_it(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "ref.npy", rng.normal(1.0, 0.05, (32, 32, 4)).astype(np.float32))
+    prof = tmp_path / "recon"
+    assert main(["fit", str(tmp_path / "ref.npy"), "--method", "recon", "--preset", "fast", "--epochs", "1",
+                 "--out", str(prof)]) == 0
+    assert (prof / "model" / "config.json").is_file()
+    assert main(["score", str(tmp_path / "ref.npy"), "--profile", str(prof), "--out",
+                 str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (32, 32)
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "ref.npy"), "--method", "rx", "--epochs", "1", "--out",
+                 str(tmp_path / "x")]) == 1
+    assert "uses no CAE" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "ref.npy"), "--method", "rx", "--p-min", "50", "--out",
+                 str(tmp_path / "x")]) == 1
+    assert "does not apply to method rx" in capsys.readouterr().err
