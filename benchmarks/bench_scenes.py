@@ -1,10 +1,15 @@
-"""Every detector on the nine labelled real scenes: per-scene AUC, runtime and the mean.
+"""Every registered detector on the nine labelled development scenes and on the stress set, the flagged
+count at t_anom 0.7, and the leave-one-scene-out choice of the default.
 
-Run: ``python benchmarks/bench_scenes.py`` (data: ``../shared/data`` beside the repo or
-``$HSI_SHARED_DATA``). One fixed configuration for all scenes (no tuning to a scene's labels).
-The CAE methods train the ``fast`` preset on each scene itself once (``default_train_options``);
-that training time is its own column and the CAE methods' times exclude it. AUC is
-``roc_auc_score(gt, score_map)`` on all pixels. Saves benchmarks/results/bench_scenes.md.
+Run: ``python benchmarks/bench_scenes.py [--no-cae] [--skip m1,m2]`` (data: ``../shared/data`` beside
+the repo or ``$HSI_SHARED_DATA``). One fixed configuration for all scenes (no tuning to a scene's labels).
+CAE methods train the ``fast`` preset on each scene itself once (``default_train_options``; its time is
+its own column). AUC is ``roc_auc_score(gt, score_map)`` on all pixels. Stress set: ``stress.py``.
+
+Choosing the default (issue 8): a candidate's merit on a set of scenes is ``(mean AUC + worst AUC) / 2``
+over those development scenes and every stress scene. Leave-one-scene-out: for each development scene,
+pick the candidate with the best merit on the other eight (and the stress set) and report its AUC on the
+scene left out; the default is the candidate picked on all nine. Saves benchmarks/results/bench_scenes.md.
 """
 
 from __future__ import annotations
@@ -12,66 +17,135 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
-from common import REPO, git_head, save_table
+from common import git_head, save_table
 from sklearn.metrics import roc_auc_score
+from stress import DATA, load_scene, stress_set
 
 from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD, detector_names, get_detector
 from napari_hsi_anomaly.core.progress import run
-from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD, METHODS, detect
-from napari_hsi_anomaly.core.scoring.detect import MODEL_METHODS, default_train_options
+from napari_hsi_anomaly.core.scoring import detect
 
-DATA = Path(os.environ.get("HSI_SHARED_DATA", REPO.parent / "shared" / "data")) / "hsi-ad"
 README_RX = {
     "abu-airport-1": 0.8221, "abu-airport-3": 0.9288, "abu-beach-1": 0.9807, "abu-beach-2": 0.9106,
     "abu-urban-1": 0.9907, "abu-urban-3": 0.9513, "abu-urban-5": 0.9692, "san-diego": 0.8885,
     "san-diego-plane": 0.9403,
 }
+T_ANOM = 0.7
+
+
+def _arg(name: str) -> str | None:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+
+
+def score_scenes(scenes, methods, cae: bool) -> tuple[dict, dict, dict, list]:
+    """AUC, flagged/true at T_ANOM and seconds per (method, scene); CAE training seconds per scene."""
+    from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options
+    from napari_hsi_anomaly.core.model import iter_train
+
+    auc, ratio, secs = ({m: {} for m in methods} for _ in range(3))
+    train_s = []
+    for name, data, gt in scenes:
+        cube = Cube(data)
+        model = None
+        if cae and any(get_detector(m).needs_model for m in methods):
+            t = time.perf_counter()
+            model = run(iter_train(cube, "fast", default_train_options()))
+            train_s.append(time.perf_counter() - t)
+        for m in methods:
+            t = time.perf_counter()
+            det = detect(cube, m, model=model if get_detector(m).needs_model else None)
+            secs[m][name] = time.perf_counter() - t
+            auc[m][name] = roc_auc_score(gt.ravel(), det.score_map.ravel())
+            ratio[m][name] = float(det.mask(T_ANOM).sum()) / max(1, int(gt.sum()))
+        print(name, " ".join(f"{m} {auc[m][name]:.4f}/{ratio[m][name]:.2f}" for m in methods), flush=True)
+    return auc, ratio, secs, train_s
+
+
+def merit(aucs: list[float]) -> float:
+    return (float(np.mean(aucs)) + float(np.min(aucs))) / 2
+
+
+def table(title: str, names: list[str], methods: list[str], cells, footer: list[str]) -> list[str]:
+    lines = [f"### {title}", "", "| scene | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    lines += [f"| {n} | " + " | ".join(cells(m, n) for m in methods) + " |" for n in names]
+    return lines + footer + [""]
 
 
 def main() -> str:
-    from napari_hsi_anomaly.core.model import iter_train
+    import torch
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    head = git_head()
-    methods = [m for m in METHODS if m not in sys.argv[1:]]
-    files = sorted(DATA.glob("*.npz"))
-    if not files:
+    cae = "--no-cae" not in sys.argv
+    skip = set((_arg("--skip") or "").split(","))
+    methods = [m for m in detector_names() if m not in skip and (cae or not get_detector(m).needs_model)]
+    dev = [(p.stem, *load_scene(p)) for p in sorted(DATA.glob("*.npz"))]
+    if not dev:
         raise SystemExit(f"no scenes in {DATA}")
-    auc = {m: [] for m in methods}
-    secs = {m: [] for m in methods}
-    train_s, rows = [], []
-    for f in files:
-        z = np.load(f, allow_pickle=False)
-        cube, gt = Cube(np.moveaxis(z["cube"], -1, 0)), z["gt"].ravel()
-        t = time.perf_counter()
-        model = run(iter_train(cube, "fast", default_train_options()))
-        train_s.append(time.perf_counter() - t)
-        cells = []
-        for m in methods:
-            t = time.perf_counter()
-            det = detect(cube, m, model=model if m in MODEL_METHODS else None)
-            secs[m].append(time.perf_counter() - t)
-            auc[m].append(roc_auc_score(gt, det.score_map.ravel()))
-            cells.append(f"{auc[m][-1]:.4f} ({secs[m][-1]:.1f} s)")
-        if "rx" in auc:
-            assert round(auc["rx"][-1], 4) == README_RX[f.stem], (f.stem, auc["rx"][-1])
-        rows.append(f"| {f.stem} | {cube.bands}x{cube.rows}x{cube.cols} | {train_s[-1]:.0f} s | "
-                    + " | ".join(cells) + " |")
-        print(rows[-1], flush=True)
-    head = [f"AUC (runtime) per scene; default method: **{DEFAULT_METHOD}**. CAE: `fast` preset trained "
-            f"on each scene (train column), torch threads {torch.get_num_threads()}, 2 shared CPU cores, "
-            f"commit {head}.",
-            "",
-            "| scene | bands x rows x cols | CAE train | " + " | ".join(methods) + " |",
-            "|---|---|---|" + "---|" * len(methods)]
-    mean = (f"| **mean** | | {np.mean(train_s):.0f} s | "
-            + " | ".join(f"**{np.mean(auc[m]):.4f}** ({np.mean(secs[m]):.1f} s)" for m in methods) + " |")
-    text = "\n".join(head + rows + [mean]) + "\n"
-    save_table("bench_scenes", text)
+    t0 = time.perf_counter()
+    auc, ratio, secs, train_s = score_scenes(dev, methods, cae)
+    if "rx" in auc:
+        for n, _, _ in dev:
+            assert round(auc["rx"][n], 4) == README_RX[n], (n, auc["rx"][n])
+    stress = stress_set()
+    s_auc, s_ratio, _, _ = score_scenes(stress, methods, cae)
+    dev_names, s_names = [n for n, _, _ in dev], [n for n, _, _ in stress]
+
+    out = [f"Commit {git_head()}, default **{DEFAULT_METHOD}**, t_anom {T_ANOM}, 2 shared CPU cores "
+           f"(load {os.getloadavg()[0]:.1f}), {time.perf_counter() - t0:.0f} s in all"
+           + (f"; CAE: `fast` preset trained on each scene, {np.mean(train_s):.0f} s per scene" if train_s
+              else "; CAE methods not run (--no-cae)") + ".", ""]
+
+    def worst(d, m, names):
+        return min(d[m][n] for n in names)
+
+    foot = ["| **mean** | " + " | ".join(f"**{np.mean([auc[m][n] for n in dev_names]):.4f}**"
+                                        for m in methods) + " |",
+            "| worst | " + " | ".join(f"{worst(auc, m, dev_names):.4f}" for m in methods) + " |"]
+    if "rx" in auc:
+        foot.append("| >= global RX | " + " | ".join(
+            f"{sum(auc[m][n] >= auc['rx'][n] for n in dev_names)}/9" for m in methods) + " |")
+    foot.append("| seconds (mean) | " + " | ".join(f"{np.mean(list(secs[m].values())):.1f}" for m in methods)
+                + " |")
+    out += table("Development scenes: AUC", dev_names, methods, lambda m, n: f"{auc[m][n]:.4f}", foot)
+
+    def rcell(r):
+        return f"{r:.2f}" if 0.25 <= r <= 4 else f"**{r:.2f}**"
+    foot = ["| in [0.25, 4] | " + " | ".join(f"{sum(0.25 <= ratio[m][n] <= 4 for n in dev_names)}/9"
+                                             for m in methods) + " |"]
+    out += table(f"Development scenes: flagged / true at t_anom {T_ANOM} (bold: outside [0.25, 4])",
+                 dev_names, methods, lambda m, n: rcell(ratio[m][n]), foot)
+    foot = ["| **mean** | " + " | ".join(f"**{np.mean([s_auc[m][n] for n in s_names]):.4f}**"
+                                        for m in methods) + " |",
+            "| worst | " + " | ".join(f"{worst(s_auc, m, s_names):.4f}" for m in methods) + " |",
+            "| AUC >= 0.85 | " + " | ".join(f"{sum(s_auc[m][n] >= 0.85 for n in s_names)}/{len(s_names)}"
+                                            for m in methods) + " |",
+            "| flagged/true in [0.25, 4] | " + " | ".join(
+                f"{sum(0.25 <= s_ratio[m][n] <= 4 for n in s_names)}/{len(s_names)}" for m in methods) + " |"]
+    out += table("Stress set (stress.py): AUC", s_names, methods, lambda m, n: f"{s_auc[m][n]:.4f}", foot)
+
+    loso = ["### Leave-one-scene-out choice of the default", "",
+            "Merit = (mean + worst AUC) / 2 over the other eight development scenes and the stress set.", "",
+            "| left out | picked | its AUC there | default's AUC there |", "|---|---|---|---|"]
+    held = []
+    for k in dev_names:
+        train = [n for n in dev_names if n != k]
+        pick = max(methods, key=lambda m: merit([auc[m][n] for n in train] + [s_auc[m][n] for n in s_names]))
+        held.append(auc[pick][k])
+        dflt = f"{auc[DEFAULT_METHOD][k]:.4f}" if DEFAULT_METHOD in auc else "-"
+        loso.append(f"| {k} | {pick} | {auc[pick][k]:.4f} | {dflt} |")
+    final = max(methods, key=lambda m: merit([auc[m][n] for n in dev_names] + [s_auc[m][n] for n in s_names]))
+    loso += [f"| **held-out mean / worst** | | **{np.mean(held):.4f} / {min(held):.4f}** | |", "",
+             f"Picked on all nine + stress: **{final}** (merit "
+             f"{merit([auc[final][n] for n in dev_names] + [s_auc[final][n] for n in s_names]):.4f}).", ""]
+    out += loso
+    text = "\n".join(out) + "\n"
+    if "--no-save" not in sys.argv:
+        save_table("bench_scenes", text)
+    else:
+        print(text)
     return text
 
 

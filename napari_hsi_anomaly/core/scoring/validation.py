@@ -37,6 +37,30 @@ class ValidationRow:
     p_min: int
 
 
+def plant_one_recipe(cube: np.ndarray, fraction: float, *, seed: int = 0, exclude: np.ndarray | None = None,
+                     c_range: tuple[float, float] = (3.0, 5.0), mix: tuple[float, float] = (0.7, 1.0)
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Plant ``fraction`` of the pixels of ``cube (bands, rows, cols)`` as 1-px targets of **one recipe**.
+
+    One spectrum ``mean + std * c`` (c ~ U[c_range) per band, drawn once; band means/stds of the cube)
+    mixed into each chosen pixel at ``mix`` (uniform), so the targets are similar and numerous: a
+    ``p_min`` below their count lets them form a cluster. Pixels in ``exclude`` are not chosen.
+    Returns ``(planted cube float32, planted mask (rows, cols) bool)``.
+    """
+    rng = np.random.default_rng(seed)
+    b, rows, cols = cube.shape
+    flat = np.asarray(cube, dtype=np.float32).reshape(b, -1)
+    recipe = flat.mean(axis=1) + flat.std(axis=1) * rng.uniform(*c_range, b)
+    free = np.arange(rows * cols) if exclude is None else np.flatnonzero(~np.asarray(exclude).ravel())
+    idx = rng.choice(free, int(round(fraction * rows * cols)), replace=False)
+    alpha = rng.uniform(*mix, idx.size).astype(np.float32)
+    out = flat.copy()
+    out[:, idx] = alpha * recipe[:, None] + (1 - alpha) * flat[:, idx]
+    planted = np.zeros(rows * cols, bool)
+    planted[idx] = True
+    return out.reshape(b, rows, cols), planted.reshape(rows, cols)
+
+
 def region_labels(gt: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """``(N,)`` uint8: 1 where a region ``r0, r1, c0, c1`` holds at least one ground-truth pixel."""
     integ = np.pad(np.cumsum(np.cumsum(gt > 0, 0), 1), ((1, 0), (1, 0)))
