@@ -66,7 +66,11 @@ def _check_options(args: argparse.Namespace) -> None:
     check_number(args.seed, "--seed", minimum=0, maximum=2**31, integer=True)
     check_number(args.window, "--window", minimum=8, integer=True)
     check_number(args.p_anom, "--p-anom", minimum=0, maximum=1)
-    check_number(args.s_anom, "--s-anom", minimum=1, maximum=args.window, integer=True)
+    check_number(args.s_anom, "--s-anom", minimum=1, integer=True)
+    if args.s_anom is not None and args.s_anom > args.window:
+        raise HsiAnomalyError(
+            f"--s-anom {args.s_anom} does not fit in a {args.window}-px --window; use at most {args.window}."
+        )
     check_number(args.clouds, "--clouds", minimum=0, maximum=1)
     check_number(args.haze, "--haze", minimum=0, maximum=1)
     if not args.name or any(c in args.name for c in "/\\\0") or args.name in (".", ".."):
