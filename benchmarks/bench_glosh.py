@@ -88,13 +88,13 @@ def main() -> str:
                      f"{t_new * 1e3:.1f} ms | {t_labels * 1e3:.1f} ms | {t_cached * 1e6:.0f} us | {refit} | "
                      f"{speedup} | {diff} | {t_cython * 1e3:.0f} ms |")
         if scorer.subsampled:
-            fit_x = x[scorer._fit_idx]
+            fit_x = x[scorer._fit_rows]
             c, t_pfit = timed(
                 hdbscan.HDBSCAN(min_cluster_size=scorer.fitted_p_min(150), min_samples=10,
                                 prediction_data=True).fit, fit_x)
-            rest = x[scorer._rest_idx]
+            rest = x[scorer._rest]
             ap, t_ap = timed(approximate_predict_scores, c, rest)
-            gap = np.abs(res.scores[scorer._rest_idx] - np.clip(ap, 0, 1)).max()
+            gap = np.abs(res.scores[scorer._rest] - np.clip(ap, 0, 1)).max()
             sub_note = (f"At {n:,} points: hdbscan's own route for a new p_min = refit the 20,000-point "
                         f"subsample with prediction data (p_min 150 of {n:,} points = min_cluster_size "
                         f"{scorer.fitted_p_min(150)} on the subsample; {t_pfit:.2f} s) + "
