@@ -70,7 +70,9 @@ def test_score_rx_layers_and_live_threshold(detect, qtbot):
     assert scores[gt > 0].min() > np.percentile(scores[gt == 0], 99)  # the square stands out
 
     counts = []
-    for t in (0.3, 0.5, 0.8):
+    t_hi = np.floor(100 * scores[gt > 0].min()) / 100  # still flags the square
+    levels = [round(float(np.quantile(scores, q)), 2) for q in (0.5, 0.9)] + [t_hi]
+    for t in levels:
         widget.t_anom.setValue(t)
         np.testing.assert_array_equal(mask.data.astype(bool), scores >= np.float32(t))
         counts.append(int(mask.data.sum()))
@@ -83,10 +85,10 @@ def test_score_rx_layers_and_live_threshold(detect, qtbot):
     state = get_state(viewer)
     widget._commit_debounced.flush()
     assert "region" in widget.counts.text()
-    np.testing.assert_array_equal(state.mask, scores >= np.float32(0.8))
+    np.testing.assert_array_equal(state.mask, scores >= np.float32(widget.t_anom.value()))
     assert state.detection is widget.detection and state.detection.method == "rx"
     # the histogram line follows the slider
-    assert widget.hist.t_line.get_xdata()[0] == pytest.approx(0.8)
+    assert widget.hist.t_line.get_xdata()[0] == pytest.approx(t_hi)
     assert widget.hist.counts.sum() == scores.size
 
 
@@ -265,7 +267,13 @@ def test_score_and_mask_stay_above_every_image_of_the_scene(detect, qtbot):
     score(widget, qtbot, "rx-local")
     names = [layer.name for layer in viewer.layers]
     assert names[-2:] == ["anomaly score", "anomaly mask"], names
-    assert viewer.layers["anomaly score"].colorbar.visible  # a colour bar for the heatmap
+    from napari_hsi_anomaly._widgets.detect_layers import score_rgba
+
+    # the heatmap's colour bar: a strip under the histogram with the layer's own colours
+    strip = widget.hist.cbar_ax.images[0].get_array()
+    assert strip.shape == (1, len(score_rgba()), 3)
+    np.testing.assert_allclose(viewer.layers["anomaly score"].colormap.colors[-1, :3],
+                               strip[0, -1], atol=1e-6)  # alpha 1 at the top: same colour
 
 
 def test_second_cube_retires_results_and_resets_the_panel(detect, qtbot):

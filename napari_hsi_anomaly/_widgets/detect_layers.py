@@ -1,7 +1,9 @@
 """The Detect dock's layer adapter: the heatmap and mask of the scene being looked at.
 
-- The heatmap (Image, float32, fixed contrast (0, 1), a colour bar) and the mask (uint8 Labels whose
-  data is the dock's preallocated buffer) always lie above every image of the scene.
+- The heatmap (Image, float32, fixed contrast (0, 1)) and the mask (uint8 Labels whose data is the
+  dock's preallocated buffer) always lie above every image of the scene. The heatmap's colour bar is
+  drawn under the Detect dock's histogram (napari's canvas colour bar costs the GUI thread about
+  0.4 s each time one is shown: text rendering on the canvas).
 - Results belong to one scene: when another scene is chosen, ``retire`` renames the old pair to
   ``"anomaly score [scene]"`` / ``"anomaly mask [scene]"`` and hides it, so nothing on screen claims
   to belong to the new cube.
@@ -10,6 +12,8 @@
 
 from __future__ import annotations
 
+import time
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -19,15 +23,24 @@ MASK_LAYER = "anomaly mask"
 MASK_COLOR = "cyan"
 
 
-def score_colormap() -> Any:
-    """inferno with an alpha ramp: low scores transparent so the scene shows through."""
+@lru_cache(maxsize=1)
+def score_rgba() -> np.ndarray:
+    """(65, 4) RGBA of the heatmap at scores linspace(0, 1, 65): inferno with an alpha ramp."""
     from matplotlib import colormaps
-    from napari.utils.colormaps import Colormap
 
     x = np.linspace(0.0, 1.0, 65)
     rgba = colormaps["inferno"](x)
     rgba[:, 3] = np.clip((x - 0.25) / 0.65, 0.0, 1.0) ** 1.5
-    return Colormap(colors=rgba, controls=x, name="inferno (transparent low)")
+    return rgba
+
+
+def score_colormap() -> Any:
+    """inferno with an alpha ramp: low scores transparent so the scene shows through."""
+    from napari.utils.colormaps import Colormap
+
+    rgba = score_rgba()
+    return Colormap(colors=rgba, controls=np.linspace(0.0, 1.0, len(rgba)),
+                    name="inferno (transparent low)")
 
 
 def mask_colormap() -> Any:
@@ -50,6 +63,18 @@ def retired_name(base: str, scene: str) -> str:
 
 class ResultLayers:
     """Adds, updates, orders and retires the heatmap and mask layers of one viewer."""
+
+    # GUI-thread CPU seconds spent inside napari's add_image/add_labels (napari's own cost, once per
+    # scene: 0.2-0.5 s each on a slow CPU); the stall test reports it apart from ours
+    napari_add_cpu = 0.0
+    napari_adds = 0
+
+    def _add(self, kind: str, data: np.ndarray, **kwargs: Any) -> Any:
+        t0 = time.thread_time()
+        layer = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        ResultLayers.napari_add_cpu += time.thread_time() - t0
+        ResultLayers.napari_adds += 1
+        return layer
 
     def __init__(self, viewer: Any, state: Any) -> None:
         self.viewer = viewer
@@ -86,12 +111,10 @@ class ResultLayers:
         kw = self._scene_kwargs()
         meta = {"scene": scene}
         if heat is None:
-            heat = self.viewer.add_image(
-                scores, name=SCORE_LAYER, colormap=score_colormap(), contrast_limits=(0.0, 1.0),
+            heat = self._add(
+                "image", scores, name=SCORE_LAYER, colormap=score_colormap(), contrast_limits=(0.0, 1.0),
                 opacity=0.7, blending="translucent", metadata=meta, **kw,
             )
-            heat.colorbar.visible = True
-            heat.colorbar.box = True
         else:
             if heat.data is not scores:
                 heat.data = scores
@@ -100,8 +123,8 @@ class ResultLayers:
             heat.contrast_limits = (0.0, 1.0)
             heat.metadata["scene"] = scene
         if mask is None:
-            mask = self.viewer.add_labels(mask_u8, name=MASK_LAYER, colormap=mask_colormap(),
-                                          opacity=0.75, metadata=dict(meta), **kw)
+            mask = self._add("labels", mask_u8, name=MASK_LAYER, colormap=mask_colormap(),
+                             opacity=0.75, metadata=dict(meta), **kw)
         else:
             if mask.data is not mask_u8:
                 mask.data = mask_u8
@@ -143,8 +166,6 @@ class ResultLayers:
             if old is not None:  # an older retired pair of the same scene: the newer wins
                 self.viewer.layers.remove(old)
             layer.visible = False
-            if getattr(layer, "colorbar", None) is not None:
-                layer.colorbar.visible = False
             layer.name = name
         self.scene = None
         return found

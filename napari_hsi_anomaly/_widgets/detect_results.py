@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 from superqt.utils import qdebounced
 
-from napari_hsi_anomaly._widgets.detect_layers import MASK_LAYER, SCORE_LAYER, ResultLayers
+from napari_hsi_anomaly._widgets.detect_layers import MASK_LAYER, SCORE_LAYER, ResultLayers, score_rgba
 from napari_hsi_anomaly._widgets.plots import RocPlot, ScoreHistogram
 from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
@@ -90,6 +90,7 @@ class ResultsPanel(QWidget):
         self.t_anom.setToolTip("anomaly where score >= t_anom (updates live)")
         self.counts = QLabel("flagged: -")
         self.hist = ScoreHistogram(theme=theme)
+        self.hist.set_colorbar(score_rgba())  # the heatmap's colour bar, under the score axis
         self.hist.setVisible(False)  # no empty placeholder plot before the first Score
         self.gt_combo = QComboBox()
         self.gt_combo.setToolTip("a Labels/Image layer of the cube's size: non-zero = anomaly")
@@ -282,7 +283,7 @@ class ResultsPanel(QWidget):
             roc_curve, self.scores, self._gt,
             on_returned=lambda roc, tok=token: self._on_roc(tok, roc),
             on_error=lambda exc: self.metrics_label.setText(str(exc)),
-            notify=False, desc="ROC curve",
+            notify=False, desc="ROC curve", progress_bar=False,
         )
 
     def _on_roc(self, token: int, roc: tuple) -> None:

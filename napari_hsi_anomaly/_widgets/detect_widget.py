@@ -18,7 +18,6 @@ import numpy as np
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -37,6 +36,7 @@ from napari_hsi_anomaly._widgets.detect_layers import (  # noqa: F401 - re-expor
 )
 from napari_hsi_anomaly._widgets.detect_params import ParamsForm
 from napari_hsi_anomaly._widgets.detect_results import NO_GT, ResultsPanel  # noqa: F401
+from napari_hsi_anomaly._widgets.progress_bar import LightProgressBar
 from napari_hsi_anomaly._widgets.reference_panel import ReferencePanel
 from napari_hsi_anomaly._widgets.scene_table import SceneTable
 from napari_hsi_anomaly._widgets.state import get_state
@@ -87,10 +87,7 @@ class DetectWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.score_btn)
         buttons.addWidget(self.cancel_btn)
-        self.progress = QProgressBar()
-        self.progress.setMaximumHeight(18)
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("")
+        self.progress = LightProgressBar()  # QProgressBar repaints synchronously (a GUI stall)
         self.status = QLabel("Load a cube, then press Score.")
         self.status.setWordWrap(True)
         self.table = SceneTable()
@@ -240,7 +237,7 @@ class DetectWidget(QWidget):
             on_error=self._on_score_error,
             on_aborted=lambda: self.status.setText("Cancelled; earlier results kept."),
             on_finished=self._on_score_finished,
-            desc="anomaly scoring",
+            desc="anomaly scoring", progress_bar=False,
         )
         if self._worker is True:
             self._worker = worker
@@ -358,7 +355,7 @@ class DetectWidget(QWidget):
             self.detection.rescore, p_min,
             on_returned=lambda scores, tok=token, p=p_min: self.apply_rescore(tok, p, scores),
             on_finished=self._on_rescore_finished,
-            desc=f"re-scoring p_min={p_min}",
+            desc=f"re-scoring p_min={p_min}", progress_bar=False,
         )
         if self._rescoring is True:
             self._rescoring = worker

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from qtpy.QtWidgets import QSizePolicy
 
 PIN_COLORS = ("#ffb000", "#3ddc84", "#ff5cae", "#9d8cff", "#ffe066", "#ff7a45", "#7fd1ff")
@@ -33,19 +34,46 @@ def theme_colors(theme: str | None = "dark") -> dict[str, str]:
     return {"bg": bg, "face": fg, "text": text, "grid": grid}
 
 
-class ThemedCanvas(FigureCanvasQTAgg):
-    """A compact figure canvas with napari's colours and a fixed preferred height."""
+_DRAW_QUEUE: list = []  # canvases waiting for a full draw, one per event-loop turn
+_DRAW_TIMER: Any = None
 
-    def __init__(self, height_px: int = 200, theme: str | None = "dark", nrows: int = 1) -> None:
-        fig = Figure(figsize=(3.5, height_px / 100), dpi=100, layout="constrained")
+
+def _draw_next() -> None:
+    """Draw the next queued canvas; the next one waits for another turn of the event loop."""
+    while _DRAW_QUEUE:
+        canvas = _DRAW_QUEUE.pop(0)
+        try:
+            if not canvas.isVisible():  # drawn by its paint event when it is shown
+                continue
+            canvas._draw_pending = True
+            canvas._draw_idle()
+        except RuntimeError:  # deleted with its dock
+            continue
+        break
+    if _DRAW_QUEUE:
+        _DRAW_TIMER.start()
+
+
+class ThemedCanvas(FigureCanvasQTAgg):
+    """A compact figure canvas with napari's colours, a fixed preferred height and fixed margins.
+
+    The one plot base of the plugin (histogram, ROC, spectra, band bars, loss curve). Margins are in
+    pixels and applied on resize (``subplots_adjust``): no constrained layout, whose solver cost the
+    GUI thread 0.2-0.5 s per draw. ``margins`` = (left, right, top, bottom) pixels.
+    """
+
+    MARGINS = (46, 10, 18, 32)
+
+    def __init__(self, height_px: int = 200, theme: str | None = "dark", nrows: int = 1,
+                 margins: tuple[int, int, int, int] | None = None) -> None:
+        fig = Figure(figsize=(3.5, height_px / 100), dpi=100)
         super().__init__(fig)
         self.colors = theme_colors(theme)
+        self.margins = tuple(margins or self.MARGINS)
         fig.set_facecolor(self.colors["bg"])
-        fig.get_layout_engine().set(w_pad=0.04, h_pad=0.04)
         self.axes_list = [fig.add_subplot(nrows, 1, i + 1) for i in range(nrows)]
         for ax in self.axes_list:
             self.style_axes(ax)
-        self._relayout = True
         self._animated: list[Any] = []  # artists redrawn alone (blit) on slider moves
         self._background: Any = None
         self._bg_size: tuple = ()
@@ -53,30 +81,55 @@ class ThemedCanvas(FigureCanvasQTAgg):
         self.setMinimumHeight(int(height_px * 0.8))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self._height = height_px
+        self._apply_margins()
 
-    def draw(self) -> None:
-        """Full draw; the constrained layout runs only after a resize or ``relayout()``.
-
-        (Constrained layout is about two thirds of a full draw here; positions stay put between.)
-        """
-        fig = self.figure
-        if not self._relayout:
-            super().draw()
+    def _apply_margins(self) -> None:
+        w, h = self.figure.bbox.width, self.figure.bbox.height
+        if w < 60 or h < 40:
             return
-        fig.set_layout_engine("constrained")
-        fig.get_layout_engine().set(w_pad=0.04, h_pad=0.04)
-        super().draw()
-        fig.set_layout_engine("none")
-        self._relayout = False
+        left, right, top, bottom = self.margins
+        n = len(self.axes_list)
+        gap = (top + bottom) / max(1.0, (h - top - bottom) / n)
+        self.figure.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h,
+                                    bottom=bottom / h, hspace=gap)
+
+    def draw_idle(self) -> None:
+        """Queue a full draw: one canvas per event-loop turn (a draw is 25-50 ms of GUI time here;
+        several in one turn would be one long pause), input and repaints in between."""
+        global _DRAW_TIMER
+        self._draw_pending = True  # a paint event before our turn draws it (matplotlib's rule)
+        if self not in _DRAW_QUEUE:
+            _DRAW_QUEUE.append(self)
+        if _DRAW_TIMER is None:
+            from qtpy.QtCore import QTimer
+
+            _DRAW_TIMER = QTimer()
+            _DRAW_TIMER.setSingleShot(True)
+            _DRAW_TIMER.setInterval(1)  # a real timer: other events run between two draws
+            _DRAW_TIMER.timeout.connect(_draw_next)
+        if not _DRAW_TIMER.isActive():
+            _DRAW_TIMER.start()
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        """Paint the last rendered image; a pending full draw waits for its own turn (``draw_idle``)."""
+        if not self._draw_pending:
+            super().paintEvent(event)
+            return
+        self.draw_idle()
+        self._draw_pending = False  # matplotlib's paintEvent would draw now, inside this paint pass
+        try:
+            super().paintEvent(event)
+        finally:
+            self._draw_pending = True
 
     def relayout(self) -> None:
-        """Recompute the layout at the next draw (labels or tick widths changed)."""
-        self._relayout = True
+        """Re-apply the margins and redraw (kept for callers of the former constrained layout)."""
+        self._apply_margins()
         self.draw_idle()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
-        self._relayout = True
         super().resizeEvent(event)
+        self._apply_margins()
 
     @property
     def ax(self) -> Any:
@@ -129,7 +182,6 @@ class ThemedCanvas(FigureCanvasQTAgg):
     def set_title(self, text: str, ax: Any = None) -> None:
         """A small title in the theme's text colour (matplotlib resets both on ``set_title``)."""
         (ax or self.ax).set_title(text, fontsize=8, color=self.colors["text"], pad=3)
-        self._relayout = True
 
     def style_legend(self, legend: Any) -> None:
         if legend is None:
@@ -140,19 +192,68 @@ class ThemedCanvas(FigureCanvasQTAgg):
             text.set_color(self.colors["text"])
 
 
+def _count_label(value: float, _pos: Any = None) -> str:
+    """1, 10, 100, 1k, 10k, 1M: short plain labels for a log count axis."""
+    for div, unit in ((1e6, "M"), (1e3, "k")):
+        if value >= div:
+            return f"{value / div:g}{unit}"
+    return f"{value:g}"
+
+
 class ScoreHistogram(ThemedCanvas):
-    """Histogram of scores in [0, 1] (log counts) with a movable threshold line."""
+    """Histogram of scores in [0, 1] (log counts) with a movable threshold line.
+
+    ``set_colorbar(rgba)`` adds the heatmap's colour bar as a strip under the score axis (the colours
+    as they look over a dark scene: each RGBA composited on the theme's background).
+    """
+
+    STRIP_PX = 9
 
     def __init__(self, height_px: int = 170, theme: str | None = "dark", bins: int = 100) -> None:
-        super().__init__(height_px, theme)
+        super().__init__(height_px, theme, margins=(46, 10, 8, 32 + self.STRIP_PX + 2))
         self.bins = np.linspace(0.0, 1.0, bins + 1)
         self.ax.set_xlim(0, 1)
         self.ax.set_yscale("log")
-        self.ax.set_xlabel("anomaly score")
+        # plain tick text (log axes default to mathtext, several ms per label per draw)
+        self.ax.yaxis.set_major_formatter(FuncFormatter(_count_label))
+        self.ax.yaxis.set_minor_locator(NullLocator())
+        self.ax.xaxis.set_major_locator(FixedLocator([0, 0.25, 0.5, 0.75, 1.0]))
         self.ax.set_ylabel("pixels")
+        self.ax.set_xlabel("anomaly score")
         self._bars: Any = None
+        self.cbar_ax: Any = None
         self.t_line = self.animate(self.ax.axvline(0.7, color=T_COLOR, linewidth=1.5))
         self.counts = np.zeros(bins, dtype=np.int64)
+
+    def set_colorbar(self, rgba: np.ndarray) -> None:
+        """The heatmap's colours at scores linspace(0, 1, len(rgba)) as a strip under the x axis."""
+        rgba = np.asarray(rgba, dtype=np.float64)
+        from matplotlib.colors import to_rgb
+
+        bg = np.array(to_rgb(self.colors["bg"]))
+        rgb = rgba[:, :3] * rgba[:, 3:4] + bg * (1 - rgba[:, 3:4])
+        if self.cbar_ax is None:
+            self.cbar_ax = self.figure.add_axes((0, 0, 1, 0.05))
+            self.style_axes(self.cbar_ax)
+            self.cbar_ax.grid(False)
+            self.cbar_ax.set_yticks([])
+            self.ax.tick_params(labelbottom=False)
+            self.ax.set_xlabel("")
+            self.cbar_ax.set_xlabel("anomaly score (heatmap colour)")
+        self.cbar_ax.imshow(rgb[None], aspect="auto", extent=(0, 1, 0, 1), interpolation="bilinear")
+        self.cbar_ax.set_xlim(0, 1)
+        self._apply_margins()
+        self.draw_idle()
+
+    def _apply_margins(self) -> None:
+        super()._apply_margins()
+        cb = getattr(self, "cbar_ax", None)
+        w, h = self.figure.bbox.width, self.figure.bbox.height
+        if cb is None or w < 60 or h < 40:
+            return
+        pos = self.ax.get_position()
+        strip = self.STRIP_PX / h
+        cb.set_position((pos.x0, pos.y0 - strip - 1 / h, pos.width, strip))
 
     def set_scores(self, scores: np.ndarray | None) -> None:
         """Re-bin the scores (once per detection or p_min change)."""
@@ -242,7 +343,6 @@ class SpectrumPlot(ThemedCanvas):
         self.x = np.asarray(x, dtype=np.float64)
         self.order = np.argsort(self.x, kind="stable")
         self.ax.set_xlabel(xlabel)
-        self._relayout = True
         self.clear_pins()
         self.line.set_data([], [])
         self.current = None
@@ -316,7 +416,6 @@ class SpectrumPlot(ThemedCanvas):
             self.style_legend(leg)
 
     def _autoscale(self) -> None:
-        self._relayout = True  # tick labels may change width
         ys = [np.asarray(a.get_ydata(), dtype=np.float64) for a in (self.median_line, self.line,
                                                                     *self.pins)]
         if self._band_fill is not None:
@@ -336,7 +435,7 @@ class BandBars(ThemedCanvas):
     """Per-band bars: robust deviation (z) of a region, or its per-band reconstruction error."""
 
     def __init__(self, height_px: int = 150, theme: str | None = "dark") -> None:
-        super().__init__(height_px, theme)
+        super().__init__(height_px, theme, margins=(46, 10, 18, 44))  # rotated band labels
         self._bars: Any = None
         self.values = np.zeros(0)
         self.ax.set_xlabel("band")
@@ -360,7 +459,6 @@ class BandBars(ThemedCanvas):
                                 rotation=60, fontsize=6, ha="right")
         self.ax.set_ylabel(ylabel)
         self.set_title(title)
-        self._relayout = True
         self.ax.relim()
         self.ax.autoscale_view()
         self.draw_idle()

@@ -221,7 +221,7 @@ class ReferencePanel(QWidget):
             load_profile, folder,
             on_returned=lambda scorer, f=folder: self._on_loaded(f, scorer),
             on_error=lambda exc: self.profile_label.setText("no profile loaded"),
-            desc="loading profile",
+            desc="loading profile", progress_bar=False,
         )
 
     def _on_loaded(self, folder: str, scorer: Any) -> None:
@@ -253,7 +253,7 @@ class ReferencePanel(QWidget):
         return start_function_worker(
             save_profile, self._fitted, folder,
             on_returned=lambda out, f=folder: self._on_saved(out or f),
-            desc="saving profile",
+            desc="saving profile", progress_bar=False,
         )
 
     def _on_saved(self, out: Any) -> None:

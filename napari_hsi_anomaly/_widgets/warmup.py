@@ -41,6 +41,12 @@ def _napari_labels() -> None:
     assert isinstance(cmap, DirectLabelColormap)
 
 
+def _colormaps() -> None:
+    from napari_hsi_anomaly._widgets.detect_layers import score_colormap
+
+    score_colormap()  # imports matplotlib's colormaps (0.2 s) and caches the heatmap's RGBA
+
+
 def _napari_cyclic() -> None:
     import numpy as np
     from napari.utils.colormaps import _accelerated_cmap as accel
@@ -65,8 +71,9 @@ def _regions() -> None:
     label_mask(np.zeros((4, 4), dtype=bool))
 
 
-STEPS = (("napari labels (direct, uint8)", _napari_labels), ("napari labels (cyclic)", _napari_cyclic),
-         ("GLOSH kernels", _glosh), ("region labelling", _regions))
+STEPS = (("heatmap colormap", _colormaps), ("napari labels (direct, uint8)", _napari_labels),
+         ("napari labels (cyclic)", _napari_cyclic), ("GLOSH kernels", _glosh),
+         ("region labelling", _regions))
 
 
 def run() -> None:

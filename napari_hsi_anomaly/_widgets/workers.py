@@ -165,6 +165,7 @@ def start_generator_worker(
     progress_total: int | None = None,
     desc: str | None = None,
     notify: bool = True,
+    progress_bar: bool = True,
     **kwargs: Any,
 ) -> HsiGeneratorWorker:
     """Run ``gen_fn(*args, **kwargs)`` (a generator function) in a worker thread; return the worker.
@@ -173,7 +174,9 @@ def start_generator_worker(
     when the generator returns (not after a cancel), ``on_error(exc)`` after the error was shown as
     a notification (``notify=False`` to skip that), ``on_aborted()`` after ``worker.quit()`` took
     effect, ``on_finished()`` always, last. A progress bar (``desc``, ``progress_total`` or the
-    yielded ``Progress.total``) lives in napari's activity dock while the worker runs.
+    yielded ``Progress.total``) lives in napari's activity dock while the worker runs; a dock with a
+    progress bar of its own passes ``progress_bar=False`` (napari's bar costs the GUI thread about
+    0.4 s to create and re-enters the event loop).
     """
     from napari.qt.threading import thread_worker
     from napari.utils import progress
@@ -182,7 +185,9 @@ def start_generator_worker(
         gen_fn, start_thread=False, worker_class=HsiGeneratorWorker, ignore_errors=True
     )(*args, **kwargs)
 
-    pbar = progress(total=progress_total or 0, desc=desc or getattr(gen_fn, "__name__", "working"))
+    pbar = None
+    if progress_bar:
+        pbar = progress(total=progress_total or 0, desc=desc or getattr(gen_fn, "__name__", "working"))
     worker.pbar = pbar
 
     in_order = _InOrder()
@@ -199,7 +204,8 @@ def start_generator_worker(
             on_error(exc)
 
     def _finished() -> None:
-        pbar.close()
+        if pbar is not None:
+            pbar.close()
         if on_finished is not None:
             on_finished()
 
@@ -226,6 +232,7 @@ def start_function_worker(
     on_finished: Callback = None,
     desc: str | None = None,
     notify: bool = True,
+    progress_bar: bool = True,
     **kwargs: Any,
 ) -> HsiGeneratorWorker:
     """Run a plain function ``fn(*args, **kwargs)`` off the GUI thread (indeterminate progress bar)."""
@@ -243,4 +250,5 @@ def start_function_worker(
         on_finished=on_finished,
         desc=desc,
         notify=notify,
+        progress_bar=progress_bar,
     )
