@@ -85,7 +85,7 @@ def test_evaluate_refuses_non_finite_scores(tmp_path, capsys, bad):
     one_line_error(rc, err, "s.npy", "NaN")
 
 
-@pytest.mark.parametrize("ext", [".npy", ".tif", ".hdr"])
+@pytest.mark.parametrize("ext", [".npy", ".tif", ".tiff", ".hdr", ".img"])
 def test_evaluate_reads_every_map_format_score_writes(C, tmp_path, capsys, ext):
     out = tmp_path / f"s{ext}"
     mask = tmp_path / f"m{ext}"
