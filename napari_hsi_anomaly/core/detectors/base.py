@@ -142,6 +142,7 @@ class Detector(ABC):
     needs_model: ClassVar[bool] = False
     uses_p_min: ClassVar[bool] = False
     scorer_class: ClassVar[type[Scorer]]  # what ``iter_fit`` returns (``from_state`` rebuilds it)
+    calibration_z0: ClassVar[float] = 1.5  # score 0.7 at this many reference spreads (calibration.py)
 
     def __init__(self, **params: Any) -> None:
         decl = {p.name: p for p in type(self).params}

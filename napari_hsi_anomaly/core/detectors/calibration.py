@@ -34,8 +34,8 @@ from napari_hsi_anomaly.core.progress import Progress
 PIXEL_P_MIN_FRACTION = 0.08  # per pixel: a cluster holds at least 8 % of the scene (and >= 100 pixels)
 THESIS_P_MIN_FRACTION = 100 / 2925  # per window/section: the thesis's p_min = 100 of 2925 windows
 RX_SCALE_PERCENTILES = (0.0, 99.9)  # fixed parts of a combination: [reference min, 99.9th pct] -> [0, 1]
-CAL_QUANTILE = 99.0  # the reference's spread: median to this percentile
-Z0 = 1.1  # score 0.7 at z0 spreads above the reference's median (a detector may set calibration_z0)
+CAL_QUANTILE = 95.0  # the reference's spread: median to this percentile (robust to 5 % anomalies)
+Z0 = 1.5  # score 0.7 at z0 spreads above the reference's median (a detector sets calibration_z0)
 SAMPLE = 20000  # reference pixels kept for the calibration
 _H = 3.0 / 7.0  # score = z / (z + 3/7): 0.7 at z = 1
 

@@ -49,6 +49,7 @@ class RxDetector(Detector):
     scorer_class = RxScorer
     name = "rx"
     label = "RX (global)"
+    calibration_z0 = 1.8  # fitted on the development scenes (bench_scenes.py)
     summary = "global RX: Mahalanobis distance to the reference's mean and covariance"
 
     def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
