@@ -330,14 +330,41 @@ class _Condensed:
             self._label_cache = np.asarray(self._labels(), dtype=np.int64)
         return self._label_cache
 
-    def predict(self, neighbor: np.ndarray, lam: np.ndarray, exact: np.ndarray) -> np.ndarray:
-        """hdbscan's ``approximate_predict_scores`` from cached neighbours (vectorised)."""
+    def predict(self, neighbor: np.ndarray, rows: _RowCache, dense: np.ndarray) -> tuple[np.ndarray, bool]:
+        """hdbscan's ``approximate_predict_scores`` from cached neighbours: float32 scores clipped to
+        [0, 1] (rows equal to a ``dense`` fitted point: 0) and whether some were non-finite (set to 1).
+
+        Per fitted point ``1 / max_lambda`` once, then one gather per row: ``1 - lambda / max_lambda``
+        (a row at distance 0 from a fitted point takes that point's lambda, as hdbscan)."""
         if not self.has_clusters:  # hdbscan: no cluster in the tree -> every new point is an outlier
-            return np.ones(neighbor.shape[0])
-        lam_i = np.where(exact, self.pt_lambda[neighbor], lam)
-        max_l = self.deaths[self.pt_cluster[neighbor]]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(max_l > 0, (max_l - lam_i) / max_l, 0.0)
+            return np.ones(neighbor.shape[0], np.float32), False
+        max_l = self.deaths[self.pt_cluster]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = np.where(max_l > 0, 1.0 / np.where(max_l > 0, max_l, 1.0), 0.0).astype(np.float32)
+        out = (max_l > 0).astype(np.float32)[neighbor]
+        out -= rows.lam32 * inv[neighbor]
+        if rows.exact.size:
+            nb = neighbor[rows.exact]
+            ml = max_l[nb]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[rows.exact] = np.where(ml > 0, (ml - self.pt_lambda[nb]) / ml, 0.0)
+        if rows.same.size and dense.any():
+            out[rows.same[dense[rows.same_fit]]] = 0.0
+        bad = not np.isfinite(out).all()
+        if bad:
+            out[~np.isfinite(out)] = 1.0
+        return np.clip(out, 0.0, 1.0, out=out), bad
+
+
+class _RowCache:
+    """Per predicted row, what a new ``p_min`` needs beyond the neighbour: lambda as float32, the rows
+    at distance 0 from a fitted point and the rows equal to one (with that point)."""
+
+    def __init__(self, lam: np.ndarray, exact: np.ndarray, same: np.ndarray) -> None:
+        self.lam32 = np.minimum(lam, np.finfo(np.float32).max).astype(np.float32)
+        self.exact = np.flatnonzero(exact)
+        self.same = np.flatnonzero(same >= 0)
+        self.same_fit = same[self.same]
 
 
 def _point_exits(condensed: np.ndarray, n_fit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -557,6 +584,7 @@ class GloshScorer:
                 self._prepare_rest(x, drawn)
 
     def _init_caches(self) -> None:
+        self._rest_rows: _RowCache | None = None
         self._cache: OrderedDict[int, GloshResult] = OrderedDict()
         self._condensed: OrderedDict[int, _Condensed] = OrderedDict()
         self._searcher: _NeighbourSearch | None = None
@@ -657,18 +685,17 @@ class GloshScorer:
             return GloshResult(scores, np.full(self.n_points, -1, dtype=np.int64), p_min, notes)
         dense = self.dense(p_min)
         fit_scores = np.where(dense, 0.0, cond.scores)
-        rest_scores = None
-        if self._rest.size:
-            rest_scores = cond.predict(self._rest_nb, self._rest_lam, self._rest_exact)
-            same = self._rest_same
-            rest_scores[(same >= 0) & dense[np.maximum(same, 0)]] = 0.0
-        for part in (fit_scores, rest_scores):
-            if part is not None and not np.isfinite(part).all():
-                notes.append("non-finite GLOSH scores set to 1.0")
-                part[~np.isfinite(part)] = 1.0
+        if not np.isfinite(fit_scores).all():
+            notes.append("non-finite GLOSH scores set to 1.0")
+            fit_scores[~np.isfinite(fit_scores)] = 1.0
         scores[self._drawn] = np.clip(fit_scores, 0.0, 1.0)[self._drawn_fit]
-        if rest_scores is not None:
-            scores[self._rest] = np.clip(rest_scores, 0.0, 1.0)
+        if self._rest.size:
+            if self._rest_rows is None:
+                self._rest_rows = _RowCache(self._rest_lam, self._rest_exact, self._rest_same)
+            rest_scores, bad = cond.predict(self._rest_nb, self._rest_rows, dense)
+            if bad and notes[-1:] != ["non-finite GLOSH scores set to 1.0"]:
+                notes.append("non-finite GLOSH scores set to 1.0")
+            scores[self._rest] = rest_scores
 
         def labels() -> np.ndarray:  # run on first access of GloshResult.labels only
             fl = cond.labels()
@@ -758,7 +785,8 @@ class GloshPredictor:
         self.finite = finite_rows(x)
         self._rows = np.flatnonzero(self.finite)
         if scorer._tree is not None:
-            self._nb, self._lam, self._exact, self._same = scorer._neighbours(x, self._rows)
+            self._nb, lam, exact, same = scorer._neighbours(x, self._rows)
+            self._fast = _RowCache(lam, exact, same)
         self._cache: OrderedDict[int, GloshResult] = OrderedDict()
 
     def score(self, p_min: int) -> GloshResult:
@@ -772,12 +800,10 @@ class GloshPredictor:
         if cond is None:
             result = GloshResult(scores, np.full(self.n_points, -1, dtype=np.int64), p, notes)
         else:
-            s = cond.predict(self._nb, self._lam, self._exact)
-            s[(self._same >= 0) & self.scorer.dense(p)[np.maximum(self._same, 0)]] = 0.0
-            if not np.isfinite(s).all():
+            s, bad = cond.predict(self._nb, self._fast, self.scorer.dense(p))
+            if bad:
                 notes.append("non-finite GLOSH scores set to 1.0")
-                s[~np.isfinite(s)] = 1.0
-            scores[self._rows] = np.clip(s, 0.0, 1.0)
+            scores[self._rows] = s
 
             def labels() -> np.ndarray:
                 out = np.full(self.n_points, -1, dtype=np.int64)
