@@ -39,11 +39,14 @@ class JobResult:
 
 @dataclass
 class Target:
+    """A scene to score: ``cube`` as analysed (band selection applied), ``full`` as displayed."""
+
     name: str
     cube: Any
     layer: str | None = None
     rgb_layer: str | None = None
     date: int | None = None
+    full: Any = None  # the cube with every band (None: ``cube``)
 
 
 def _relay(gen: Iterator, prefix: str) -> Generator[Any, None, Any]:
@@ -76,6 +79,17 @@ def _trained_model(*objs: Any) -> Any:
     return None
 
 
+def _iter_score(scorer: Any, cube: Any) -> Generator[Progress, None, Any]:
+    """A loaded profile cuts the target to its band selection first (``core.profile``)."""
+    if getattr(scorer, "profile_path", None) is not None:
+        from napari_hsi_anomaly.core.profile import iter_score_profile
+
+        det = yield from iter_score_profile(scorer, cube)
+        return det
+    det = yield from scorer.iter_score(cube)
+    return det
+
+
 def score_job(
     targets: Sequence[Target],
     method: str,
@@ -102,7 +116,8 @@ def score_job(
             det = yield from _relay(iter_detect(t.cube, method, model=model, **params), prefix)
             model = model or _trained_model(det)
             out.model = out.model or _trained_model(det)
-            out.scenes.append(SceneResult(t.name, t.cube, det, t.layer, t.rgb_layer, t.date))
+            out.scenes.append(SceneResult(t.name, t.full if t.full is not None else t.cube, det, t.layer,
+                                          t.rgb_layer, t.date))
         return out
 
     if scorer is None and references:
@@ -121,7 +136,8 @@ def score_job(
             out.model = out.model or _trained_model(fitted)
             if not many:
                 out.scorer = fitted
-        det = yield from _relay(fitted.iter_score(t.cube), prefix)
+        det = yield from _relay(_iter_score(fitted, t.cube), prefix)
         out.model = out.model or _trained_model(det)
-        out.scenes.append(SceneResult(t.name, t.cube, det, t.layer, t.rgb_layer, t.date))
+        out.scenes.append(SceneResult(t.name, t.full if t.full is not None else t.cube, det, t.layer,
+                                          t.rgb_layer, t.date))
     return out

@@ -241,6 +241,11 @@ class ResultsPanel(QWidget):
         self.gt_combo.setCurrentIndex(idx)
         self._on_gt_changed()
 
+    def follow_ground_truth(self, name: str | None) -> None:
+        """The scene's ground-truth layer (the Cube dock's choice), when it is one of ours."""
+        if name and self.gt_combo.findText(name) >= 0 and self.gt_combo.currentText() != name:
+            self.set_ground_truth(name)
+
     def _gt_hint(self) -> str:
         name = self.gt_combo.currentText()
         if name in ("", NO_GT):

@@ -75,6 +75,10 @@ class DetectWidget(QWidget):
         self.table.scene_selected.connect(self.select_scene)
         self.results.committed.connect(self._on_committed)
         self.state.cube_changed.connect(self._on_cube_changed)
+        if hasattr(self.state, "bands_changed"):
+            self.state.bands_changed.connect(self._on_bands_changed)
+        if hasattr(self.state, "ground_truth_changed"):
+            self.state.ground_truth_changed.connect(self.results.follow_ground_truth)
         self._on_cube_changed(self.state.cube)  # a cube chosen before this dock opened
 
     # ---------------------------------------------------------------- layout
@@ -180,10 +184,19 @@ class DetectWidget(QWidget):
         self.status.setText(f"Cube {name} ({cube.bands} bands): press Score.{kept}")
 
     def _scene_of(self, cube: Any) -> int:
+        """The table row of ``cube``: the same object, or the same date of the same stack layer."""
+        date = cube.metadata.get("date") if isinstance(getattr(cube, "metadata", None), dict) else None
         for i, s in enumerate(self.scenes):
             if s.cube is cube:
                 return i
+            if date is not None and s.date == date and s.layer == self.state.cube_layer:
+                return i
         return -1
+
+    def _on_bands_changed(self, bands: Any) -> None:
+        if self.results.scores is not None:
+            n = "every band" if bands is None else f"{len(bands)} bands"
+            self.status.setText(f"Band selection changed ({n}): press Score to detect with it.")
 
     def _on_params_changed(self) -> None:
         self.reference.set_detector(self.params.spec)
@@ -196,7 +209,10 @@ class DetectWidget(QWidget):
         cube = self.state.cube
         if cube is None:
             return []
-        return [Target(scene_name(self.state), cube, self.state.cube_layer, self.state.rgb_layer)]
+        analysed = self.state.analysis_cube() if hasattr(self.state, "analysis_cube") else cube
+        date = cube.metadata.get("date") if isinstance(getattr(cube, "metadata", None), dict) else None
+        return [Target(scene_name(self.state), analysed, self.state.cube_layer, self.state.rgb_layer,
+                       date, cube)]
 
     def run_score(self) -> Any:
         """Start a Score run; returns the worker (None when nothing to do)."""
@@ -309,10 +325,13 @@ class DetectWidget(QWidget):
         """Make ``scene`` the shared cube (Inspect follows) and bring its images into view."""
         if scene.date is not None and scene.layer in self.viewer.layers:
             layer = self.viewer.layers[scene.layer]
-            step = list(self.viewer.dims.current_step)
-            axis = self.viewer.dims.ndim - layer.ndim  # the layer's first axis (dates)
-            if 0 <= axis < len(step):
-                self.viewer.dims.set_current_step(axis, scene.date)
+            axis = self.viewer.dims.ndim - layer.ndim + int(layer.metadata.get("date_axis", 0))
+            if 0 <= axis < self.viewer.dims.ndim:
+                self._switching = True  # the date slider may publish the date's cube itself
+                try:
+                    self.viewer.dims.set_current_step(axis, scene.date)
+                finally:
+                    self._switching = False
         elif scene.layer is not None:
             for s in self.scenes:
                 for name in (s.layer, s.rgb_layer):
@@ -324,7 +343,8 @@ class DetectWidget(QWidget):
         self._switching = True
         try:
             self.state.set_cube(scene.cube, scene.layer or self.state.cube_layer,
-                                scene.rgb_layer or self.state.rgb_layer)
+                                scene.rgb_layer or self.state.rgb_layer,
+                                getattr(self.state, "band_selection", None))
         finally:
             self._switching = False
 

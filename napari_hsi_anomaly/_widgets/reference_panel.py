@@ -64,6 +64,8 @@ def scene_candidates(viewer: Any) -> list[Target]:
     """Every scene the viewer holds: each date of each stack layer, then each cube layer."""
     out: list[Target] = []
     for layer in viewer.layers:
+        if getattr(layer, "rgb", False):  # composites carry the cube too: one entry per scene
+            continue
         stack = layer_stack(layer)
         if stack is not None:
             rgb = rgb_of(viewer, layer, None)
@@ -76,12 +78,16 @@ def scene_candidates(viewer: Any) -> list[Target]:
     return out
 
 
-def resolve(viewer: Any, target: Target) -> Target:
-    """``target`` with its cube read (a date of a stack is read only when it is scored)."""
-    if target.cube is not None:
-        return target
-    stack = layer_stack(viewer.layers[target.layer])
-    return Target(target.name, stack.cube(int(target.date)), target.layer, target.rgb_layer, target.date)
+def resolve(viewer: Any, target: Target, bands: Any = None) -> Target:
+    """``target`` with its cube (a date of a stack is a view, read when scored) cut to ``bands``
+    (0-based indices, the Cube dock's band selection; None = every band)."""
+    full = target.cube
+    if full is None:
+        full = layer_stack(viewer.layers[target.layer]).cube(int(target.date))
+    cube = full
+    if bands is not None and hasattr(full, "select_bands") and full.bands > len(bands):
+        cube = full.select_bands(bands)
+    return Target(target.name, cube, target.layer, target.rgb_layer, target.date, full)
 
 
 class ReferencePanel(QWidget):
@@ -187,7 +193,8 @@ class ReferencePanel(QWidget):
         if not names:
             raise HsiAnomalyError("Normal from reference layers / dates: check at least one in the list.")
         by_name = {t.name: t for t in self._candidates}
-        return [resolve(self.viewer, by_name[n]).cube for n in names]
+        bands = getattr(self.state, "band_selection", None)
+        return [resolve(self.viewer, by_name[n], bands).cube for n in names]
 
     def targets(self) -> list[Target]:
         """The scenes to score: every scene when asked, else [] (the dock scores the current cube)."""
@@ -196,7 +203,8 @@ class ReferencePanel(QWidget):
         current = self.state.cube_layer
         stacks = [t for t in self._candidates if t.date is not None and t.layer == current]
         chosen = stacks or [t for t in self._candidates if t.date is None] or self._candidates
-        return [resolve(self.viewer, t) for t in chosen]
+        bands = getattr(self.state, "band_selection", None)
+        return [resolve(self.viewer, t, bands) for t in chosen]
 
     # ---------------------------------------------------------------- profiles
     def profile_scorer(self) -> Any:
