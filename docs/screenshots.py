@@ -1,27 +1,30 @@
-"""Screenshots of the Cube and Model docks on the sample scene (run under ``xvfb-run -a``).
+"""Screenshots of the whole viewer as ``hsi-anomaly view`` lays it out (run under Xvfb).
 
-    xvfb-run -a python docs/screenshots.py [--out docs/images]
+    xvfb-run -a -s "-screen 0 1920x1080x24" python docs/screenshots.py [--size 1920x1080] [--out docs/images]
 
-Writes ``01_loaded.png`` (sample scene, Cube dock with band info and RGB bands, Model dock idle)
-and ``02_training.png`` (training in its worker thread: progress text and live loss curve).
-One function per stage; ``docs/screenshots_detect.py`` has the Detect and Inspect stages.
+Stages (files ``NN_name.png``, with ``_1280`` appended for ``--size 1280x1024``):
+00_launch (sample scene, RGB composite), 01_loaded (one band on the slider, 842 nm), 02_training
+(Model dock mid-training: live loss), 03_detect (default detector, t_anom 0.7, ground truth),
+04_inspect (top region, pinned spectra, per-band view), 05_second_scene (a labelled AVIRIS scene
+opened next: the sample's results hidden, its ground truth chosen), 06_sentinel2 (real Sentinel-2,
+B10 cirrus left out of the band selection). Every stage shows the whole window.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
-import napari
-from qtpy.QtCore import Qt
+import numpy as np
 from qtpy.QtWidgets import QApplication
 
 HERE = Path(__file__).resolve().parent
-DOCK_WIDTH = 350  # the docks must read well at this width
+DATA = Path(os.environ.get("HSI_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 
 
-def settle(seconds: float = 0.6, until=None, timeout: float = 120.0) -> None:
+def settle(seconds: float = 0.6, until=None, timeout: float = 300.0) -> None:
     """Run the Qt event loop for ``seconds``, or until ``until()`` is true (at most ``timeout``)."""
     app = QApplication.instance()
     end = time.perf_counter() + (timeout if until else seconds)
@@ -34,62 +37,117 @@ def settle(seconds: float = 0.6, until=None, timeout: float = 120.0) -> None:
         raise TimeoutError("screenshot stage did not reach its state in time")
 
 
-def shot(viewer: napari.Viewer, path: Path) -> None:
-    settle(0.5)
-    viewer.screenshot(str(path), canvas_only=False)
-    print("wrote", path)
+class Shots:
+    def __init__(self, size: tuple[int, int], out: Path) -> None:
+        import napari
+
+        from napari_hsi_anomaly._launch import _open, arrange, dock_widgets
+
+        self.out, self.suffix = out, "" if size == (1920, 1080) else f"_{size[0]}"
+        self.viewer = napari.Viewer(show=True)
+        _open(self.viewer, None)
+        dock_widgets(self.viewer)
+        qw = self.viewer.window._qt_window
+        qw.resize(*size)
+        settle(1.0)
+        arrange(self.viewer)
+        settle(1.0)
+        self.docks = qw._hsi_docks
+        self.w = {name: dock.widget() for name, dock in self.docks.items()}
+
+    def shot(self, name: str) -> None:
+        settle(0.8)
+        path = self.out / f"{name}{self.suffix}.png"
+        self.viewer.window.screenshot(str(path), canvas_only=False)
+        qw = self.viewer.window._qt_window
+        print("wrote", path, "| min size", qw.minimumSizeHint().width(), "x", qw.minimumSizeHint().height())
+
+    def run(self, stages: list[str]) -> None:
+        for stage in stages:
+            getattr(self, f"stage_{stage}")()
+
+    def stage_launch(self) -> None:
+        self.shot("00_launch")
+
+    def stage_band(self) -> None:
+        self.viewer.dims.set_current_step(0, 7)  # B08 842 nm: the slider shows the band stack
+        self.shot("01_loaded")
+        self.w["Cube"].show_rgb.setChecked(True)
+
+    def stage_training(self) -> None:
+        model = self.w["Model"]
+        self.docks["Model"].raise_()
+        model.preset.setCurrentText("fast")
+        model.epochs.setValue(12)
+        model.window_size.setValue(32)
+        os.environ.pop("HSI_ANOMALY_SYNC_WORKERS", None)
+        model.train()
+        settle(until=lambda: len(model.loss_plot.val_xs) >= 5 or not model.training)
+        model.loss_plot.redraw()
+        self.shot("02_training")
+        model.cancel()
+        settle(until=lambda: not model.training)
+
+    def stage_detect(self) -> None:
+        from napari_hsi_anomaly._widgets.state import get_state
+
+        detect = self.w["Detect"]
+        self.docks["Detect"].raise_()
+        get_state(self.viewer).set_model(None)  # the default detector needs no CAE
+        os.environ["HSI_ANOMALY_SYNC_WORKERS"] = "1"
+        detect.run_score()
+        settle(until=lambda: detect._worker is None)
+        detect.t_anom.setValue(0.7)
+        detect._commit_debounced.flush()
+        settle(until=lambda: bool(detect.metrics_label.text()), timeout=60)
+        self.viewer.layers.selection.active = self.viewer.layers["anomaly score"]
+        self.shot("03_detect")
+
+    def stage_inspect(self) -> None:
+        inspect, detect = self.w["Inspect"], self.w["Detect"]
+        inspect._refresh_debounced.flush()
+        settle(until=lambda: inspect.stats is not None and inspect.regions)
+        top = inspect.regions[0]
+        inspect.show_pixel(*(int(round(v)) for v in top.centroid))
+        inspect.spectrum.pin()
+        scores = detect.scores
+        rr, cc = np.unravel_index(int(np.argmin(np.abs(scores - np.median(scores)))), scores.shape)
+        inspect.show_pixel(int(rr), int(cc))
+        inspect.spectrum.pin()
+        inspect.select_region(0)
+        self.shot("04_inspect")
+
+    def stage_second(self) -> None:
+        cube = self.w["Cube"]
+        path = DATA / "hsi-ad" / "san-diego.npz"
+        cube.open_path(path)
+        settle(until=lambda: cube.state.cube_layer == "san-diego" and cube._busy == 0)
+        settle(until=lambda: self.w["Inspect"].stats is not None)
+        self.shot("05_second_scene")
+
+    def stage_sentinel2(self) -> None:
+        cube = self.w["Cube"]
+        cube.open_path(DATA / "sentinel2" / "sentinel2-eolearn-ref.npz")
+        settle(until=lambda: "sentinel2" in (cube.state.cube_layer or "") and cube._busy == 0)
+        settle(until=lambda: self.w["Inspect"].stats is not None)
+        self.w["Inspect"].show_pixel(50, 50)
+        self.shot("06_sentinel2")
 
 
-def loaded_stage(viewer: napari.Viewer, out: Path) -> tuple[object, object]:
-    """Sample scene + Cube dock (left) + Model dock (right); band slider on band 4. 01_loaded.png."""
-    from napari_hsi_anomaly._sample_data import sample_scene
-    from napari_hsi_anomaly._widgets.cube_widget import CubeWidget
-    from napari_hsi_anomaly._widgets.model_widget import ModelWidget
-    from napari_hsi_anomaly._widgets.state import get_state
-
-    cube_w = CubeWidget(viewer)
-    viewer.window.add_dock_widget(cube_w, name="Cube", area="left")
-    model_w = ModelWidget(viewer)
-    dock = viewer.window.add_dock_widget(model_w, name="Model", area="right")
-    viewer.window._qt_window.resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
-    for data, kwargs, kind in sample_scene():
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    for name in ("ground truth", "land cover"):
-        if name in viewer.layers:
-            viewer.layers[name].visible = False
-    viewer.layers.selection.active = viewer.layers[get_state(viewer).rgb_layer]
-    viewer.dims.set_current_step(0, 3)
-    settle(0.5)
-    viewer.reset_view()
-    shot(viewer, out / "01_loaded.png")
-    return cube_w, model_w
-
-
-def training_stage(viewer: napari.Viewer, out: Path, model_w, epochs: int = 12, at_epoch: int = 6) -> None:
-    """Train the fast preset in its worker thread; grab 02_training.png mid-run, then cancel."""
-    model_w.preset.setCurrentText("fast")
-    model_w.epochs.setValue(epochs)
-    model_w.window_size.setValue(32)
-    worker = model_w.train()
-    if worker is None:
-        raise RuntimeError("training did not start (no cube?)")
-    settle(until=lambda: len(model_w.loss_plot.val_xs) >= at_epoch or not model_w.training)
-    model_w.loss_plot.redraw()
-    shot(viewer, out / "02_training.png")
-    model_w.cancel()
-    settle(until=lambda: not model_w.training)
+STAGES = ["launch", "band", "training", "detect", "inspect", "second", "sentinel2"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "images")
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--stages", default=",".join(STAGES))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1500, 980)
-    _, model_w = loaded_stage(viewer, args.out)
-    training_stage(viewer, args.out, model_w)
-    viewer.close()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    shots = Shots((w, h), args.out)
+    shots.run([s for s in args.stages.split(",") if s])
+    shots.viewer.close()
 
 
 if __name__ == "__main__":

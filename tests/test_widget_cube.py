@@ -11,6 +11,7 @@ from napari_hsi_anomaly._widgets.state import get_state
 from napari_hsi_anomaly.core.cube import Cube
 
 pytestmark = pytest.mark.gui
+WAIT_MS = 120_000  # generous: the GUI suite must hold next to a CPU burner
 
 S2_NM = [443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1610, 2190]
 
@@ -103,7 +104,7 @@ def test_update_rgb_changes_the_rgb_layer(make_napari_viewer, qtbot, shown):
         combo.setCurrentIndex(band)
     w.update_rgb_button.click()
     assert not w.update_rgb_button.isEnabled()  # busy while the worker runs
-    qtbot.waitUntil(lambda: w.update_rgb_button.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: w.update_rgb_button.isEnabled(), timeout=WAIT_MS)
     after = viewer.layers["cube RGB"].data
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after, cube.rgb((9, 8, 7)))
@@ -116,7 +117,7 @@ def test_update_rgb_adds_a_layer_when_none(make_napari_viewer, qtbot, shown):
     w = CubeWidget(viewer)
     qtbot.addWidget(w)
     w.update_rgb()
-    qtbot.waitUntil(lambda: "plain RGB" in viewer.layers, timeout=5000)
+    qtbot.waitUntil(lambda: "plain RGB" in viewer.layers, timeout=WAIT_MS)
     assert viewer.layers["plain RGB"].rgb
     assert get_state(viewer).rgb_layer == "plain RGB"
 
@@ -128,7 +129,7 @@ def test_open_file_adds_layers_and_sets_cube(make_napari_viewer, qtbot, shown, t
     path = tmp_path / "scene.npy"
     np.save(path, np.random.default_rng(0).random((20, 22, 6)).astype(np.float32))  # rows, cols, bands
     w.open_path(path)
-    qtbot.waitUntil(lambda: get_state(viewer).cube is not None, timeout=10000)
+    qtbot.waitUntil(lambda: get_state(viewer).cube is not None, timeout=WAIT_MS)
     state = get_state(viewer)
     assert state.cube.shape == (6, 20, 22)
     assert state.cube_layer == "scene" and state.rgb_layer == "scene RGB"
@@ -154,8 +155,8 @@ def test_bad_file_notifies_and_keeps_the_cube(make_napari_viewer, qtbot, shown, 
     for path in (flat, junk, short):
         n = len(shown)
         w.open_path(path)
-        qtbot.waitUntil(lambda n=n: len(shown) > n, timeout=10000)
-        qtbot.waitUntil(w.open_button.isEnabled, timeout=5000)
+        qtbot.waitUntil(lambda n=n: len(shown) > n, timeout=WAIT_MS)
+        qtbot.waitUntil(w.open_button.isEnabled, timeout=WAIT_MS)
         assert path.stem in shown[-1]  # the reader's message names the file
         assert not shown[-1].startswith("Unexpected error")
     state = get_state(viewer)
@@ -176,7 +177,7 @@ def test_plugin_reader_layers_are_picked_up(make_napari_viewer, qtbot, shown, tm
     assert "5 bands × 16 × 14" in w.info_label.text()
     w.rgb_combos[0].setCurrentIndex(4)
     w.update_rgb()
-    qtbot.waitUntil(w.update_rgb_button.isEnabled, timeout=5000)
+    qtbot.waitUntil(w.update_rgb_button.isEnabled, timeout=WAIT_MS)
     np.testing.assert_allclose(viewer.layers["read_me RGB"].data[..., 0], state.cube.rgb((4, 0, 0))[..., 0])
 
 

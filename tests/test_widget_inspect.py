@@ -11,6 +11,7 @@ import pytest
 from napari_hsi_anomaly.core.regions import flagged_regions
 
 pytestmark = pytest.mark.gui
+WAIT_MS = 120_000  # generous: the GUI suite must hold next to a CPU burner
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def inspect(make_napari_viewer, qtbot):
     inspect = InspectWidget(viewer)
     qtbot.addWidget(detect)
     qtbot.addWidget(inspect)
-    qtbot.waitUntil(lambda: inspect.stats is not None, timeout=30000)  # scene statistics: a worker
+    qtbot.waitUntil(lambda: inspect.stats is not None, timeout=WAIT_MS)  # scene statistics: a worker
     score(detect, qtbot, "rx")
     detect.t_anom.setValue(0.5)
     detect._commit_debounced.flush()
@@ -94,7 +95,7 @@ def test_region_table_selection_and_csv(inspect, tmp_path):
     assert [r.area for r in widget.regions] == [r.area for r in expected]
     assert widget.table.rowCount() == len(expected) > 0
     top = widget.regions[0]
-    assert top.area >= 30 and top.bbox[0] >= 19  # the bright square is the top region
+    assert top.area >= 30 and 17 <= top.bbox[0] <= 20  # the bright square (rows 20-25) is the top region
     assert widget.table.item(0, 1).text() == f"{top.area:,}"
     widget.select_region(0)
     assert widget.selected_region() == top

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -32,8 +33,9 @@ from napari_hsi_anomaly._widgets.cube_info import (  # noqa: F401 (re-exported f
 from napari_hsi_anomaly._widgets.rgb_box import RgbBox
 from napari_hsi_anomaly._widgets.scene_view import (
     SceneView,
-    ground_truth_layer,
-    is_ground_truth_name,
+    adopt_ground_truth,
+    is_new_ground_truth,
+    scene_ground_truth,
     scene_of,
 )
 from napari_hsi_anomaly._widgets.scroll import scroll_dock
@@ -164,21 +166,13 @@ class CubeWidget(QWidget):
             if getattr(layer, "rgb", False) and self._rgb_obj is None and scene_of(layer) is cube:
                 self._rgb_obj, self.state.rgb_layer = layer, layer.name  # the reader's composite
                 self.scene.activate(cube, self._layer_obj, layer, fit=False)
-            elif self._is_new_ground_truth(layer, cube):
-                layer.metadata["cube"] = cube  # it belongs to this scene
-                self.state.set_ground_truth(layer.name)
+            elif is_new_ground_truth(layer, cube):
+                adopt_ground_truth(layer, cube, self.state)
+                QTimer.singleShot(0, self.scene.reselect)  # napari selects the layer just added
             return
         if isinstance(layer.metadata.get("cube"), Cube) or cube is None:
             self.layer_combo.setCurrentText(layer.name)
             self._on_layer_chosen()
-
-    def _is_new_ground_truth(self, layer: Any, cube: Cube) -> bool:
-        from napari.layers import Labels
-
-        if not isinstance(layer, Labels) or not is_ground_truth_name(layer.name):
-            return False
-        owner = scene_of(layer)
-        return owner is cube or (owner is None and tuple(layer.data.shape[-2:]) == (cube.rows, cube.cols))
 
     def _on_removed(self, event: Any) -> None:
         layer = event.value
@@ -228,7 +222,7 @@ class CubeWidget(QWidget):
             rgb_name = rgb.name if rgb is not None else None
             self.state.set_cube(cube, name, rgb_name, self.bands.default_for(cube))
             self.scene.activate(cube, layer, rgb)
-            gt = ground_truth_layer(self.viewer, cube)
+            gt = scene_ground_truth(self.viewer, cube, self.state)
             self.state.set_ground_truth(gt.name if gt is not None else None)
         self._show_cube(cube)
         self.slider_labels.schedule()

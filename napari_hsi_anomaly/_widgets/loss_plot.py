@@ -7,6 +7,7 @@ import math
 import time
 from typing import Any
 
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from qtpy.QtCore import QTimer
 
 from napari_hsi_anomaly._widgets.plots import ThemedCanvas
@@ -26,6 +27,10 @@ class LossPlot(ThemedCanvas):
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss (MSE)")
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        self.margins = (60, 10, 10, 34)  # room for "0.02"-style ticks and the axis labels
         (self.train_line,) = ax.plot([], [], color=TRAIN_COLOR, lw=1.2, label="train")
         (self.val_line,) = ax.plot([], [], color=VAL_COLOR, lw=1.0, marker="o", ms=3, label="validation")
         self.style_legend(ax.legend(fontsize=7, loc="upper right"))

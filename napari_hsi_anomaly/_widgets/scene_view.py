@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from napari_hsi_anomaly.core.cube import Cube
 
 HIDDEN_KEY = "hidden_by_scene_switch"  # layer metadata: hidden because another scene was chosen
@@ -32,6 +34,36 @@ def ground_truth_layer(viewer: Any, cube: Cube) -> Any:
         if isinstance(layer, Labels) and scene_of(layer) is cube and is_ground_truth_name(layer.name):
             return layer
     return None
+
+
+def is_new_ground_truth(layer: Any, cube: Cube) -> bool:
+    """A Labels layer named like a ground truth that is ``cube``'s, or untagged and of its size."""
+    from napari.layers import Labels
+
+    if not isinstance(layer, Labels) or not is_ground_truth_name(layer.name):
+        return False
+    owner = scene_of(layer)
+    return owner is cube or (owner is None and tuple(layer.data.shape[-2:]) == (cube.rows, cube.cols))
+
+
+def adopt_ground_truth(layer: Any, cube: Cube, state: Any) -> None:
+    """Tag ``layer`` as ``cube``'s ground truth (a name napari suffixed, "ground truth [1]", becomes
+    "ground truth [<scene>]") and publish it as the state's ground truth."""
+    layer.metadata["cube"] = cube
+    base = layer.name.split(" [")[0]
+    if layer.name != base and state.scene_name:
+        layer.name = f"{base} [{state.scene_name}]"
+    state.set_ground_truth(layer.name)
+
+
+def scene_ground_truth(viewer: Any, cube: Cube, state: Any) -> Any:
+    """``cube``'s ground truth; an untagged one of its size (added before the dock) is adopted."""
+    gt = ground_truth_layer(viewer, cube)
+    if gt is None:
+        gt = next((lay for lay in viewer.layers if is_new_ground_truth(lay, cube)), None)
+        if gt is not None:
+            adopt_ground_truth(gt, cube, state)
+    return gt
 
 
 class SceneView:
@@ -64,10 +96,26 @@ class SceneView:
             self.stack, self.rgb = stack, rgb
             self._apply()
             if fit:
-                self.viewer.reset_view()
+                self.fit(rgb if rgb is not None else stack)
         finally:
             self._quiet -= 1
             self._last = self._dims_key()
+
+    def fit(self, layer: Any, margin: float = 0.05) -> None:
+        """Centre the camera on ``layer`` and zoom so all of it shows (``reset_view`` would fit every
+        layer, the hidden scenes' too)."""
+        if layer is None or layer not in self.viewer.layers:
+            self.viewer.reset_view()
+            return
+        lo, hi = (np.asarray(v, dtype=float) for v in layer.extent.world)
+        step = np.abs(np.asarray(layer.scale, dtype=float)[-2:])
+        lo, hi = lo[-2:], hi[-2:]
+        size = np.maximum(hi - lo + step, 1e-9)  # the extent runs from first to last pixel centre
+        self.viewer.camera.center = tuple((lo + hi) / 2)
+        canvas = getattr(self.viewer, "_canvas_size", None)
+        if canvas is None or min(canvas) <= 1:
+            return
+        self.viewer.camera.zoom = float(np.min(np.asarray(canvas[-2:], dtype=float) / size) * (1 - margin))
 
     def set_mode(self, mode: str) -> None:
         """``"rgb"``: the composite, band stack hidden; ``"band"``: the band stack (slider) only."""
@@ -85,11 +133,15 @@ class SceneView:
             stack.visible = mode == "band"
         if rgb is not None:
             rgb.visible = mode == "rgb"
-        active = stack if mode == "band" else rgb
-        if active is not None:
-            self.viewer.layers.selection.active = active
+        self.reselect()
         if changed:
             self._on_mode(mode)
+
+    def reselect(self) -> None:
+        """Make the shown image of the scene the active layer again."""
+        active = self.stack if self.mode == "band" else self.rgb
+        if active is not None and active in self.viewer.layers:
+            self.viewer.layers.selection.active = active
 
     def _dims_key(self) -> tuple:
         dims = self.viewer.dims
