@@ -5,18 +5,21 @@ reconstruction error, ...). Combinations average their parts on a common [0, 1] 
 they are, fixed maps (RX, ...) min-max scaled between the reference's minimum and 99.9th percentile.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
-from that median to its ``CAL_QUANTILE`` (99th) percentile,
+from that median to its ``CAL_QUANTILE`` (95th) percentile,
 
-    z = (r - m) / (z0 * s),      score = z / (z + 3/7)  for z > 0, else 0.
+    z = (r - m) / (z0 * s),
+    score = 0.1 + 0.9 * z / (z + 1/2)  for z >= 0,   score = 0.1 * exp(z)  for z < 0.
 
-So a score is 0 for anything at or below the reference's typical value, **0.7 where a pixel is ``z0``
-(about 1.1) times as far above the reference's median as the reference's 99th percentile is**, and tends
-to 1 for the most outlying pixels (1 = most outlying, as GLOSH's own scale). The thresholds of the thesis
-keep their meaning: on the nine labelled development scenes ``t_anom = 0.7`` flags about as many pixels
-as are anomalous (``benchmarks/results/bench_scenes.md``). The mapping is monotone, so it changes no
-ranking (AUC). GLOSH parts are recalibrated at each ``p_min`` (the reference's GLOSH scores at that
-``p_min``, from a fixed sample of at most ``SAMPLE`` reference pixels), so a live ``p_min`` keeps the
-meaning. The calibration is part of a saved profile (``Scorer.state``).
+So **0.1 is the reference's typical (median) value, 0.7 is where a pixel is ``z0`` (about 1-3) times as
+far above the reference's median as the reference's 95th percentile is**, and the score tends to 1 for
+the most outlying pixels (1 = most outlying, as GLOSH's own scale); it never reaches 1 exactly, so the
+ranking of the most outlying pixels is kept, and below the median it decays towards 0 (no-data pixels
+are 0). The thresholds of the thesis keep their meaning: on the nine labelled development scenes
+``t_anom = 0.7`` flags about as many pixels as are anomalous (``benchmarks/results/bench_scenes.md``).
+The mapping is monotone, so it changes no ranking (AUC). GLOSH parts are recalibrated at each ``p_min``
+(the reference's GLOSH scores at that ``p_min``, from a fixed sample of at most ``SAMPLE`` reference
+pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a saved profile
+(``Scorer.state``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ RX_SCALE_PERCENTILES = (0.0, 99.9)  # fixed parts of a combination: [reference m
 CAL_QUANTILE = 95.0  # the reference's spread: median to this percentile (robust to 5 % anomalies)
 Z0 = 1.5  # score 0.7 at z0 spreads above the reference's median (a detector sets calibration_z0)
 SAMPLE = 20000  # reference pixels kept for the calibration
-_H = 3.0 / 7.0  # score = z / (z + 3/7): 0.7 at z = 1
+S0 = 0.1  # the score of the reference's median
+_H = 0.5  # score = S0 + (1 - S0) z / (z + H): 0.7 at z = 1
 
 
 def auto_p_min(n_points: int, *, per_pixel: bool = True) -> int:
@@ -70,17 +74,27 @@ def bulk(values: np.ndarray, quantile: float = CAL_QUANTILE) -> tuple[float, flo
     return float(med), float(spread) if spread > 0 else 1.0
 
 
+def _squash(z: np.ndarray) -> np.ndarray:
+    """``z`` (float32, in units of z0) to the score, in place (see the module docstring)."""
+    neg = z < 0
+    low = np.exp(z[neg]) * np.float32(S0)
+    np.maximum(z, 0.0, out=z)
+    z /= z + np.float32(_H)
+    z *= np.float32(1.0 - S0)
+    z += np.float32(S0)
+    z[neg] = low
+    return z
+
+
 def _fused_numpy(g: np.ndarray, f: np.ndarray, k: float, c: float, out: np.ndarray) -> np.ndarray:
     np.add(g, f, out=out)
     out *= np.float32(k)
     out -= np.float32(c)
-    np.maximum(out, 0.0, out=out)
-    out /= out + np.float32(_H)
-    return out
+    return _squash(out)
 
 
 def _fused_kernel() -> Any:
-    """``out = max((g + f) * k - c, 0)``, then ``out / (out + 3/7)``: one numba pass (numpy without)."""
+    """``z = (g + f) * k - c`` squashed to the score (``_squash``): one numba pass (numpy without)."""
     global _FUSED
     if _FUSED is None:
         try:
@@ -89,9 +103,10 @@ def _fused_kernel() -> Any:
             @numba.njit(cache=True, nogil=True)
             def fused(g, f, k, c, out):  # pragma: no cover - compiled
                 kk, cc, hh = np.float32(k), np.float32(c), np.float32(_H)
+                s0, s1 = np.float32(S0), np.float32(1.0 - S0)
                 for i in range(g.size):
                     v = (g[i] + f[i]) * kk - cc
-                    out[i] = v / (v + hh) if v > 0 else np.float32(0.0)
+                    out[i] = s0 + s1 * v / (v + hh) if v >= 0 else s0 * np.exp(v)
                 return out
 
             probe = np.zeros(2, np.float32)
@@ -110,9 +125,15 @@ def to_score(r: np.ndarray, med: float, spread: float, z0: float) -> np.ndarray:
     out = np.asarray(r, dtype=np.float32)
     out -= np.float32(med)
     out *= np.float32(1.0 / (spread * z0))
-    np.maximum(out, 0.0, out=out)
-    out /= out + np.float32(_H)
-    return out
+    return _squash(out)
+
+
+def score_to_z(score: np.ndarray) -> np.ndarray:
+    """The inverse of the squashing: ``z`` in units of z0 (for fitting z0 in benchmarks)."""
+    s = np.asarray(score, dtype=np.float64)
+    x = np.clip((s - S0) / (1 - S0), 0.0, 1 - 1e-12)
+    with np.errstate(divide="ignore"):
+        return np.where(s >= S0, x / (1 - x) * _H, np.log(np.maximum(s, 1e-300) / S0))
 
 
 class Calibration:

@@ -57,7 +57,6 @@ class RxDetector(Detector):
         cubes = check_cubes(cubes)
         yield Progress(0, 1, "rx: background statistics")
         mean, cov, _ = pooled_stats(cubes)
-        w, v = np.linalg.eigh(cov)
-        tol = w.max() * cov.shape[0] * np.finfo(np.float64).eps if w.size else 0.0
-        inv = np.where(w > tol, 1.0 / np.where(w > tol, w, 1.0), 0.0)  # pseudo-inverse, as pinv
-        return RxScorer(mean, v * np.sqrt(inv), self.params, cubes[0].wavelengths)
+        prec = np.linalg.pinv(cov, hermitian=True)  # as rx_global (the published RX numbers)
+        w, v = np.linalg.eigh((prec + prec.T) / 2)
+        return RxScorer(mean, v * np.sqrt(np.maximum(w, 0.0)), self.params, cubes[0].wavelengths)
