@@ -511,3 +511,28 @@ def test_every_command_with_bad_options_is_one_line(C, tmp_path, capsys, command
     assert err.startswith(f"hsi-anomaly {command}: error:") or err.startswith("hsi-anomaly: error:"), err
     after = _snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing lost
+
+
+def test_tiny_cube_min_samples_advice_fits(tmp_path, capsys):
+    np.save(tmp_path / "c3.npy", np.random.default_rng(0).random((3, 3, 12), dtype=np.float32))
+    c3, out = tmp_path / "c3.npy", tmp_path / "s.npy"
+    rc, _, err = run(["score", c3, "--method", "glosh-spectral", "--out", out], capsys)
+    one_line_error(rc, err, "9 valid pixels", "--min-samples 8 or less", "--method rx")
+    rc, _, err = run(["score", tmp_path / "c3.npy", "--method", "rx", "--out", tmp_path / "s.npy"], capsys)
+    assert rc == 0, err  # min_samples means nothing to RX
+
+
+def test_error_after_a_progress_line_starts_a_new_line(capsys):
+    def failing(args):
+        sys.stderr.write("\r[1/2] working")
+        from napari_hsi_anomaly.core.errors import HsiAnomalyError
+
+        raise HsiAnomalyError("it broke")
+
+    from napari_hsi_anomaly.cli.main import _report, build_parser
+
+    args = build_parser("info").parse_args(["info", "x"])
+    args.func = failing
+    assert _report(args, "hsi-anomaly info") == 1
+    err = capsys.readouterr().err
+    assert err.endswith("\nhsi-anomaly info: error: it broke\n")

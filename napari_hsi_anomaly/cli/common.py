@@ -67,6 +67,8 @@ def check_usable(cube: Cube, args: argparse.Namespace | None = None) -> Cube:
     Marks border fill as no-data unless ``--no-fill-detect``."""
     from napari_hsi_anomaly.core.nodata import check_not_constant, mark_fill
 
+    if np.dtype(cube.dtype).kind == "c":
+        cube.as_float32(slice(0, 1), slice(0, 1))  # raises the one message for complex data
     if not (args is not None and getattr(args, "no_fill_detect", False)):
         n = mark_fill(cube)
         if n:

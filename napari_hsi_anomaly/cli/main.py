@@ -73,6 +73,21 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
     return parser
 
 
+class _LineTracker:
+    """stderr, remembering whether the last write ended a line (a ``\\r`` progress line may be open)."""
+
+    def __init__(self, stream) -> None:
+        self._stream, self.at_line_start = stream, True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -90,9 +105,27 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    name = f"hsi-anomaly {args.command}"
+    return _report(args, f"hsi-anomaly {args.command}")
+
+
+def _run(args: argparse.Namespace, name: str) -> int:
+    """The command, with stderr tracked so that an error never lands on an open progress line."""
+    stderr = sys.stderr
+    sys.stderr = tracker = _LineTracker(stderr)
     try:
         return int(args.func(args) or 0)
+    except BaseException:
+        if not tracker.at_line_start:
+            stderr.write("\n")  # end an open progress line: the message gets a line of its own
+        raise
+    finally:
+        sys.stderr = stderr
+
+
+def _report(args: argparse.Namespace, name: str) -> int:
+    """Run the command; every error becomes one line on stderr."""
+    try:
+        return _run(args, name)
     except HsiAnomalyError as exc:
         print(f"{name}: error: {_one_line(exc)}", file=sys.stderr)
         return 1

@@ -97,14 +97,20 @@ def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from napari_hsi_anomaly.core.guards import check_allocation, check_min_samples, check_p_min
+    from napari_hsi_anomaly.core.guards import check_allocation, check_p_min
     from napari_hsi_anomaly.core.io import write_map
 
     out_path, mask_path = _check_score_args(args)
     cube = check_usable(read_input(args.cube, args), args)
-    n = cube.rows * cube.cols
-    check_p_min(args.p_min, n)
-    check_min_samples(args.min_samples, n)
+    n = int(cube.valid_mask().sum())
+    if not args.profile and getattr(REGISTRY.get(args.method), "uses_p_min", True):  # GLOSH-based
+        check_p_min(args.p_min, n)
+        if args.min_samples is not None and args.min_samples >= n:
+            raise HsiAnomalyError(
+                f"{cube.name} has {n:,} valid pixels, too few to cluster with min_samples "
+                f"{args.min_samples}: use --min-samples {max(1, n - 1)} or less, a larger cube, or a "
+                "method that does not cluster (e.g. --method rx)."
+            )
     check_allocation(float32_bytes(cube, 3), f"Scoring {cube.name} ({cube.bands}x{cube.rows}x{cube.cols})",
                      hint="crop the cube or score it in tiles")
     if args.profile:
