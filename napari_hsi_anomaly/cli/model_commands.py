@@ -19,6 +19,7 @@ from napari_hsi_anomaly.cli.common import (
 )
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.guards import (
+    check_allocation,
     check_input_path,
     check_number,
     check_output_path,
@@ -111,6 +112,11 @@ def _train(args: argparse.Namespace) -> int:
         raise HsiAnomalyError(
             f"--crop {args.crop} is larger than the cube ({side} px at most); use --crop {side} or less."
         )
+    if args.crop or args.window:  # a lower bound before importing torch: input, one map, output
+        side = args.crop or args.window
+        check_allocation(12.0 * args.batch_size * cubes[0].bands * float(side) ** 2,
+                         f"Training on {side}-px windows x {cubes[0].bands} bands, batch {args.batch_size}",
+                         hint="use a smaller --window, --crop or --batch-size")
     from napari_hsi_anomaly.core.guards import check_cae_size
     from napari_hsi_anomaly.core.model import PRESETS, TrainOptions, iter_train, save_model
 
