@@ -44,6 +44,7 @@ class ReconDetector(Detector):
     scorer_class = ReconScorer
     name = "recon"
     label = "CAE reconstruction error"
+    calibration_z0 = 3.9  # fitted on the development scenes (fast CAE, before the feature rework)
     summary = "per-pixel reconstruction error of the CAE"
     params = (PRESET,)
     needs_model = True
