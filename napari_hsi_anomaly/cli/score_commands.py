@@ -111,7 +111,9 @@ def cmd_score(args: argparse.Namespace) -> int:
                 f"{args.min_samples}: use --min-samples {max(1, n - 1)} or less, a larger cube, or a "
                 "method that does not cluster (e.g. --method rx)."
             )
-    check_allocation(float32_bytes(cube, 3), f"Scoring {cube.name} ({cube.bands}x{cube.rows}x{cube.cols})",
+    # One float32 copy of the cube: detectors that work in blocks need less (a memory-mapped tile is
+    # scored block by block), but a cube whose float32 copy alone exceeds the budget is refused here.
+    check_allocation(float32_bytes(cube, 1), f"Scoring {cube.name} ({cube.bands}x{cube.rows}x{cube.cols})",
                      hint="crop the cube or score it in tiles")
     if args.profile:
         from napari_hsi_anomaly.cli.profile_commands import score_with_profile
