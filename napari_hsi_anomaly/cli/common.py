@@ -78,6 +78,7 @@ def check_usable(cube: Cube, args: argparse.Namespace | None = None) -> Cube:
     if not valid.any():
         raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")
     check_not_constant(cube, valid)
+    cube.metadata["valid_pixels"] = int(valid.sum())
     return cube
 
 

@@ -102,7 +102,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     out_path, mask_path = _check_score_args(args)
     cube = check_usable(read_input(args.cube, args), args)
-    n = int(cube.valid_mask().sum())
+    n = cube.metadata["valid_pixels"]
     if not args.profile and getattr(REGISTRY.get(args.method), "uses_p_min", True):  # GLOSH-based
         check_p_min(args.p_min, n)
         if args.min_samples is not None and args.min_samples >= n:
