@@ -248,28 +248,45 @@ def thesis_full(cache: Path, epochs: int, steps: int, seed: int = 0) -> str:
     for i, a in enumerate(arrays):
         mine = chosen[(chosen >= offsets[i]) & (chosen < offsets[i + 1])] - offsets[i]
         pl = _plant(np.asarray(a), grids[i], mine, rng, _as_stats(stats, a.shape[0]), FULL_S_ANOM,
-                    (3.0, 5.0), 4)
-        cube = Cube(pl.data)
-        for f, (values, regions, valid) in all_window_features(model, cube, FULL_WINDOW).items():
-            points[f].append((values, region_labels(pl.gt, regions), valid))
-        del pl, cube
+                    (3.0, 5.0), 4)  # always run: the rng sequence must not depend on the cache
+        saved = mdir / f"features_seed{seed}_scene{i:02d}.npz"
+        if saved.is_file():
+            with np.load(saved) as z:
+                for f in feats:
+                    points[f].append((z[f"{f}_values"], z[f"{f}_labels"], z[f"{f}_valid"]))
+        else:
+            cube = Cube(pl.data)
+            keep = {}
+            for f, (values, regions, valid) in all_window_features(model, cube, FULL_WINDOW).items():
+                labels = region_labels(pl.gt, regions)
+                points[f].append((values, labels, valid))
+                keep.update({f"{f}_values": values, f"{f}_labels": labels, f"{f}_valid": valid})
+            np.savez(saved.with_suffix(".tmp.npz"), **keep)
+            saved.with_suffix(".tmp.npz").rename(saved)
+            del cube
+        del pl
         print(f"features: scene {i + 1}/{len(arrays)} ({time.perf_counter() - t0:.0f} s)", flush=True)
     note(f"- features f1-f4 of {int(offsets[-1])} windows: {time.perf_counter() - t0:.0f} s; "
          f"{len(chosen)} windows planted")
     note("")
     note("| clustering | feature | points | anomalous | TPR | FNR | precision | F-score | AUC | GLOSH s |")
     note("|---|---|---|---|---|---|---|---|---|---|")
-    for name, idx in (("full", list(range(len(arrays)))), ("partial", list(range(N_CLEAN)))):
-        for f in feats:
-            t1 = time.perf_counter()
-            x = np.vstack([points[f][i][0] for i in idx])
-            y = np.concatenate([points[f][i][1] for i in idx])
-            ok = np.concatenate([points[f][i][2] for i in idx])
-            x, y = x[ok], y[ok]
-            scores = GloshScorer(x, min_samples=FULL_P_MIN).score(FULL_P_MIN).scores
-            m = evaluate(scores, y, 0.7)
-            note(f"| {name} | {f} | {len(y)} | {int(y.sum())} | {m.tpr:.3f} | {m.fnr:.3f} | "
-                 f"{m.precision:.3f} | {m.f_score:.3f} | {m.auc:.3f} | {time.perf_counter() - t1:.0f} |")
+    groups = {"full": list(range(len(arrays))), "partial": list(range(N_CLEAN))}
+    # cheapest first (windows, then the partial sections, then all sections), so that a run cut short
+    # still has the most rows
+    order = [("full", "f1"), ("full", "f3"), ("partial", "f1"), ("partial", "f3"), ("partial", "f4"),
+             ("partial", "f2"), ("full", "f4"), ("full", "f2")]
+    for name, f in order:
+        idx = groups[name]
+        t1 = time.perf_counter()
+        x = np.vstack([points[f][i][0] for i in idx])
+        y = np.concatenate([points[f][i][1] for i in idx])
+        ok = np.concatenate([points[f][i][2] for i in idx])
+        x, y = x[ok], y[ok]
+        scores = GloshScorer(x, min_samples=FULL_P_MIN).score(FULL_P_MIN).scores
+        m = evaluate(scores, y, 0.7)
+        note(f"| {name} | {f} | {len(y)} | {int(y.sum())} | {m.tpr:.3f} | {m.fnr:.3f} | "
+             f"{m.precision:.3f} | {m.f_score:.3f} | {m.auc:.3f} | {time.perf_counter() - t1:.0f} |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     note("")
     gb = N_SCENES * 12 * FULL_SIZE**2 * 4 / 1e9
