@@ -210,7 +210,7 @@ class ScoreHistogram(ThemedCanvas):
     STRIP_PX = 9
 
     def __init__(self, height_px: int = 170, theme: str | None = "dark", bins: int = 100) -> None:
-        super().__init__(height_px, theme, margins=(46, 10, 8, 32 + self.STRIP_PX + 2))
+        super().__init__(height_px, theme, margins=(46, 10, 8, 36 + self.STRIP_PX))
         self.bins = np.linspace(0.0, 1.0, bins + 1)
         self.ax.set_xlim(0, 1)
         self.ax.set_yscale("log")

@@ -26,7 +26,6 @@ class SceneTable(QTableWidget):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setMaximumHeight(160)
         self.setVisible(False)
         self.itemSelectionChanged.connect(self._on_selection)
         self._quiet = False
@@ -45,6 +44,9 @@ class SceneTable(QTableWidget):
             self.setItem(i, 0, QTableWidgetItem(s.name))
         self._quiet = False
         self.update_rows(scenes, t_anom)
+        rows = min(len(scenes), 8)  # up to 8 rows without scrolling
+        row_h = self.verticalHeader().defaultSectionSize()
+        self.setFixedHeight(self.horizontalHeader().height() + rows * row_h + 4)
         self.setVisible(len(scenes) > 1)
 
     def update_rows(self, scenes: list, t_anom: float) -> None:
