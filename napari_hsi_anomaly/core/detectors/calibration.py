@@ -8,7 +8,7 @@ the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`
 from that median to its ``CAL_QUANTILE`` (95th) percentile,
 
     z = (r - m) / (z0 * s),
-    score = 0.1 + 0.9 * z / (z + 1/2)  for z >= 0,   score = 0.1 * exp(z)  for z < 0.
+    score = 0.1 + 0.9 * z / (z + 1/2)  for z >= 0,   score = 0.1 / (1 - z)  for z < 0.
 
 So **0.1 is the reference's typical (median) value, 0.7 is where a pixel is ``z0`` (about 1-3) times as
 far above the reference's median as the reference's 95th percentile is**, and the score tends to 1 for
@@ -77,7 +77,7 @@ def bulk(values: np.ndarray, quantile: float = CAL_QUANTILE) -> tuple[float, flo
 def _squash(z: np.ndarray) -> np.ndarray:
     """``z`` (float32, in units of z0) to the score, in place (see the module docstring)."""
     neg = z < 0
-    low = np.exp(z[neg]) * np.float32(S0)
+    low = np.float32(S0) / (np.float32(1.0) - z[neg])
     np.maximum(z, 0.0, out=z)
     z /= z + np.float32(_H)
     z *= np.float32(1.0 - S0)
@@ -100,13 +100,13 @@ def _fused_kernel() -> Any:
         try:
             import numba
 
-            @numba.njit(cache=True, nogil=True)
+            @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
             def fused(g, f, k, c, out):  # pragma: no cover - compiled
                 kk, cc, hh = np.float32(k), np.float32(c), np.float32(_H)
                 s0, s1 = np.float32(S0), np.float32(1.0 - S0)
                 for i in range(g.size):
                     v = (g[i] + f[i]) * kk - cc
-                    out[i] = s0 + s1 * v / (v + hh) if v >= 0 else s0 * np.exp(v)
+                    out[i] = s0 + s1 * v / (v + hh) if v >= 0 else s0 / (np.float32(1.0) - v)
                 return out
 
             probe = np.zeros(2, np.float32)
@@ -133,7 +133,7 @@ def score_to_z(score: np.ndarray) -> np.ndarray:
     s = np.asarray(score, dtype=np.float64)
     x = np.clip((s - S0) / (1 - S0), 0.0, 1 - 1e-12)
     with np.errstate(divide="ignore"):
-        return np.where(s >= S0, x / (1 - x) * _H, np.log(np.maximum(s, 1e-300) / S0))
+        return np.where(s >= S0, x / (1 - x) * _H, 1 - S0 / np.maximum(s, 1e-300))
 
 
 class Calibration:
