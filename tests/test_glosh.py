@@ -192,6 +192,16 @@ def test_state_round_trip_scores_and_predicts_identically(blobs, max_fit):
         GloshScorer.from_state(arrays, {**meta, "format": 99})
 
 
+def test_p_min_above_every_split_scores_predicted_rows_like_fitted_ones(blobs):
+    # hdbscan would score every predicted point 1 when the tree has no cluster left
+    x = np.vstack([blobs, np.repeat(blobs[:1], 600, axis=0)])
+    scorer = GloshScorer(x, min_samples=10, max_fit=500)
+    res = scorer.score(1500)
+    rest, fit = res.scores[scorer._rest], res.scores[scorer._fit_rows]
+    assert abs(np.median(rest) - np.median(fit)) < 0.15 and np.median(rest) < 0.9
+    assert (res.scores[len(blobs):] == 0).all()  # the 600 identical rows stay one dense group
+
+
 def test_large_group_of_identical_rows_is_dense_not_outlier(blobs):
     # a uniform area (e.g. 90 % identical pixels) is a cluster of its own, not an outlier (issue 10)
     fill = np.repeat(np.array([[20.0, 20, 20, 20]]), 9000, axis=0)

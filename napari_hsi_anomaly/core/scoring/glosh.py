@@ -312,12 +312,10 @@ class _Condensed:
                 parent, child, lam, np.int64(n_fit))
             pt_cluster = self.pt_cluster
             self._labels = lambda: _nb_labels(parent, child, lam, size, pt_cluster)
-            self.has_clusters = bool((child >= n_fit).any())
         else:
             condensed = condense_tree(tree, p)
             self.scores = np.asarray(_outlier_scores(condensed), dtype=np.float64)
             self.deaths, self.pt_cluster, self.pt_lambda = _point_exits(condensed, n_fit)
-            self.has_clusters = bool((condensed["child"] >= n_fit).any())
 
             def labels() -> np.ndarray:
                 stability = compute_stability(condensed)
@@ -336,8 +334,10 @@ class _Condensed:
 
         Per fitted point ``1 / max_lambda`` once, then one gather per row: ``1 - lambda / max_lambda``
         (a row at distance 0 from a fitted point takes that point's lambda, as hdbscan)."""
-        if not self.has_clusters:  # hdbscan: no cluster in the tree -> every new point is an outlier
-            return np.ones(neighbor.shape[0], np.float32), False
+        # hdbscan scores every new point 1 when the condensed tree has no cluster (a p_min above every
+        # split); here such rows are scored like the fitted ones, against the root (as before 0.8.44's
+        # special case): otherwise a subsampled fit would give its predicted half 1 and its fitted half
+        # real scores.
         max_l = self.deaths[self.pt_cluster]
         with np.errstate(divide="ignore", invalid="ignore"):
             inv = np.where(max_l > 0, 1.0 / np.where(max_l > 0, max_l, 1.0), 0.0).astype(np.float32)
