@@ -117,3 +117,14 @@ def test_cli_batch(scenes, tmp_path, capsys):
     assert main(["batch", str(scenes / "scene0.npy"), "--out", str(tmp_path / "x"), "--scheduler",
                  "tcp://127.0.0.1:9"]) == 1
     assert "Cannot reach the dask scheduler" in capsys.readouterr().err
+
+
+def test_expand_inputs_folders_globs_envi_pairs(tmp_path):
+    for name in ("a.hdr", "a.img", "b.npy", "b.scores.npy", "notes.txt", ".hidden.npy"):
+        (tmp_path / name).write_text("x")
+    items = expand_inputs([str(tmp_path), str(tmp_path / "missing*.npy")])
+    assert [i.stem for i in items] == ["a", "b", "missing*"]  # a glob matching nothing stays (its row says)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.npy").write_text("x")
+    stems = [i.stem for i in expand_inputs([str(tmp_path / "b.npy"), str(tmp_path / "sub" / "b.npy")])]
+    assert stems == ["b", "b-2"]  # one output name each
