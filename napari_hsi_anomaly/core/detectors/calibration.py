@@ -90,6 +90,7 @@ def _fused_numpy(g: np.ndarray, f: np.ndarray, k: float, c: float, out: np.ndarr
     np.add(g, f, out=out)
     out *= np.float32(k)
     out -= np.float32(c)
+    np.nan_to_num(out, copy=False, nan=-np.inf)
     return _squash(out)
 
 
@@ -100,13 +101,18 @@ def _fused_kernel() -> Any:
         try:
             import numba
 
-            @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+            @numba.njit(cache=True, nogil=True, error_model="numpy")
             def fused(g, f, k, c, out):  # pragma: no cover - compiled
                 kk, cc, hh = np.float32(k), np.float32(c), np.float32(_H)
                 s0, s1 = np.float32(S0), np.float32(1.0 - S0)
                 for i in range(g.size):
                     v = (g[i] + f[i]) * kk - cc
-                    out[i] = s0 + s1 * v / (v + hh) if v >= 0 else s0 / (np.float32(1.0) - v)
+                    if v >= 0:
+                        out[i] = s0 + s1 * v / (v + hh)
+                    elif v < 0:
+                        out[i] = s0 / (np.float32(1.0) - v)
+                    else:  # NaN (a no-data pixel's GLOSH row): 0
+                        out[i] = np.float32(0.0)
                 return out
 
             probe = np.zeros(2, np.float32)
