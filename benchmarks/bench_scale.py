@@ -5,11 +5,11 @@ Run: ``nice -n 10 python benchmarks/bench_scale.py [--quick] [METHOD ...]``. Siz
 generator's 12 bands interpolated onto 200 wavelengths, plus noise). Each (method, size) runs in a fresh
 process: the method is first run on a 48x48 crop (imports, JIT caches, torch start-up), then timed on
 the whole cube with ``detect(cube, method)`` (fit on the cube, score it). Peak memory is the child's
-``ru_maxrss`` (the cube itself included; "+" column: above the process's size before ``detect``).
+``VmHWM`` (the cube itself included; "+" column: above the process's size before ``detect``).
 Global RX is timed in the same way on the same cube, and each method's time is given as a multiple of
 it. Growth exponent: slope of log(time) over log(pixels) on the 12-band sizes measured. CAE methods
 use the committed sample model ``sample_data/fast_model`` (trained on 12 bands); a 12-band size
-predicted to take more than ``LIMIT_S`` from the smaller ones is skipped and marked so.
+predicted to take more than ``LIMIT_S`` from the smaller ones is skipped for them and marked so.
 Saves benchmarks/results/bench_scale.md (commit, ``uptime`` before and after: the machine is shared).
 """
 
@@ -75,6 +75,18 @@ def make_cube(side: int, bands: int, folder: Path) -> Path:
     return path
 
 
+def _hwm_mb() -> float:
+    """This process's peak resident memory (VmHWM: reset at exec, unlike ru_maxrss, which a child
+    inherits from the parent it was forked from)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(method: str, path: str) -> None:
     """Run in a fresh process: warm up on a crop, then time ``detect`` on the whole cube."""
     import torch
@@ -91,11 +103,11 @@ def child(method: str, path: str) -> None:
         kwargs["model"] = load_model(MODEL)
     crop = Cube(np.ascontiguousarray(data[:, :48, :48]))
     detect(crop, method, **kwargs)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _hwm_mb()
     t = time.perf_counter()
     detect(Cube(data), method, **kwargs)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _hwm_mb()
     print(json.dumps({"seconds": seconds, "peak_mb": peak, "before_mb": before}))
 
 
@@ -131,16 +143,19 @@ def main(argv: list[str]) -> str:
     sizes = [(s, 12) for s in (SIZES_12[:2] if quick else SIZES_12)]
     sizes += [(s, 200) for s in (SIZES_200[:1] if quick else SIZES_200)]
     head, load_before, t_all = git_head(), uptime(), time.perf_counter()
+    name = "bench_scale_quick" if quick else "bench_scale"
     folder = Path(tempfile.gettempdir()) / "hsi_bench_scale"
     folder.mkdir(exist_ok=True)
     rx_time: dict[tuple[int, int], float] = {}
     rows: list[str] = []
     exps: dict[str, str] = {}
-    for method in ["rx"] + [m for m in methods if m != "rx"]:
+    order = ["rx"] + [m for m in methods if m != "rx" and not _needs_model(m)]
+    order += [m for m in methods if _needs_model(m)]  # the slow CAE methods last
+    for method in order:
         done: list[tuple[int, float]] = []
         for side, bands in sizes:
             key = f"{side}^2 x {bands}"
-            if bands == 12 and done:
+            if bands == 12 and done and _needs_model(method):
                 p0, t0 = done[-1]
                 exponent = max(1.0, float(growth(done))) if len(done) > 1 else 1.0
                 predicted = t0 * (side * side / p0) ** exponent
@@ -163,13 +178,18 @@ def main(argv: list[str]) -> str:
                 done.append((side * side, t))
             print(rows[-1], flush=True)
         exps[method] = growth(done)
+        save_table(name, _table(head, load_before, t_all, rows, exps))
+    return save_table(name, _table(head, load_before, t_all, rows, exps))
+
+
+def _table(head: str, load_before: str, t_all: float, rows: list[str], exps: dict[str, str]) -> str:
     lines = [
         f"## Scale: every registered detector (commit {head})",
         "",
         f"Machine: 2 shared cores (8 helpers working), no GPU. Load before: `{load_before}`; after: "
         f"`{uptime()}` ({time.perf_counter() - t_all:.0f} s in all). One fresh process per cell, "
         "warmed on a 48x48 crop; `detect(cube, method)` = fit on the cube and score it. Peak = the "
-        "process's ru_maxrss with the cube loaded; + = above the process before `detect`. Timings on a "
+        "process's VmHWM with the cube loaded; + = above the process before `detect`. Timings on a "
         "loaded machine: compare within a row group (same run, same load), not with quiet-machine figures.",
         "",
         "| method | cube | time | / global RX | peak memory | + |",
@@ -180,7 +200,7 @@ def main(argv: list[str]) -> str:
         + ", ".join(f"{m} {e}" for m, e in exps.items()),
         "",
     ]
-    return save_table("bench_scale_quick" if quick else "bench_scale", "\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
