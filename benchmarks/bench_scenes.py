@@ -156,7 +156,7 @@ def main() -> str:
                                              for m in methods) + " |"]
     fits = {m: best_z0([ZMAPS[m][n] for n in dev_names]) for m in methods}
     foot.append("| z0 now | " + " | ".join(f"{get_detector(m).calibration_z0:.2f}" for m in methods) + " |")
-    foot.append("| z0 fitted (worst ratio) | " + " | ".join(f"{fits[m][0]:.2f} ({fits[m][1]:.1f}x)"
+    foot.append("| z0 minimising the worst ratio | " + " | ".join(f"{fits[m][0]:.2f} ({fits[m][1]:.1f}x)"
                                                          for m in methods) + " |")
     out += table(f"Development scenes: flagged / true at t_anom {T_ANOM} (bold: outside [0.25, 4])",
                  dev_names, methods, lambda m, n: rcell(ratio[m][n]), foot)

@@ -81,6 +81,7 @@ class KnnDetector(Detector):
     scorer_class = KnnScorer
     name = "knn"
     label = "KNN (PyOD)"
+    calibration_z0 = 1.61  # fitted on the development scenes (bench_scenes.py)
     summary = "PyOD KNN: distance to the k-th nearest reference spectrum (optional extra 'pyod')"
     params = (N_NEIGHBORS, MAX_FIT, SEED)
 

@@ -53,7 +53,7 @@ class RxLocalDetector(Detector):
     scorer_class = RxLocalScorer
     name = "rx-local"
     label = "RX (local, dual window)"
-    calibration_z0 = 3.2  # fitted on the development scenes (bench_scenes.py)
+    calibration_z0 = 1.89  # fitted on the development scenes (bench_scenes.py)
     summary = "dual-window RX: each pixel against the ring between the inner and outer windows"
     params = RX_PARAMS
 
