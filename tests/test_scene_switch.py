@@ -134,3 +134,35 @@ def test_band_selection_box(docks, qtbot, tmp_path):
         notifications.show_error = notifications_show
     assert len(shown) == 1 and "outside 1-8" in shown[0]
     assert cube_w.bands.edit.text() == "1-3, 6-8"  # the previous selection stays
+
+
+def test_a_stack_of_dates_is_one_scene_per_date(docks, qtbot, tmp_path):
+    viewer, cube_w, detect_w, inspect_w = docks
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "dates.npy", rng.random((3, 20, 22, 5), dtype=np.float32))  # dates, rows, cols, bands
+    open_cube(cube_w, qtbot, tmp_path / "dates.npy")
+    state = cube_w.state
+    assert state.cube.shape == (5, 20, 22) and state.cube_layer == "dates"
+    assert viewer.layers["dates RGB"].visible
+    layer = viewer.layers["dates"]
+    date_axis = viewer.dims.ndim - layer.ndim + layer.metadata["date_axis"]
+    with qtbot.waitSignal(state.cube_changed, timeout=WAIT_MS):
+        viewer.dims.set_current_step(date_axis, 2)
+    assert state.cube.metadata["date"] == 2 and state.cube_layer == "dates"
+    assert viewer.layers["dates RGB"].visible  # the same scene's layers stay on screen
+    on_disk = np.load(tmp_path / "dates.npy")
+    np.testing.assert_array_equal(np.asarray(state.cube.data)[:, 3, 4], on_disk[2, 3, 4])
+    qtbot.waitUntil(lambda: "date 3/3" in viewer.text_overlay.text, timeout=WAIT_MS)
+    before = state.cube
+    with qtbot.waitSignal(state.cube_changed, timeout=WAIT_MS):
+        viewer.dims.set_current_step(date_axis, 0)
+    with qtbot.waitSignal(state.cube_changed, timeout=WAIT_MS):
+        viewer.dims.set_current_step(date_axis, 2)
+    assert state.cube is before  # one Cube per date: Detect's scene table recognises it
+    # the band slider (not the date slider) is the one counted from 1 and named on the canvas
+    band_axis = viewer.dims.ndim - layer.ndim + layer.metadata["band_axis"]
+    viewer.dims.set_current_step(band_axis, 3)
+    qtbot.waitUntil(lambda: "band 4/5" in viewer.text_overlay.text, timeout=WAIT_MS)
+    assert cube_w.band_label.text().startswith("band 4/5")
+    slider = viewer.window._qt_viewer.dims.slider_widgets[band_axis]
+    assert slider.curslice_label.text() == "4" and slider.totslice_label.text() == "5"

@@ -15,9 +15,18 @@ from typing import Any
 from qtpy.QtCore import QTimer
 
 
-def band_axis(viewer: Any) -> int:
-    """The world axis of the bands: the third from the right (a cube is bands, rows, cols)."""
-    return int(viewer.dims.ndim) - 3
+def layer_band_axis(layer: Any) -> int:
+    """The band axis of a layer's data: the reader's ``band_axis`` (a stack of dates is bands, dates,
+    rows, cols), else third from the right (a cube is bands, rows, cols)."""
+    axis = getattr(layer, "metadata", {}).get("band_axis")
+    return int(axis) if axis is not None else int(getattr(layer, "ndim", 3)) - 3
+
+
+def band_axis(viewer: Any, layer: Any = None) -> int:
+    """The world axis of the bands (napari aligns layers' axes from the right)."""
+    if layer is None:
+        return int(viewer.dims.ndim) - 3
+    return int(viewer.dims.ndim) - int(layer.ndim) + layer_band_axis(layer)
 
 
 def current_band(viewer: Any, layer: Any, bands: int) -> int | None:
@@ -25,10 +34,44 @@ def current_band(viewer: Any, layer: Any, bands: int) -> int | None:
     if layer is None or viewer.dims.ndim < 3 or getattr(layer, "ndim", 0) < 3:
         return None
     try:
-        i = int(round(float(layer.world_to_data(viewer.dims.point)[-3])))
+        i = int(round(float(layer.world_to_data(viewer.dims.point)[layer_band_axis(layer)])))
     except (IndexError, ValueError):
         return None
     return min(max(i, 0), bands - 1)
+
+
+def band_under_slider(viewer: Any, state: Any) -> int | None:
+    """0-based band of the current cube at the band slider (None without a cube layer)."""
+    cube, name = state.cube, state.cube_layer
+    if cube is None or name not in viewer.layers:
+        return None
+    return current_band(viewer, viewer.layers[name], cube.bands)
+
+
+def _date(cube: Any) -> str:
+    meta = getattr(cube, "metadata", {}) or {}
+    return f" · date {meta['date'] + 1}/{meta['n_dates']}" if "date" in meta and "n_dates" in meta else ""
+
+
+def band_line(viewer: Any, state: Any, short: bool = False) -> str:
+    """``"band 8/13 · B08 842 nm"`` (1-based, like the slider); the cube's name first unless ``short``."""
+    i, cube = band_under_slider(viewer, state), state.cube
+    if i is None:
+        return ""
+    text = f"band {i + 1}/{cube.bands} · {cube.band_label(i)}"
+    return text if short else f"{state.scene_name}{_date(cube)} · {text}"
+
+
+def canvas_line(viewer: Any, state: Any, mode: str, rgb_layer: Any) -> str:
+    """What the canvas shows: the band under the slider, or the composite's three bands."""
+    cube = state.cube
+    if cube is None:
+        return ""
+    if mode == "band":
+        return band_line(viewer, state)
+    bands = (rgb_layer.metadata.get("rgb_bands") if rgb_layer is not None else None) or ()
+    parts = " / ".join(f"{c} {cube.band_label(int(b))}" for c, b in zip("RGB", bands))
+    return f"{state.scene_name}{_date(cube)}" + (f" · {parts}" if parts else "")
 
 
 def _slider_widget(viewer: Any, axis: int) -> Any:
@@ -43,10 +86,12 @@ def _slider_widget(viewer: Any, axis: int) -> Any:
 class BandSliderLabels:
     """Keep napari's band-slider numbers 1-based (and the canvas text) for the current cube."""
 
-    def __init__(self, viewer: Any, text: Any) -> None:
-        """``text()`` returns the canvas line for the current position ("" hides it)."""
+    def __init__(self, viewer: Any, text: Any, layer: Any = None) -> None:
+        """``text()`` returns the canvas line for the current position ("" hides it); ``layer()`` the
+        band-stack layer (its band axis is the slider to relabel)."""
         self.viewer = viewer
         self._text = text
+        self._layer = layer or (lambda: None)
         self._patched: set[int] = set()
         self._timer = QTimer()
         self._timer.setSingleShot(True)
@@ -69,7 +114,8 @@ class BandSliderLabels:
         overlay = self.viewer.text_overlay
         overlay.text = text
         overlay.visible = bool(text)
-        axis = band_axis(self.viewer)
+        layer = self._layer()
+        axis = band_axis(self.viewer, layer if layer in self.viewer.layers else None)
         if axis < 0:
             return
         w = _slider_widget(self.viewer, axis)

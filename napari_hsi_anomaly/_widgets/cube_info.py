@@ -63,3 +63,20 @@ def read_layers(path: str) -> list[tuple[Any, dict, str]]:
             "File > Open to add it as a layer, or choose a cube file."
         )
     return layers
+
+
+def date_cube(viewer: Any, layer: Any) -> Cube | None:
+    """For a stack-of-dates layer (reader metadata ``stack``, ``date_axis``): the cube of the date the
+    date slider is on (one ``Cube`` per date, cached on the layer so it stays the same object);
+    None for other layers."""
+    stack = layer.metadata.get("stack")
+    if stack is None:
+        return None
+    axis = viewer.dims.ndim - layer.ndim + int(layer.metadata.get("date_axis", 0))
+    k = int(viewer.dims.current_step[axis]) if 0 <= axis < viewer.dims.ndim else 0
+    k = min(max(k, 0), stack.n_dates - 1)
+    cache = layer.metadata.setdefault("date_cubes", {})
+    if k not in cache:
+        first = layer.metadata.get("cube")
+        cache[k] = first if k == 0 and isinstance(first, Cube) else stack.cube(k)
+    return cache[k]

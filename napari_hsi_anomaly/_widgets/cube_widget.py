@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QButtonGroup,
@@ -22,9 +21,15 @@ from qtpy.QtWidgets import (
 )
 
 from napari_hsi_anomaly._widgets.band_select import BandSelect
-from napari_hsi_anomaly._widgets.band_slider import BandSliderLabels, current_band
+from napari_hsi_anomaly._widgets.band_slider import (
+    BandSliderLabels,
+    band_line,
+    band_under_slider,
+    canvas_line,
+)
 from napari_hsi_anomaly._widgets.cube_info import (  # noqa: F401 (re-exported for the other docks)
     band_text,
+    date_cube,
     describe_cube,
     is_cube_layer,
     layer_cube,
@@ -35,7 +40,9 @@ from napari_hsi_anomaly._widgets.scene_view import (
     SceneView,
     adopt_ground_truth,
     is_new_ground_truth,
+    rgb_layer_for,
     scene_ground_truth,
+    scene_key,
     scene_of,
 )
 from napari_hsi_anomaly._widgets.scroll import scroll_dock
@@ -59,6 +66,7 @@ class CubeWidget(QWidget):
         self._layer_obj: Any = None  # the layers behind state.cube_layer / state.rgb_layer
         self._rgb_obj: Any = None
         self._busy = 0
+        self._publishing = False
         self.scene = SceneView(napari_viewer, on_mode=self._show_mode)
         self._build()
         layers = self.viewer.layers
@@ -66,8 +74,9 @@ class CubeWidget(QWidget):
         layers.events.removed.connect(self._on_removed)
         for layer in layers:
             layer.events.name.connect(self._on_renamed)
-        self.slider_labels = BandSliderLabels(napari_viewer, self.canvas_text)
-        self.viewer.dims.events.current_step.connect(self._update_band_label)
+        self.slider_labels = BandSliderLabels(napari_viewer, self.canvas_text, lambda: self._layer_obj)
+        self.viewer.dims.events.current_step.connect(self._on_dims)
+        self.state.cube_changed.connect(self._follow)
         self._refresh_layers()
         self._on_layer_chosen()
         self.slider_labels.schedule()
@@ -118,7 +127,8 @@ class CubeWidget(QWidget):
         top.setLayout(form)
         form.setContentsMargins(0, 0, 0, 0)
 
-        self.rgb_box = RgbBox(self.state, self._set_rgb, (self._begin, self._end))
+        self.rgb_box = RgbBox(self.viewer, self.state, lambda: self._rgb_obj, self._rgb_ready,
+                              (self._begin, self._end))
         self.rgb_combos, self.update_rgb_button = self.rgb_box.combos, self.rgb_box.button
         self.rgb_bands, self.update_rgb = self.rgb_box.bands, self.rgb_box.update_rgb
 
@@ -163,7 +173,9 @@ class CubeWidget(QWidget):
         if not is_cube_layer(layer):
             if cube is None:
                 return
-            if getattr(layer, "rgb", False) and self._rgb_obj is None and scene_of(layer) is cube:
+            mine = scene_of(layer) is cube or (self._layer_obj is not None
+                                               and scene_key(layer) is scene_key(self._layer_obj))
+            if getattr(layer, "rgb", False) and self._rgb_obj is None and mine:
                 self._rgb_obj, self.state.rgb_layer = layer, layer.name  # the reader's composite
                 self.scene.activate(cube, self._layer_obj, layer, fit=False)
             elif is_new_ground_truth(layer, cube):
@@ -194,13 +206,6 @@ class CubeWidget(QWidget):
             self.state.rgb_layer = layer.name
         self._refresh_layers()
 
-    def _rgb_layer_for(self, layer: Any, cube: Cube) -> Any:
-        for other in self.viewer.layers:
-            same = other.metadata.get("cube") is cube or other.name == f"{layer.name} RGB"
-            if other is not layer and getattr(other, "rgb", False) and same:
-                return other
-        return None
-
     def _on_layer_chosen(self, *_: Any) -> None:
         name = self.layer_combo.currentText()
         if not name or name not in self.viewer.layers:
@@ -208,7 +213,7 @@ class CubeWidget(QWidget):
             return
         layer = self.viewer.layers[name]
         try:
-            cube = layer_cube(layer)
+            cube = date_cube(self.viewer, layer) or layer_cube(layer)
         except HsiAnomalyError as exc:
             notify_error(exc)
             return
@@ -216,16 +221,46 @@ class CubeWidget(QWidget):
             return
         if layer.ndim == 3 and tuple(layer.axis_labels) == DEFAULT_AXIS_LABELS:
             layer.axis_labels = AXIS_LABELS  # the viewer's dims follow the layers' labels
-        rgb = self._rgb_layer_for(layer, cube)
-        self._layer_obj, self._rgb_obj = layer, rgb
         if cube is not self.state.cube or name != self.state.cube_layer:
-            rgb_name = rgb.name if rgb is not None else None
-            self.state.set_cube(cube, name, rgb_name, self.bands.default_for(cube))
-            self.scene.activate(cube, layer, rgb)
-            gt = scene_ground_truth(self.viewer, cube, self.state)
-            self.state.set_ground_truth(gt.name if gt is not None else None)
+            rgb = rgb_layer_for(self.viewer, layer, cube)
+            self._publishing = True
+            try:
+                self.state.set_cube(cube, name, rgb.name if rgb is not None else None,
+                                    self.bands.default_for(cube))
+            finally:
+                self._publishing = False
+            self._follow(cube)
         self._show_cube(cube)
-        self.slider_labels.schedule()
+
+    def _follow(self, cube: Any, *_: Any) -> None:
+        """The shared cube changed (here, or in another dock): show its scene, its ground truth."""
+        if self._publishing or cube is None:
+            return
+        name = self.state.cube_layer
+        if name not in self.viewer.layers:
+            return
+        layer = self.viewer.layers[name]
+        new_layer = layer is not self._layer_obj
+        rgb = rgb_layer_for(self.viewer, layer, cube)
+        self._layer_obj, self._rgb_obj = layer, rgb
+        if self.layer_combo.currentText() != name:
+            self.layer_combo.blockSignals(True)
+            self.layer_combo.setCurrentText(name)
+            self.layer_combo.blockSignals(False)
+        self.scene.activate(cube, layer, rgb, fit=new_layer)
+        gt = scene_ground_truth(self.viewer, cube, self.state)
+        self.state.set_ground_truth(gt.name if gt is not None else None)
+        self._show_cube(cube)
+
+    def _on_dims(self, *_: Any) -> None:
+        """The band label; on a stack of dates, the date slider chooses the cube (one scene a date)."""
+        self._update_band_label()
+        layer = self._layer_obj
+        if layer is None or layer not in self.viewer.layers or layer.metadata.get("stack") is None:
+            return
+        cube = date_cube(self.viewer, layer)
+        if cube is not None and cube is not self.state.cube and layer.name == self.state.cube_layer:
+            self.state.set_cube(cube, layer.name, self.state.rgb_layer, self.state.band_selection)
 
     def _show_cube(self, cube: Cube | None) -> None:
         self._set_enabled()
@@ -247,45 +282,20 @@ class CubeWidget(QWidget):
 
     # ---- the band under the slider
     def current_band(self) -> int | None:
-        cube, name = self.state.cube, self.state.cube_layer
-        if cube is None or name not in self.viewer.layers:
-            return None
-        return current_band(self.viewer, self.viewer.layers[name], cube.bands)
+        return band_under_slider(self.viewer, self.state)
 
     def _update_band_label(self, *_: Any) -> None:
-        i, cube = self.current_band(), self.state.cube
-        self.band_label.setText("" if i is None else f"band {i + 1}/{cube.bands} · {cube.band_label(i)}")
+        self.band_label.setText(band_line(self.viewer, self.state, short=True))
 
     def canvas_text(self) -> str:
         """The line written on the canvas: the band shown, or the composite's bands."""
-        cube = self.state.cube
-        if cube is None:
-            return ""
-        if self.scene.mode == "band":
-            i = self.current_band()
-            return "" if i is None else f"{cube.name} · band {i + 1}/{cube.bands} · {cube.band_label(i)}"
-        bands = (self._rgb_obj.metadata.get("rgb_bands") if self._rgb_obj is not None else None) or ()
-        parts = [f"{c} {cube.band_label(int(b))}" for c, b in zip("RGB", bands)]
-        return f"{cube.name} · " + " / ".join(parts) if parts else cube.name
+        return canvas_line(self.viewer, self.state, self.scene.mode, self._rgb_obj)
 
     # ---- RGB
-    def _set_rgb(self, cube: Cube, rgb: np.ndarray, bands: tuple[int, int, int]) -> None:
-        """Put a new composite on screen (the reader's layer updated, or a new one above the stack)."""
-        name = self.state.cube_layer or cube.name
-        layer = self._rgb_obj if self._rgb_obj in self.viewer.layers else None
-        if layer is not None:
-            layer.data = rgb
-            layer.contrast_limits = (0.0, 1.0)
-            layer.metadata["rgb_bands"] = bands
-        else:
-            layer = self.viewer.add_image(
-                rgb, name=f"{name} RGB", rgb=True, contrast_limits=(0.0, 1.0),
-                metadata={"cube": cube, "rgb_bands": bands},
-            )
-            self._rgb_obj, self.state.rgb_layer = layer, layer.name
-            if name in self.viewer.layers:  # just above the band stack
-                self.viewer.layers.move(self.viewer.layers.index(layer), self.viewer.layers.index(name) + 1)
-        self.scene.activate(cube, self._layer_obj, layer, fit=False)
+    def _rgb_ready(self, layer: Any) -> None:
+        """A new composite is on screen: it is the scene's RGB layer; show it."""
+        self._rgb_obj, self.state.rgb_layer = layer, layer.name
+        self.scene.activate(self.state.cube, self._layer_obj, layer, fit=False)
         self.scene.set_mode("rgb")
         self.slider_labels.schedule()
 

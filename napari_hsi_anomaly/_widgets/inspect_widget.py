@@ -16,6 +16,7 @@ import numpy as np
 from qtpy.QtWidgets import QFileDialog, QWidget
 from superqt.utils import qdebounced
 
+from napari_hsi_anomaly._widgets.band_slider import band_axis, current_band
 from napari_hsi_anomaly._widgets.detect_layers import SCORE_LAYER, find_layer
 from napari_hsi_anomaly._widgets.plots import BandBars
 from napari_hsi_anomaly._widgets.region_table import MAX_TABLE_ROWS, RegionTable  # noqa: F401
@@ -106,12 +107,10 @@ class InspectWidget(QWidget):
     def _on_dims(self, *_: Any) -> None:
         """Mark the band the viewer shows when the band stack is displayed."""
         layer = find_layer(self.viewer, self.state.cube_layer or "")
-        dims = self.viewer.dims
-        if self.cube is None or layer is None or layer.ndim != 3 or 0 in dims.displayed:
+        if self.cube is None or layer is None or band_axis(self.viewer, layer) in self.viewer.dims.displayed:
             self.spectrum.set_band(None)
             return
-        band = int(round(layer.world_to_data(np.asarray(dims.point)[-3:])[0]))
-        self.spectrum.set_band(band if 0 <= band < self.cube.bands else None)
+        self.spectrum.set_band(current_band(self.viewer, layer, self.cube.bands))
 
     # ---------------------------------------------------------------- clicks
     def _reference_layer(self) -> Any:

@@ -13,14 +13,23 @@ from napari_hsi_anomaly._widgets.workers import Generation, start_function_worke
 from napari_hsi_anomaly.core.cube import Cube
 
 
-class RgbBox(QGroupBox):
-    """Red/green/blue band combos; ``update_rgb`` recomputes the composite off the GUI thread and
-    hands it to ``on_rgb(cube, rgb, bands)`` in the GUI thread (the dock adds or updates the layer)."""
+def _stack_rgb(stack: Any, bands: tuple) -> np.ndarray:
+    """``(dates, rows, cols, 3)``: the composite of every date of a stack (as the reader makes it)."""
+    return np.stack([stack.cube(k).rgb(bands) for k in range(stack.n_dates)])
 
-    def __init__(self, state: Any, on_rgb: Callable[[Cube, np.ndarray, tuple], None], busy: Any) -> None:
+
+class RgbBox(QGroupBox):
+    """Red/green/blue band combos; ``update_rgb`` recomputes the composite off the GUI thread (every
+    date of a stack), then updates the scene's RGB layer or adds one above the band stack and calls
+    ``on_layer(layer)`` (GUI thread)."""
+
+    def __init__(self, viewer: Any, state: Any, current: Callable[[], Any], on_layer: Callable[[Any], None],
+                 busy: Any) -> None:
         super().__init__("RGB composite")
+        self.viewer = viewer
         self.state = state
-        self._on_rgb = on_rgb
+        self._current = current  # the scene's RGB layer now (or None)
+        self._on_layer = on_layer
         self._busy_start, self._busy_end = busy
         self._gen = Generation()
         self.combos: list[QComboBox] = []
@@ -53,17 +62,36 @@ class RgbBox(QGroupBox):
 
     def update_rgb(self) -> Any:
         """Start the composite of the chosen bands in a worker (a newer request wins)."""
-        cube = self.state.cube
+        cube, name = self.state.cube, self.state.cube_layer
         if cube is None:
             return None
         bands = self.bands()
         token = self._gen.next()
+        stack = next((lay.metadata.get("stack") for lay in self.viewer.layers if lay.name == name), None)
 
         def done(rgb: np.ndarray) -> None:
-            if self._gen.is_current(token) and self.state.cube is cube:
-                self._on_rgb(cube, rgb, bands)
+            if self._gen.is_current(token) and self.state.cube_layer == name:
+                self._put(cube, name or cube.name, rgb, bands)
 
         self._busy_start()
-        return start_function_worker(
-            cube.rgb, bands, on_returned=done, on_finished=self._busy_end, desc="RGB composite"
-        )
+        fn, arg = (_stack_rgb, stack) if stack is not None else (cube.rgb, None)
+        args = (arg, bands) if arg is not None else (bands,)
+        return start_function_worker(fn, *args, on_returned=done, on_finished=self._busy_end,
+                                     desc="RGB composite")
+
+    def _put(self, cube: Cube, name: str, rgb: np.ndarray, bands: tuple) -> None:
+        """Update the scene's RGB layer, or add one just above the band stack."""
+        layer = self._current()
+        layer = layer if layer in self.viewer.layers else None
+        if layer is not None and layer.data.shape == rgb.shape:
+            layer.data = rgb
+            layer.contrast_limits = (0.0, 1.0)
+            layer.metadata["rgb_bands"] = bands
+        else:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            layer = self.viewer.add_image(rgb, name=f"{name} RGB", rgb=True, contrast_limits=(0.0, 1.0),
+                                          metadata={"cube": cube, "rgb_bands": bands})
+            if name in self.viewer.layers:  # just above the band stack
+                self.viewer.layers.move(self.viewer.layers.index(layer), self.viewer.layers.index(name) + 1)
+        self._on_layer(layer)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_hsi_anomaly._widgets.band_slider import band_axis
 from napari_hsi_anomaly.core.cube import Cube
 
 HIDDEN_KEY = "hidden_by_scene_switch"  # layer metadata: hidden because another scene was chosen
@@ -19,6 +20,25 @@ HIDDEN_KEY = "hidden_by_scene_switch"  # layer metadata: hidden because another 
 def scene_of(layer: Any) -> Cube | None:
     cube = getattr(layer, "metadata", {}).get("cube")
     return cube if isinstance(cube, Cube) else None
+
+
+def scene_key(layer: Any) -> Any:
+    """What a layer belongs to: its stack of dates (every date is one scene of it), else its cube."""
+    meta = getattr(layer, "metadata", {})
+    return meta.get("stack") if meta.get("stack") is not None else scene_of(layer)
+
+
+def rgb_layer_for(viewer: Any, layer: Any, cube: Cube) -> Any:
+    """The RGB composite of ``layer``'s scene: same cube or stack, or named "<layer> RGB"."""
+    stack = layer.metadata.get("stack")
+    for other in viewer.layers:
+        if other is layer or not getattr(other, "rgb", False):
+            continue
+        meta = other.metadata
+        if meta.get("cube") is cube or (stack is not None and meta.get("stack") is stack) \
+                or other.name == f"{layer.name} RGB":
+            return other
+    return None
 
 
 def is_ground_truth_name(name: str) -> bool:
@@ -80,18 +100,21 @@ class SceneView:
         self._quiet = 0
         viewer.dims.events.current_step.connect(self._on_step)
 
-    def activate(self, cube: Cube, stack: Any, rgb: Any, fit: bool = True) -> None:
+    def activate(self, cube: Cube, stack: Any, rgb: Any, fit: bool = True, key: Any = None) -> None:
         """Hide the other scenes' layers, show this one's (as the mode says), fit the view to it."""
+        if key is None and stack is not None:
+            key = stack.metadata.get("stack")  # every date of a stack is one scene of its layers
         self._quiet += 1
         try:
             for layer in self.viewer.layers:
-                owner = scene_of(layer)
+                owner = scene_key(layer)
                 if owner is None:
                     continue
-                if owner is not cube and layer.visible:
+                mine = owner is (key if key is not None else cube)
+                if not mine and layer.visible:
                     layer.visible = False
                     layer.metadata[HIDDEN_KEY] = True
-                elif owner is cube and layer.metadata.pop(HIDDEN_KEY, False):
+                elif mine and layer.metadata.pop(HIDDEN_KEY, False):
                     layer.visible = True
             self.stack, self.rgb = stack, rgb
             self._apply()
@@ -153,6 +176,7 @@ class SceneView:
         last, self._last = self._last, key
         if self._quiet or not last or key[0] != last[0] or self.mode == "band":
             return
-        axis = int(self.viewer.dims.ndim) - 3
-        if axis >= 0 and key[1][axis] != last[1][axis] and self.stack in self.viewer.layers:
+        stack = self.stack if self.stack in self.viewer.layers else None
+        axis = band_axis(self.viewer, stack)
+        if stack is not None and axis >= 0 and key[1][axis] != last[1][axis]:
             self.set_mode("band")
