@@ -69,6 +69,7 @@ def test_cancel_stops_within_one_step(monkeypatch):
     monkeypatch.setattr(tr, "load_batch", lambda *a, **k: calls.append(1) or real(*a, **k))
     before = torch.get_num_threads()
     gen = iter_train(cube, TINY, opts(epochs=5, threads=1))
+    assert next(gen).values["phase"] == "start"  # says what will be trained, before any step
     next(gen)
     calls.clear()  # the first step, and the output-bias initialisation, read batches
     assert next(gen).done == 2
@@ -150,6 +151,69 @@ def test_nodata_values_never_reach_the_loss():
     runs = []
     for cube in (Cube(a, nodata=-9999.0), Cube(b)):
         gen = iter_train(cube, TINY, opts(epochs=2, crop=16, flips=True, val_fraction=0.25))
-        runs.append([(p.values["loss"], p.values["val_loss"]) for p in gen])
+        runs.append([(p.values["loss"], p.values["val_loss"]) for p in gen if p.values["phase"] != "start"])
     assert runs[0] == runs[1]
     assert all(np.isfinite(loss) for loss, _ in runs[0])
+
+
+def test_auto_train_options_fit_the_scene():
+    from napari_hsi_anomaly.core.model import auto_train_options
+
+    o = auto_train_options((200, 100, 100))
+    assert o.crop <= 100 and o.crop % PRESETS["fast"].spatial_factor == 0
+    assert o.steps_per_epoch > 1 and o.epochs >= 2 and o.optimizer == "adam"
+    assert auto_train_options(Cube(np.zeros((200, 100, 100), np.float32))) == o
+    small = auto_train_options((12, 18, 30))  # smaller than the default crop: crop shrinks, steps stay many
+    assert small.crop == 16 and small.steps_per_epoch > 1
+    # fewer bands: more steps for the same work; more bands: fewer, never below the floor
+    assert auto_train_options((12, 100, 100)).steps_per_epoch > o.steps_per_epoch
+    assert auto_train_options((2000, 100, 100)).steps_per_epoch * 3 >= 12
+    several = auto_train_options([Cube(np.zeros((5, 40, 40), np.float32)),
+                                  Cube(np.zeros((5, 24, 60), np.float32))])
+    assert several.crop == 24
+
+
+def test_auto_training_on_100x100_summary_says_what_was_trained():
+    from napari_hsi_anomaly.core.model import auto_train_options
+
+    cube = smooth_cube(bands=3, rows=100, cols=100)
+    o = dataclasses.replace(auto_train_options(cube, TINY), epochs=2, steps_per_epoch=3, threads=1)
+    reports = []
+    gen = iter_train(cube, TINY, o)
+    while True:
+        try:
+            reports.append(next(gen))
+        except StopIteration as stop:
+            model = stop.value
+            break
+    s = model.summary
+    assert s["steps_per_epoch"] == 3 and s["epochs"] == 2 and s["steps"] == 6
+    assert s["train_window"] == o.crop <= 100 and s["crop"] == o.crop and not s["warnings"]
+    assert f"random {o.crop}x{o.crop} crops" in s["description"] and "(2 epochs x 3)" in s["description"]
+    assert s["description"] in reports[0].message and f"{o.crop}x{o.crop}" in model.describe()
+
+
+def test_one_step_per_epoch_and_oversized_window_warn():
+    cube = smooth_cube(rows=20, cols=20)
+    cfg = dataclasses.replace(TINY, window=32)  # larger than the scene: trained on 20 -> 20 px windows
+    model = train(cube, cfg, opts(epochs=1, val_fraction=0))
+    warnings = " ".join(model.summary["warnings"])
+    assert model.summary["train_window"] == 20 and "larger than" in warnings
+    assert "one optimiser step per epoch" in warnings
+
+
+def test_trimmed_loss_leaves_the_worst_pixels_out():
+    rec = torch.zeros(1, 1, 2, 4, 4)
+    x = torch.zeros(1, 1, 2, 4, 4)
+    x[0, 0, :, 0, 0] = 10.0  # one badly reconstructed pixel of 16
+    valid = torch.ones(1, 4, 4, dtype=torch.bool)
+    assert float(masked_mse(rec, x, valid, 2)) > 1.0
+    assert float(masked_mse(rec, x, valid, 2, trim=0.1)) == 0.0
+
+
+def test_noise_and_trim_train():
+    model = train(smooth_cube(), TINY, opts(epochs=2, crop=16, steps_per_epoch=3, noise=0.02, trim=0.05))
+    assert np.isfinite(model.summary["loss"]) and model.summary["trim"] == 0.05
+    assert "input noise" in model.summary["description"]
+    with pytest.raises(ModelError, match="trim"):
+        train(smooth_cube(), TINY, opts(trim=1.5))

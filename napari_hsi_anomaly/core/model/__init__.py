@@ -23,7 +23,7 @@ from napari_hsi_anomaly.core.model.reconstruction import (
     reconstruct,
 )
 from napari_hsi_anomaly.core.model.scaling import MinMaxScaler
-from napari_hsi_anomaly.core.model.train import TrainOptions, iter_train, train
+from napari_hsi_anomaly.core.model.train import TrainOptions, auto_train_options, iter_train, train
 from napari_hsi_anomaly.core.model.trained import TrainedModel
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "Reconstruction",
     "TrainOptions",
     "TrainedModel",
+    "auto_train_options",
     "count_parameters",
     "encoder_halo",
     "extract_features",

@@ -118,9 +118,20 @@ def load_batch(
     return x, torch.from_numpy(np.stack(vs))
 
 
-def masked_mse(recon: torch.Tensor, x: torch.Tensor, valid: torch.Tensor, bands: int) -> torch.Tensor:
-    """MSE over valid pixels and the first ``bands`` (real) bands; 0 when nothing is valid."""
+def masked_mse(
+    recon: torch.Tensor, x: torch.Tensor, valid: torch.Tensor, bands: int, trim: float = 0.0
+) -> torch.Tensor:
+    """MSE over valid pixels and the first ``bands`` (real) bands; 0 when nothing is valid.
+
+    ``trim`` in [0, 1): the pixels whose error (mean over bands) lies in the top ``trim`` fraction of the
+    batch's valid pixels are left out too (rare, badly reconstructed pixels: likely targets).
+    """
     err = (recon[:, 0, :bands] - x[:, 0, :bands]) ** 2  # (B, bands, s, s)
-    w = valid[:, None].to(err.dtype)
+    w = valid.to(err.dtype)
+    if trim > 0 and bool(valid.any()):
+        per_pixel = err.detach().mean(dim=1)
+        cut = torch.quantile(per_pixel[valid].float(), 1.0 - float(trim))
+        w = w * (per_pixel <= cut).to(err.dtype)
+    w = w[:, None]
     denom = w.sum() * bands
     return (err * w).sum() / denom.clamp_min(1.0)

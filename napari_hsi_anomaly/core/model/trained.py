@@ -41,12 +41,15 @@ class TrainedModel:
             )
 
     def describe(self) -> str:
-        """One line: preset, bands, window, kernels and the training loss."""
-        head = (
-            f"{self.preset} CAE, {self.bands} bands, window {self.window}, "
-            f"kernels {list(self.config.kernels)}"
-        )
+        """One line: preset, bands, kernels, what was trained (steps, epochs, crop/window) and the loss."""
+        head = f"{self.preset} CAE, {self.bands} bands, kernels {list(self.config.kernels)}"
         loss = self.summary.get("loss")
         if not isinstance(loss, float):
-            return head + " (untrained)"
-        return head + f"; {self.summary.get('epochs', '?')} epochs, loss {loss:.5f}"
+            return head + f", window {self.window} (untrained)"
+        what = self.summary.get("description")
+        if not what:  # models saved before the description existed
+            size = self.summary.get("train_window", self.window)
+            what = f"{self.summary.get('epochs', '?')} epochs on {size} px windows"
+        else:
+            what = what.split(": ", 1)[-1]
+        return head + f"; {what}; loss {loss:.5f}"
