@@ -1,8 +1,9 @@
 """What a score means: raw outlyingness mapped through the reference's distribution to [0, 1].
 
-Every detector first gives a raw outlyingness per pixel (a GLOSH score, an RX distance, a
-reconstruction error, ...). Combinations average their parts on a common [0, 1] scale: GLOSH scores as
-they are, fixed maps (RX, ...) min-max scaled between the reference's minimum and 99.9th percentile.
+Every detector first gives a raw outlyingness per pixel (a GLOSH score ``g``, taken as
+``-log(1 - g)`` when GLOSH is the only part, an RX distance, a reconstruction error, ...). Combinations
+average their parts on a common [0, 1] scale: GLOSH scores as they are, fixed maps (RX, ...) min-max
+scaled between the reference's minimum and 99.9th percentile.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
 from that median to its ``CAL_QUANTILE`` (95th) percentile,
@@ -126,6 +127,16 @@ def _fused_kernel() -> Any:
 _FUSED: Any = None
 
 
+def stretch(g: np.ndarray) -> np.ndarray:
+    """A GLOSH score alone is calibrated as ``-log(1 - g)`` (float32, new array): GLOSH saturates at 1,
+    so on its own scale the reference's spread leaves the outliers no room; monotone (no AUC change)."""
+    out = np.minimum(np.asarray(g, dtype=np.float32), np.float32(1.0 - 1e-6))
+    np.negative(out, out=out)
+    np.log1p(out, out=out)
+    np.negative(out, out=out)
+    return out
+
+
 def to_score(r: np.ndarray, med: float, spread: float, z0: float) -> np.ndarray:
     """The calibrated score (float32, in place where ``r`` is float32): see the module docstring."""
     out = np.asarray(r, dtype=np.float32)
@@ -173,7 +184,8 @@ class Calibration:
         k = 0
         for kind, rows in zip(self.kinds, self.samples):
             if kind == "glosh":
-                acc += glosh_refs[k].score(int(p_min)).scores[rows.astype(np.int64)]
+                g = glosh_refs[k].score(int(p_min)).scores[rows.astype(np.int64)]
+                acc += stretch(g) if len(self.kinds) == 1 else g
                 k += 1
         return bulk(acc / len(self.kinds), self.quantile)
 
@@ -309,9 +321,9 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
         med, spread = cal.reference_bulk(refs, p)
         extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0}
         if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
-            pts = to_score(np.array(results[0].scores, dtype=np.float32), med, spread, cal.z0)
+            pts = to_score(stretch(results[0].scores), med, spread, cal.z0)
             return finish(to_score_map(pts, regions, shape))
-        g = results[0].scores
+        g = stretch(results[0].scores) if n == 1 else results[0].scores
         for res in results[1:]:
             g = g + res.scores
         k = 1.0 / (n * spread * cal.z0)
