@@ -3,11 +3,12 @@
     xvfb-run -a -s "-screen 0 1920x1080x24" python docs/screenshots.py [--size 1920x1080] [--out docs/images]
 
 Stages (files ``NN_name.png``, with ``_1280`` appended for ``--size 1280x1024``):
-00_launch (sample scene, RGB composite), 01_loaded (one band on the slider, 842 nm), 02_training
+00_launch (sample scene, RGB composite), 01_loaded (one band on the slider, B08), 02_training
 (Model dock mid-training: live loss), 03_detect (default detector, t_anom 0.7, ground truth),
 04_inspect (top region, pinned spectra, per-band view), 05_second_scene (a labelled AVIRIS scene
-opened next: the sample's results hidden, its ground truth chosen), 06_sentinel2 (real Sentinel-2,
-B10 cirrus left out of the band selection). Every stage shows the whole window.
+opened next: the sample's results hidden, its ground truth chosen), 06_sentinel2 (real Sentinel-2:
+B10 cirrus left out of the band selection), 07_dates (the five-date Sentinel-2 stack, a hazy date).
+Every stage shows the whole window.
 """
 
 from __future__ import annotations
@@ -126,15 +127,28 @@ class Shots:
         self.shot("05_second_scene")
 
     def stage_sentinel2(self) -> None:
+        """Real Sentinel-2 (one date, wavelengths and band names): B10 cirrus left out by default."""
         cube = self.w["Cube"]
         cube.open_path(DATA / "sentinel2" / "sentinel2-eolearn-ref.npz")
-        settle(until=lambda: "sentinel2" in (cube.state.cube_layer or "") and cube._busy == 0)
+        settle(until=lambda: (cube.state.cube_layer or "").startswith("sentinel2") and cube._busy == 0)
         settle(until=lambda: self.w["Inspect"].stats is not None)
         self.w["Inspect"].show_pixel(50, 50)
         self.shot("06_sentinel2")
 
+    def stage_dates(self) -> None:
+        """The five-date Sentinel-2 stack: the date slider on a hazy date, the band slider below."""
+        cube = self.w["Cube"]
+        cube.open_path(DATA / "sentinel2" / "eo-learn_REFERENCE_SCENES.npy")
+        settle(until=lambda: (cube.state.cube_layer or "").startswith("eo-learn") and cube._busy == 0)
+        layer = self.viewer.layers[cube.state.cube_layer]
+        date_axis = self.viewer.dims.ndim - layer.ndim + int(layer.metadata.get("date_axis", 0))
+        self.viewer.dims.set_current_step(date_axis, 1)  # date 2: haze
+        settle(until=lambda: self.w["Inspect"].stats is not None)
+        self.w["Inspect"].show_pixel(50, 50)
+        self.shot("07_dates")
 
-STAGES = ["launch", "band", "training", "detect", "inspect", "second", "sentinel2"]
+
+STAGES = ["launch", "band", "training", "detect", "inspect", "second", "sentinel2", "dates"]
 
 
 def main() -> None:

@@ -153,6 +153,9 @@ def test_a_stack_of_dates_is_one_scene_per_date(docks, qtbot, tmp_path):
     on_disk = np.load(tmp_path / "dates.npy")
     np.testing.assert_array_equal(np.asarray(state.cube.data)[:, 3, 4], on_disk[2, 3, 4])
     qtbot.waitUntil(lambda: "date 3/3" in viewer.text_overlay.text, timeout=WAIT_MS)
+    date_slider = viewer.window._qt_viewer.dims.slider_widgets[date_axis]
+    qtbot.waitUntil(lambda: date_slider.curslice_label.text() == "3", timeout=WAIT_MS)
+    assert date_slider.totslice_label.text() == "3"  # dates counted from 1, out of the stack's dates
     before = state.cube
     with qtbot.waitSignal(state.cube_changed, timeout=WAIT_MS):
         viewer.dims.set_current_step(date_axis, 0)

@@ -115,7 +115,15 @@ class BandSliderLabels:
         overlay.text = text
         overlay.visible = bool(text)
         layer = self._layer()
-        axis = band_axis(self.viewer, layer if layer in self.viewer.layers else None)
+        layer = layer if layer in self.viewer.layers else None
+        self._relabel(band_axis(self.viewer, layer), None, "Band shown (counted from 1, as in the Cube dock)")
+        meta = getattr(layer, "metadata", {}) or {}
+        if meta.get("date_axis") is not None and meta.get("n_dates"):
+            axis = int(self.viewer.dims.ndim) - int(layer.ndim) + int(meta["date_axis"])
+            self._relabel(axis, int(meta["n_dates"]), "Date shown (counted from 1)")
+
+    def _relabel(self, axis: int, total: int | None, tip: str) -> None:
+        """Slider ``axis`` shows "k / n" counted from 1 (``total``: n, else the slider's length)."""
         if axis < 0:
             return
         w = _slider_widget(self.viewer, axis)
@@ -123,10 +131,10 @@ class BandSliderLabels:
             return
         try:
             step = int(self.viewer.dims.current_step[axis])
-            nsteps = int(self.viewer.dims.nsteps[axis])
+            nsteps = total or int(self.viewer.dims.nsteps[axis])
             w.curslice_label.setText(str(step + 1))
             w.totslice_label.setText(str(nsteps))
-            w.curslice_label.setToolTip("Band shown (counted from 1, as in the Cube dock)")
+            w.curslice_label.setToolTip(tip)
             if id(w) not in self._patched:
                 w.curslice_label.editingFinished.disconnect()
                 w.curslice_label.editingFinished.connect(lambda w=w, a=axis: self._typed(w, a))
