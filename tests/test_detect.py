@@ -106,10 +106,10 @@ def test_glosh_window_features_map_back(tiny_model):
     det = detect(_cube(100, 100), "glosh", model=tiny_model, feature="f1", p_min=2, min_samples=1)
     regions = det.extras["regions"]
     assert regions.shape[1] == 4 and len(regions) >= 4 and det.feature == "f1"
-    from napari_hsi_anomaly.core.detectors.calibration import to_score
+    from napari_hsi_anomaly.core.detectors.calibration import stretch, to_score
 
     cal = det.extras["calibration"]
-    calibrated = to_score(np.array(det.extras["glosh_scores"]), cal["median"], cal["spread"], cal["z0"])
+    calibrated = to_score(stretch(det.extras["glosh_scores"]), cal["median"], cal["spread"], cal["z0"])
     expected = to_score_map(calibrated, regions, (100, 100))
     np.testing.assert_allclose(det.score_map, expected)
 
