@@ -145,3 +145,16 @@ def test_stack_normal_from_dates_fills_the_scene_table(stack_viewer, qtbot):
     widget.t_anom.setValue(0.3)
     np.testing.assert_array_equal(widget.mask_layer.data.astype(bool),
                                   widget.scenes[2].detection.score_map >= np.float32(0.3))
+
+
+def test_a_heatmap_layer_per_scene(stack_viewer, qtbot):
+    viewer, widget, stack = stack_viewer
+    widget.reference.every.setChecked(True)
+    _wait_score(widget, qtbot)  # normal from this cube: each date fitted on itself
+    assert widget.per_scene_btn.isVisibleTo(widget)
+    layers = widget.add_scene_layers()
+    names = [f"anomaly score [stack: date {k}]" for k in range(3)]
+    assert [lay.name for lay in layers] == names and not any(lay.visible for lay in layers)
+    for k, name in enumerate(names):
+        np.testing.assert_array_equal(viewer.layers[name].data, widget.scenes[k].detection.score_map)
+    assert [lay.name for lay in viewer.layers][-2:] == ["anomaly score", "anomaly mask"]

@@ -152,6 +152,21 @@ class ResultLayers:
         if layer is not None:
             layer.refresh()
 
+    def scene_layer(self, scene: str, scores: np.ndarray) -> Any:
+        """A hidden heatmap of its own for ``scene`` ("anomaly score [scene]"), added or updated."""
+        name = retired_name(SCORE_LAYER, scene)
+        layer = find_layer(self.viewer, name)
+        if layer is not None and layer.data.shape == scores.shape:
+            layer.data = scores
+            return layer
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        layer = self._add("image", scores, name=name, colormap=score_colormap(), contrast_limits=(0.0, 1.0),
+                          opacity=0.7, blending="translucent", visible=False, metadata={"scene": scene},
+                          **self._scene_kwargs())
+        self.raise_to_top()  # the live pair stays on top
+        return layer
+
     def retire(self) -> bool:
         """Rename the current pair after its scene and hide it; True when there was one."""
         found = False

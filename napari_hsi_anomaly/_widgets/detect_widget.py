@@ -43,6 +43,8 @@ from napari_hsi_anomaly._widgets.state import get_state
 from napari_hsi_anomaly._widgets.workers import Generation, start_function_worker, start_generator_worker
 from napari_hsi_anomaly.core.progress import Progress
 
+WINDOW_FEATURES = ("f1", "f2", "f3", "f4")  # window/section features (the thesis's window level)
+
 
 def scene_name(state: Any) -> str:
     """The name results are filed under: the cube layer's name (or the cube's)."""
@@ -95,6 +97,10 @@ class DetectWidget(QWidget):
         self.status = QLabel("Load a cube, then press Score.")
         self.status.setWordWrap(True)
         self.table = SceneTable()
+        self.per_scene_btn = QPushButton("A heatmap layer per scene")
+        self.per_scene_btn.setToolTip("Add each scored scene's heatmap as a hidden layer "
+                                      "'anomaly score [scene]' (window/section features: added at Score)")
+        self.per_scene_btn.setVisible(False)
         self.results = ResultsPanel(self.viewer, self.state, self.layers)
 
         body = QWidget()
@@ -107,6 +113,7 @@ class DetectWidget(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.table)
+        layout.addWidget(self.per_scene_btn)
         layout.addWidget(self.results)
         layout.addStretch(1)
         scroll = QScrollArea()  # long panels scroll inside the dock, never the window
@@ -118,6 +125,7 @@ class DetectWidget(QWidget):
         outer.addWidget(scroll)
         self.score_btn.clicked.connect(self.run_score)
         self.cancel_btn.clicked.connect(self.cancel)
+        self.per_scene_btn.clicked.connect(self.add_scene_layers)
         self.reference.save_requested.connect(self.reference.save)
         self.reference.saved.connect(self.status.setText)
 
@@ -177,6 +185,7 @@ class DetectWidget(QWidget):
         self.detection = None
         self.scenes, self.current = [], -1
         self.table.clear_scenes()
+        self.per_scene_btn.setVisible(False)
         self.results.reset()
         self.state.set_detection(None)
         self.state.set_mask(None)
@@ -293,6 +302,9 @@ class DetectWidget(QWidget):
         self.scenes = list(result.scenes)
         t = float(self.t_anom.value())
         self.table.set_scenes(self.scenes, t)
+        self.per_scene_btn.setVisible(len(self.scenes) > 1)
+        if len(self.scenes) > 1 and str(self.scenes[0].detection.feature) in WINDOW_FEATURES:
+            self.add_scene_layers()  # the thesis's window level: each scene's heatmap in its own layer
         here = self._scene_of(self.state.cube)
         self.current = -1
         self.select_scene(here if here >= 0 else 0, publish=here < 0 and len(self.scenes) > 1)
@@ -347,6 +359,11 @@ class DetectWidget(QWidget):
                                 getattr(self.state, "band_selection", None))
         finally:
             self._switching = False
+
+    def add_scene_layers(self) -> list:
+        """Each scored scene's heatmap in a hidden layer of its own ("anomaly score [scene]")."""
+        return [self.layers.scene_layer(s.name, np.asarray(s.detection.score_map, dtype=np.float32))
+                for s in self.scenes]
 
     def _on_committed(self) -> None:
         if 0 <= self.current < len(self.scenes):
