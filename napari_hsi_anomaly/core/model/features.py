@@ -112,10 +112,12 @@ def iter_features(
 ) -> Generator[Progress, None, FeatureSet]:
     """Features of ``kind`` for ``cube``; yields a ``Progress`` per batch (see module docstring).
 
-    ``window`` overrides the model's window for f1-f4 (a multiple of the pooling product); ``tile``
-    is the core tile size of pixel features (default: up to 256, smaller when many bands or
-    kernels would exceed a 512 MB activation budget). ``channels_last`` runs the network in
-    the ``channels_last_3d`` memory format (about 2x faster on CPU; the net is restored after).
+    ``window`` overrides the f1-f4 window (a multiple of the pooling product, clipped to the scene;
+    default ``feature_window``); ``tile`` is the core tile size of pixel features (default: up to 256,
+    smaller when many bands or kernels would exceed a 512 MB activation budget). ``upsample`` is
+    accepted for compatibility (the pixel feature uses Conv1, already at full resolution).
+    ``channels_last`` runs the network in the ``channels_last_3d`` memory format (about 2x faster on
+    CPU; the net is restored after).
     """
     if kind not in FEATURE_KINDS:
         raise ModelError(f"Unknown feature {kind!r}; choose one of {FEATURE_KINDS}.")
