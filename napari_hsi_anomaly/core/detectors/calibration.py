@@ -1,7 +1,7 @@
 """What a score means: raw outlyingness mapped through the reference's distribution to [0, 1].
 
-Every detector first gives a raw outlyingness per pixel (a GLOSH score ``g``, taken as
-``-log(1 - g)`` when GLOSH is the only part, an RX distance, a reconstruction error, ...). Combinations
+Every detector first gives a raw outlyingness per pixel (a GLOSH score ``g``, taken as its odds
+``g / (1 - g)`` when GLOSH is the only part, an RX distance, a reconstruction error, ...). Combinations
 average their parts on a common [0, 1] scale: GLOSH scores as they are, fixed maps (RX, ...) min-max
 scaled between the reference's minimum and 99.9th percentile.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
@@ -87,8 +87,9 @@ def _squash(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def _fused_numpy(g: np.ndarray, f: np.ndarray, k: float, c: float, out: np.ndarray) -> np.ndarray:
-    np.add(g, f, out=out)
+def _fused_numpy(g: np.ndarray, f: np.ndarray, k: float, c: float, out: np.ndarray,
+                 odds: bool) -> np.ndarray:
+    np.add(stretch(g) if odds else g, f, out=out)
     out *= np.float32(k)
     out -= np.float32(c)
     np.nan_to_num(out, copy=False, nan=-np.inf)
@@ -103,11 +104,15 @@ def _fused_kernel() -> Any:
             import numba
 
             @numba.njit(cache=True, nogil=True, error_model="numpy")
-            def fused(g, f, k, c, out):  # pragma: no cover - compiled
+            def fused(g, f, k, c, out, odds):  # pragma: no cover - compiled
                 kk, cc, hh = np.float32(k), np.float32(c), np.float32(_H)
-                s0, s1 = np.float32(S0), np.float32(1.0 - S0)
+                s0, s1, top = np.float32(S0), np.float32(1.0 - S0), np.float32(1.0 - 1e-6)
                 for i in range(g.size):
-                    v = (g[i] + f[i]) * kk - cc
+                    gi = g[i]
+                    if odds:
+                        gi = min(gi, top)
+                        gi = gi / (np.float32(1.0) - gi)
+                    v = (gi + f[i]) * kk - cc
                     if v >= 0:
                         out[i] = s0 + s1 * v / (v + hh)
                     elif v < 0:
@@ -117,7 +122,7 @@ def _fused_kernel() -> Any:
                 return out
 
             probe = np.zeros(2, np.float32)
-            fused(probe, probe, 1.0, 0.0, probe.copy())
+            fused(probe, probe, 1.0, 0.0, probe.copy(), True)
             _FUSED = fused
         except Exception:  # pragma: no cover - no numba
             _FUSED = _fused_numpy
@@ -128,13 +133,11 @@ _FUSED: Any = None
 
 
 def stretch(g: np.ndarray) -> np.ndarray:
-    """A GLOSH score alone is calibrated as ``-log(1 - g)`` (float32, new array): GLOSH saturates at 1,
-    so on its own scale the reference's spread leaves the outliers no room; monotone (no AUC change)."""
-    out = np.minimum(np.asarray(g, dtype=np.float32), np.float32(1.0 - 1e-6))
-    np.negative(out, out=out)
-    np.log1p(out, out=out)
-    np.negative(out, out=out)
-    return out
+    """A GLOSH score alone is calibrated as its odds ``g / (1 - g)`` (float32, new array): GLOSH
+    saturates at 1, so on its own scale the reference's spread leaves the outliers no room; monotone
+    (no AUC change), one division per pixel (fused into the ``rescore`` pass)."""
+    g = np.minimum(np.asarray(g, dtype=np.float32), np.float32(1.0 - 1e-6))
+    return g / (np.float32(1.0) - g)
 
 
 def to_score(r: np.ndarray, med: float, spread: float, z0: float) -> np.ndarray:
@@ -323,13 +326,13 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
         if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
             pts = to_score(stretch(results[0].scores), med, spread, cal.z0)
             return finish(to_score_map(pts, regions, shape))
-        g = stretch(results[0].scores) if n == 1 else results[0].scores
+        g = results[0].scores
         for res in results[1:]:
             g = g + res.scores
         k = 1.0 / (n * spread * cal.z0)
         out = np.empty(shape, np.float32)
         kernel(np.ascontiguousarray(g, dtype=np.float32).reshape(-1), fixed_flat, k, med * n * k,
-               out.reshape(-1))
+               out.reshape(-1), n == 1)
         return out
 
     det = Detection(np.zeros(shape, np.float32), scorer.detector, feature, params, extras,

@@ -52,7 +52,7 @@ class GloshSpectralDetector(Detector):
     scorer_class = SpectralGloshScorer
     name = "glosh-spectral"
     label = "GLOSH on spectra (PCA)"
-    calibration_z0 = 1.24  # fitted on the development scenes (bench_scenes.py)
+    calibration_z0 = 1.7  # fitted on the development scenes (bench_scenes.py)
     summary = "HDBSCAN/GLOSH per pixel on the leading principal components of the spectra"
     params = (COMPONENTS, *GLOSH_PARAMS)
     uses_p_min = True
