@@ -4,8 +4,10 @@ Measured robustly on a busy machine: a 5 ms ``QTimer`` in the GUI thread records
 ticks, the CPU time the GUI thread itself spent (``time.thread_time``), not the wall-clock gap. Work
 done in the GUI thread (our callbacks, napari's layer updates, a numba compile that was not warmed)
 counts; time the thread spent pre-empted by other processes or waiting for the GIL while a worker
-computes does not. Wall gaps are recorded too and reported, never asserted. A negative control shows
-that the monitor catches a 150 ms busy callback.
+computes does not. napari's own work is measured apart and reported, not counted: inserting a layer
+(0.1-0.5 s per layer on this CPU, once per scene) and drawing the canvas (vispy on software OpenGL;
+the first draw of a new layer compiles its shaders). Wall gaps are recorded too and reported, never
+asserted. A negative control shows that the monitor catches a 150 ms busy callback.
 """
 
 from __future__ import annotations
@@ -32,24 +34,41 @@ class StallMonitor:
         self.timer.timeout.connect(self._tick)
         self.phase = ""
         self.gaps: list[tuple[float, float, str]] = []  # (cpu s, wall s, phase)
-        self.napari_adds: list[tuple[float, str]] = []  # CPU inside napari's layer insertion
+        self.napari_adds: list[tuple[float, str]] = []  # CPU in napari's layer insertion and drawing
 
     def start(self) -> None:
+        from napari._vispy.canvas import VispyCanvas
+
         from napari_hsi_anomaly._widgets.detect_layers import ResultLayers
 
         self._layers = ResultLayers
         self._napari = ResultLayers.napari_add_cpu
+        self._draw_cpu = 0.0
+        self._orig_draw = VispyCanvas.on_draw
+
+        def on_draw(canvas, *args, **kwargs):  # napari's canvas rendering, measured apart
+            c0 = time.thread_time()
+            try:
+                return self._orig_draw(canvas, *args, **kwargs)
+            finally:
+                self._draw_cpu += time.thread_time() - c0
+
+        VispyCanvas.on_draw = on_draw
         self._cpu, self._wall = time.thread_time(), time.perf_counter()
         self.timer.start()
 
     def stop(self) -> None:
+        from napari._vispy.canvas import VispyCanvas
+
         self._tick()
         self.timer.stop()
+        VispyCanvas.on_draw = self._orig_draw
 
     def _tick(self) -> None:
         cpu, wall = time.thread_time(), time.perf_counter()
         napari = self._layers.napari_add_cpu - self._napari  # inside napari's add_image/add_labels
-        self._napari = self._layers.napari_add_cpu
+        napari += self._draw_cpu  # napari's canvas draws
+        self._napari, self._draw_cpu = self._layers.napari_add_cpu, 0.0
         self.gaps.append((cpu - self._cpu - napari, wall - self._wall, self.phase))
         if napari > 0:
             self.napari_adds.append((napari, self.phase))
@@ -65,15 +84,17 @@ class StallMonitor:
         return (f"{len(self.gaps)} ticks; worst GUI-thread CPU between ticks {1e3 * cpu:.0f} ms "
                 f"({phase}); worst wall gap {1e3 * walls:.0f} ms; top CPU gaps "
                 + ", ".join(f"{1e3 * c:.0f} ms ({p})" for c, _, p in top)
-                + "; napari's own layer insertion (not counted): "
-                + (", ".join(f"{1e3 * c:.0f} ms ({p})" for c, p in self.napari_adds) or "none"))
+                + "; napari's own layer insertion and canvas draws over 20 ms (not counted): "
+                + (", ".join(f"{1e3 * c:.0f} ms ({p})" for c, p in self.napari_adds if c > 0.02)
+                   or "none"))
 
 
 @pytest.fixture
 def monitor(qtbot):
     m = StallMonitor()
     yield m
-    m.timer.stop()
+    if m.timer.isActive():
+        m.stop()
 
 
 def test_monitor_catches_a_busy_callback(qtbot, monitor):

@@ -5,8 +5,8 @@ saved profile; Save profile...), ``ParamsForm`` (detector list and its magicgui 
 registry's ``Param`` declarations, live p_min), ``ResultsPanel`` (live t_anom, counts, histogram,
 ground truth, metrics, ROC, export), ``SceneTable`` (one row per scored scene) and ``ResultLayers``
 (the heatmap and mask above the scene's images). Scoring runs ``detect_jobs.score_job`` in a worker;
-p_min re-scores the shown detection from its cached hierarchy in a worker, one at a time, the latest
-value winning. Nothing heavier than array slicing and layer updates runs in the GUI thread.
+p_min re-scores the shown detection in a worker (``detect_rescore.LiveRescore``). Nothing heavier than
+array slicing and layer updates runs in the GUI thread.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import qdebounced
 
 from napari_hsi_anomaly._widgets import warmup
 from napari_hsi_anomaly._widgets.detect_jobs import JobResult, Target, score_job
@@ -35,12 +34,13 @@ from napari_hsi_anomaly._widgets.detect_layers import (  # noqa: F401 - re-expor
     score_colormap,
 )
 from napari_hsi_anomaly._widgets.detect_params import ParamsForm
+from napari_hsi_anomaly._widgets.detect_rescore import LiveRescore
 from napari_hsi_anomaly._widgets.detect_results import NO_GT, ResultsPanel  # noqa: F401
 from napari_hsi_anomaly._widgets.progress_bar import LightProgressBar
 from napari_hsi_anomaly._widgets.reference_panel import ReferencePanel
 from napari_hsi_anomaly._widgets.scene_table import SceneTable
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import Generation, start_function_worker, start_generator_worker
+from napari_hsi_anomaly._widgets.workers import start_generator_worker
 from napari_hsi_anomaly.core.progress import Progress
 
 WINDOW_FEATURES = ("f1", "f2", "f3", "f4")  # window/section features (the thesis's window level)
@@ -66,12 +66,10 @@ class DetectWidget(QWidget):
         self._worker: Any = None
         self._t0 = 0.0
         self._switching = False  # we publish a cube ourselves (a table row): keep results
-        self._rescoring: Any = None  # the rescore worker in flight (at most one)
-        self._rescore_pending = False
-        self._rescore_gen = Generation()
+        self.rescore = LiveRescore(lambda: self.detection, lambda: self.p_min.value(),
+                                   lambda *a: self.apply_rescore(*a))
         self.layers = ResultLayers(napari_viewer, self.state)
         self._build()
-        self._rescore_debounced = qdebounced(self._request_rescore, timeout=150)
         self.params.p_min_moved.connect(self._on_p_min_moved)
         self.params.changed.connect(self._on_params_changed)
         self.table.scene_selected.connect(self.select_scene)
@@ -181,7 +179,7 @@ class DetectWidget(QWidget):
             self.status.setText(f"Cube {name} changed (bands?): press Score to detect again.")
             return
         retired = self.layers.retire()
-        self._rescore_gen.next()
+        self.rescore.gen.next()
         self.detection = None
         self.scenes, self.current = [], -1
         self.table.clear_scenes()
@@ -323,7 +321,7 @@ class DetectWidget(QWidget):
         scene = self.scenes[index]
         self.current = index
         self.detection = scene.detection
-        self._rescore_gen.next()  # rescoring results of another scene are stale now
+        self.rescore.gen.next()  # rescoring results of another scene are stale now
         if publish:
             self._publish(scene)
         det = scene.detection
@@ -370,43 +368,18 @@ class DetectWidget(QWidget):
             self.table.update_rows(self.scenes, float(self.t_anom.value()))
 
     # ---------------------------------------------------------------- p_min
-    def _can_rescore(self) -> bool:
-        return self.detection is not None and bool(getattr(self.detection, "can_rescore", False))
+    _rescore_debounced = property(lambda self: self.rescore.debounced)
+    _rescoring = property(lambda self: self.rescore.running)
+    _rescore_gen = property(lambda self: self.rescore.gen)
 
     def _on_p_min_moved(self, value: int) -> None:
-        if self._can_rescore():
+        if self.rescore.possible():
             self.status.setText(f"p_min {value}: re-scoring…")
-            self._rescore_debounced()
-
-    def _request_rescore(self) -> Any:
-        """Re-score at the slider's p_min in a worker; one at a time, the latest value wins."""
-        if not self._can_rescore():
-            return None
-        if self._rescoring is not None:  # Detection.rescore is not re-entrant: queue the latest
-            self._rescore_pending = True
-            return None
-        token = self._rescore_gen.next()
-        p_min = int(self.p_min.value())
-        self._rescoring = True  # (a synchronous worker finishes inside the call below)
-        worker = start_function_worker(
-            self.detection.rescore, p_min,
-            on_returned=lambda scores, tok=token, p=p_min: self.apply_rescore(tok, p, scores),
-            on_finished=self._on_rescore_finished,
-            desc=f"re-scoring p_min={p_min}", progress_bar=False,
-        )
-        if self._rescoring is True:
-            self._rescoring = worker
-        return worker
-
-    def _on_rescore_finished(self) -> None:
-        self._rescoring = None
-        if self._rescore_pending:
-            self._rescore_pending = False
-            self._request_rescore()
+            self.rescore.debounced()
 
     def apply_rescore(self, token: int, p_min: int, score_map: np.ndarray) -> bool:
         """Show a rescore result unless a newer request (or a new detection) superseded it."""
-        if not self._rescore_gen.is_current(token) or self._rescore_pending:
+        if not self.rescore.is_current(token):
             return False
         self.results.show_scores(score_map, self.layers.scene, live=True)
         self.state.set_detection(self.detection)  # its score_map and params changed
