@@ -536,3 +536,17 @@ def test_error_after_a_progress_line_starts_a_new_line(capsys):
     assert _report(args, "hsi-anomaly info") == 1
     err = capsys.readouterr().err
     assert err.endswith("\nhsi-anomaly info: error: it broke\n")
+
+
+def test_evaluate_reads_a_compressed_geotiff_map(tmp_path, capsys):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    s = np.random.default_rng(0).random((20, 30)).astype(np.float32)
+    profile = {"driver": "GTiff", "height": 20, "width": 30, "count": 1, "dtype": "float32",
+               "crs": "EPSG:32633", "transform": from_origin(500000, 4000000, 60, 60), "compress": "deflate"}
+    with rasterio.open(tmp_path / "s.tif", "w", **profile) as f:
+        f.write(s, 1)
+    np.save(tmp_path / "gt.npy", (s > 0.95).astype(np.uint8))
+    rc, text, err = run(["evaluate", "--scores", tmp_path / "s.tif", "--gt", tmp_path / "gt.npy"], capsys)
+    assert rc == 0 and "AUC        1.0000" in text, err
