@@ -106,6 +106,10 @@ def test_train_one_epoch_in_a_thread(make_napari_viewer, qtbot, shown):
     assert state.model_source == "trained"
     assert w.loss_plot.xs and w.loss_plot.losses[-1] == pytest.approx(model.summary["loss"])
     assert "Training done" in w.live_label.text()
+    # the dock said beforehand what the summary says afterwards, in the same words
+    assert w.plan_label.text() and w.plan_label.text() == model.summary["description"]
+    assert model.summary["description"] in w.model_label.text()
+    assert model.summary.get("steps_per_epoch", 2) > 1  # several optimiser steps an epoch
     qtbot.waitUntil(lambda: w.train_button.isEnabled(), timeout=5000)
     assert w.save_button.isEnabled() and not w.cancel_button.isEnabled()
     assert "fast · 4 bands · window 16 px" in w.model_label.text()

@@ -18,18 +18,18 @@ WARN_STYLE = "color: #ffb000;"
 
 
 def training_text(summary: dict) -> str:
-    """What was trained, from ``TrainedModel.summary``: epochs, steps, window or crop, loss, time."""
+    """What was trained, from ``TrainedModel.summary``: its ``description`` (the words the CLI and the
+    saved config use), else epochs/steps/window; then the final loss and the time."""
     if not summary:
         return "untrained"
-    parts = [f"{summary.get('epochs', '?')} epochs"]
-    if summary.get("steps"):
-        parts[0] += f" ({summary['steps']} steps)"
-    crop = summary.get("crop")
-    window = summary.get("train_window")
-    if crop:
-        parts.append(f"random {crop} px crops")
-    elif window:
-        parts.append(f"{window} px windows")
+    if summary.get("description"):
+        parts = [str(summary["description"])]
+    else:
+        parts = [f"{summary.get('epochs', '?')} epochs" + (f" ({summary['steps']} steps)"
+                                                           if summary.get("steps") else "")]
+        crop, window = summary.get("crop"), summary.get("train_window")
+        if crop or window:
+            parts.append(f"random {crop} px crops" if crop else f"{window} px windows")
     loss = summary.get("loss")
     parts.append(f"loss {loss:.4g}" if isinstance(loss, (int, float)) else "untrained")
     if isinstance(summary.get("seconds"), (int, float)):

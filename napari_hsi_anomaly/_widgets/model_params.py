@@ -92,6 +92,8 @@ class TrainForm(QWidget):
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
 
+        self.auto: Any = None  # auto_train_options of the current scene
+        self._cube: Any = None
         self.preset.currentTextChanged.connect(self._on_preset)
         self.optimizer.currentTextChanged.connect(self._on_optimizer)
         self._on_preset(self.preset.currentText())
@@ -103,22 +105,45 @@ class TrainForm(QWidget):
         if name in PRESETS:
             self.window_size.setValue(PRESETS[name].window)
             self.epochs.setValue(DEFAULT_EPOCHS.get(name, 5))
+            self.fit_to(self._cube)
 
     def _on_optimizer(self, name: str) -> None:
         self.lr.setValue(1.0 if name == "adadelta" else 1e-3)
 
     def fit_to(self, cube: Any) -> None:
-        """Window never larger than the scene: the largest multiple of 4 up to the preset's window."""
-        from napari_hsi_anomaly.core.model import PRESETS
+        """Defaults that suit the scene (``core.model.auto_train_options``): random crops that fit it,
+        Adam, a fixed amount of work spread over a few epochs of several steps each."""
+        from napari_hsi_anomaly.core.model import auto_train_options
 
         if cube is None:
             return
-        preset = PRESETS.get(self.preset.currentText())
-        limit = preset.window if preset is not None else self.window_size.value()
-        side = min(int(cube.rows), int(cube.cols))
-        fitted = max(8, min(limit, side - side % 4))
-        if self.window_size.value() > side or self.window_size.value() == limit:
-            self.window_size.setValue(fitted)
+        self._cube = cube
+        try:
+            auto = auto_train_options(cube, self.preset.currentText(), seed=self.seed.value())
+        except Exception:  # a preset or cube the helper cannot size: keep the form as it is
+            return
+        self.auto = auto
+        self.window_size.setValue(int(auto.crop or self.window_size.value()))
+        self.epochs.setValue(int(auto.epochs))
+        self.batch.setValue(int(auto.batch_size))
+        self.optimizer.setCurrentText(auto.optimizer)
+        self.lr.setValue(auto.lr())
+
+    def plan(self) -> str:
+        """What Train will do, in the words the training summary uses."""
+        from napari_hsi_anomaly.core.model.train import describe_training
+
+        if self.auto is None:
+            return ""
+        opts = self.options()
+        return describe_training(opts, self.window_size.value(), opts.steps_per_epoch or 0,
+                                 self.preset.currentText())
+
+    def changed_signals(self) -> list[Any]:
+        """Signals of every field (to refresh a preview of the plan)."""
+        spins = (self.window_size, self.epochs, self.batch, self.lr, self.seed)
+        combos = (self.preset, self.optimizer, self.device)
+        return [w.valueChanged for w in spins] + [c.currentIndexChanged for c in combos]
 
     def config(self) -> Any:
         """The chosen preset with the chosen window (``HsiAnomalyError`` for a bad window)."""
@@ -129,6 +154,7 @@ class TrainForm(QWidget):
     def options(self) -> Any:
         from napari_hsi_anomaly.core.model import TrainOptions
 
+        auto = self.auto
         return TrainOptions(
             epochs=self.epochs.value(),
             batch_size=self.batch.value(),
@@ -137,4 +163,7 @@ class TrainForm(QWidget):
             seed=self.seed.value(),
             device=self.device.currentText(),
             threads=max(1, (os.cpu_count() or 2) - 1),  # leave a core to the GUI
+            crop=self.window_size.value(),  # random crops of the window's size: several steps an epoch
+            steps_per_epoch=auto.steps_per_epoch if auto is not None else None,
+            val_fraction=auto.val_fraction if auto is not None else 0.1,
         )

@@ -68,6 +68,7 @@ class ModelWidget(QWidget):
         self._refresh_population()
         self.form.fit_to(self.state.cube)
         self._show_model()
+        self._show_plan()
 
     # ---- layout
     def _build(self) -> None:
@@ -96,6 +97,14 @@ class ModelWidget(QWidget):
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
 
+        self.plan_label = QLabel("")
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.plan_label.setStyleSheet("color: #a0a4ab;")
+        self.plan_label.setToolTip("What Train will do (the saved model's summary uses the same words).")
+        for signal in self.form.changed_signals():
+            signal.connect(self._show_plan)
+
         self.live_label = QLabel("")
         self.live_label.setWordWrap(True)
         self.live_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -108,6 +117,7 @@ class ModelWidget(QWidget):
         box.setContentsMargins(6, 4, 6, 4)
         box.setSpacing(3)
         box.addWidget(self.form)
+        box.addWidget(self.plan_label)
         box.addLayout(pop_row)
         box.addLayout(buttons)
         box.addWidget(self.live_label)
@@ -156,6 +166,7 @@ class ModelWidget(QWidget):
         self._refresh_population()
         self.form.fit_to(cube)
         self._show_model()
+        self._show_plan()
 
     def population_cubes(self) -> list[Any]:
         """The selected layers' cubes (the current cube when none), with the Cube dock's band selection."""
@@ -242,6 +253,12 @@ class ModelWidget(QWidget):
     def _on_finished(self) -> None:
         self.worker = None
         self._set_enabled()
+
+    def _show_plan(self, *_: Any) -> None:
+        try:
+            self.plan_label.setText(self.form.plan())
+        except Exception:  # a half-typed value: the plan shows again at the next change
+            self.plan_label.setText("")
 
     def _show_model(self, *_: Any) -> None:
         self.model_box.show_model()
