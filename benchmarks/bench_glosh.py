@@ -10,7 +10,8 @@ A full refit at 100,000 points is only run with ``--full-100k`` (REFERENCE: 100k
 ``GloshResult.labels`` is first read, timed in its own column. The last column is hdbscan's Cython
 path (``glosh._HAVE_NUMBA = False``: condense_tree, outlier_scores, compute_stability, get_clusters)
 for the same new p_min, scores and labels.
-Prints a markdown table and saves it to benchmarks/results/bench_glosh.md.
+Prints a markdown table and saves it to benchmarks/results/bench_glosh.md; ``--neighbours`` runs only
+the last section (neighbour search for non-fitted rows, CPU seconds) and replaces it in that file.
 """
 
 from __future__ import annotations
@@ -117,5 +118,48 @@ def main() -> str:
     return text
 
 
+def neighbours() -> str:
+    """Nearest mutual-reachability neighbours of 50,000 rows against a 20,000-row fit, CPU seconds
+    (``time.process_time``: all threads; the machine is shared): the old sklearn KDTree (2k neighbours),
+    scipy's cKDTree with the k+1 shortcut, and brute-force float32 BLAS + torch.topk."""
+    from sklearn.neighbors import KDTree
+
+    lines = ["## Neighbours of non-fitted rows: 50,000 queries, 20,000 fitted rows, k = 10 (CPU s)", "",
+             "| dims | sklearn KDTree, 2k (before) | cKDTree, k+1 shortcut | brute float32 + topk | used |",
+             "|---|---|---|---|---|"]
+    for dims in (5, 8, 16, 24, 32):
+        x = blobs(70000, dims=dims)
+        x = (x - x.min(0)) / (x.max(0) - x.min(0))
+        fit, q = x[:20000], x[20000:]
+        c = time.process_time()
+        KDTree(fit).query(q, k=20)
+        t_old = time.process_time() - c
+        times = {}
+        for brute in (False, True):
+            search = glosh._NeighbourSearch(fit)
+            search.brute = brute
+            if brute:
+                search.f32 = fit.astype(np.float32)
+                search.f_sq = (fit ** 2).sum(axis=1).astype(np.float32)
+            else:
+                from scipy.spatial import cKDTree
+
+                search.tree = cKDTree(fit)
+            core = search.query(fit, 10)[0][:, -1]
+            c = time.process_time()
+            glosh._mr_neighbours(search, core, 10, q)
+            times[brute] = time.process_time() - c
+        used = "brute" if dims > glosh.KDTREE_MAX_DIMS else "cKDTree"
+        lines.append(f"| {dims} | {t_old:.2f} | {times[False]:.2f} | {times[True]:.2f} | {used} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    main()
+    from common import RESULTS
+
+    if "--neighbours" not in sys.argv:  # --neighbours: only this section, replaced in the saved table
+        main()
+    text = neighbours()
+    print(text)
+    old = (RESULTS / "bench_glosh.md").read_text().split("## Neighbours of non-fitted rows")[0]
+    (RESULTS / "bench_glosh.md").write_text(old.rstrip() + "\n\n" + text)
