@@ -14,7 +14,7 @@ from typing import Any
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QVBoxLayout, QWidget
-from superqt import QLabeledSlider
+from superqt import QCollapsible, QLabeledSlider
 
 LIVE = ("p_min",)  # parameters with a live control of their own (never a form field)
 
@@ -197,8 +197,14 @@ class ParamsForm(QWidget):
         top = QFormLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addRow("method", self.method)
-        self._form_box = QVBoxLayout()
+        # the detector's parameters fold away (defaults are measured choices; the dock stays short)
+        self.section = QCollapsible("parameters")
+        self.section.setDuration(0)
+        self.section.layout().setContentsMargins(0, 0, 0, 0)
+        self._form_host = QWidget()
+        self._form_box = QVBoxLayout(self._form_host)
         self._form_box.setContentsMargins(0, 0, 0, 0)
+        self.section.addWidget(self._form_host)
         self._p_form = QFormLayout()
         self._p_form.setContentsMargins(0, 0, 0, 0)
         self._p_form.addRow("p_min", self._p_row)
@@ -206,7 +212,7 @@ class ParamsForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(top)
-        layout.addLayout(self._form_box)
+        layout.addWidget(self.section)
         layout.addLayout(self._p_form)
         self.method.currentIndexChanged.connect(self._on_method)
         self.p_min.valueChanged.connect(self._on_p_min)
@@ -266,6 +272,9 @@ class ParamsForm(QWidget):
         current = self.form()
         for form in self._forms.values():
             form.native.setVisible(form is current)
+        n = len(current)
+        self.section.setText(f"parameters ({n})" if n else "parameters (none)")
+        self.section.setEnabled(n > 0)
         uses = self.spec.uses_p_min
         self._p_row.setVisible(uses)
         label = self._p_form.labelForField(self._p_row)
