@@ -156,3 +156,13 @@ def test_a_failing_callback_is_reported_not_raised(qtbot, errors):
     workers.start_generator_worker(_count, 2, on_progress=bad, on_finished=lambda: done.append(True))
     qtbot.waitUntil(lambda: bool(done), timeout=5000)
     assert errors and errors[0].startswith("Unexpected error (KeyError)")
+
+
+def test_no_napari_progress_bar_when_the_dock_has_its_own(qtbot, errors):
+    seen: list[Progress] = []
+    got: list[int] = []
+    w = workers.start_generator_worker(_count, 3, on_progress=seen.append, on_returned=got.append,
+                                       progress_bar=False)
+    assert w.pbar is None
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    assert got == [30] and [p.done for p in seen] == [1, 2, 3]
