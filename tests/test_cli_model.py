@@ -33,11 +33,11 @@ def test_train_then_features(tmp_path, cube_file, capsys):
                  "--out", str(out)]) == 0
     values = np.load(out)
     regions = np.load(tmp_path / "f.regions.npy")
-    assert values.shape == (4 * 16, 4 * 32) and regions.shape == (64, 4)
+    assert values.shape == (30 * 16, 4 * 32) and regions.shape == (480, 4)  # 4-px windows fit 24x20
     assert main(["features", str(cube_file), "--model", str(model_dir), "--feature", "pixel",
                  "--out", str(tmp_path / "p.npz")]) == 0
     z = np.load(tmp_path / "p.npz")
-    assert z["values"].shape == (480, 32) and "regions" not in z and z["valid"].all()
+    assert z["values"].shape == (480, 16 * 4) and "regions" not in z and z["valid"].all()  # conv1 x 4 groups
 
 
 def test_interrupted_training_writes_nothing(tmp_path, cube_file, monkeypatch, capsys):
