@@ -77,7 +77,7 @@ def arrange(viewer: Any) -> None:
     qw = viewer.window._qt_window
     docks = getattr(qw, "_hsi_docks", {})
     width, height = qw.width(), qw.height()
-    left, right = (300, 450) if width >= 1600 else (260, 360)
+    left, right = (300, 450) if width >= 1600 else (260, 400)
     pairs = [(docks.get("Cube"), left), (docks.get("Detect"), right)]
     pairs = [(d, w) for d, w in pairs if d is not None]
     if pairs:
