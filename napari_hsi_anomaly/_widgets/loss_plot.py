@@ -86,6 +86,10 @@ class LossPlot(ThemedCanvas):
         self._timer.stop()
         self.train_line.set_data(self.xs, self.losses)
         self.val_line.set_data(self.val_xs, self.val_losses)
+        label = "validation" if self.val_xs else "_validation"  # no legend entry without points
+        if self.val_line.get_label() != label:
+            self.val_line.set_label(label)
+            self.style_legend(self.ax.legend(fontsize=7, loc="upper right"))
         ax = self.ax
         ys = self.losses + self.val_losses
         span: tuple = ()

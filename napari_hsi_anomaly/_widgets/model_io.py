@@ -10,6 +10,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout
 
 import napari_hsi_anomaly
+from napari_hsi_anomaly._widgets.scroll import fit_label_height
 from napari_hsi_anomaly._widgets.workers import notify_error, start_function_worker
 from napari_hsi_anomaly.core.errors import ModelError
 
@@ -94,6 +95,7 @@ class ModelBox(QGroupBox):
     def show_model(self) -> None:
         model, cube = self.state.model, self.state.analysis_cube()
         self.label.setText(model_text(model, self.state.model_source))
+        fit_label_height(self.label, self.width() - 16)
         mismatch = model is not None and cube is not None and cube.bands != model.bands
         if mismatch:
             self.warning.setText(
@@ -101,6 +103,8 @@ class ModelBox(QGroupBox):
                 "(selected): train a new model or choose another cube or band selection."
             )
         self.warning.setVisible(mismatch)
+        if mismatch:
+            fit_label_height(self.warning, self.width() - 16)
 
     # ---- workers
     def _start(self) -> None:

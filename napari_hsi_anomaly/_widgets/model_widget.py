@@ -26,7 +26,7 @@ from napari_hsi_anomaly._widgets import model_io
 from napari_hsi_anomaly._widgets.cube_widget import is_cube_layer, layer_cube
 from napari_hsi_anomaly._widgets.loss_plot import LossPlot
 from napari_hsi_anomaly._widgets.model_params import TrainForm
-from napari_hsi_anomaly._widgets.scroll import scroll_dock
+from napari_hsi_anomaly._widgets.scroll import fit_label_height, scroll_dock
 from napari_hsi_anomaly._widgets.state import get_state
 from napari_hsi_anomaly._widgets.workers import notify_error, start_generator_worker
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError
@@ -242,6 +242,7 @@ class ModelWidget(QWidget):
         self.loss_plot.redraw()
         self.state.set_model(model, "trained")
         self.live_label.setText(f"Training done: {model_io.training_text(model.summary)}.")
+        fit_label_height(self.live_label, self.width() - 24)
 
     def _on_aborted(self) -> None:
         self.loss_plot.redraw()
@@ -254,9 +255,15 @@ class ModelWidget(QWidget):
         self.worker = None
         self._set_enabled()
 
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        for label in (self.plan_label, self.live_label, self.model_label):
+            fit_label_height(label, self.width() - 24)
+
     def _show_plan(self, *_: Any) -> None:
         try:
             self.plan_label.setText(self.form.plan())
+            fit_label_height(self.plan_label, self.width() - 24)
         except Exception:  # a half-typed value: the plan shows again at the next change
             self.plan_label.setText("")
 

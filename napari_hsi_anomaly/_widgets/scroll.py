@@ -32,3 +32,11 @@ def scroll_dock(widget: QWidget, parts: Sequence[QWidget], margins: int = 0) -> 
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(scroll)
     return content
+
+
+def fit_label_height(label: QWidget, width: int = 0) -> None:
+    """Give a word-wrapped label the height its text needs at ``width`` (or its own width): a scroll
+    area's content does not ask its labels for height-for-width, so they would be squeezed."""
+    w = max(width or label.width(), 200)
+    h = label.heightForWidth(w)
+    label.setMinimumHeight(max(h, 0))
