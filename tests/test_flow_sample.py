@@ -39,7 +39,9 @@ def test_train_score_sliders_click_and_region_on_the_sample(make_napari_viewer, 
     model_w.epochs.setValue(1)
     assert model_w.train() is not None
     qtbot.waitUntil(lambda: state.model is not None and not model_w.training, timeout=WAIT_MS)
-    assert state.model.bands == 12 and state.model.summary["epochs"] == 1
+    # trained on the Cube dock's band selection: the sample's 12 Sentinel-2 bands without B10 cirrus
+    assert state.analysis_cube().bands == 11 and state.band_selection.tolist() == [*range(9), 10, 11]
+    assert state.model.bands == 11 and state.model.summary["epochs"] == 1
 
     # Detect dock: CAE features per pixel + GLOSH with that model (no second training)
     detect_w = docks["Detect"]
