@@ -76,14 +76,14 @@ class Shots:
         self.w["Cube"].show_rgb.setChecked(True)
 
     def stage_training(self) -> None:
+        """Train with the dock's defaults for the scene (worker thread); shot once most steps are in."""
         model = self.w["Model"]
         self.docks["Model"].raise_()
         model.preset.setCurrentText("fast")
-        model.epochs.setValue(12)
-        model.window_size.setValue(32)
         os.environ.pop("HSI_ANOMALY_SYNC_WORKERS", None)
         model.train()
-        settle(until=lambda: len(model.loss_plot.val_xs) >= 5 or not model.training)
+        total = model.epochs.value() * (model.form.options().steps_per_epoch or 10)
+        settle(until=lambda: len(model.loss_plot.xs) >= 0.6 * total or not model.training)
         model.loss_plot.redraw()
         self.shot("02_training")
         model.cancel()
