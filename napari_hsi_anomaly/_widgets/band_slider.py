@@ -116,7 +116,8 @@ class BandSliderLabels:
         overlay.visible = bool(text)
         layer = self._layer()
         layer = layer if layer in self.viewer.layers else None
-        self._relabel(band_axis(self.viewer, layer), None, "Band shown (counted from 1, as in the Cube dock)")
+        bands = int(layer.data.shape[layer_band_axis(layer)]) if layer is not None else None
+        self._relabel(band_axis(self.viewer, layer), bands, "Band shown (counted from 1, like the Cube dock)")
         meta = getattr(layer, "metadata", {}) or {}
         if meta.get("date_axis") is not None and meta.get("n_dates"):
             axis = int(self.viewer.dims.ndim) - int(layer.ndim) + int(meta["date_axis"])
