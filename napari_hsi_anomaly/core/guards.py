@@ -142,7 +142,10 @@ def check_input_path(path: str | os.PathLike, what: str = "input", *, directory:
         if not stat.S_ISDIR(st.st_mode):
             raise HsiAnomalyError(f"{what} {p} is not a folder.")
     elif stat.S_ISDIR(st.st_mode):
-        raise HsiAnomalyError(f"{what} {p} is a folder, not a file: give the file inside it.")
+        from napari_hsi_anomaly.core.io.safe import is_safe  # a Sentinel-2 .SAFE product is a folder
+
+        if not is_safe(p):
+            raise HsiAnomalyError(f"{what} {p} is a folder, not a file: give the file inside it.")
     elif not stat.S_ISREG(st.st_mode):
         kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
         raise HsiAnomalyError(f"{what} {p} is {kind}: give a regular file (a pipe cannot be read twice).")
