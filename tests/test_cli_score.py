@@ -77,3 +77,22 @@ def test_synth_writes_cube_and_labels(tiny, capsys):
     assert labels["sections"].shape == (4 * 16, 4)
     assert main(["synth", str(tiny / "cube.npy"), "--out", str(tiny / "s2"), "--window", "64"]) == 1
     assert "smaller than the window" in capsys.readouterr().err
+
+
+def test_large_scene_is_scored_in_blocks(tiny, monkeypatch, capsys):
+    """Over the block threshold, score fits on strips and scores row blocks: same map as iter_detect."""
+    import napari_hsi_anomaly.cli.score_commands as sc
+    import napari_hsi_anomaly.core.scoring.blocks as blocks
+
+    monkeypatch.setattr(sc, "BLOCK_SCENE_PIXELS", 100)
+    monkeypatch.setattr(blocks, "BLOCK_PIXELS", 400)  # 40 x 40 in blocks of 10 rows
+    monkeypatch.setattr(blocks, "REFERENCE_PIXELS", 800)  # fitted on strips, not the whole scene
+    out = tiny / "blocked.npy"
+    assert main(["score", str(tiny / "cube.npy"), "--method", "rx", "--out", str(out),
+                 "--mask-out", str(tiny / "bmask.npy")]) == 0
+    assert "scored in row blocks" in capsys.readouterr().err
+    scores = np.load(out)
+    assert scores.shape == (40, 40) and scores.dtype == np.float32
+    r, c = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    assert 10 <= r < 13 and 20 <= c < 23  # the planted square is the most outlying
+    assert np.load(tiny / "bmask.npy")[11, 21] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,8 +112,12 @@ def cmd_score(args: argparse.Namespace) -> int:
                 f"{args.min_samples}: use --min-samples {max(1, n - 1)} or less, a larger cube, or a "
                 "method that does not cluster (e.g. --method rx)."
             )
-    # One float32 copy of the cube: detectors that work in blocks need less (a memory-mapped tile is
-    # scored block by block), but a cube whose float32 copy alone exceeds the budget is refused here.
+    blocked = _use_blocks(cube, args)
+    if blocked:  # a large scene without a model: fitted on strips, scored block by block (bounded memory)
+        check_allocation(4 * cube.rows * cube.cols * 3, f"Scoring {cube.name} in blocks (score map)",
+                         hint="crop the cube or score it in tiles")
+        return _score_blocks(args, cube, out_path, mask_path)
+    # One float32 copy of the cube: a cube whose float32 copy alone exceeds the budget is refused here.
     check_allocation(float32_bytes(cube, 1), f"Scoring {cube.name} ({cube.bands}x{cube.rows}x{cube.cols})",
                      hint="crop the cube or score it in tiles")
     if args.profile:
@@ -143,6 +148,36 @@ def cmd_score(args: argparse.Namespace) -> int:
           file=sys.stderr)
     if args.mask_out:
         mask = det.mask(args.t_anom)
+        m = write_map(mask_path, mask.astype(np.uint8), like=cube)
+        print(f"mask: {m} ({int(mask.sum())} pixels >= {args.t_anom})", file=sys.stderr)
+    return 0
+
+
+BLOCK_SCENE_PIXELS = 4_000_000  # larger scenes are scored in row blocks (core.scoring.blocks)
+
+
+def _use_blocks(cube: Any, args: argparse.Namespace) -> bool:
+    """Score in row blocks: a scene over ``BLOCK_SCENE_PIXELS`` with a detector that needs no CAE."""
+    if args.profile or args.model or cube.rows * cube.cols <= BLOCK_SCENE_PIXELS:
+        return False
+    return not REGISTRY[args.method].needs_model
+
+
+def _score_blocks(args: argparse.Namespace, cube: Any, out_path: Path, mask_path: Path | None) -> int:
+    """``iter_detect_blocks``: the normal model from evenly spaced strips, every block scored against it."""
+    from napari_hsi_anomaly.core.io import write_map
+    from napari_hsi_anomaly.core.scoring.blocks import iter_detect_blocks
+
+    declared = {p.name for p in REGISTRY[args.method].params}
+    offered = {"p_min": args.p_min, "min_samples": args.min_samples}
+    params = {k: v for k, v in offered.items() if k in declared and v is not None}
+    scores = run(iter_detect_blocks(cube, args.method, **params), _progress)
+    print(file=sys.stderr)
+    out = write_map(out_path, np.asarray(scores, dtype=np.float32), like=cube)
+    print(f"scores: {out} ({args.method}, scored in row blocks, max {float(np.max(scores)):.3f})",
+          file=sys.stderr)
+    if args.mask_out:
+        mask = np.asarray(scores) >= args.t_anom
         m = write_map(mask_path, mask.astype(np.uint8), like=cube)
         print(f"mask: {m} ({int(mask.sum())} pixels >= {args.t_anom})", file=sys.stderr)
     return 0
