@@ -156,7 +156,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     elif args.epochs is not None:
         from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options
 
-        train_options = default_train_options()
+        train_options = default_train_options(cubes, getattr(args, "preset", "fast"))
         train_options.epochs = int(args.epochs)
     from napari_hsi_anomaly.core.profile import iter_fit_profile, save_profile
 

@@ -133,7 +133,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     elif args.epochs is not None and REGISTRY[args.method].needs_model:
         from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options
 
-        train_options = default_train_options()
+        train_options = default_train_options([cube], args.preset)
         train_options.epochs = int(args.epochs)
     from napari_hsi_anomaly.core.scoring.detect import iter_detect
 

@@ -21,10 +21,13 @@ PRESET = Param("preset", str, "fast", "CAE preset trained on the reference cubes
                choices=("fast", "thesis"))
 
 
-def default_train_options() -> Any:
-    """Training used when no model is given: a few Adam steps on random 32x32 crops of the cubes."""
-    from napari_hsi_anomaly.core.model import TrainOptions
+def default_train_options(cubes: Sequence[Cube] | None = None, preset: str = "fast") -> Any:
+    """Training used when no model is given: ``core.model.auto_train_options`` for the cubes (random
+    crops that fit the smallest, several Adam steps an epoch); without cubes, 25 steps on 32x32 crops."""
+    from napari_hsi_anomaly.core.model import TrainOptions, auto_train_options
 
+    if cubes:
+        return auto_train_options(list(cubes), preset)
     return TrainOptions(epochs=1, optimizer="adam", crop=32, steps_per_epoch=25, batch_size=4,
                         val_fraction=0.0, seed=0)
 
@@ -38,7 +41,8 @@ def get_model(cubes: Sequence[Cube], model: Any, preset: str, train_options: Any
         return model
     from napari_hsi_anomaly.core.model import iter_train
 
-    trained = yield from iter_train(list(cubes), preset, train_options or default_train_options())
+    options = train_options or default_train_options(cubes, preset)
+    trained = yield from iter_train(list(cubes), preset, options)
     return trained
 
 
