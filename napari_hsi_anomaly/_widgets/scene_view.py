@@ -7,6 +7,7 @@ stack, RGB composite and ground truth; the Cube dock tags the reader's "ground t
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -135,7 +136,9 @@ class SceneView:
         lo, hi = lo[-2:], hi[-2:]
         size = np.maximum(hi - lo + step, 1e-9)  # the extent runs from first to last pixel centre
         self.viewer.camera.center = tuple((lo + hi) / 2)
-        canvas = getattr(self.viewer, "_canvas_size", None)
+        with warnings.catch_warnings():  # napari warns (and notifies) on private attribute access
+            warnings.simplefilter("ignore")
+            canvas = getattr(self.viewer, "_canvas_size", None)
         if canvas is None or min(canvas) <= 1:
             return
         self.viewer.camera.zoom = float(np.min(np.asarray(canvas[-2:], dtype=float) / size) * (1 - margin))
