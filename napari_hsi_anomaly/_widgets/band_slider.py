@@ -74,6 +74,13 @@ def canvas_line(viewer: Any, state: Any, mode: str, rgb_layer: Any) -> str:
     return f"{state.scene_name}{_date(cube)}" + (f" · {parts}" if parts else "")
 
 
+def text_overlay(viewer: Any) -> Any:
+    """The canvas text overlay (``viewer.canvas.overlays.text`` since napari 0.9)."""
+    canvas = getattr(viewer, "canvas", None)
+    overlays = getattr(canvas, "overlays", None)
+    return overlays.text if overlays is not None and hasattr(overlays, "text") else viewer.text_overlay
+
+
 def _slider_widget(viewer: Any, axis: int) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -100,7 +107,7 @@ class BandSliderLabels:
         viewer.dims.events.current_step.connect(self.schedule)
         viewer.dims.events.range.connect(self.schedule)
         viewer.dims.events.ndim.connect(self.schedule)
-        overlay = viewer.text_overlay
+        overlay = text_overlay(viewer)
         overlay.position = "top_left"
         overlay.font_size = 11
         overlay.color = "white"
@@ -111,7 +118,7 @@ class BandSliderLabels:
 
     def update(self) -> None:
         text = self._text()
-        overlay = self.viewer.text_overlay
+        overlay = text_overlay(self.viewer)
         overlay.text = text
         overlay.visible = bool(text)
         layer = self._layer()

@@ -20,6 +20,7 @@ from napari_hsi_anomaly._widgets.band_slider import band_axis, current_band
 from napari_hsi_anomaly._widgets.detect_layers import SCORE_LAYER, find_layer
 from napari_hsi_anomaly._widgets.plots import BandBars
 from napari_hsi_anomaly._widgets.region_table import MAX_TABLE_ROWS, RegionTable  # noqa: F401
+from napari_hsi_anomaly._widgets.scene_view import camera
 from napari_hsi_anomaly._widgets.scroll import scroll_dock
 from napari_hsi_anomaly._widgets.spectrum_panel import SpectrumPanel
 from napari_hsi_anomaly._widgets.state import get_state
@@ -242,11 +243,11 @@ class InspectWidget(QWidget):
             scale = np.abs(np.asarray(layer.scale)[-2:])
         else:
             centre, scale = np.array([row, col]), np.ones(2)
-        self.viewer.camera.center = tuple(float(v) for v in centre)
+        camera(self.viewer).center = tuple(float(v) for v in centre)
         extent = max((r1 - r0) * scale[0], (c1 - c0) * scale[1], 16 * float(scale.min())) * 4
         size = getattr(self.viewer, "_canvas_size", None) or (600, 800)
         whole = min(size[0] / (self.cube.rows * scale[0]), size[1] / (self.cube.cols * scale[1]))
-        self.viewer.camera.zoom = float(np.clip(min(size) / extent, whole, max(whole, 16.0)))
+        camera(self.viewer).zoom = float(np.clip(min(size) / extent, whole, max(whole, 16.0)))
 
     def show_region(self, region: RegionInfo) -> np.ndarray:
         """Plot the region's mean spectrum and which bands make it stand out; returns the mean."""

@@ -23,6 +23,12 @@ def scene_of(layer: Any) -> Cube | None:
     return cube if isinstance(cube, Cube) else None
 
 
+def camera(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9; ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
 def scene_key(layer: Any) -> Any:
     """What a layer belongs to: its stack of dates (every date is one scene of it), else its cube."""
     meta = getattr(layer, "metadata", {})
@@ -135,13 +141,13 @@ class SceneView:
         step = np.abs(np.asarray(layer.scale, dtype=float)[-2:])
         lo, hi = lo[-2:], hi[-2:]
         size = np.maximum(hi - lo + step, 1e-9)  # the extent runs from first to last pixel centre
-        self.viewer.camera.center = tuple((lo + hi) / 2)
+        camera(self.viewer).center = tuple((lo + hi) / 2)
         with warnings.catch_warnings():  # napari warns (and notifies) on private attribute access
             warnings.simplefilter("ignore")
             canvas = getattr(self.viewer, "_canvas_size", None)
         if canvas is None or min(canvas) <= 1:
             return
-        self.viewer.camera.zoom = float(np.min(np.asarray(canvas[-2:], dtype=float) / size) * (1 - margin))
+        camera(self.viewer).zoom = float(np.min(np.asarray(canvas[-2:], dtype=float) / size) * (1 - margin))
 
     def set_mode(self, mode: str) -> None:
         """``"rgb"``: the composite, band stack hidden; ``"band"``: the band stack (slider) only."""
