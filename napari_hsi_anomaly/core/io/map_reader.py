@@ -12,7 +12,13 @@ from napari_hsi_anomaly.core.errors import CubeReadError, HsiAnomalyError, Shape
 from napari_hsi_anomaly.core.guards import check_allocation, check_input_path
 from napari_hsi_anomaly.core.io.numpy_io import check_numbers, check_regular_file, npz_member_info
 
-ROLES = {"scores": "scores", "gt": "ground truth"}
+ROLES = {"scores": "scores", "gt": "ground truth", "mask": "mask", "map": "map"}
+KEYS = {  # .npz keys tried, in order, for each role
+    "scores": ("scores", "score", "score_map"),
+    "gt": ("gt", "ground_truth", "labels", "mask"),
+    "mask": ("mask", "labels"),
+    "map": (),
+}
 MAP_READ_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".hdr", ".img")
 
 
@@ -33,15 +39,18 @@ def _from_npz(path: Path, role: str, key: str | None, what: str) -> np.ndarray:
         with zipfile.ZipFile(path) as z:
             keys = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
             if key is None:
-                if role in keys:
-                    key = role
+                wanted = [k for k in KEYS[role] if k in keys]
+                if wanted:
+                    key = wanted[0]
                 elif len(keys) == 1:
                     key = keys[0]
                 else:
-                    raise HsiAnomalyError(
-                        f"{path.name} has no array '{role}' for the {what} (it has: "
-                        f"{', '.join(keys) or 'nothing'}); name the one to use with --{role}-key."
-                    )
+                    has = ", ".join(keys) or "nothing"
+                    if role in ("scores", "gt"):
+                        raise HsiAnomalyError(f"{path.name} has no array '{role}' for the {what} (it has: "
+                                              f"{has}); name the one to use with --{role}-key.")
+                    raise HsiAnomalyError(f"{path.name}: which array is the {what}? It has {has}; "
+                                          "name the one to use with a key.")
             elif key not in keys:
                 raise HsiAnomalyError(
                     f"{path.name} has no array '{key}' (it has: {', '.join(keys) or 'nothing'})."
@@ -70,8 +79,8 @@ def _from_tiff(path: Path) -> np.ndarray:
         raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
 
 
-def read_map(path: str | Path, role: str, key: str | None = None) -> np.ndarray:
-    """The ``(rows, cols)`` map in ``path`` for ``role`` (``"scores"`` or ``"gt"``).
+def read_map(path: str | Path, role: str = "map", key: str | None = None) -> np.ndarray:
+    """The ``(rows, cols)`` map in ``path`` for ``role`` (``"scores"``, ``"gt"``, ``"mask"`` or ``"map"``).
 
     An ``.npz`` is read by role: key ``scores`` for scores, ``gt`` for ground truth (or ``key``; an
     archive with one array gives that one); anything else must hold exactly one 2-D map. Scores must
@@ -103,7 +112,7 @@ def read_map(path: str | Path, role: str, key: str | None = None) -> np.ndarray:
         )
     check_numbers(arr.dtype, path.name)
     arr = _squeeze2d(np.asarray(arr), path, what)
-    if arr.dtype.kind == "f":
+    if arr.dtype.kind == "f" and role in ("scores", "gt"):
         bad = ~np.isfinite(arr)
         if bad.any():
             n_nan, n_inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())

@@ -3,13 +3,12 @@ maps (scores, masks, ground truth) in every format ``write_map`` writes."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
-from napari_hsi_anomaly.core.errors import CubeReadError, HsiAnomalyError, ShapeError
+from napari_hsi_anomaly.core.errors import CubeReadError
 from napari_hsi_anomaly.core.io.envi import DATA_SUFFIXES, read_envi
 from napari_hsi_anomaly.core.io.geotiff import envi_georef, tiff_georef
 from napari_hsi_anomaly.core.io.numpy_io import LAYOUTS, read_npy, read_npz
@@ -19,13 +18,8 @@ from napari_hsi_anomaly.core.io.tiff import read_tiff
 CUBE_SUFFIXES = (".hdr", ".npy", ".npz", ".tif", ".tiff", ".SAFE", ".zip") + tuple(
     s for s in DATA_SUFFIXES if s
 )
-MAP_ROLES = {  # .npz keys tried, in order, for each role of a map
-    "scores": ("scores", "score", "score_map"),
-    "gt": ("gt", "ground_truth", "labels", "mask"),
-    "mask": ("mask", "labels"),
-}
 
-__all__ = ["CUBE_SUFFIXES", "LAYOUTS", "MAP_ROLES", "read_cube", "read_map"]
+__all__ = ["CUBE_SUFFIXES", "LAYOUTS", "read_cube", "read_map"]
 
 
 def read_cube(
@@ -82,77 +76,13 @@ def read_cube(
     raise CubeReadError(f"{path.name}: unknown cube format '{path.suffix}' (known: {known}).")
 
 
-def _npz_map(path: Path, key: str | None, role: str | None) -> np.ndarray:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            files = list(z.files)
-            if key is None:
-                wanted = [k for k in MAP_ROLES.get(role or "", ()) if k in files]
-                if wanted:
-                    key = wanted[0]
-                else:
-                    two_d = [k for k in files if z[k].ndim >= 2 and z[k].squeeze().ndim == 2]
-                    if len(two_d) != 1:
-                        raise HsiAnomalyError(
-                            f"{path.name}: which array is the {role or 'map'}? It has "
-                            f"{', '.join(files) or 'nothing'}; name it with --key."
-                        )
-                    key = two_d[0]
-            if key not in files:
-                raise HsiAnomalyError(
-                    f"{path.name} has no array '{key}' (it has: {', '.join(files) or 'nothing'})."
-                )
-            return np.asarray(z[key])
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CubeReadError(f"{path.name} is not a readable NumPy .npz file ({exc}).") from exc
-
-
 def read_map(path: str | Path, key: str | None = None, *, role: str | None = None) -> np.ndarray:
     """A ``(rows, cols)`` map (scores, mask or ground truth) from ``.npy``, ``.npz``, ``.tif``/``.tiff``
-    or ENVI ``.hdr``/data file: what ``write_map`` and napari's *Save scores.../Save mask...* write.
+    or ENVI: what ``write_map`` and napari's *Save scores.../Save mask...* write (one implementation:
+    ``core.io.map_reader.read_map``; ``key`` names the ``.npz`` array, else the one named for ``role``)."""
+    from napari_hsi_anomaly.core.io.map_reader import read_map as _read_map
 
-    ``key`` names the ``.npz`` array; without it the array named for ``role`` (``scores``, ``gt``,
-    ``mask``; see ``MAP_ROLES``) or else the only 2-D one. A single band ``(1, r, c)``/``(r, c, 1)`` is
-    squeezed. ``HsiAnomalyError`` naming the file otherwise."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CubeReadError(f"{path} does not exist or is not a file.")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise CubeReadError(f"{path.name} is not a readable NumPy .npy file ({exc}).") from exc
-    elif suffix == ".npz":
-        arr = _npz_map(path, key, role)
-    elif suffix in (".tif", ".tiff"):
-        arr = _tiff_map(path)
-    elif suffix == ".hdr" or suffix in DATA_SUFFIXES:
-        cube = read_envi(path)
-        if cube.bands != 1:
-            raise ShapeError(f"{path.name} has {cube.bands} bands; a map has one.")
-        arr = cube.data[0]
-    else:
-        raise CubeReadError(
-            f"{path.name}: unknown map format '{path.suffix}' (use .npy, .npz, .tif or .hdr)."
-        )
-    if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
-        arr = arr[0] if arr.shape[0] == 1 else arr[..., 0]
-    if arr.ndim != 2:
-        raise ShapeError(f"{path.name}: a map must be 2-D (rows, cols); got shape {arr.shape}.")
-    if arr.dtype.kind not in "biuf":
-        raise CubeReadError(f"{path.name} holds {arr.dtype} values; a map holds real numbers.")
-    return np.asarray(arr)
-
-
-def _tiff_map(path: Path) -> np.ndarray:
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return tif.series[0].asarray()
-    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
-        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+    return _read_map(path, role or "map", key)
 
 
 def is_map_file(path: str | Path) -> bool:
