@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from napari_hsi_anomaly import __version__
+from napari_hsi_anomaly.core.atomic import atomic_folder
 from napari_hsi_anomaly.core.cube import Cube, as_cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError, ShapeError
 
@@ -114,34 +113,13 @@ def save_profile(scorer: Any, folder: str | os.PathLike, *, band_selection: Sequ
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
         "scorer": meta,
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    old: Path | None = None
-    try:
+    with atomic_folder(target) as tmp:
         save_file(arrays, str(tmp / ARRAYS), metadata={"format": FORMAT})
         if model is not None:
             from napari_hsi_anomaly.core.model import save_model
 
             save_model(model, tmp / MODEL_DIR)
         (tmp / PROFILE_JSON).write_text(json.dumps(info, indent=1, default=_json_default))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)
-        for f in (tmp / PROFILE_JSON, tmp / ARRAYS):
-            f.chmod(0o666 & ~umask)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            old.rmdir()
-            target.rename(old)
-        tmp.rename(target)
-    except BaseException:
-        if old is not None and not target.exists():
-            old.rename(target)
-            old = None
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return target
 
 

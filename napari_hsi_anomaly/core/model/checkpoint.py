@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from napari_hsi_anomaly import __version__
+from napari_hsi_anomaly.core.atomic import atomic_folder
 from napari_hsi_anomaly.core.errors import ModelError
 from napari_hsi_anomaly.core.model.cae import CAE, CAEConfig
 from napari_hsi_anomaly.core.model.scaling import MinMaxScaler
@@ -51,10 +50,7 @@ def save_model(model: TrainedModel, directory: str | os.PathLike) -> Path:
             f"{target} exists and holds other files than a saved model: choose a new folder name "
             "(saving replaces the folder whole)."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    old: Path | None = None
-    try:
+    with atomic_folder(target) as tmp:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         config = {
@@ -69,30 +65,7 @@ def save_model(model: TrainedModel, directory: str | os.PathLike) -> Path:
             "training": model.summary,
         }
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=_json_default))
-        _normal_permissions(tmp)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            old.rmdir()
-            target.rename(old)
-        tmp.rename(target)
-    except BaseException:
-        if old is not None and not target.exists():
-            old.rename(target)
-            old = None
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return target
-
-
-def _normal_permissions(d: Path) -> None:
-    """``mkdtemp`` makes a 0700 directory: give it (and its files) the usual umask permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    d.chmod(0o777 & ~umask)
-    for f in d.iterdir():
-        f.chmod(0o666 & ~umask)
 
 
 def _json_default(obj):
