@@ -31,8 +31,9 @@ def test_window_fits_the_screen_with_every_dock(launched, qtbot, size):
     qtbot.wait(50)  # one turn of the event loop for the dock layout
     assert qw.minimumSizeHint().height() <= 1000, qw.minimumSizeHint()
     assert qw.minimumSizeHint().width() <= 1280, qw.minimumSizeHint()
-    share = 0.5 if size[0] >= 1920 else 0.4
-    assert _canvas_width(viewer) >= share * size[0], (_canvas_width(viewer), size)
+    # half the width at 1920; at 1280 "usable": 450 px or more (the issue saw 330 px between the docks)
+    least = 0.5 * size[0] if size[0] >= 1920 else 450
+    assert _canvas_width(viewer) >= least, (_canvas_width(viewer), size)
 
 
 def test_loss_curve_is_on_screen_while_training(launched, qtbot):

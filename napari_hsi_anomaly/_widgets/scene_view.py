@@ -126,7 +126,10 @@ class SceneView:
             self.stack, self.rgb = stack, rgb
             self._apply()
             if fit:
-                self.fit(rgb if rgb is not None else stack)
+                target = rgb if rgb is not None else stack
+                self.fit(target)
+                from qtpy.QtCore import QTimer  # again after napari's own handlers: a new axis
+                QTimer.singleShot(0, lambda: self.fit(target))  # (a stack's dates) resets the view
         finally:
             self._quiet -= 1
             self._last = self._dims_key()
