@@ -15,10 +15,11 @@ scene left out; the default is the candidate picked on all nine. Saves benchmark
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from common import git_head, save_table
@@ -98,6 +99,23 @@ def table(title: str, names: list[str], methods: list[str], cells, footer: list[
     return lines + footer + [""]
 
 
+def _save_cache(path: str, auc: dict, secs: dict, train_s: dict, s_auc: dict, head: str) -> None:
+    """The scores of a run (JSON) and its z maps (``.npz``, keys ``method|scene``): no pickle."""
+    Path(path).write_text(json.dumps({"auc": auc, "secs": secs, "train_s": train_s, "s_auc": s_auc,
+                                      "head": head, "n_true": {f"{m}|{n}": v[1] for m, d in ZMAPS.items()
+                                                               for n, v in d.items()}}))
+    np.savez(f"{path}.npz", **{f"{m}|{n}": v[0] for m, d in ZMAPS.items() for n, v in d.items()})
+
+
+def _load_cache(path: str) -> tuple[dict, dict, dict, dict, str]:
+    info = json.loads(Path(path).read_text())
+    with np.load(f"{path}.npz", allow_pickle=False) as z:
+        for key in z.files:
+            m, n = key.split("|", 1)
+            ZMAPS.setdefault(m, {})[n] = (z[key], int(info["n_true"][key]))
+    return info["auc"], info["secs"], info["train_s"], info["s_auc"], info["head"]
+
+
 def main() -> str:
     import torch
 
@@ -112,9 +130,7 @@ def main() -> str:
     stress = stress_set()
     cached = _arg("--from-cache")
     if cached:  # z maps do not depend on z0: flagged/true re-counted at the current z0, AUCs as run
-        with open(cached, "rb") as fh:
-            auc, secs, train_s, s_auc, zmaps, head0 = pickle.load(fh)
-        ZMAPS.update(zmaps)
+        auc, secs, train_s, s_auc, head0 = _load_cache(cached)
     else:
         auc, _, secs, train_s = score_scenes(dev, methods, cae)
         if "rx" in auc:
@@ -123,8 +139,7 @@ def main() -> str:
         s_auc, _, _, _ = score_scenes(stress, methods, cae)
         head0 = git_head()
         if _arg("--cache"):
-            with open(_arg("--cache"), "wb") as fh:
-                pickle.dump((auc, secs, train_s, s_auc, ZMAPS, head0), fh)
+            _save_cache(_arg("--cache"), auc, secs, train_s, s_auc, head0)
     methods = [m for m in methods if m in auc]
     dev_names, s_names = [n for n, _, _ in dev], [n for n, _, _ in stress]
     ratio, s_ratio = ({m: {n: _flagged(m, n) for n in names} for m in methods}
