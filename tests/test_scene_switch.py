@@ -78,6 +78,7 @@ def test_two_cubes_in_a_row(docks, qtbot, tmp_path):
     gt_second = [lay for lay in layers
                  if lay.metadata.get("cube") is state.cube and lay.name.startswith("ground")]
     assert len(gt_second) == 1 and state.ground_truth == gt_second[0].name
+    assert detect_w.results.gt_combo.currentText() == gt_second[0].name  # Detect follows the scene
     # the view fits the new cube
     np.testing.assert_allclose(viewer.camera.center[-2:], (19.5, 19.5), atol=1.0)
 
@@ -96,6 +97,19 @@ def test_two_cubes_in_a_row(docks, qtbot, tmp_path):
     assert cube_w.show_band.isChecked()
     slider = viewer.window._qt_viewer.dims.slider_widgets[0]
     assert slider.curslice_label.text() == "5" and slider.totslice_label.text() == "8"
+
+
+def test_a_cube_without_ground_truth_clears_detects_choice(docks, qtbot, tmp_path):
+    from napari_hsi_anomaly._widgets.detect_results import NO_GT
+
+    viewer, cube_w, detect_w, inspect_w = docks
+    write_scene(tmp_path / "labelled.npz", 0)
+    open_cube(cube_w, qtbot, tmp_path / "labelled.npz")
+    assert detect_w.results.gt_combo.currentText() == "ground truth"
+    np.save(tmp_path / "plain.npy", np.random.default_rng(3).random((40, 40, 8)).astype(np.float32))
+    open_cube(cube_w, qtbot, tmp_path / "plain.npy")
+    assert cube_w.state.ground_truth is None
+    assert detect_w.results.gt_combo.currentText() == NO_GT  # the other scene's labels never apply
 
 
 def test_choosing_the_other_cube_switches_the_scene(docks, qtbot, tmp_path):

@@ -66,6 +66,7 @@ class ResultsPanel(QWidget):
         self.mask_u8: np.ndarray | None = None  # preallocated mask buffer, the Labels data
         self.scene: str | None = None
         self._gt: np.ndarray | None = None
+        self._wanted_gt: str | None = None  # the scene's ground-truth layer (state.ground_truth)
         self._gt_counts: tuple[int, int] = (0, 0)  # (positives, negatives) among finite scores
         self._auc = float("nan")
         self._roc_gen = Generation()
@@ -222,8 +223,10 @@ class ResultsPanel(QWidget):
         before = self.gt_combo.currentText() or NO_GT
         names = [layer.name for layer in self.viewer.layers if _is_gt_candidate(layer)]
         want = before
-        if want == NO_GT:  # a ground-truth layer that appears is chosen automatically
-            want = next((n for n in names if n.lower() in GT_NAMES), NO_GT)
+        if want == NO_GT and self._wanted_gt in names:  # the scene's, listed now
+            want = self._wanted_gt
+        elif want == NO_GT:  # a ground-truth layer of this scene that appears is chosen automatically
+            want = next((n for n in names if n.lower() in GT_NAMES and self._of_this_scene(n)), NO_GT)
         self.gt_combo.blockSignals(True)
         self.gt_combo.clear()
         self.gt_combo.addItem(NO_GT)
@@ -232,6 +235,16 @@ class ResultsPanel(QWidget):
         self.gt_combo.blockSignals(False)
         if self.gt_combo.currentText() != before:
             self._on_gt_changed()
+
+    def _of_this_scene(self, name: str) -> bool:
+        """Whether layer ``name`` belongs to the current cube (its reader's metadata, else its shape)."""
+        cube, layer = self.state.cube, self.viewer.layers[name]
+        if cube is None:
+            return True
+        owner = layer.metadata.get("cube")
+        if owner is not None:
+            return owner is cube
+        return tuple(layer.data.shape[-2:]) == (cube.rows, cube.cols)
 
     def set_ground_truth(self, name: str) -> None:
         """Select a ground-truth layer by name (``"(none)"`` to clear)."""
@@ -242,9 +255,12 @@ class ResultsPanel(QWidget):
         self._on_gt_changed()
 
     def follow_ground_truth(self, name: str | None) -> None:
-        """The scene's ground-truth layer (the Cube dock's choice), when it is one of ours."""
-        if name and self.gt_combo.findText(name) >= 0 and self.gt_combo.currentText() != name:
-            self.set_ground_truth(name)
+        """The scene's ground-truth layer (the Cube dock's choice); a scene without one clears the box
+        (another scene's ground truth never stays chosen). A layer not listed yet is chosen when it is."""
+        self._wanted_gt = name
+        target = name if name and self.gt_combo.findText(name) >= 0 else NO_GT
+        if self.gt_combo.currentText() != target:
+            self.set_ground_truth(target)
 
     def _gt_hint(self) -> str:
         name = self.gt_combo.currentText()

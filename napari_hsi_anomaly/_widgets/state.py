@@ -63,8 +63,10 @@ class AppState:
         self.band_selection = None if bands is None else np.asarray(bands, dtype=np.intp)
         self.scene += 1
         self.detection, self.mask, self.mask_labels = None, None, None
-        self.ground_truth = None
+        had_gt, self.ground_truth = self.ground_truth is not None, None
         self.cube_changed.emit(cube)
+        if had_gt:  # the previous scene's ground truth no longer applies
+            self.ground_truth_changed.emit(None)
 
     def set_bands(self, bands: np.ndarray | None) -> None:
         """The bands analysis uses (0-based, sorted); None or every band = no selection."""
