@@ -35,11 +35,14 @@ def _open(viewer: Any, path: str | None, layout: str | None = None, key: str = "
         except HsiAnomalyError as exc:
             show_error(str(exc))
         return
-    from napari_hsi_anomaly._reader import cube_layers
+    from napari_hsi_anomaly._reader import cube_layers, read_layers
     from napari_hsi_anomaly.core.io import read_cube
 
     try:
-        _add_layers(viewer, cube_layers(read_cube(Path(path).expanduser(), layout=layout, key=key)))
+        if layout is None and key == "cube":  # as napari's reader: ground truth, stacks, SAFE, maps
+            _add_layers(viewer, read_layers(str(Path(path).expanduser())))
+        else:
+            _add_layers(viewer, cube_layers(read_cube(Path(path).expanduser(), layout=layout, key=key)))
     except HsiAnomalyError as exc:
         show_error(str(exc))
 
