@@ -61,14 +61,6 @@ def _relay(gen: Iterator, prefix: str) -> Generator[Any, None, Any]:
         yield p
 
 
-def _registry() -> Any:
-    try:
-        from napari_hsi_anomaly.core.detectors import registry
-    except ImportError:
-        return None
-    return registry
-
-
 def _trained_model(*objs: Any) -> Any:
     for obj in objs:
         model = getattr(obj, "model", None)
@@ -102,24 +94,10 @@ def score_job(
     """Score every target; see the module docstring for where the normal model comes from."""
     if not targets:
         raise HsiAnomalyError("Nothing to score: open a cube first.")
-    reg = _registry()
+    from napari_hsi_anomaly.core.detectors import registry as reg
+
     out = JobResult(scorer=scorer)
     many = len(targets) > 1
-    if reg is None:
-        if references or scorer is not None:
-            raise HsiAnomalyError("Reference cubes and profiles need the detector registry "
-                                  "(napari_hsi_anomaly.core.detectors), which this install lacks.")
-        from napari_hsi_anomaly.core.scoring import iter_detect
-
-        for i, t in enumerate(targets):
-            prefix = f"{t.name} ({i + 1}/{len(targets)}): " if many else ""
-            det = yield from _relay(iter_detect(t.cube, method, model=model, **params), prefix)
-            model = model or _trained_model(det)
-            out.model = out.model or _trained_model(det)
-            out.scenes.append(SceneResult(t.name, t.full if t.full is not None else t.cube, det, t.layer,
-                                          t.rgb_layer, t.date))
-        return out
-
     if scorer is None and references:
         detector = reg.get_detector(method)(**params)
         label = f"fitting on {len(references)} reference cube{'s' if len(references) > 1 else ''}: "

@@ -31,76 +31,22 @@ class Spec:
     uses_p_min: bool
 
 
-def _registry() -> Any:
-    try:
-        from napari_hsi_anomaly.core.detectors import registry
-    except ImportError:
-        return None
-    return registry
-
-
 def detector_specs() -> list[Spec]:
     """The registered detectors in display order (read at call time), default first."""
-    reg = _registry()
-    if reg is not None:
-        specs = []
-        for name in reg.detector_names():
-            cls = reg.get_detector(name)
-            specs.append(Spec(name, getattr(cls, "label", name), getattr(cls, "summary", ""),
-                              tuple(getattr(cls, "params", ())), bool(getattr(cls, "needs_model", False)),
-                              bool(getattr(cls, "uses_p_min", False))))
-        default = getattr(reg, "DEFAULT_METHOD", None)
-        return sorted(specs, key=lambda s: s.name != default)
-    return _legacy_specs()
+    from napari_hsi_anomaly.core.detectors import registry as reg
+
+    specs = []
+    for name in reg.detector_names():
+        cls = reg.get_detector(name)
+        specs.append(Spec(name, cls.label, cls.summary, tuple(cls.params), bool(cls.needs_model),
+                          bool(cls.uses_p_min)))
+    return sorted(specs, key=lambda s: s.name != reg.DEFAULT_METHOD)
 
 
 def default_method() -> str:
-    reg = _registry()
-    if reg is not None:
-        return str(reg.DEFAULT_METHOD)
-    from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD
+    from napari_hsi_anomaly.core.detectors.registry import DEFAULT_METHOD
 
-    return DEFAULT_METHOD
-
-
-# ---------------------------------------------------------------- before the registry existed
-_LEGACY_LABELS = {
-    "spectral-rx": "Spectral GLOSH + local RX",
-    "ensemble": "Ensemble: CAE + spectral GLOSH + RX",
-    "glosh": "CAE features + GLOSH (thesis)",
-    "glosh-spectral": "Spectral GLOSH (PCA)",
-    "glosh-rx": "CAE GLOSH + local RX",
-    "rx": "RX global",
-    "rx-local": "RX local",
-    "recon": "CAE reconstruction error",
-}
-
-
-@dataclass(frozen=True)
-class _P:  # the registry's Param shape, for core.scoring's methods
-    name: str
-    kind: type
-    default: Any
-    help: str
-    choices: tuple | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-
-
-def _legacy_specs() -> list[Spec]:
-    from napari_hsi_anomaly.core.scoring import DEFAULT_METHOD, FEATURES, METHODS
-    from napari_hsi_anomaly.core.scoring.detect import MODEL_METHODS
-
-    p_min = _P("p_min", int, None, "GLOSH minimum cluster size (None: auto)", minimum=2)
-    ms = _P("min_samples", int, 10, "HDBSCAN min_samples (a new Score)", minimum=1, maximum=500)
-    feat = _P("feature", str, "pixel", "CAE features per pixel, window (f1/f3) or section (f2/f4)",
-              choices=tuple(FEATURES))
-    specs = []
-    for name in sorted(METHODS, key=lambda m: m != DEFAULT_METHOD):
-        glosh = name not in ("rx", "rx-local", "recon")
-        params = ((feat,) if name == "glosh" else ()) + ((p_min, ms) if glosh else ())
-        specs.append(Spec(name, _LEGACY_LABELS.get(name, name), "", params, name in MODEL_METHODS, glosh))
-    return specs
+    return str(DEFAULT_METHOD)
 
 
 # ---------------------------------------------------------------- magicgui fields
