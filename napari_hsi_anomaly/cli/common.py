@@ -29,6 +29,21 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def write_results(scores: np.ndarray, cube: Cube, out_path: os.PathLike, mask_path: os.PathLike | None,
+                  t_anom: float, what: str) -> None:
+    """Write the score map (float32) and, with ``mask_path``, the mask ``scores >= t_anom`` (uint8),
+    both georeferenced like ``cube``; one line each on stderr (``what`` says how they were scored)."""
+    from napari_hsi_anomaly.core.io import write_map
+
+    scores = np.asarray(scores, dtype=np.float32)
+    out = write_map(out_path, scores, like=cube)
+    say(f"scores: {out} ({what}, max {float(scores.max()):.3f})")
+    if mask_path is not None:
+        mask = scores >= t_anom
+        m = write_map(mask_path, mask.astype(np.uint8), like=cube)
+        say(f"mask: {m} ({int(mask.sum())} pixels >= {t_anom}, {100 * mask.mean():.1f} %)")
+
+
 def add_cube_options(p: argparse.ArgumentParser, *, fill: bool = False) -> None:
     """``--layout`` and ``--key`` (and ``--no-fill-detect`` for commands that score or train)."""
     p.add_argument("--layout", choices=LAYOUTS, default=None, help=LAYOUT_HELP)

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hsi_anomaly.cli.common import LazyChoices, add_cube_options, check_usable, read_input, say
+from napari_hsi_anomaly.cli.common import (
+    LazyChoices,
+    add_cube_options,
+    check_usable,
+    read_input,
+    say,
+    write_results,
+)
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.progress import Progress, run
 
@@ -179,7 +186,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
 # -- score --profile --------------------------------------------------------------------------------
 def score_with_profile(args: argparse.Namespace, cube, out_path: Path, mask_path: Path | None) -> int:
     """``score TARGET --profile DIR``: the target scored against the saved normal model."""
-    from napari_hsi_anomaly.core.io import write_map
     from napari_hsi_anomaly.core.profile import iter_score_profile, load_profile
 
     if getattr(args, "model", None):
@@ -194,12 +200,8 @@ def score_with_profile(args: argparse.Namespace, cube, out_path: Path, mask_path
         if not det.can_rescore:
             raise HsiAnomalyError(f"--p-min does not apply: the profile's method {det.method} has no p_min.")
         det.rescore(int(args.p_min))
-    out = write_map(out_path, det.score_map.astype(np.float32), like=cube)
-    say(f"scores: {out} ({det.method} against profile {args.profile}, max {det.score_map.max():.3f})")
-    if mask_path is not None:
-        mask = det.mask(args.t_anom)
-        m = write_map(mask_path, mask.astype(np.uint8), like=cube)
-        say(f"mask: {m} ({int(mask.sum())} pixels >= {args.t_anom}, {100 * mask.mean():.1f} %)")
+    write_results(det.score_map, cube, out_path, mask_path, args.t_anom,
+                  f"{det.method} against profile {args.profile}")
     return 0
 
 

@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from napari_hsi_anomaly.cli.common import add_cube_options, check_usable, float32_bytes, read_input
+from napari_hsi_anomaly.cli.common import (
+    add_cube_options,
+    check_usable,
+    float32_bytes,
+    read_input,
+    write_results,
+)
 from napari_hsi_anomaly.core.detectors.glosh_cae import FEATURES
 from napari_hsi_anomaly.core.detectors.registry import DEFAULT_METHOD, REGISTRY, detector_names
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
@@ -99,7 +105,6 @@ def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from napari_hsi_anomaly.core.guards import check_allocation, check_p_min
-    from napari_hsi_anomaly.core.io import write_map
 
     out_path, mask_path = _check_score_args(args)
     cube = check_usable(read_input(args.cube, args), args)
@@ -143,13 +148,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         _progress,
     )
     print(file=sys.stderr)
-    out = write_map(out_path, det.score_map.astype(np.float32), like=cube)
-    print(f"scores: {out} ({det.method}, feature {det.feature}, max {det.score_map.max():.3f})",
-          file=sys.stderr)
-    if args.mask_out:
-        mask = det.mask(args.t_anom)
-        m = write_map(mask_path, mask.astype(np.uint8), like=cube)
-        print(f"mask: {m} ({int(mask.sum())} pixels >= {args.t_anom})", file=sys.stderr)
+    write_results(det.score_map, cube, out_path, mask_path if args.mask_out else None, args.t_anom,
+                  f"{det.method}, feature {det.feature}")
     return 0
 
 
@@ -165,7 +165,6 @@ def _use_blocks(cube: Any, args: argparse.Namespace) -> bool:
 
 def _score_blocks(args: argparse.Namespace, cube: Any, out_path: Path, mask_path: Path | None) -> int:
     """``iter_detect_blocks``: the normal model from evenly spaced strips, every block scored against it."""
-    from napari_hsi_anomaly.core.io import write_map
     from napari_hsi_anomaly.core.scoring.blocks import iter_detect_blocks
 
     declared = {p.name for p in REGISTRY[args.method].params}
@@ -173,13 +172,8 @@ def _score_blocks(args: argparse.Namespace, cube: Any, out_path: Path, mask_path
     params = {k: v for k, v in offered.items() if k in declared and v is not None}
     scores = run(iter_detect_blocks(cube, args.method, **params), _progress)
     print(file=sys.stderr)
-    out = write_map(out_path, np.asarray(scores, dtype=np.float32), like=cube)
-    print(f"scores: {out} ({args.method}, scored in row blocks, max {float(np.max(scores)):.3f})",
-          file=sys.stderr)
-    if args.mask_out:
-        mask = np.asarray(scores) >= args.t_anom
-        m = write_map(mask_path, mask.astype(np.uint8), like=cube)
-        print(f"mask: {m} ({int(mask.sum())} pixels >= {args.t_anom})", file=sys.stderr)
+    write_results(scores, cube, out_path, mask_path if args.mask_out else None, args.t_anom,
+                  f"{args.method}, scored in row blocks")
     return 0
 
 
