@@ -177,6 +177,11 @@ def test_export_scores_and_mask(detect, qtbot, tmp_path):
     np.testing.assert_array_equal(np.load(out), widget.scores)
     out = widget.export("mask", tmp_path / "mask.npy")
     np.testing.assert_array_equal(np.load(out).astype(bool), widget.scores >= np.float32(0.6))
+    src = tmp_path / "scene.npy"  # the scene's own file is never overwritten by a save
+    np.save(src, np.ones((2, 2)))
+    widget.state.cube.source = src
+    assert widget.export("scores", src) is None
+    np.testing.assert_array_equal(np.load(src), np.ones((2, 2)))
 
 
 @pytest.mark.slow

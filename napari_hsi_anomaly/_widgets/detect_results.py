@@ -354,6 +354,11 @@ class ResultsPanel(QWidget):
             return None
         array = self.scores if what == "scores" else self.mask_u8.copy()
         try:
+            from napari_hsi_anomaly.core.guards import check_output_path
+
+            source = getattr(self.state.cube, "source", None)  # never write over the scene's own file
+            check_output_path(path, inputs=[source] if source else [], exts=(".npy", ".tif", ".tiff", ".hdr"),
+                              what=f"Save {what}")
             out = write_map(path, array, like=self.state.cube)
         except Exception as exc:  # shown to the user, never raised into Qt
             notify_error(exc)
