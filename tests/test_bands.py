@@ -53,15 +53,18 @@ def test_default_selection_uses_bbl_floats_from_envi(tmp_path):
     assert default_band_selection(cube).tolist() == [0, 2, 4]
 
 
-def test_default_selection_drops_sentinel2_cirrus_by_name_or_wavelength():
+def test_default_selection_drops_sentinel2_atmospheric_bands_by_name_or_wavelength():
     data = np.zeros((13, 2, 2), dtype=np.uint16)
-    assert default_band_selection(Cube(data, band_names=S2_NAMES)).tolist() == [
-        i for i in range(13) if i != 10
-    ]
-    assert 10 not in default_band_selection(Cube(data, wavelengths=S2_NM))
+    surface = [i for i in range(13) if i not in (9, 10)]
+    assert default_band_selection(Cube(data, band_names=S2_NAMES)).tolist() == surface
+    assert default_band_selection(Cube(data, wavelengths=S2_NM)).tolist() == surface
     assert default_band_selection(Cube(data)) is None  # nothing known: every band
-    l2a = [i for i in range(13) if i != 10]
-    assert default_band_selection(Cube(data[l2a], band_names=[S2_NAMES[i] for i in l2a])) is None
+    l2a = [i for i in range(13) if i != 10]  # L2A: no cirrus band; B09 still left out
+    assert default_band_selection(Cube(data[l2a], band_names=[S2_NAMES[i] for i in l2a])).tolist() == [
+        i for i in range(12) if i != 9
+    ]
+    hyper = np.zeros((40, 2, 2), dtype=np.uint16)  # a hyperspectral 945 nm band is one of many: kept
+    assert default_band_selection(Cube(hyper, wavelengths=np.linspace(900, 990, 40))) is None
 
 
 def test_select_bands_is_a_view_keeping_band_metadata(tmp_path):
@@ -72,7 +75,7 @@ def test_select_bands_is_a_view_keeping_band_metadata(tmp_path):
     assert np.shares_memory(part.data, data)
     assert part.band_names == S2_NAMES[1:10] and part.default_bands == (2, 1, 0)
     assert part.units == "reflectance" and part.georef == {"crs": "EPSG:32633"}
-    sel = cube.select_bands(default_band_selection(cube))  # irregular: a lazy subset
+    sel = cube.select_bands([i for i in range(13) if i != 10])  # irregular: a lazy subset
     assert isinstance(sel.data, BandSubset) and sel.bands == 12 and "B10" not in sel.band_names
     np.testing.assert_array_equal(np.asarray(sel.data), data[[i for i in range(13) if i != 10]])
     block = sel.as_float32(slice(1, 3), slice(0, 2))

@@ -182,19 +182,20 @@ def test_cli_fit_and_score_with_profile(tmp_path, capsys):
 HAZY, CLEAR, NORMAL = (0, 1), 2, (3, 4)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "clear date 2 over 5 % with the default detector and calibration at 55e4e4e: hazy 94.7 % / 53.3 % "
-    "(mean 74 %, met), clear 10.2 % (not met); spectral-rx's scores of haze saturate near 0.73 (GLOSH "
-    "raw 1.0 is calibrated to about 0.77 and averaged with local RX, which cannot see a scene-wide haze), "
-    "so no threshold near 0.7 separates the dates: see benchmarks/results/demo_sentinel2.md"))
-def test_sentinel2_hazy_dates_flagged_clear_date_clean(shared_data):
-    """The issue's target: normal from dates 3-4, default detector, t_anom 0.7: the hazy dates 0 and 1
-    flag >= 30 % of their pixels on average, the clear date 2 <= 5 %."""
-    from napari_hsi_anomaly.core.stack import read_stack
-
-    stack = read_stack(shared_data / "sentinel2" / "sentinel2-eolearn-ref.npz")
-    scorer = run(iter_fit_profile([stack.cube(k) for k in NORMAL]))
-    flagged = {k: float(scorer.score(stack.cube(k)).mask(0.7).mean()) for k in (*HAZY, CLEAR)}
+def test_sentinel2_hazy_dates_flagged_clear_date_clean(shared_data, tmp_path, capsys):
+    """The issue's target through the CLI's own forms: normal from dates 3-4, default detector and
+    bands, t_anom 0.7: the hazy dates 0 and 1 flag >= 30 % of their pixels on average, the clear date
+    2 <= 5 %."""
+    stack = str(shared_data / "sentinel2" / "sentinel2-eolearn-ref.npz")  # names its bands
+    prof = tmp_path / "s2-profile"
+    assert main(["fit", stack, "--dates", "3,4", "--out", str(prof)]) == 0
+    assert "left out: B09, B10" in capsys.readouterr().err
+    flagged = {}
+    for k in (*HAZY, CLEAR):
+        mask = tmp_path / f"d{k}_mask.npy"
+        assert main(["score", stack, "--date", str(k), "--profile", str(prof), "--out",
+                     str(tmp_path / f"d{k}.npy"), "--mask-out", str(mask)]) == 0
+        flagged[k] = float(np.load(mask).mean())
     hazy = np.mean([flagged[k] for k in HAZY])
     assert hazy >= 0.30, flagged
     assert flagged[CLEAR] <= 0.05, flagged

@@ -1,5 +1,6 @@
 """The Cube dock's band selection: "1-100, 110-150" (bands count from 1), defaulting to the header's
-good bands (ENVI ``bbl``) without Sentinel-2's cirrus band B10. Published as ``state.set_bands``."""
+good bands (ENVI ``bbl``) without Sentinel-2's atmospheric bands B09 and B10. Published as
+``state.set_bands``."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class BandSelect(QWidget):
         self.edit.setPlaceholderText("all bands")
         self.edit.setToolTip(
             "Bands every detector, training and profile uses, counted from 1: e.g. '1-100, 110-150'. "
-            "Defaults to the header's good bands (bbl); Sentinel-2's cirrus band B10 is left out. "
+            "Defaults to the header's good bands (bbl); Sentinel-2's atmospheric bands B09 (water vapour)"
+            " and B10 (cirrus) are left out. "
             "Display (RGB, slider, spectra) always shows every band."
         )
         self.edit.editingFinished.connect(self.apply)

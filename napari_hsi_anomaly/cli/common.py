@@ -44,6 +44,33 @@ def write_results(scores: np.ndarray, cube: Cube, out_path: os.PathLike, mask_pa
         say(f"mask: {m} ({int(mask.sum())} pixels >= {t_anom}, {100 * mask.mean():.1f} %)")
 
 
+BANDS_HELP = ("bands to use, 1-based ranges such as '1-10,12', or 'all' (default: the header's good "
+              "bands, without Sentinel-2's atmospheric bands B09 and B10, as the viewer)")
+
+
+def pick_bands(cube: Cube, spec: str | None, *, model_bands: int | None = None,
+               quiet: bool = False) -> np.ndarray | None:
+    """0-based band indices to use (None: every band): ``spec`` ranges, ``"all"``, or by default
+    ``default_band_selection`` (said on stderr). A ``model_bands`` equal to the cube's band count keeps
+    every band by default (a model trained on all of them)."""
+    from napari_hsi_anomaly.core.bands import default_band_selection, format_band_spec, parse_band_spec
+
+    if spec is not None and str(spec).strip().lower() == "all":
+        return None
+    if spec:
+        return parse_band_spec(spec, cube.bands)
+    if model_bands is not None and model_bands == cube.bands:
+        return None
+    sel = default_band_selection(cube)
+    if sel is not None and not quiet:
+        left = sorted(set(range(cube.bands)) - set(sel.tolist()))
+        names = cube.band_names
+        what = ", ".join(str(names[i]) if names is not None else str(i + 1) for i in left)
+        say(f"note: {cube.name}: using bands {format_band_spec(sel)} (left out: {what}; --bands all keeps "
+            "every band)")
+    return sel
+
+
 def add_cube_options(p: argparse.ArgumentParser, *, fill: bool = False) -> None:
     """``--layout`` and ``--key`` (and ``--no-fill-detect`` for commands that score or train)."""
     p.add_argument("--layout", choices=LAYOUTS, default=None, help=LAYOUT_HELP)

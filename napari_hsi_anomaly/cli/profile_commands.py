@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from napari_hsi_anomaly.cli.common import (
+    BANDS_HELP,
     LazyChoices,
     add_cube_options,
     check_usable,
+    pick_bands,
     read_input,
     say,
     write_results,
@@ -108,12 +110,8 @@ class Bar:
             self.open = False
 
 
-def _band_selection(spec: str | None, cube) -> np.ndarray | None:
-    if not spec:
-        return None
-    from napari_hsi_anomaly.core.bands import parse_band_spec
-
-    return parse_band_spec(spec, cube.bands)
+def _band_selection(spec: str | None, cube, model=None) -> np.ndarray | None:
+    return pick_bands(cube, spec, model_bands=None if model is None else model.bands)
 
 
 # -- fit --------------------------------------------------------------------------------------------
@@ -167,7 +165,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         train_options.epochs = int(args.epochs)
     from napari_hsi_anomaly.core.profile import iter_fit_profile, save_profile
 
-    selection = _band_selection(args.bands, cubes[0])
+    selection = _band_selection(args.bands, cubes[0], model)
     bar = Bar()
     t0 = time.perf_counter()
     try:
@@ -219,6 +217,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     check_number(args.workers, "--workers", minimum=1, maximum=1024, integer=True)
     if args.profile and args.method:
         raise HsiAnomalyError("Give either --profile DIR or --method M, not both.")
+    if args.profile and args.bands:
+        raise HsiAnomalyError("--bands cannot be given with --profile: the profile fixes the bands.")
     params: dict = {}
     if args.profile:
         check_input_path(args.profile, "--profile", directory=True)
@@ -240,7 +240,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         rows = run(iter_batch(items, out, profile=args.profile, method=args.method, params=params,
                               t_anom=args.t_anom, scheduler=args.scheduler, workers=args.workers,
-                              layout=args.layout, key=args.key), bar)
+                              layout=args.layout, key=args.key, bands=args.bands), bar)
     finally:
         bar.close()
     errors = [r for r in rows if r.get("error")]
@@ -266,7 +266,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--dates", default=None, metavar="K1,K2",
                    help="dates of a 4-D stack REF used as references, e.g. 3,4 (--date: one date)")
     f.add_argument("--bands", default=None, metavar="SPEC",
-                   help="bands to use, 1-based ranges such as '1-10,12' (targets are cut the same way)")
+                   help=BANDS_HELP + "; targets are cut the same way")
     add_cube_options(f, fill=True)
     f.set_defaults(func=cmd_fit)
 
@@ -279,6 +279,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--preset", choices=LazyChoices(_presets), default=None, metavar="P",
                    help="CAE preset trained per input (CAE methods without --profile)")
     b.add_argument("--t-anom", type=float, default=0.7, help="threshold for masks and summary (default 0.7)")
+    b.add_argument("--bands", default=None, metavar="SPEC", help=BANDS_HELP + " (with --profile: the "
+                   "profile's bands)")
     b.add_argument("--scheduler", metavar="ADDRESS",
                    help="an existing dask scheduler, tcp://host:port (default: a local cluster)")
     b.add_argument("--workers", type=int, default=None, metavar="N",

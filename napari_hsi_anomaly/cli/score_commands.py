@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from napari_hsi_anomaly.cli.common import (
+    BANDS_HELP,
     add_cube_options,
     check_usable,
     float32_bytes,
+    pick_bands,
     read_input,
     write_results,
 )
@@ -38,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-samples", type=int, default=10, help="HDBSCAN min_samples (default 10)")
     p.add_argument("--t-anom", type=float, default=0.7, help="threshold for --mask-out (default 0.7)")
     p.add_argument("--mask-out", help="also write the mask score >= t-anom here (uint8)")
+    p.add_argument("--bands", default=None, metavar="SPEC", help=BANDS_HELP + " (with --profile: the "
+                   "profile's bands)")
     p.add_argument("--out", required=True, help="score map (.npy, .tif or .hdr)")
     p.add_argument("--profile", metavar="PROFILE_DIR",
                    help="score against a normal model saved by `hsi-anomaly fit` (--method and its "
@@ -107,8 +111,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     from napari_hsi_anomaly.core.guards import check_allocation, check_p_min
 
     out_path, mask_path = _check_score_args(args)
+    if args.profile and args.bands:
+        raise HsiAnomalyError("--bands cannot be given with --profile: the profile fixes the bands.")
     cube = check_usable(read_input(args.cube, args), args)
     n = cube.metadata["valid_pixels"]
+    model = None
+    if args.model:
+        from napari_hsi_anomaly.core.model import load_model
+
+        model = load_model(args.model)
+    if not args.profile:
+        sel = pick_bands(cube, args.bands, model_bands=None if model is None else model.bands)
+        if sel is not None:
+            cube = cube.select_bands(sel)
     if not args.profile and getattr(REGISTRY.get(args.method), "uses_p_min", True):  # GLOSH-based
         check_p_min(args.p_min, n)
         if args.min_samples is not None and args.min_samples >= n:
@@ -129,11 +144,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         from napari_hsi_anomaly.cli.profile_commands import score_with_profile
 
         return score_with_profile(args, cube, out_path, mask_path)
-    model = train_options = None
-    if args.model:
-        from napari_hsi_anomaly.core.model import load_model
-
-        model = load_model(args.model)
+    train_options = None
+    if model is not None:
         model.check_cube(cube)
     elif args.epochs is not None and REGISTRY[args.method].needs_model:
         from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options

@@ -1,4 +1,4 @@
-"""Band selections ("1-100, 110-150", ENVI ``bbl``, Sentinel-2 cirrus) and value labels for plots."""
+"""Band selections ("1-100, 110-150", ENVI ``bbl``, Sentinel-2 atmospheric bands) and value labels."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CIRRUS_NAMES = {"B10", "B010"}  # Sentinel-2 band 10 (1375 nm): sees cirrus, not the ground
 CIRRUS_NM = (1360.0, 1390.0)  # a band centred here is the cirrus band (S2A 1373.5, S2B 1376.9 nm)
+VAPOUR_NAMES = {"B09", "B9"}  # Sentinel-2 band 9 (945 nm): the water-vapour column, not the ground
+VAPOUR_NM = (935.0, 955.0)  # S2A 945.1, S2B 943.2 nm
+MULTISPECTRAL_MAX = 16  # wavelength rules apply to multispectral cubes only (a hyperspectral 945 nm
+# band is one of many and stays)
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:(?:-|–|\.\.|:)\s*(\d+))?\s*$")
 
 
@@ -71,26 +75,39 @@ def _bbl(cube: Cube) -> np.ndarray | None:
     return np.isfinite(vals) & (vals > 0.5)
 
 
-def is_cirrus(cube: Cube) -> np.ndarray:
-    """``(bands,)`` bool: the Sentinel-2 cirrus band, by name (B10) or centre (1360-1390 nm)."""
+def _named_or_centred(cube: Cube, names: set[str], nm: tuple[float, float], any_count: bool) -> np.ndarray:
     out = np.zeros(cube.bands, dtype=bool)
     if cube.band_names is not None:
-        out |= np.array([str(n).strip().upper() in CIRRUS_NAMES for n in cube.band_names])
-    if cube.wavelengths is not None:
+        out |= np.array([str(n).strip().upper() in names for n in cube.band_names])
+    if cube.wavelengths is not None and (any_count or cube.bands <= MULTISPECTRAL_MAX):
         wl = cube.wavelengths
-        out |= np.isfinite(wl) & (wl >= CIRRUS_NM[0]) & (wl <= CIRRUS_NM[1])
+        out |= np.isfinite(wl) & (wl >= nm[0]) & (wl <= nm[1])
     return out
+
+
+def is_cirrus(cube: Cube) -> np.ndarray:
+    """``(bands,)`` bool: the Sentinel-2 cirrus band, by name (B10) or centre (1360-1390 nm)."""
+    return _named_or_centred(cube, CIRRUS_NAMES, CIRRUS_NM, any_count=True)
+
+
+def is_atmospheric(cube: Cube) -> np.ndarray:
+    """``(bands,)`` bool: Sentinel-2's atmospheric bands, cirrus (B10) and water vapour (B09, by name,
+    or a 935-955 nm centre in a multispectral cube)."""
+    return is_cirrus(cube) | _named_or_centred(cube, VAPOUR_NAMES, VAPOUR_NM, any_count=False)
 
 
 def default_band_selection(cube: Cube) -> np.ndarray | None:
     """0-based indices of the bands to use by default, or None for all of them: the header's ``bbl``
-    (bad band list) with the Sentinel-2 cirrus band B10 left out where recognised."""
+    (bad band list), and Sentinel-2's atmospheric bands B09 (water vapour) and B10 (cirrus) left out
+    where recognised: they see the atmosphere's water and ice, which change from date to date whatever
+    the ground does (on the Sentinel-2 demo the clear date 2 flags 15 % against dates 3-4 with them and
+    1.3 % without, with global RX; the hazy dates stay at 100 %: haze shows in every visible band)."""
     good = np.ones(cube.bands, dtype=bool)
     bbl = _bbl(cube)
     if bbl is not None:
         good &= bbl
     if cube.bands > 1:
-        good &= ~is_cirrus(cube)
+        good &= ~is_atmospheric(cube)
     if good.all() or not good.any():
         return None
     return np.flatnonzero(good)

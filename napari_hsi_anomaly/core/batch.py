@@ -159,8 +159,13 @@ def score_item(item: BatchItem, out_dir: str, settings: dict) -> dict:
 
             det = run(iter_score_profile(_profile_scorer(settings["profile"]), cube))
         else:
+            from napari_hsi_anomaly.core.bands import default_band_selection, parse_band_spec
             from napari_hsi_anomaly.core.scoring.detect import iter_detect
 
+            spec = settings.get("bands")  # as `score`: ranges, "all", or the default selection
+            if spec is None or str(spec).strip().lower() != "all":
+                sel = parse_band_spec(spec, cube.bands) if spec else default_band_selection(cube)
+                cube = cube if sel is None else cube.select_bands(sel)
             det = run(iter_detect(cube, settings["method"], **settings.get("params", {})))
         t_anom = float(settings.get("t_anom", 0.7))
         scores = np.asarray(det.score_map, dtype=np.float32)
@@ -185,12 +190,14 @@ def score_item(item: BatchItem, out_dir: str, settings: dict) -> dict:
 def check_settings(out_dir: Path, settings: dict) -> None:
     """``out_dir`` holds results of these settings, or none yet (``batch.json`` records them)."""
     path = out_dir / SETTINGS
-    keep = {k: settings.get(k) for k in ("profile", "method", "params", "t_anom", "layout", "key")}
+    keep = {k: settings.get(k) for k in ("profile", "method", "params", "t_anom", "layout", "key", "bands")}
     if path.is_file():
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             old = None
+        if isinstance(old, dict):
+            old.setdefault("bands", None)  # written before --bands existed
         if old is not None and old != json.loads(json.dumps(keep)):
             raise HsiAnomalyError(
                 f"{out_dir} holds results of another batch ({path.name}: {json.dumps(old)}); re-running "
@@ -291,8 +298,8 @@ def connect(scheduler: str | None = None, workers: int | None = None, *, process
 def iter_batch(items: Sequence[BatchItem], out_dir: str | os.PathLike, *, profile: str | None = None,
                method: str | None = None, params: dict | None = None, t_anom: float = 0.7,
                scheduler: str | None = None, workers: int | None = None, client: Any = None,
-               processes: bool = True, layout: str | None = None, key: str | None = None
-               ) -> Generator[Progress, None, list[dict]]:
+               processes: bool = True, layout: str | None = None, key: str | None = None,
+               bands: str | None = None) -> Generator[Progress, None, list[dict]]:
     """Score ``items`` into ``out_dir`` on dask (see module docstring); returns the summary rows in
     input order (skipped inputs: ``skipped=True``)."""
     from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD
@@ -302,7 +309,8 @@ def iter_batch(items: Sequence[BatchItem], out_dir: str | os.PathLike, *, profil
     if profile:
         profile = str(Path(profile).expanduser().resolve())
     settings = {"profile": profile, "method": None if profile else (method or DEFAULT_METHOD),
-                "params": dict(params or {}), "t_anom": float(t_anom), "layout": layout, "key": key}
+                "params": dict(params or {}), "t_anom": float(t_anom), "layout": layout, "key": key,
+                "bands": bands}
     check_settings(out, settings)
     old = read_summary(out)
     rows: list[dict | None] = [None] * len(items)

@@ -14,12 +14,22 @@ import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.detectors._spectral import row_blocks
-from napari_hsi_anomaly.core.detectors.base import MAX_FIT, SEED, Detector, Param, Raw, Scorer, check_cubes
+from napari_hsi_anomaly.core.detectors.base import SEED, Detector, Param, Raw, Scorer, check_cubes
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.progress import Progress
 
-N_NEIGHBORS = Param("n_neighbors", int, 5, "neighbours: the score is the distance to the k-th",
-                    minimum=1, maximum=200)
+N_NEIGHBORS = Param("n_neighbors", int, None, "neighbours: the score is the distance to the k-th "
+                    "(auto: 5 % of the fitted spectra, at least 5)", minimum=1, maximum=5000)
+KNN_MAX_FIT = Param("max_fit", int, 3000, "at most this many reference spectra fitted", minimum=50,
+                    maximum=50000)
+AUTO_K_FRACTION = 0.05
+
+
+def auto_k(n_fitted: int) -> int:
+    """Default ``k``: 5 % of the fitted spectra (at least 5). With PyOD's k = 5 a few hundred similar
+    anomalous pixels are each other's neighbours and score low (stress set: AUC 0.27-0.69); 5 % of
+    3,000 spectra keeps every stress scene >= 0.92 (benchmarks/results/bench_scenes.md)."""
+    return max(5, int(round(AUTO_K_FRACTION * n_fitted)))
 CHUNK = 65536
 
 
@@ -51,7 +61,8 @@ class KnnScorer(Scorer):
     def _model(self) -> Any:
         if self._knn is None:
             knn_cls = _import_knn()
-            self._knn = knn_cls(n_neighbors=min(self.params["n_neighbors"], len(self.fitted) - 1))
+            k = self.params["n_neighbors"] or auto_k(len(self.fitted))
+            self._knn = knn_cls(n_neighbors=min(k, len(self.fitted) - 1))
             self._knn.fit(self.fitted)
         return self._knn
 
@@ -83,7 +94,7 @@ class KnnDetector(Detector):
     label = "KNN (PyOD)"
     calibration_z0 = 1.61  # fitted on the development scenes (bench_scenes.py)
     summary = "PyOD KNN: distance to the k-th nearest reference spectrum (optional extra 'pyod')"
-    params = (N_NEIGHBORS, MAX_FIT, SEED)
+    params = (N_NEIGHBORS, KNN_MAX_FIT, SEED)
 
     def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, KnnScorer]:
@@ -93,13 +104,15 @@ class KnnDetector(Detector):
         per_cube = [_pixels(c) for c in cubes]
         x = np.vstack(per_cube)
         ok = np.flatnonzero(np.isfinite(x).all(axis=1))
-        if ok.size <= self.params["n_neighbors"] + 1:
-            raise HsiAnomalyError(f"knn needs more than {self.params['n_neighbors'] + 1} valid pixels.")
+        need = (self.params["n_neighbors"] or 5) + 1
+        if ok.size <= need:
+            raise HsiAnomalyError(f"knn needs more than {need} valid pixels.")
         whole = ok.size <= self.params["max_fit"]
         if not whole:
             ok = np.sort(np.random.default_rng(self.params["seed"]).choice(ok, self.params["max_fit"],
                                                                            replace=False))
-        knn = knn_cls(n_neighbors=min(self.params["n_neighbors"], ok.size - 1))
+        k = self.params["n_neighbors"] or auto_k(ok.size)
+        knn = knn_cls(n_neighbors=min(k, ok.size - 1))
         knn.fit(x[ok])
         self_scores: list = []
         if whole:  # every valid reference pixel fitted: its score leaves itself out (PyOD's own)

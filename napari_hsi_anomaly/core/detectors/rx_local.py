@@ -15,7 +15,9 @@ from napari_hsi_anomaly.core.progress import Progress
 
 RX_INNER = Param("rx_inner", int, 7, "local RX guard window (odd, pixels)", minimum=1, maximum=255)
 RX_OUTER = Param("rx_outer", int, 25, "local RX outer window (odd, pixels)", minimum=3, maximum=511)
-RX_PARAMS = (RX_INNER, RX_OUTER)
+LOCAL_RIDGE = Param("local_ridge", float, 1e-3, "local RX: covariance shrinkage (ridge x mean variance "
+                    "on the diagonal)", minimum=0.0, maximum=10.0)
+RX_PARAMS = (RX_INNER, RX_OUTER, LOCAL_RIDGE)
 
 
 def check_windows(params: dict) -> tuple[int, int]:
@@ -37,7 +39,7 @@ class RxLocalScorer(Scorer):
 
         inner, outer = check_windows(self.params)
         yield Progress(0, 1, "local RX")
-        dist = rx_local(cube, inner, outer)
+        dist = rx_local(cube, inner, outer, ridge=float(self.params.get("local_ridge", 1e-6)))
         return Raw(fixed=dist, extras={"rx_distance": dist})
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict]:
