@@ -148,3 +148,26 @@ def test_region_bars_use_per_band_reconstruction_error(inspect):
     widget.select_region(0)
     np.testing.assert_allclose(widget.bars.values, np.where(np.arange(cube.bands) == 2, 7.0, 1.0))
     assert "recon" in widget.bars.ax.get_title()
+
+
+def test_csv_export_refuses_a_bad_path(inspect, tmp_path, monkeypatch):
+    """The scene's own file, another extension or a missing folder: one notification, nothing
+    written, the regions kept."""
+    import napari.utils.notifications as notifications
+
+    viewer, detect, widget, cube = inspect
+    shown: list[str] = []
+    monkeypatch.setattr(notifications, "show_error", lambda msg, *a, **k: shown.append(str(msg)))
+    regions = list(widget.regions)
+    src = tmp_path / "scene.csv"  # the scene's own file (a CSV name, so only the input check refuses)
+    src.write_text("the scene\n")
+    widget.cube.source = src
+    assert widget.export_csv(src) is None
+    assert src.read_text() == "the scene\n"
+    assert len(shown) == 1 and "overwrite the input" in shown[0]
+    assert widget.export_csv(tmp_path / "regions.txt") is None and "unknown extension" in shown[1]
+    assert widget.export_csv(tmp_path / "missing" / "r.csv") is None and "does not exist" in shown[2]
+    assert len(shown) == 3 and not (tmp_path / "regions.txt").exists()
+    assert widget.regions == regions and widget.table.rowCount() > 0
+    out = widget.export_csv(tmp_path / "ok.csv")  # a good path still works afterwards
+    assert out is not None and out.read_text().count("\n") == len(regions) + 1

@@ -287,10 +287,17 @@ class InspectWidget(QWidget):
             self.export_csv(path)
 
     def export_csv(self, path: str | Path) -> Path | None:
-        """Write every flagged region (not only the rows shown) to CSV."""
+        """Write every flagged region (not only the rows shown) to CSV. A bad path (the scene's own
+        file, not ``.csv``, a folder missing or not writable) is one notification before anything is
+        written; the table stays as it is."""
+        from napari_hsi_anomaly.core.errors import HsiAnomalyError
+        from napari_hsi_anomaly.core.guards import check_output_path
+
+        source = getattr(self.cube, "source", None)
         try:
+            check_output_path(path, inputs=[source] if source else [], exts=(".csv",), what="Export CSV")
             out = regions_to_csv(self.regions, path)
-        except OSError as exc:
+        except (HsiAnomalyError, OSError) as exc:
             notify_error(exc)
             return None
         self.table_label.setText(f"Saved {len(self.regions):,} regions to {out}.")
