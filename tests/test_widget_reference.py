@@ -94,6 +94,39 @@ def test_profile_save_load_score_equals_the_fit(two_cubes, qtbot, tmp_path):
     np.testing.assert_allclose(widget.scores, fitted, rtol=1e-5, atol=1e-6)
 
 
+def test_profile_save_refuses_a_bad_folder(two_cubes, qtbot, tmp_path, monkeypatch):
+    """The scene's own file, a folder of other files, a place that cannot be written: one
+    notification each, no worker, nothing touched; the fit stays and saves to a good folder."""
+    import napari.utils.notifications as notifications
+
+    pytest.importorskip("napari_hsi_anomaly.core.profile")
+    viewer, widget, normal, target, gt = two_cubes
+    ref = widget.reference
+    ref.set_mode("references")
+    ref.set_references(["normal"])
+    _wait_score(widget, qtbot)
+    shown: list[str] = []
+    monkeypatch.setattr(notifications, "show_error", lambda msg, *a, **k: shown.append(str(msg)))
+    src = tmp_path / "scene.npy"
+    np.save(src, np.ones((2, 2)))
+    widget.state.cube.source = src
+    assert ref.save(str(src)) is None  # the scene's own file
+    np.testing.assert_array_equal(np.load(src), np.ones((2, 2)))
+    assert ref.save(str(tmp_path)) is None  # a folder of other files (the scene's)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert ref.save(str(blocker / "profile")) is None  # cannot be written: a file in the way
+    assert len(shown) == 3, shown
+    assert "not a folder" in shown[0] and "other files" in shown[1] and "not writable" in shown[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "scene.npy"]
+    assert ref.save_btn.isEnabled() and ref._fitted is not None  # the fit is kept
+    worker = ref.save(str(tmp_path / "good"))
+    assert worker is not None
+    with qtbot.waitSignal(ref.saved, timeout=WORKER_TIMEOUT_MS):
+        pass
+    assert (tmp_path / "good" / "profile.json").is_file() and len(shown) == 3
+
+
 @pytest.fixture
 def stack_viewer(make_napari_viewer, qtbot):
     from napari_hsi_anomaly._reader import stack_layers

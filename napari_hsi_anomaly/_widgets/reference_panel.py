@@ -258,12 +258,31 @@ class ReferencePanel(QWidget):
             return None
         from napari_hsi_anomaly.core.profile import save_profile
 
+        try:
+            self.check_folder(folder)
+        except HsiAnomalyError as exc:  # one notification; the fit stays, ready for another folder
+            notify_error(exc)
+            return None
         self.status_text = f"Saving the profile to {folder}…"
         return start_function_worker(
             save_profile, self._fitted, folder,
             on_returned=lambda out, f=folder: self._on_saved(out or f),
+            on_error=lambda exc: setattr(self, "status_text", ""),
             desc="saving profile", progress_bar=False,
         )
+
+    def check_folder(self, folder: str) -> None:
+        """Refuse (``HsiAnomalyError``) a profile folder before the worker starts: an existing file (the
+        scene's own file included), a folder that cannot be written, a folder of other files (saving
+        replaces the folder whole)."""
+        from napari_hsi_anomaly.core.guards import check_output_dir
+        from napari_hsi_anomaly.core.profile import ProfileError, _replaceable
+
+        source = getattr(self.state.cube, "source", None)
+        real = check_output_dir(folder, inputs=[source] if source else [], what="Save profile")
+        if not _replaceable(real):
+            raise ProfileError(f"Save profile {folder}: the folder holds other files than a saved profile "
+                               "and saving replaces it whole; choose a new folder name.")
 
     def _on_saved(self, out: Any) -> None:
         self.status_text = f"Saved the profile to {out}."
