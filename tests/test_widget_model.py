@@ -173,6 +173,28 @@ def test_save_refuses_to_replace_a_folder_that_is_not_a_model(
     assert "is not a saved model" in shown[-1]
 
 
+def test_save_refuses_a_bad_path_before_writing(make_napari_viewer, qtbot, shown, tiny_model, tmp_path):
+    """The scene's own file, a place that cannot be written: one notification each, no worker, the
+    model kept (and a good folder still saves)."""
+    cube = tiny_cube()
+    viewer, w = make(make_napari_viewer, qtbot, cube)
+    state = get_state(viewer)
+    state.set_model(tiny_model, "trained")
+    src = tmp_path / "scene.npy"
+    np.save(src, cube.data)
+    cube.source = src
+    assert w.save_to(src) is None
+    np.testing.assert_array_equal(np.load(src), cube.data)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert w.save_to(blocker / "model") is None  # a file where a folder should be
+    assert len(shown) == 2 and "not a folder" in shown[0] and "not writable" in shown[1], shown
+    assert state.model is tiny_model and w.save_button.isEnabled() and w.model_box.busy == 0
+    assert w.save_to(tmp_path / "model") is not None
+    qtbot.waitUntil(lambda: (tmp_path / "model" / "config.json").is_file() and w.load_button.isEnabled(),
+                    timeout=WAIT_MS)
+
+
 def test_load_bad_directory_notifies(make_napari_viewer, qtbot, shown, tmp_path, tiny_model):
     viewer, w = make(make_napari_viewer, qtbot, tiny_cube())
     get_state(viewer).set_model(tiny_model, "earlier")

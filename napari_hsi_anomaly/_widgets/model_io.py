@@ -148,15 +148,22 @@ class ModelBox(QGroupBox):
         """Save the current model to ``path`` in a worker (never over a folder of other files)."""
         from napari.utils.notifications import show_info
 
+        from napari_hsi_anomaly.core.errors import HsiAnomalyError
+        from napari_hsi_anomaly.core.guards import check_output_dir
         from napari_hsi_anomaly.core.model import save_model
         from napari_hsi_anomaly.core.model.checkpoint import replaceable
 
         model = self.state.model
         if model is None:
             return None
-        target = Path(path)
+        source = getattr(self.state.cube, "source", None)
+        try:  # before the worker: never the scene's own file, a folder that cannot be written
+            target = check_output_dir(path, inputs=[source] if source else [], what="Save model")
+        except HsiAnomalyError as exc:  # one notification; the model stays, ready for another folder
+            notify_error(exc)
+            return None
         if not replaceable(target):
-            notify_error(ModelError(f"{target} exists and is not a saved model: choose a new folder name."))
+            notify_error(ModelError(f"{path} exists and is not a saved model: choose a new folder name."))
             return None
         self._start()
 
