@@ -254,6 +254,62 @@ def test_sample_model_button(make_napari_viewer, qtbot, shown, tiny_model, tmp_p
     assert "sample model" in w.model_label.text()
 
 
+def test_loading_a_model_of_every_band_selects_every_band(
+    make_napari_viewer, qtbot, shown, tiny_model, tmp_path
+):
+    """A 4-band model loaded while the Cube dock uses 3 of the cube's 4 bands: the selection becomes
+    all bands (the Cube dock's box follows), one notification says so; a model of the selection's
+    band count changes nothing."""
+    from napari_hsi_anomaly._widgets.band_select import BandSelect
+    from napari_hsi_anomaly.core.model import save_model
+
+    viewer, w = make(make_napari_viewer, qtbot, tiny_cube(bands=4))
+    state = get_state(viewer)
+    box = BandSelect(state)
+    qtbot.addWidget(box)
+    state.set_bands(np.array([0, 1, 3]))
+    box.show_selection(state.band_selection)
+    assert box.edit.text() == "1-2, 4" and state.analysis_cube().bands == 3
+    save_model(tiny_model, tmp_path / "m4")
+    w.load_from(tmp_path / "m4")
+    qtbot.waitUntil(lambda: state.model is not None, timeout=WAIT_MS)
+    assert state.band_selection is None and state.analysis_cube().bands == tiny_model.bands == 4
+    assert box.edit.text() == "" and box.note.text() == "all 4 bands"
+    assert w.warning_label.isHidden()
+    infos = [m for m in shown if m.startswith("info:")]
+    assert len(infos) == 1 and "all 4 bands" in infos[0] and "band 3" in infos[0], shown
+
+    five = tiny_cube(bands=5)  # 4 of 5 bands selected: the 4-band model fits the selection as it is
+    viewer.add_image(five.data, name="five", metadata={"cube": five})
+    state.set_cube(five, "five", bands=np.array([0, 1, 2, 3]))
+    state.set_model(None)
+    w.load_from(tmp_path / "m4")
+    qtbot.waitUntil(lambda: state.model is not None, timeout=WAIT_MS)
+    assert state.band_selection.tolist() == [0, 1, 2, 3] and len(shown) == 1
+
+
+def test_sample_model_fits_the_sample_scene_out_of_the_box(make_napari_viewer, qtbot, shown):
+    """The sample scene (12 bands; the default selection leaves out B10 cirrus) and the shipped sample
+    model (trained on all 12): Sample model switches the selection to all bands, no warning."""
+    from napari_hsi_anomaly._sample_data import sample_scene
+
+    if not model_io.SAMPLE_MODEL.is_dir():
+        pytest.skip("no sample model in this checkout")
+    viewer = make_napari_viewer()
+    cube_w = viewer.window.add_plugin_dock_widget("napari-hsi-anomaly", "Cube")[1]
+    model_w = viewer.window.add_plugin_dock_widget("napari-hsi-anomaly", "Model")[1]
+    for data, kwargs, kind in sample_scene():
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    state = get_state(viewer)
+    qtbot.waitUntil(lambda: state.cube is not None, timeout=WAIT_MS)
+    assert state.analysis_cube().bands == 11  # the default selection: without B10
+    model_w.sample_button.click()
+    qtbot.waitUntil(lambda: state.model is not None, timeout=WAIT_MS)
+    assert state.model.bands == state.analysis_cube().bands == 12 and state.band_selection is None
+    assert model_w.warning_label.isHidden() and cube_w.bands.edit.text() == ""
+    assert len(shown) == 1 and "B10" in shown[0] and "all 12 bands" in shown[0], shown
+
+
 def test_bad_window_or_no_cube_notifies(make_napari_viewer, qtbot, shown):
     _, w = make(make_napari_viewer, qtbot)
     assert w.train() is None and "Choose a cube first" in shown[-1]

@@ -55,6 +55,7 @@ class BandSelect(QWidget):
         layout.setSpacing(2)
         layout.addLayout(row)
         layout.addWidget(self.note)
+        state.bands_changed.connect(self.show_selection)  # also set elsewhere (a loaded model: all bands)
 
     def default_for(self, cube: Any) -> np.ndarray | None:
         from napari_hsi_anomaly.core.bands import default_band_selection

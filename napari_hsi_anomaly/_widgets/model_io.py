@@ -98,9 +98,11 @@ class ModelBox(QGroupBox):
         fit_label_height(self.label, self.width() - 16)
         mismatch = model is not None and cube is not None and cube.bands != model.bands
         if mismatch:
+            full = self.state.cube is not None and self.state.cube.bands == model.bands
             self.warning.setText(
                 f"⚠ This model expects {model.bands} bands but the current cube has {cube.bands} "
-                "(selected): train a new model or choose another cube or band selection."
+                "(selected): " + ("press All in the Cube dock's bands, or train a new model."
+                                  if full else "train a new model or choose another cube or band selection.")
             )
         self.warning.setVisible(mismatch)
         if mismatch:
@@ -136,10 +138,33 @@ class ModelBox(QGroupBox):
         return start_function_worker(
             load_model,
             str(path),
-            on_returned=lambda m: self.state.set_model(m, label),
+            on_returned=lambda m: self._loaded(m, label),
             on_finished=self._end,
             desc="Loading model",
         )
+
+    def _loaded(self, model: Any, label: str) -> None:
+        self.use_all_bands_for(model)  # first: the docks never see a model that does not fit
+        self.state.set_model(model, label)
+
+    def use_all_bands_for(self, model: Any) -> bool:
+        """A loaded model trained on every band of the current cube while the Cube dock's selection
+        leaves some out (e.g. the sample model, 12 bands, and the default selection without Sentinel-2's
+        B10): switch the selection to all bands and say so in one notification, as the CLI does
+        (``pick_bands``: a model of the cube's band count keeps every band). Returns whether it did."""
+        from napari.utils.notifications import show_info
+
+        cube, selection = self.state.cube, self.state.band_selection
+        if model is None or cube is None or selection is None or int(model.bands) != int(cube.bands):
+            return False
+        left = [cube.band_label(int(i)) for i in sorted(set(range(cube.bands)) - set(selection.tolist()))]
+        self.state.set_bands(None)
+        show_info(
+            f"The model was trained on all {cube.bands} bands: the band selection is now all {cube.bands} "
+            f"bands (it left out {', '.join(left)}). To leave them out, choose the bands in the Cube dock "
+            "and train a new model."
+        )
+        return True
 
     def load_sample_model(self) -> Any:
         return self.load_from(SAMPLE_MODEL, "sample model (fast)")
