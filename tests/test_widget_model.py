@@ -338,3 +338,33 @@ def test_closing_the_viewer_while_training_is_quiet(make_napari_viewer, qtbot, s
         viewer.close()  # napari cancels its registered tasks: the worker quits at its next step
     assert get_state(viewer).model is None
     assert [m for m in shown if not m.startswith("info:")] == []
+
+
+def test_loss_plot_follows_new_loss_values(qtbot):
+    """The live loss curve (on the shared ``ThemedCanvas``) takes each new value; draws are throttled,
+    the last one always comes."""
+    from napari_hsi_anomaly._widgets.loss_plot import LossPlot
+    from napari_hsi_anomaly._widgets.plots import ThemedCanvas
+
+    plot = LossPlot(theme="dark", min_interval_s=0.0)
+    qtbot.addWidget(plot)
+    assert isinstance(plot, ThemedCanvas)
+    plot.reset(epochs=2)
+    plot.add(0.5, 0.1)
+    plot.add(1.0, 0.05, val_loss=0.06)
+    plot.add(1.5, float("nan"))  # not a loss: skipped
+    xs, ys = plot.train_line.get_data()
+    assert list(xs) == [0.5, 1.0] and list(ys) == [0.1, 0.05]
+    assert list(plot.val_line.get_data()[1]) == [0.06] and plot.val_line.get_label() == "validation"
+    lo, hi = plot.ax.get_ylim()
+    assert lo < 0.05 and hi > 0.1 and plot.ax.get_xlim() == (0.0, 2.0)
+
+    slow = LossPlot(theme="dark", min_interval_s=0.05)  # throttled: a burst is drawn once, later
+    qtbot.addWidget(slow)
+    before = slow.draws
+    slow._last_draw = time.monotonic()  # as if it had just drawn
+    slow.add(0.1, 0.2)
+    slow.add(0.2, 0.15)
+    assert slow.draws == before and slow._timer.isActive()
+    qtbot.waitUntil(lambda: slow.draws == before + 1, timeout=WAIT_MS)
+    assert list(slow.train_line.get_data()[1]) == [0.2, 0.15]
