@@ -359,7 +359,7 @@ def test_loss_plot_follows_new_loss_values(qtbot):
     lo, hi = plot.ax.get_ylim()
     assert lo < 0.05 and hi > 0.1 and plot.ax.get_xlim() == (0.0, 2.0)
 
-    slow = LossPlot(theme="dark", min_interval_s=0.05)  # throttled: a burst is drawn once, later
+    slow = LossPlot(theme="dark", min_interval_s=2.0)  # throttled: a burst is drawn once, later
     qtbot.addWidget(slow)
     before = slow.draws
     slow._last_draw = time.monotonic()  # as if it had just drawn
