@@ -145,9 +145,11 @@ class SceneView:
         lo, hi = lo[-2:], hi[-2:]
         size = np.maximum(hi - lo + step, 1e-9)  # the extent runs from first to last pixel centre
         camera(self.viewer).center = tuple((lo + hi) / 2)
-        with warnings.catch_warnings():  # napari warns (and notifies) on private attribute access
-            warnings.simplefilter("ignore")
-            canvas = getattr(self.viewer, "_canvas_size", None)
+        canvas = getattr(getattr(self.viewer, "canvas", None), "size", None)  # napari >= 0.9
+        if canvas is None:
+            with warnings.catch_warnings():  # napari warns (and notifies) on private attribute access
+                warnings.simplefilter("ignore")
+                canvas = getattr(self.viewer, "_canvas_size", None)
         if canvas is None or min(canvas) <= 1:
             return
         camera(self.viewer).zoom = float(np.min(np.asarray(canvas[-2:], dtype=float) / size) * (1 - margin))
