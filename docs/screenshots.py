@@ -63,6 +63,14 @@ class Shots:
         qw = self.viewer.window._qt_window
         print("wrote", path, "| min size", qw.minimumSizeHint().width(), "x", qw.minimumSizeHint().height())
 
+    def fit_scene(self) -> None:
+        """Fit the view to the scene on screen once the window has its size and the layers are in: the
+        Cube dock's fit (``SceneView.fit``: that scene's layer only; ``viewer.reset_view`` would fit the
+        hidden scenes too, and with ``layers=`` fails on an RGB layer of a 4-D stack, napari 0.9.2)."""
+        settle(0.3)
+        view = self.w["Cube"].scene
+        view.fit(view.rgb if view.rgb is not None and view.rgb.visible else view.stack)
+
     def run(self, stages: list[str]) -> None:
         for stage in stages:
             getattr(self, f"stage_{stage}")()
@@ -145,6 +153,7 @@ class Shots:
         self.viewer.dims.set_current_step(date_axis, 1)  # date 2: haze
         settle(until=lambda: self.w["Inspect"].stats is not None)
         self.w["Inspect"].show_pixel(50, 50)
+        self.fit_scene()
         self.shot("07_dates")
 
 

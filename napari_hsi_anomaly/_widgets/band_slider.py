@@ -90,6 +90,33 @@ def _slider_widget(viewer: Any, axis: int) -> Any:
             return None
 
 
+CHAR_EM = 0.7  # average character width of the overlay font, in em (measured: ~0.68)
+
+
+def fit_text(text: str, width_px: float, font_size: float) -> str:
+    """``text`` broken into lines at its " · " separators so that each line fits ``width_px`` (the
+    canvas width; ``font_size`` in points at 96 dpi); unchanged when it fits or the width is unknown."""
+    if not text or not width_px or width_px <= 1:
+        return text
+    limit = max(12, int((width_px - 20) / (float(font_size) * 96 / 72 * CHAR_EM)))
+    if len(text) <= limit:
+        return text
+    parts = text.split(" · ")
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 3 + len(part) <= limit:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def canvas_width(viewer: Any) -> float | None:
+    """The canvas width in pixels (``viewer.canvas.size`` is (height, width) since napari 0.9)."""
+    size = getattr(getattr(viewer, "canvas", None), "size", None)
+    return float(size[-1]) if size is not None and len(size) >= 2 else None
+
+
 class BandSliderLabels:
     """Keep napari's band-slider numbers 1-based (and the canvas text) for the current cube."""
 
@@ -107,6 +134,9 @@ class BandSliderLabels:
         viewer.dims.events.current_step.connect(self.schedule)
         viewer.dims.events.range.connect(self.schedule)
         viewer.dims.events.ndim.connect(self.schedule)
+        size_event = getattr(getattr(getattr(viewer, "canvas", None), "events", None), "size", None)
+        if size_event is not None:  # a narrower canvas wraps the line (never clipped)
+            size_event.connect(self.schedule)
         overlay = text_overlay(viewer)
         overlay.position = "top_left"
         overlay.font_size = 11
@@ -119,7 +149,7 @@ class BandSliderLabels:
     def update(self) -> None:
         text = self._text()
         overlay = text_overlay(self.viewer)
-        overlay.text = text
+        overlay.text = fit_text(text, canvas_width(self.viewer) or 0, overlay.font_size)
         overlay.visible = bool(text)
         layer = self._layer()
         layer = layer if layer in self.viewer.layers else None
