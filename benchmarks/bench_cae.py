@@ -1,27 +1,39 @@
 """The thesis method per pixel: CAE encoder features + GLOSH on the nine labelled scenes and the stress set.
 
-Each scene trains the ``fast`` CAE on itself with ``auto_train_options`` (torch threads 1, timed), then
-scores ``pixel`` features with ``GloshScorer(min_samples=10)`` at ``auto_p_min`` (the detectors' GLOSH
-path, without calibration: AUC does not depend on it). Pixel representations compared on the same
-trained network:
+Each scene trains the ``fast`` CAE on itself once with ``auto_train_options`` (torch threads 1, timed);
+every candidate representation is then computed from the same trained network and scored with
+``GloshScorer(min_samples=10)`` at ``auto_p_min`` (the detectors' GLOSH path, without calibration: AUC
+does not depend on it). The reference the projections are fitted on is the scene itself (as ``score``
+without a reference does). Candidates, all built from ``conv1/g4`` (mean of each Conv1 map over 4 band
+groups, 64 values for the fast preset) and the reconstruction error:
 
-- ``before``: the former pixel feature, max over all bands of every encoder map (layer 2 up-sampled);
-- ``conv1/gG``: mean of every Conv1 map over G contiguous band groups (the product uses
-  ``features.PIXEL_GROUPS``).
+- ``g4``: the 64 values as they are (GLOSH min-max scales each column);
+- ``pcaK``: the K leading principal components of the g4 features (reference mean and covariance),
+  min-max scaled per component by GLOSH;
+- ``pcaK/e``: the same without GLOSH's min-max scaling (the components keep their variances: Euclidean
+  distance in the feature space's leading subspace);
+- ``wpcaK/e``: whitened components (divided by their standard deviation), no min-max scaling;
+- ``pcaK+rec``: pcaK plus the per-pixel reconstruction error as one more coordinate (``+lrec``: its log);
+- ``rec``, ``rec/band``: the reconstruction error alone (the ``recon`` detector's AUC), and normalised per
+  band by the reference's median error in that band before the mean over bands (not GLOSH).
 
-The choice is checked leave-one-scene-out: for each held-out scene, the candidate with the best
-(mean + worst) / 2 on the other eight, and its AUC on the held-out scene. The stress set is
-``benchmarks/stress.py`` (every third band, 80x100 crop, 3 % planted pixels of one recipe, [0, 1] or
-integer x 10,000). Saves benchmarks/results/bench_cae.md.
+The choice is checked leave-one-scene-out: for each held-out development scene, the candidate with the best
+(mean + worst) / 2 over the other eight and the stress set, and its AUC on the held-out scene. The stress
+set is ``benchmarks/stress.py`` (``/unit`` variants by default: every third band, 80x100 crop, 3 % planted
+pixels of one recipe, values in [0, 1]). Scene results are cached as JSON under ``--cache=DIR``
+(default /tmp/bench_cae) so the dev and stress halves can run as two 1-thread processes and be merged:
 
-    nice -n 10 python benchmarks/bench_cae.py [--no-stress] [--scenes a,b]
+    nice python benchmarks/bench_cae.py --part=dev &  nice python benchmarks/bench_cae.py --part=stress
+    python benchmarks/bench_cae.py --report
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,125 +42,186 @@ from sklearn.metrics import roc_auc_score
 from stress import DATA, load_scene, stress_set
 
 from napari_hsi_anomaly.core.cube import Cube
-from napari_hsi_anomaly.core.model import auto_train_options, extract_features, iter_train
-from napari_hsi_anomaly.core.model import features as feat
-from napari_hsi_anomaly.core.model.cae import encoder_halo
-from napari_hsi_anomaly.core.model.dataset import prepare, read_block
+from napari_hsi_anomaly.core.detectors.calibration import auto_p_min
+from napari_hsi_anomaly.core.model import auto_train_options, extract_features, iter_train, reconstruct
 from napari_hsi_anomaly.core.progress import run
-from napari_hsi_anomaly.core.scoring.detect import auto_p_min
 from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
 
-GROUPS = (2, 4, 8)
+KS = (3, 5, 8, 10)
+NOT_GLOSH = ("rec", "rec/band")
 
 
-def before_features(model, cube: Cube) -> np.ndarray:
-    """The former pixel feature: max over bands of each encoder map, layer 2 nearest up-sampled."""
-    cfg, h, f = model.config, encoder_halo(model.config), model.config.spatial_factor
-    rows, cols = -(-(cube.rows + 2 * h) // f) * f, -(-(cube.cols + 2 * h) // f) * f
-    x, _ = prepare(*read_block(cube, -h, rows - h, -h, cols - h), model.scaler, cfg)
-    with torch.inference_mode():
-        maps = model.net.encode(torch.from_numpy(x)[None, None])
-    out, fr = [], 1
-    for li, m in enumerate(maps):
-        m2 = m[0, :, : cfg.used_bands].amax(dim=1)
-        m2 = m2.repeat_interleave(fr, -1).repeat_interleave(fr, -2)
-        out.append(m2[:, h : h + cube.rows, h : h + cube.cols].reshape(m2.shape[0], -1))
-        fr *= cfg.pooling[li][1]
-    return torch.cat(out).T.numpy()
+def _arg(name: str, default: str | None = None) -> str | None:
+    return next((a.split("=", 1)[1] for a in sys.argv if a.startswith(f"--{name}=")), default)
 
 
-def glosh_auc(values: np.ndarray, gt: np.ndarray) -> float:
-    scores = GloshScorer(values, min_samples=10, n_jobs=1).score(auto_p_min(values.shape[0])).scores
-    return float(roc_auc_score(gt.ravel(), scores))
+def pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, basis (D, k), std (k,))`` of the rows ``x``: leading eigenvectors of the covariance."""
+    mean = x.mean(axis=0)
+    vals, vecs = np.linalg.eigh(np.cov(x - mean, rowvar=False))
+    order = np.argsort(vals)[::-1][:k]
+    return mean, vecs[:, order], np.sqrt(np.maximum(vals[order], 1e-12))
 
 
-def score_scene(cube_data: np.ndarray, gt: np.ndarray, candidates: tuple) -> tuple[dict, float, dict]:
-    cube = Cube(cube_data)
+def minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    return (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    med = np.median(x)
+    return (x - med) / max(1.4826 * float(np.median(np.abs(x - med))), 1e-12)
+
+
+def candidates(f: np.ndarray, rec: np.ndarray, nrec: np.ndarray) -> dict[str, tuple[np.ndarray, bool]]:
+    """``name -> (values (N, D), GLOSH min-max scaling)`` from g4 features ``f``, reconstruction errors
+    ``rec`` and errors normalised per band ``nrec`` (round 1: ``--set=1``; round 2 the default)."""
+    if _arg("set", "2") == "2":
+        return candidates2(f, rec, nrec)
+    out: dict[str, tuple[np.ndarray, bool]] = {"g4": (f, True)}
+    mean, basis, std = pca(f.astype(np.float64), max(KS))
+    proj = (f - mean) @ basis
+    for k in KS:
+        out[f"pca{k}"] = (proj[:, :k], True)
+        out[f"pca{k}/e"] = (proj[:, :k], False)
+        out[f"wpca{k}/e"] = (proj[:, :k] / std[:k], False)
+    r = rec.reshape(-1, 1).astype(np.float64)
+    for k in (5, 8):
+        out[f"pca{k}+rec"] = (np.hstack([proj[:, :k], r]), True)
+        out[f"pca{k}+lrec"] = (np.hstack([proj[:, :k], np.log(r + 1e-12)]), True)
+    return out
+
+
+def candidates2(f: np.ndarray, rec: np.ndarray, nrec: np.ndarray) -> dict[str, tuple[np.ndarray, bool]]:
+    """Round 2: the leading components with the (band-normalised) reconstruction error, weighted."""
+    mean, basis, std = pca(f.astype(np.float64), 10)
+    proj = (f - mean) @ basis
+    r, n = rec.reshape(-1, 1).astype(np.float64), nrec.reshape(-1, 1).astype(np.float64)
+    out: dict[str, tuple[np.ndarray, bool]] = {"g4": (f, True), "pca8": (proj[:, :8], True),
+                                               "pca5+rec": (np.hstack([proj[:, :5], r]), True)}
+    for k in (5, 8, 10):
+        out[f"pca{k}+nrec"] = (np.hstack([proj[:, :k], n]), True)
+    for k in (5, 8):
+        for w in (2, 3):
+            out[f"pca{k}+{w}nrec"] = (np.hstack([minmax(proj[:, :k]), w * minmax(n)]), False)
+        out[f"pca{k}+lnrec"] = (np.hstack([proj[:, :k], np.log(n + 1e-12)]), True)
+        out[f"wpca{k}/e+znrec"] = (np.hstack([proj[:, :k] / std[:k], robust_z(n)]), False)
+        out[f"wpca{k}/e+zlnrec"] = (np.hstack([proj[:, :k] / std[:k], robust_z(np.log(n + 1e-12))]), False)
+    return out
+
+
+def score_scene(data: np.ndarray, gt: np.ndarray) -> dict:
+    cube = Cube(data)
     opts = auto_train_options(cube)
     opts.threads = 1
     t = time.perf_counter()
     model = run(iter_train(cube, "fast", opts))
     train_s = time.perf_counter() - t
-    aucs = {}
-    if "before" in candidates:
-        aucs["before"] = glosh_auc(before_features(model, cube), gt)
-    for g in GROUPS:
-        if f"conv1/g{g}" in candidates:
-            feat.PIXEL_GROUPS, keep = g, feat.PIXEL_GROUPS
-            try:
-                aucs[f"conv1/g{g}"] = glosh_auc(extract_features(model, cube, "pixel").values, gt)
-            finally:
-                feat.PIXEL_GROUPS = keep
-    return aucs, train_s, model.summary
+    f = extract_features(model, cube, "pixel").values
+    rb = reconstruct(model, cube)
+    nb = model.config.used_bands
+    per_band = rb.per_band[:nb].reshape(nb, -1)
+    med = np.median(per_band, axis=1, keepdims=True)
+    y = gt.ravel()
+    nrec = (per_band / np.maximum(med, 1e-12)).mean(axis=0)
+    aucs = {"rec": float(roc_auc_score(y, rb.per_pixel.ravel())), "rec/band": float(roc_auc_score(y, nrec))}
+    secs = {}
+    p_min = auto_p_min(f.shape[0])
+    for name, (values, scale) in candidates(f, rb.per_pixel, nrec).items():
+        t = time.perf_counter()
+        s = GloshScorer(values, min_samples=10, scale=scale, n_jobs=1).score(p_min).scores
+        secs[name] = time.perf_counter() - t
+        aucs[name] = float(roc_auc_score(y, s))
+    return {"auc": aucs, "train_s": train_s, "glosh_s": secs, "what": model.summary["description"]}
 
 
-def loso(res: dict[str, dict[str, float]], cands: list[str]) -> list[str]:
-    lines = ["| held-out scene | chosen on the other eight | its AUC there |", "|---|---|---|"]
-    held = []
-    for s in res:
-        others = [o for o in res if o != s]
-        merit = {c: (np.mean([res[o][c] for o in others]) + min(res[o][c] for o in others)) / 2
-                 for c in cands}
-        best = max(merit, key=merit.get)
-        held.append(res[s][best])
-        lines.append(f"| {s} | {best} | {res[s][best]:.4f} |")
-    lines.append(f"| **mean / worst** | | **{np.mean(held):.4f} / {min(held):.4f}** |")
-    return lines
+def scenes(part: str):
+    if part == "dev":
+        for path in sorted(DATA.glob("*.npz")):
+            yield (path.stem, *load_scene(path))
+    else:
+        kinds = (_arg("stress", "unit") or "unit").split(",")
+        for name, data, gt in stress_set():
+            if name.split("/")[-1] in kinds:
+                yield name, data, gt
+
+
+def compute(part: str, cache: Path) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    only = _arg("scenes")
+    for name, data, gt in scenes(part):
+        if only and name.split("/")[0] not in only.split(","):
+            continue
+        out = cache / (name.replace("/", "__") + ".json")
+        if out.exists() and "--force" not in sys.argv:
+            continue
+        r = score_scene(data, gt)
+        r["part"], r["head"] = part, git_head()
+        out.write_text(json.dumps(r))
+        print(name, f"train {r['train_s']:.1f} s", {k: round(v, 4) for k, v in r["auc"].items()}, flush=True)
+
+
+def merit(a: list[float]) -> float:
+    return (float(np.mean(a)) + float(np.min(a))) / 2
+
+
+def report(cache: Path, chosen: str) -> None:
+    res = {p.stem.replace("__", "/"): json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))}
+    dev = [n for n, r in res.items() if r["part"] == "dev"]
+    st = [n for n, r in res.items() if r["part"] == "stress"]
+    cands = list(next(iter(res.values()))["auc"])
+    auc = {n: res[n]["auc"] for n in res}
+    heads = sorted({r["head"] for r in res.values()})
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    lines = [
+        f"Scores computed at commit(s) {', '.join(heads)}, report at {git_head()}; torch threads 1, the dev "
+        "and stress halves as two processes on the machine's 2 CPU cores, shared with the lead's work. "
+        f"`uptime` at the report: `{load}`.",
+        "",
+        f"Training (auto_train_options, per scene, on the scene itself): "
+        f"{res[dev[0]]['what'] if dev else ''}.",
+        "",
+    ]
+
+    def block(title, names):
+        out = [f"### {title}", "", "| candidate | " + " | ".join(n.split("/")[0] for n in names)
+               + " | mean | worst | (mean+worst)/2 |", "|---|" + "---|" * (len(names) + 3)]
+        for c in cands:
+            a = [auc[n][c] for n in names]
+            out.append(f"| {c} | " + " | ".join(f"{x:.3f}" for x in a)
+                       + f" | **{np.mean(a):.4f}** | **{min(a):.4f}** | {merit(a):.4f} |")
+        out.append("| train s | " + " | ".join(f"{res[n]['train_s']:.0f}" for n in names) + " | | | |")
+        return out + [""]
+
+    if dev:
+        lines += block("Development scenes: AUC per candidate (columns: scenes)", dev)
+    if st:
+        lines += block("Stress set `/unit` (stress.py): AUC per candidate", st)
+    glosh_c = [c for c in cands if c not in NOT_GLOSH]
+    if dev:
+        lines += ["### Leave-one-scene-out (GLOSH candidates)", "",
+                  "Merit = (mean + worst AUC) / 2 over the other eight development scenes and every stress "
+                  "scene.", "", "| held out | picked | its AUC there |", "|---|---|---|"]
+        held = []
+        for k in dev:
+            train = [n for n in dev if n != k] + st
+            pick = max(glosh_c, key=lambda c: merit([auc[n][c] for n in train]))
+            held.append(auc[k][pick])
+            lines.append(f"| {k} | {pick} | {auc[k][pick]:.4f} |")
+        final = max(glosh_c, key=lambda c: merit([auc[n][c] for n in dev + st]))
+        lines += [f"| **held-out mean / worst** | | **{np.mean(held):.4f} / {min(held):.4f}** |", "",
+                  f"Picked on all nine + stress: **{final}**; product: `{chosen}`.", ""]
+    save_table(_arg("out", "bench_cae_variants") or "bench_cae_variants", "\n".join(lines))
 
 
 def main() -> None:
     torch.set_num_threads(1)
-    head, load0 = git_head(), subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--scenes=")), None)
-    cands = ("before",) + tuple(f"conv1/g{g}" for g in GROUPS)
-    chosen = f"conv1/g{feat.PIXEL_GROUPS}"
-    res, train_s, what = {}, {}, {}
-    for path in sorted(DATA.glob("*.npz")):
-        if (only and path.stem not in only.split(",")) or "--stress-only" in sys.argv:
-            continue
-        data, gt = load_scene(path)
-        res[path.stem], train_s[path.stem], summary = score_scene(data, gt, cands)
-        what[path.stem] = summary["description"]
-        print(path.stem, f"train {train_s[path.stem]:.1f} s", res[path.stem], flush=True)
-    names = list(res)
-    if not names:  # --stress-only
-        res, train_s, what, names = {"-": {c: float("nan") for c in cands}}, {"-": 0.0}, {}, ["-"]
-    lines = [
-        f"CAE `glosh --feature pixel` AUC per scene (GloshScorer min_samples 10, auto p_min), commit {head}, "
-        f"torch threads 1, 2 shared CPU cores; load at start: `{load0}`.",
-        "",
-        f"Training (auto_train_options, per scene, on the scene itself): {what.get(names[0], '')}.",
-        "",
-        "| scene | train s | " + " | ".join(cands) + " |",
-        "|---|---|" + "---|" * len(cands),
-    ]
-    for s in names:
-        lines.append(f"| {s} | {train_s[s]:.1f} | " + " | ".join(f"{res[s][c]:.4f}" for c in cands) + " |")
-    lines.append("| **mean** | " + f"{np.mean(list(train_s.values())):.1f} | "
-                 + " | ".join(f"**{np.mean([res[s][c] for s in names]):.4f}**" for c in cands) + " |")
-    lines.append("| **worst** | | "
-                 + " | ".join(f"**{min(res[s][c] for s in names):.4f}**" for c in cands) + " |")
-    lines += ["", f"Product choice: `{chosen}`. Leave-one-scene-out over the conv1 candidates:", ""]
-    if len(names) > 1:
-        lines += loso(res, [c for c in cands if c != "before"])
-    if "--no-stress" not in sys.argv and (len(names) > 1 or "--stress-only" in sys.argv):
-        kinds = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--stress=")), "unit,int")
-        lines += ["", "### Stress set (benchmarks/stress.py)", "", f"| scene | train s | before | {chosen} |",
-                  "|---|---|---|---|"]
-        sa = []
-        for name, data, gt in stress_set():
-            if name.split("/")[-1] not in kinds.split(","):
-                continue
-            aucs, ts, _ = score_scene(data, gt, ("before", chosen))
-            sa.append(aucs)
-            lines.append(f"| {name} | {ts:.1f} | {aucs['before']:.4f} | {aucs[chosen]:.4f} |")
-            print(lines[-1], flush=True)
-        lines.append(f"| **mean / worst** | | {np.mean([a['before'] for a in sa]):.4f} / "
-                     f"{min(a['before'] for a in sa):.4f} | {np.mean([a[chosen] for a in sa]):.4f} / "
-                     f"{min(a[chosen] for a in sa):.4f} |")
-    load1 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    lines += ["", f"Load at the end: `{load1}`.", ""]
-    save_table("bench_cae_stress" if "--stress-only" in sys.argv else "bench_cae", "\n".join(lines))
+    cache = Path(_arg("cache", "/tmp/bench_cae") or "/tmp/bench_cae")
+    part = _arg("part")
+    if part:
+        compute(part, cache)
+    if "--report" in sys.argv:
+        report(cache, _arg("chosen", "pca5") or "pca5")
 
 
 if __name__ == "__main__":

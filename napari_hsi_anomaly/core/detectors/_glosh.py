@@ -36,7 +36,8 @@ class GloshReference:
     """GLOSH hierarchy of the reference points ``values`` (one ``(N_i, D)`` array per reference cube)."""
 
     def __init__(self, values: Sequence[np.ndarray], cubes: Sequence[Cube] | None, *, min_samples: int,
-                 max_fit: int, seed: int, unit: str = "pixels", shape_hint: str = "") -> None:
+                 max_fit: int, seed: int, unit: str = "pixels", shape_hint: str = "",
+                 scale: bool = True) -> None:
         from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
 
         counts = [int(v.shape[0]) for v in values]
@@ -49,7 +50,7 @@ class GloshReference:
                 f"min_samples={min_samples}. Use a smaller window, the pixel feature, or a larger cube."
             )
         self.n_valid = n_ok
-        self.scorer = GloshScorer(x, min_samples=min_samples, max_fit=max_fit, seed=seed)
+        self.scorer = GloshScorer(x, min_samples=min_samples, max_fit=max_fit, seed=seed, scale=scale)
         self._refs = [weakref.ref(c) for c in cubes] if cubes is not None else []
 
     @property

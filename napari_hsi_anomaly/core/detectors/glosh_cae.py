@@ -61,13 +61,32 @@ def features_of(model: Any, cube: Cube, feature: str) -> Generator[Progress, Non
     return values, fs
 
 
+def errors_of(model: Any, cube: Cube) -> Generator[Progress, None, np.ndarray]:
+    """Per-band squared reconstruction error over the model's real bands ``(bands, rows, cols)``."""
+    from napari_hsi_anomaly.core.model import iter_reconstruction
+
+    rec = yield from iter_reconstruction(model, cube)
+    return rec.per_band[: model.config.used_bands]
+
+
+def pixel_points(space: Any, model: Any, cube: Cube, values: np.ndarray
+                 ) -> Generator[Progress, None, np.ndarray]:
+    """The GLOSH coordinates of ``cube``'s pixel feature rows ``values`` in the fitted ``space``."""
+    per_band = None
+    if space.uses_reconstruction:
+        per_band = yield from errors_of(model, cube)
+    return space.transform(values, per_band)
+
+
 class CaeGloshScorer(Scorer):
-    """The CAE (kept outside the state: profiles save it with ``save_model``) and the GLOSH hierarchy."""
+    """The CAE (kept outside the state: profiles save it with ``save_model``), the GLOSH hierarchy and,
+    for the pixel feature, the ``PixelSpace`` fitted on the reference (None: profiles saved before it,
+    the raw pixel feature)."""
 
     def __init__(self, model: Any, ref: GloshReference, params: dict, bands: int, wavelengths=None,
-                 ref_features: list | None = None) -> None:
+                 ref_features: list | None = None, space: Any = None) -> None:
         self.detector, self.params = "glosh", dict(params)
-        self.model, self.ref = model, ref
+        self.model, self.ref, self.space = model, ref, space
         self.bands, self.wavelengths = int(bands), wavelengths
         self._ref_features = ref_features or []  # FeatureSets of the reference cubes (same order)
 
@@ -80,6 +99,8 @@ class CaeGloshScorer(Scorer):
         else:
             self.model.check_cube(cube)
             values, fs = yield from features_of(self.model, cube, feature)
+            if self.space is not None:
+                values = yield from pixel_points(self.space, self.model, cube, values)
             handle = self.ref.handle(cube, lambda c: values)
         per_pixel = feature == "pixel"
         return Raw(glosh=handle, reference=self.ref.scorer, regions=fs.regions, feature=feature,
@@ -89,14 +110,26 @@ class CaeGloshScorer(Scorer):
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays, meta = self.ref.state()
-        return arrays, {**self._meta(), **meta, "model": model_label(self.model)}
+        meta = {**self._meta(), **meta, "model": model_label(self.model)}
+        if self.space is not None:
+            a, m = self.space.state()
+            arrays = {**arrays, **{f"pixel_space.{k}": v for k, v in a.items()}}
+            meta["pixel_space"] = m
+        return arrays, meta
 
     @classmethod
     def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> CaeGloshScorer:
+        from napari_hsi_anomaly.core.detectors.base import prefixed
+        from napari_hsi_anomaly.core.model.features import PixelSpace
+
         if model is None:
             raise ModelError("This normal model needs its CAE: load the profile with its model folder.")
-        return cls(model, GloshReference.from_state(arrays, meta), meta["params"], meta["bands"],
-                   meta.get("wavelengths"))
+        own = {k: v for k, v in arrays.items() if not k.startswith("pixel_space.")}
+        space = None
+        if "pixel_space" in meta:
+            space = PixelSpace.from_state(prefixed(arrays, "pixel_space."), meta["pixel_space"])
+        return cls(model, GloshReference.from_state(own, meta), meta["params"], meta["bands"],
+                   meta.get("wavelengths"), space=space)
 
 
 @register
@@ -120,10 +153,24 @@ class CaeGloshDetector(Detector):
             v, fs = yield from features_of(model, c, feature)
             values.append(v)
             sets.append(fs)
+        space = None
+        if feature == "pixel":  # GLOSH clusters the reference's leading components (+ the error)
+            from napari_hsi_anomaly.core.model import features as feat
+
+            errors = None
+            if feat.PIXEL_RECON:
+                errors = []
+                for c in cubes:
+                    e = yield from errors_of(model, c)
+                    errors.append(e)
+            space = feat.PixelSpace.fit(values, errors, feat.PIXEL_COMPONENTS, seed=self.params["seed"])
+            values = [space.transform(v, None if errors is None else e)
+                      for v, e in zip(values, errors or [None] * len(values), strict=True)]
         unit = "pixels" if feature == "pixel" else ("windows" if feature in ("f1", "f3") else "sections")
         n = sum(v.shape[0] for v in values)
         yield Progress(0, 1, f"GLOSH: fitting HDBSCAN on {n} x {values[0].shape[1]}")
         ref = GloshReference(values, cubes, min_samples=self.params["min_samples"],
                              max_fit=self.params["max_fit"], seed=self.params["seed"], unit=unit,
-                             shape_hint=f" on this {cubes[0].rows}x{cubes[0].cols} cube")
-        return CaeGloshScorer(model, ref, self.params, cubes[0].bands, cubes[0].wavelengths, sets)
+                             shape_hint=f" on this {cubes[0].rows}x{cubes[0].cols} cube",
+                             scale=space is None)
+        return CaeGloshScorer(model, ref, self.params, cubes[0].bands, cubes[0].wavelengths, sets, space)

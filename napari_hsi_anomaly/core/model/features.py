@@ -263,3 +263,135 @@ def pixel_maps(fc1: torch.Tensor, cfg, groups: int = PIXEL_GROUPS) -> torch.Tens
 
 def _round_up(n: int, m: int) -> int:
     return max(m, -(-n // m) * m)
+
+
+# --- where GLOSH clusters the pixel feature (fitted on the reference; part of a detector's state) ---
+
+PIXEL_COMPONENTS = 8  # leading principal components of the pixel feature kept for GLOSH
+PIXEL_RECON = True  # add the reconstruction error (normalised per band, robust z) as one coordinate
+SPACE_SAMPLE = 20000  # reference pixels used for the per-band error medians and the error's bulk
+_MAD = 1.4826  # median absolute deviation -> standard deviation of a normal distribution
+
+
+@dataclass
+class PixelSpace:
+    """The coordinates GLOSH clusters per pixel, fitted on the reference's pixel features.
+
+    ``(values - mean) @ basis / std``: the ``k`` leading principal components of the ``pixel`` feature,
+    whitened (each has unit variance on the reference); with ``band_median`` also the reconstruction
+    error as one more coordinate: the squared error of each band divided by the reference's median error
+    in that band, averaged over the bands, as a robust z (``(e - center) / scale``, median and MAD of the
+    reference). GLOSH then uses these coordinates as they are (no min-max scaling): distances are
+    Mahalanobis-like in the encoder's leading subspace. A target is projected with the reference's
+    ``mean``/``basis``/``std``/``band_median``, so a saved profile (``state``) reproduces its scores.
+    """
+
+    mean: np.ndarray  # (D,) float64
+    basis: np.ndarray  # (D, k) float64
+    std: np.ndarray  # (k,) float64
+    band_median: np.ndarray | None = None  # (used bands,) float64; None: no reconstruction coordinate
+    rec_center: float = 0.0
+    rec_scale: float = 1.0
+
+    @property
+    def dim(self) -> int:
+        return int(self.basis.shape[1]) + (self.band_median is not None)
+
+    @property
+    def uses_reconstruction(self) -> bool:
+        return self.band_median is not None
+
+    @classmethod
+    def fit(cls, values: list[np.ndarray], per_band: list[np.ndarray] | None = None,
+            components: int = PIXEL_COMPONENTS, seed: int = 0) -> PixelSpace:
+        """Fit on the reference cubes' pixel features ``values`` (``(N_i, D)``, NaN rows left out) and,
+        for the reconstruction coordinate, their per-band squared errors ``per_band`` (``(bands, rows,
+        cols)`` over the model's real bands, NaN where invalid)."""
+        d = int(values[0].shape[1])
+        n, s1, s2 = 0, np.zeros(d), np.zeros((d, d))
+        for v in values:
+            for i in range(0, v.shape[0], 65536):
+                x = np.asarray(v[i : i + 65536], dtype=np.float64)
+                x = x[np.isfinite(x).all(axis=1)]
+                n += x.shape[0]
+                s1 += x.sum(axis=0)
+                s2 += x.T @ x
+        if n < 2:
+            raise ModelError("The pixel feature needs at least 2 valid reference pixels.")
+        mean = s1 / n
+        cov = (s2 - n * np.outer(mean, mean)) / (n - 1)
+        vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
+        k = max(1, min(int(components), d))
+        order = np.argsort(vals)[::-1][:k]
+        basis = vecs[:, order]
+        basis *= np.where(basis[np.abs(basis).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)  # fixed sign
+        top = max(float(vals[order[0]]), 0.0)
+        std = np.sqrt(np.maximum(vals[order], max(top * 1e-12, 1e-30)))
+        space = cls(mean, basis, std)
+        if per_band is not None:
+            space._fit_reconstruction(per_band, seed)
+        return space
+
+    @staticmethod
+    def band_medians(per_band: list[np.ndarray], seed: int = 0, sample: bool = False
+                     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The median squared error of each band over the valid pixels of ``per_band`` (``(bands, rows,
+        cols)`` arrays, at most ``SPACE_SAMPLE`` pixels drawn), a band with median 0 given the smallest
+        positive one; with ``sample`` also the drawn ``(bands, n)`` errors."""
+        parts = []
+        for e in per_band:
+            flat = np.asarray(e).reshape(np.shape(e)[0], -1)
+            parts.append(flat[:, np.isfinite(flat).all(axis=0)])
+        x = np.concatenate(parts, axis=1)
+        if x.shape[1] > SPACE_SAMPLE:
+            keep = np.sort(np.random.default_rng(seed).choice(x.shape[1], SPACE_SAMPLE, replace=False))
+            x = x[:, keep]
+        if x.shape[1] == 0:
+            raise ModelError("The reconstruction error needs at least one valid reference pixel.")
+        x = x.astype(np.float64)
+        med = np.median(x, axis=1)
+        pos = med[med > 0]
+        med = np.where(med > 0, med, pos.min() if pos.size else 1.0)
+        return (med, x) if sample else med
+
+    def _fit_reconstruction(self, per_band: list[np.ndarray], seed: int) -> None:
+        self.band_median, x = self.band_medians(per_band, seed, sample=True)
+        r = (x / self.band_median[:, None]).mean(axis=0)
+        self.rec_center = float(np.median(r))
+        mad = _MAD * float(np.median(np.abs(r - self.rec_center)))
+        self.rec_scale = mad if mad > 0 else (float(r.std()) or 1.0)
+
+    def transform(self, values: np.ndarray, per_band: np.ndarray | None = None) -> np.ndarray:
+        """``(N, dim)`` float64 coordinates of the pixel feature rows ``values`` (NaN rows stay NaN);
+        ``per_band`` (the same cube's per-band squared errors over the real bands, as in ``fit``) is
+        needed with the reconstruction coordinate."""
+        x = np.asarray(values, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.mean.size:
+            raise ModelError(f"Pixel features must have {self.mean.size} values; got shape {x.shape}.")
+        out = (x - self.mean) @ self.basis
+        out /= self.std
+        if self.band_median is None:
+            return out
+        if per_band is None:
+            raise ModelError("This pixel space needs the reconstruction error of the cube.")
+        nb = self.band_median.size
+        e = np.asarray(per_band).reshape(nb, -1).astype(np.float64)
+        if e.shape[1] != x.shape[0]:
+            raise ModelError(f"Reconstruction error has {e.shape[1]} pixels; the features {x.shape[0]}.")
+        r = (e / self.band_median[:, None]).mean(axis=0)
+        r[~np.isfinite(out).all(axis=1)] = np.nan  # a no-data row stays one
+        return np.hstack([out, ((r - self.rec_center) / self.rec_scale)[:, None]])
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays = {"mean": self.mean, "basis": self.basis, "std": self.std}
+        if self.band_median is not None:
+            arrays["band_median"] = self.band_median
+        return arrays, {"rec_center": self.rec_center, "rec_scale": self.rec_scale}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict) -> PixelSpace:
+        return cls(np.asarray(arrays["mean"], np.float64), np.asarray(arrays["basis"], np.float64),
+                   np.asarray(arrays["std"], np.float64),
+                   None if "band_median" not in arrays else np.asarray(arrays["band_median"], np.float64),
+                   float(meta.get("rec_center", 0.0)), float(meta.get("rec_scale", 1.0)))
+

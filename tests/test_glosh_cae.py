@@ -1,0 +1,78 @@
+"""CAE + GLOSH per pixel: the pixel space (leading components + reconstruction error) is fitted on the
+reference, kept in the scorer's state, and a target is projected with the reference's basis."""
+
+import numpy as np
+import pytest
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.detectors import get_detector
+from napari_hsi_anomaly.core.detectors.glosh_cae import CaeGloshScorer
+from napari_hsi_anomaly.core.model import TrainOptions, train
+from napari_hsi_anomaly.core.model import features as feat
+from napari_hsi_anomaly.core.model.features import PixelSpace
+
+
+def _cube(seed: int, shift: float = 0.0, rows: int = 28, cols: int = 30) -> Cube:
+    rng = np.random.default_rng(seed)
+    data = rng.normal(1.0, 0.05, (8, rows, cols)).astype(np.float32) + shift
+    data[:, 5:7, 9:11] += 1.5  # a small target
+    return Cube(data)
+
+
+@pytest.fixture(scope="module")
+def model():
+    opts = TrainOptions(epochs=1, optimizer="adam", crop=16, steps_per_epoch=2, batch_size=2,
+                        val_fraction=0.0, threads=1, seed=0)
+    return train([_cube(0)], "fast", opts)
+
+
+def test_pixel_space_is_whitened_on_the_reference():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 12)) @ rng.normal(size=(12, 12)) + 3.0
+    x[:50] = np.nan  # no-data rows are left out of the fit and stay NaN
+    err = rng.gamma(2.0, 1.0, size=(6, 4000)) * np.arange(1, 7)[:, None]  # bands on different scales
+    space = PixelSpace.fit([x[:2000], x[2000:]], [err[:, :2000], err[:, 2000:]], components=5)
+    assert space.basis.shape == (12, 5) and space.dim == 6 and space.uses_reconstruction
+    y = space.transform(x, err)
+    assert np.isnan(y[:50]).all() and np.isfinite(y[50:]).all()
+    np.testing.assert_allclose(y[50:, :5].mean(axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(y[50:, :5].std(axis=0, ddof=1), 1.0, rtol=1e-6)
+    assert abs(np.median(y[50:, 5])) < 0.1  # the error coordinate: a robust z on the reference
+    assert np.all(np.diff(np.sort(space.band_median)) > 0)  # each band normalised by its own median
+    again = PixelSpace.from_state(*space.state())
+    np.testing.assert_array_equal(again.transform(x, err), y)
+    with pytest.raises(Exception, match="reconstruction"):
+        space.transform(x)
+    assert PixelSpace.fit([x[50:]], None, components=64).dim == 12  # at most the feature's values
+
+
+def test_glosh_fits_the_space_on_the_reference_and_keeps_it(model):
+    ref, target = _cube(0), _cube(3, shift=0.03)
+    scorer = get_detector("glosh")(p_min=20, min_samples=5).fit([ref], model=model)
+    space = scorer.space
+    k = min(feat.PIXEL_COMPONENTS, model.config.kernels[0] * min(feat.PIXEL_GROUPS, model.config.used_bands))
+    assert space.basis.shape[1] == k and space.uses_reconstruction == feat.PIXEL_RECON
+    assert scorer.ref.scorer.dims == space.dim and not scorer.ref.scorer.scale
+    before = scorer.score(target)
+    assert before.score_map.dtype == np.float32 and 0 <= before.score_map.min() <= before.score_map.max() <= 1
+    assert before.score_map[5:7, 9:11].min() > np.median(before.score_map)
+    # the target is projected with the reference's basis: scoring it leaves the space unchanged
+    np.testing.assert_array_equal(scorer.space.basis, space.basis)
+    arrays, meta = scorer.state()
+    assert {"pixel_space.mean", "pixel_space.basis", "pixel_space.std"} <= set(arrays)
+    assert "pixel_space" in meta
+    loaded = CaeGloshScorer.from_state(arrays, meta, model=model)
+    np.testing.assert_array_equal(loaded.space.basis, space.basis)
+    after = loaded.score(target)
+    np.testing.assert_allclose(before.score_map, after.score_map, atol=1e-6)
+    np.testing.assert_array_equal(before.rescore(30), after.rescore(30))
+
+
+def test_profiles_without_a_space_still_load(model):
+    """A profile saved before the pixel space (raw pixel feature, min-max scaled GLOSH) scores as then."""
+    ref = _cube(0)
+    scorer = get_detector("glosh")(p_min=20, min_samples=5).fit([ref], model=model)
+    arrays, meta = scorer.state()
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("pixel_space.")}
+    meta = {k: v for k, v in meta.items() if k != "pixel_space"}
+    assert CaeGloshScorer.from_state(arrays, meta, model=model).space is None
