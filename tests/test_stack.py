@@ -76,3 +76,19 @@ def test_real_sentinel2_stack(shared_data):
     npz = read_cube(shared_data / "sentinel2" / "sentinel2-eolearn-ref.npz", date=2)
     np.testing.assert_array_equal(np.asarray(c.data), np.asarray(npz.data))
     assert npz.wavelengths is not None and npz.wavelengths.size == 13
+
+
+def test_unnamed_13_band_stack_is_taken_as_sentinel2_l1c(shared_data, tmp_path, capsys):
+    """eo-learn's .npy has no band metadata: its 13 bands get the L1C names (said in a note), so the
+    default selection leaves out B09/B10 in the CLI as in the viewer, as with the named .npz."""
+    path = shared_data / "sentinel2" / "eo-learn_REFERENCE_SCENES.npy"
+    c = read_cube(path, date=2)
+    assert c.band_names[8:11] == ["B8A", "B09", "B10"] and c.wavelengths[3] == pytest.approx(664.6)
+    assert any("taken as Sentinel-2 L1C" in n for n in c.metadata["notes"])
+    prof = tmp_path / "p"
+    assert main(["fit", str(path), "--dates", "3,4", "--method", "rx", "--out", str(prof)]) == 0
+    err = capsys.readouterr().err
+    assert "taken as Sentinel-2 L1C" in err and "left out: B09, B10" in err
+    other = np.random.default_rng(0).random((2, 4, 4, 13)).astype(np.float32)  # any unnamed 13-band
+    np.save(tmp_path / "s.npy", other)
+    assert read_stack(tmp_path / "s.npy").band_names[9] == "B09"
