@@ -10,11 +10,19 @@ brought to ``fc1``'s resolution by nearest (Kronecker) up-sampling and concatena
 - ``f3``/``f4``: the same from the last encoder layer's maps only (48 / 576 for the thesis).
 - ``pixel``: for every pixel, the mean of each first-layer encoder map (Conv1, full resolution) over
   ``PIXEL_GROUPS`` contiguous groups of the real bands: ``kernels[0] * groups`` values (64 for the fast
-  preset), so *where in the spectrum* a map fires is kept. Chosen by measurement (benchmarks/bench_cae.py):
-  the former max over all bands of every layer's maps (layer 2 up-sampled) averaged AUC 0.899 on the nine
-  labelled scenes (worst 0.755); the deeper, pooled maps blur 1-px targets into their neighbours.
-  One row per pixel, row-major, ``regions=None``; computed tile by tile with a halo covering Conv1's
-  receptive field (no seams), memory bounded.
+  preset), so *where in the spectrum* a map fires is kept. The former max over all bands of every layer's
+  maps (layer 2 up-sampled) averaged AUC 0.907 on the nine labelled scenes (worst 0.732); the deeper,
+  pooled maps blur 1-px targets into their neighbours. One row per pixel, row-major, ``regions=None``;
+  computed tile by tile with a halo covering Conv1's receptive field (no seams), memory bounded.
+  GLOSH does not cluster these 64 values as they are: ``PixelSpace`` (below, fitted on the reference)
+  keeps the ``PIXEL_COMPONENTS`` = 8 leading principal components, whitened, plus the reconstruction
+  error normalised per band as a robust z, and GLOSH uses them without min-max scaling. Chosen by
+  measurement (benchmarks/bench_cae.py, one fast CAE per scene, the same network for every candidate):
+  the 64 values min-max scaled averaged AUC 0.935 on the nine scenes (worst 0.840) and 0.857 on the
+  stress set (worst 0.772); leading components alone (3-10, whitened or not) changed little (0.93-0.94,
+  stress 0.83-0.87): GLOSH loses the 1-px targets in the blur of 3x3 kernels; the whitened 8 components
+  with the robust-z error give 0.942 / 0.865 and 0.967 / 0.914 on the stress set; whitened components +
+  error won all 9 leave-one-scene-out folds over (mean + worst) / 2 (8 components in 6, 5 in 3).
 
 Windows follow ``core.windows.window_grid`` (overlap at right/bottom edges); windows or cubes smaller
 than the window are reflect-padded, and maxima are taken over the part inside the cube only.
