@@ -76,3 +76,20 @@ def test_profiles_without_a_space_still_load(model):
     arrays = {k: v for k, v in arrays.items() if not k.startswith("pixel_space.")}
     meta = {k: v for k, v in meta.items() if k != "pixel_space"}
     assert CaeGloshScorer.from_state(arrays, meta, model=model).space is None
+
+
+def test_recon_normalises_each_band_by_the_reference(model):
+    from napari_hsi_anomaly.core.detectors.recon import ReconScorer, normalised_error
+
+    per_band = np.stack([np.full((3, 4), 1.0), np.full((3, 4), 100.0)]).astype(np.float32)
+    per_band[1, 0, 0] = 300.0  # three times the usual error in the noisy band
+    np.testing.assert_allclose(normalised_error(per_band, np.array([1.0, 100.0]))[0, :2], [2.0, 1.0])
+    np.testing.assert_allclose(normalised_error(per_band, None), per_band.mean(axis=0))
+    ref, target = _cube(0), _cube(4, shift=0.03)
+    scorer = get_detector("recon")().fit([ref], model=model)
+    assert scorer.band_median.shape == (model.config.used_bands,) and np.all(scorer.band_median > 0)
+    before = scorer.score(target)
+    assert before.extras["recon_per_band"].shape[0] == target.bands
+    loaded = ReconScorer.from_state(*scorer.state(), model=model)
+    np.testing.assert_array_equal(loaded.band_median, scorer.band_median)
+    np.testing.assert_array_equal(loaded.score(target).score_map, before.score_map)
