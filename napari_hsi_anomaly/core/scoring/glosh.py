@@ -804,10 +804,12 @@ class GloshPredictor:
             if bad:
                 notes.append("non-finite GLOSH scores set to 1.0")
             scores[self._rows] = s
+            n_points, rows, nb = self.n_points, self._rows, self._nb  # not ``self``: the cached result
+            # would hold its predictor in a reference cycle, and its per-pixel arrays until a GC pass
 
             def labels() -> np.ndarray:
-                out = np.full(self.n_points, -1, dtype=np.int64)
-                out[self._rows] = cond.labels()[self._nb]
+                out = np.full(n_points, -1, dtype=np.int64)
+                out[rows] = cond.labels()[nb]
                 return out
             result = GloshResult(scores, labels, p, notes)
         self._cache[p] = result
