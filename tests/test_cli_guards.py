@@ -550,3 +550,17 @@ def test_evaluate_reads_a_compressed_geotiff_map(tmp_path, capsys):
     np.save(tmp_path / "gt.npy", (s > 0.95).astype(np.uint8))
     rc, text, err = run(["evaluate", "--scores", tmp_path / "s.tif", "--gt", tmp_path / "gt.npy"], capsys)
     assert rc == 0 and "AUC        1.0000" in text, err
+
+
+@pytest.mark.parametrize("command", sorted(__import__("napari_hsi_anomaly.cli.main", fromlist=["COMMANDS"])
+                                           .COMMANDS))
+def test_every_command_help_prints(command, capsys):
+    """``COMMAND --help`` exits 0 with its usage (a '%' in a parameter's help once crashed argparse)."""
+    from napari_hsi_anomaly.cli.main import main
+
+    try:
+        code = main([command, "--help"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 0
+    assert f"usage: hsi-anomaly {command}" in capsys.readouterr().out

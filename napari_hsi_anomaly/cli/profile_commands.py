@@ -63,7 +63,8 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
             continue
         kind = str if param.kind is bool else param.kind
         p.add_argument(param.option, dest=f"param_{name}", type=kind, default=None,
-                       metavar=name.upper(), help=f"{param.help} (detectors that declare it)")
+                       metavar=name.upper(),
+                       help=f"{param.help} (detectors that declare it)".replace("%", "%%"))
 
 
 def _detector_params(args: argparse.Namespace, method: str) -> dict:

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"detector (default {DEFAULT_METHOD})")
     p.add_argument("--feature", choices=FEATURES, default="pixel", help="CAE feature for glosh")
     p.add_argument("--p-min", type=int, default=None,
-                   help="HDBSCAN minimum cluster size (default: auto = max(100, 1 %% of the pixels) per "
+                   help="HDBSCAN minimum cluster size (default: auto = max(100, 8 %% of the pixels) per "
                    "pixel; 100 of 2925 as in the thesis for windows/sections)")
     p.add_argument("--min-samples", type=int, default=10, help="HDBSCAN min_samples (default 10)")
     p.add_argument("--t-anom", type=float, default=0.7, help="threshold for --mask-out (default 0.7)")
