@@ -63,7 +63,7 @@ class ReconDetector(Detector):
     scorer_class = ReconScorer
     name = "recon"
     label = "CAE reconstruction error"
-    calibration_z0 = 3.9  # fitted on the development scenes (fast CAE, before the feature rework)
+    calibration_z0 = 2.1  # per-band normalised error (bench_cae.py --report-detect): 8/9 dev, 8/9 stress
     summary = "per-pixel reconstruction error of the CAE, each band relative to the reference's error"
     params = (PRESET,)
     needs_model = True
