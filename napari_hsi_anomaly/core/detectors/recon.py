@@ -9,7 +9,7 @@ import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.detectors.base import Detector, Raw, Scorer, check_cubes
-from napari_hsi_anomaly.core.detectors.glosh_cae import PRESET, errors_of, get_model, model_label
+from napari_hsi_anomaly.core.detectors.glosh_cae import PRESET, get_model, model_label
 from napari_hsi_anomaly.core.detectors.registry import register
 from napari_hsi_anomaly.core.errors import ModelError
 from napari_hsi_anomaly.core.progress import Progress
@@ -43,6 +43,10 @@ class ReconScorer(Scorer):
 
         self.model.check_cube(cube)
         rec = yield from iter_reconstruction(self.model, cube)
+        return self.raw_of(rec)
+
+    def raw_of(self, rec: Any) -> Raw:
+        """The ``Raw`` of a ``Reconstruction`` of a cube."""
         err = normalised_error(rec.per_band[: self.model.config.used_bands], self.band_median)
         return Raw(fixed=err, extras={"recon_per_pixel": rec.per_pixel, "recon_per_band": rec.per_band,
                                       "model": self.model})
@@ -70,13 +74,17 @@ class ReconDetector(Detector):
 
     def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
                  ) -> Generator[Progress, None, ReconScorer]:
+        from napari_hsi_anomaly.core.model import iter_reconstruction
         from napari_hsi_anomaly.core.model.features import PixelSpace
 
         cubes = check_cubes(cubes)
         model = yield from get_model(cubes, model, self.params["preset"], train_options)
-        errors = []
+        recs = []
         for c in cubes:
-            e = yield from errors_of(model, c)
-            errors.append(e)
-        band_median = PixelSpace.band_medians(errors)
-        return ReconScorer(model, self.params, cubes[0].bands, cubes[0].wavelengths, band_median)
+            rec = yield from iter_reconstruction(model, c)
+            recs.append(rec)
+        band_median = PixelSpace.band_medians([r.per_band[: model.config.used_bands] for r in recs])
+        scorer = ReconScorer(model, self.params, cubes[0].bands, cubes[0].wavelengths, band_median)
+        for c, rec in zip(cubes, recs, strict=True):  # the calibration reuses them (no second pass)
+            scorer.remember_raw(c, scorer.raw_of(rec))
+        return scorer
