@@ -78,6 +78,8 @@ def candidates(f: np.ndarray, rec: np.ndarray, nrec: np.ndarray) -> dict[str, tu
     ``rec`` and errors normalised per band ``nrec`` (round 1: ``--set=1``; round 2 the default)."""
     if _arg("set", "2") == "2":
         return candidates2(f, rec, nrec)
+    if _arg("set") == "3":
+        return candidates3(f, nrec)
     out: dict[str, tuple[np.ndarray, bool]] = {"g4": (f, True)}
     mean, basis, std = pca(f.astype(np.float64), max(KS))
     proj = (f - mean) @ basis
@@ -110,6 +112,19 @@ def candidates2(f: np.ndarray, rec: np.ndarray, nrec: np.ndarray) -> dict[str, t
     return out
 
 
+def candidates3(f: np.ndarray, nrec: np.ndarray) -> dict[str, tuple[np.ndarray, bool]]:
+    """Round 3: how many whitened components, and the error coordinate's weight."""
+    mean, basis, std = pca(f.astype(np.float64), 16)
+    w = ((f - mean) @ basis) / std
+    z = robust_z(nrec.astype(np.float64))[:, None]
+    out: dict[str, tuple[np.ndarray, bool]] = {}
+    for k in (3, 4, 6, 8, 10, 12, 16):
+        out[f"wpca{k}/e+znrec"] = (np.hstack([w[:, :k], z]), False)
+    for a in (0.5, 2.0):
+        out[f"wpca8/e+{a:g}znrec"] = (np.hstack([w[:, :8], a * z]), False)
+    return out
+
+
 def score_scene(data: np.ndarray, gt: np.ndarray) -> dict:
     cube = Cube(data)
     opts = auto_train_options(cube)
@@ -125,6 +140,16 @@ def score_scene(data: np.ndarray, gt: np.ndarray) -> dict:
     y = gt.ravel()
     nrec = (per_band / np.maximum(med, 1e-12)).mean(axis=0)
     aucs = {"rec": float(roc_auc_score(y, rb.per_pixel.ravel())), "rec/band": float(roc_auc_score(y, nrec))}
+    if _arg("set") == "4":  # the recon detector's normalisation only (no GLOSH)
+        ratio = per_band / np.maximum(med, 1e-12)
+        q1, q3 = np.percentile(per_band, [25, 75], axis=1, keepdims=True)
+        variants = {"rec/band-max": ratio.max(axis=0), "rec/band-geo": np.log(ratio + 1e-6).mean(axis=0),
+                    "rec/band-p90": np.percentile(ratio, 90, axis=0),
+                    "rec/band-iqr": ((per_band - med) / np.maximum(q3 - q1, 1e-12)).mean(axis=0),
+                    "rec/band-mean": (per_band / np.maximum(per_band.mean(axis=1, keepdims=True),
+                                                            1e-12)).mean(axis=0)}
+        aucs.update({k: float(roc_auc_score(y, v)) for k, v in variants.items()})
+        return {"auc": aucs, "train_s": train_s, "glosh_s": {}, "what": model.summary["description"]}
     secs = {}
     p_min = auto_p_min(f.shape[0])
     for name, (values, scale) in candidates(f, rb.per_pixel, nrec).items():

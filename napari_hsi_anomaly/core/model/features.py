@@ -15,14 +15,15 @@ brought to ``fc1``'s resolution by nearest (Kronecker) up-sampling and concatena
   pooled maps blur 1-px targets into their neighbours. One row per pixel, row-major, ``regions=None``;
   computed tile by tile with a halo covering Conv1's receptive field (no seams), memory bounded.
   GLOSH does not cluster these 64 values as they are: ``PixelSpace`` (below, fitted on the reference)
-  keeps the ``PIXEL_COMPONENTS`` = 8 leading principal components, whitened, plus the reconstruction
+  keeps the ``PIXEL_COMPONENTS`` = 3 leading principal components, whitened, plus the reconstruction
   error normalised per band as a robust z, and GLOSH uses them without min-max scaling. Chosen by
-  measurement (benchmarks/bench_cae.py, one fast CAE per scene, the same network for every candidate):
-  the 64 values min-max scaled averaged AUC 0.935 on the nine scenes (worst 0.840) and 0.857 on the
-  stress set (worst 0.772); leading components alone (3-10, whitened or not) changed little (0.93-0.94,
-  stress 0.83-0.87): GLOSH loses the 1-px targets in the blur of 3x3 kernels; the whitened 8 components
-  with the robust-z error give 0.942 / 0.865 and 0.967 / 0.914 on the stress set; whitened components +
-  error won all 9 leave-one-scene-out folds over (mean + worst) / 2 (8 components in 6, 5 in 3).
+  measurement (benchmarks/bench_cae.py, one fast CAE per scene, the same network for every candidate;
+  AUC mean / worst on the nine scenes, then on the stress set): the 64 values min-max scaled 0.935 /
+  0.840, stress 0.857 / 0.772; leading components alone (3-10, whitened or not) changed little (0.92-0.94,
+  stress 0.83-0.87): GLOSH loses 1-px targets in the blur of the 3x3 kernels. With the robust-z error
+  they carry: 3 whitened components 0.937 / 0.872, stress 0.967 / 0.934; 8: 0.942 / 0.865, stress
+  0.967 / 0.914 (3-16 components all within 0.937-0.949 / 0.859-0.872). 3 has the best (mean + worst)
+  / 2 over the nine scenes and the stress set and is picked in 7 of 9 leave-one-scene-out folds.
 
 Windows follow ``core.windows.window_grid`` (overlap at right/bottom edges); windows or cubes smaller
 than the window are reflect-padded, and maxima are taken over the part inside the cube only.
@@ -275,7 +276,7 @@ def _round_up(n: int, m: int) -> int:
 
 # --- where GLOSH clusters the pixel feature (fitted on the reference; part of a detector's state) ---
 
-PIXEL_COMPONENTS = 8  # leading principal components of the pixel feature kept for GLOSH
+PIXEL_COMPONENTS = 3  # leading principal components of the pixel feature kept for GLOSH (bench_cae.py)
 PIXEL_RECON = True  # add the reconstruction error (normalised per band, robust z) as one coordinate
 SPACE_SAMPLE = 20000  # reference pixels used for the per-band error medians and the error's bulk
 _MAD = 1.4826  # median absolute deviation -> standard deviation of a normal distribution
