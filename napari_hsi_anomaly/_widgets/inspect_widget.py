@@ -245,7 +245,9 @@ class InspectWidget(QWidget):
             centre, scale = np.array([row, col]), np.ones(2)
         camera(self.viewer).center = tuple(float(v) for v in centre)
         extent = max((r1 - r0) * scale[0], (c1 - c0) * scale[1], 16 * float(scale.min())) * 4
-        size = getattr(self.viewer, "_canvas_size", None) or (600, 800)
+        size = getattr(getattr(self.viewer, "canvas", None), "size", None)  # napari >= 0.9 (rows, cols)
+        if size is None or min(size) <= 1:
+            size = (600, 800)
         whole = min(size[0] / (self.cube.rows * scale[0]), size[1] / (self.cube.cols * scale[1]))
         camera(self.viewer).zoom = float(np.clip(min(size) / extent, whole, max(whole, 16.0)))
 
