@@ -96,3 +96,27 @@ def test_large_scene_is_scored_in_blocks(tiny, monkeypatch, capsys):
     r, c = np.unravel_index(int(np.argmax(scores)), scores.shape)
     assert 10 <= r < 13 and 20 <= c < 23  # the planted square is the most outlying
     assert np.load(tiny / "bmask.npy")[11, 21] == 1
+
+
+def test_score_takes_the_detectors_parameters(tiny, tmp_path, capsys):
+    """``--rx-ridge 0`` is classic RX (the same ranking as ``rx_global``); an option the method does not
+    declare, or any detector option with ``--profile``, is one line and exit 1."""
+    from napari_hsi_anomaly.core.io import read_cube
+    from napari_hsi_anomaly.core.scoring.rx import rx_global
+
+    cube_path = tiny / "cube.npy"
+    out = tmp_path / "classic.npy"
+    assert main(["score", str(cube_path), "--method", "rx", "--rx-ridge", "0", "--out", str(out)]) == 0
+    classic = rx_global(read_cube(str(cube_path)))
+    got = np.load(out)
+    assert np.array_equal(np.argsort(got.ravel(), kind="stable"), np.argsort(classic.ravel(), kind="stable"))
+    shrunk = tmp_path / "shrunk.npy"
+    assert main(["score", str(cube_path), "--method", "rx", "--out", str(shrunk)]) == 0
+    assert not np.allclose(np.load(shrunk), got)  # the default ridge changes the distances
+    capsys.readouterr()
+    assert main(["score", str(cube_path), "--method", "rx-local", "--rx-ridge", "0", "--out",
+                 str(tmp_path / "x.npy")]) == 1
+    assert "--rx-ridge does not apply to method rx-local" in capsys.readouterr().err
+    assert main(["score", str(cube_path), "--profile", str(tmp_path), "--rx-ridge", "0", "--out",
+                 str(tmp_path / "y.npy")]) == 1
+    assert "cannot be given with --profile" in capsys.readouterr().err

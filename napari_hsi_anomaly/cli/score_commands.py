@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score against a normal model saved by `hsi-anomaly fit` (--method and its "
                    "options are the profile's; --p-min re-condenses its reference hierarchy)")
     add_cube_options(p, fill=True)
+    _add_param_options(p)
     p.set_defaults(func=cmd_score)
 
     e = sub.add_parser("evaluate", help="TPR, FNR, precision, F-score and AUC of a score map")
@@ -107,10 +108,43 @@ def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
     return out, mask_out
 
 
+_OWN_OPTIONS = {"p_min", "min_samples", "feature", "preset"}  # score's own options (above)
+
+
+def _add_param_options(p: argparse.ArgumentParser) -> None:
+    """One option per other declared detector parameter (``--rx-ridge``, ``--components``, ...): as
+    ``fit``'s, default None = the detector's own."""
+    seen: dict = {}
+    for cls in REGISTRY.values():
+        for q in cls.params:
+            seen.setdefault(q.name, q)
+    for name, q in seen.items():
+        if name in _OWN_OPTIONS:
+            continue
+        p.add_argument(q.option, dest=f"param_{name}", type=str if q.kind is bool else q.kind, default=None,
+                       metavar=name.upper(), help=f"{q.help} (detectors that declare it)".replace("%", "%%"))
+
+
+def _extra_params(args: argparse.Namespace) -> dict:
+    """The detector options given, checked against ``--method``'s declarations (none with --profile)."""
+    given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    if given and args.profile:
+        raise HsiAnomalyError(f"--{next(iter(given)).replace('_', '-')} cannot be given with --profile: the "
+                              "profile fixes the detector's parameters.")
+    declared = {q.name for q in REGISTRY[args.method].params}
+    for name in given:
+        if name not in declared:
+            takes = ", ".join("--" + n.replace("_", "-") for n in sorted(declared - _OWN_OPTIONS)) or "none"
+            raise HsiAnomalyError(f"--{name.replace('_', '-')} does not apply to method {args.method} "
+                                  f"(its options: {takes}).")
+    return given
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from napari_hsi_anomaly.core.guards import check_allocation, check_p_min
 
     out_path, mask_path = _check_score_args(args)
+    extra = _extra_params(args)
     if args.profile and args.bands:
         raise HsiAnomalyError("--bands cannot be given with --profile: the profile fixes the bands.")
     cube = check_usable(read_input(args.cube, args), args)
@@ -136,7 +170,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if blocked:  # a large scene without a model: fitted on strips, scored block by block (bounded memory)
         check_allocation(4 * cube.rows * cube.cols * 3, f"Scoring {cube.name} in blocks (score map)",
                          hint="crop the cube or score it in tiles")
-        return _score_blocks(args, cube, out_path, mask_path)
+        return _score_blocks(args, cube, out_path, mask_path, extra)
     # One float32 copy of the cube: a cube whose float32 copy alone exceeds the budget is refused here.
     check_allocation(float32_bytes(cube, 1), f"Scoring {cube.name} ({cube.bands}x{cube.rows}x{cube.cols})",
                      hint="crop the cube or score it in tiles")
@@ -156,7 +190,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     det = run(
         iter_detect(cube, args.method, model=model, feature=args.feature, p_min=args.p_min,
-                    min_samples=args.min_samples, train_options=train_options, preset=args.preset),
+                    min_samples=args.min_samples, train_options=train_options, preset=args.preset, **extra),
         _progress,
     )
     print(file=sys.stderr)
@@ -175,13 +209,15 @@ def _use_blocks(cube: Any, args: argparse.Namespace) -> bool:
     return not REGISTRY[args.method].needs_model
 
 
-def _score_blocks(args: argparse.Namespace, cube: Any, out_path: Path, mask_path: Path | None) -> int:
+def _score_blocks(args: argparse.Namespace, cube: Any, out_path: Path, mask_path: Path | None,
+                  extra: dict | None = None) -> int:
     """``iter_detect_blocks``: the normal model from evenly spaced strips, every block scored against it."""
     from napari_hsi_anomaly.core.scoring.blocks import iter_detect_blocks
 
     declared = {p.name for p in REGISTRY[args.method].params}
     offered = {"p_min": args.p_min, "min_samples": args.min_samples}
     params = {k: v for k, v in offered.items() if k in declared and v is not None}
+    params.update(extra or {})
     scores = run(iter_detect_blocks(cube, args.method, **params), _progress)
     print(file=sys.stderr)
     write_results(scores, cube, out_path, mask_path if args.mask_out else None, args.t_anom,

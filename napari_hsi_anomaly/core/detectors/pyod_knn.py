@@ -92,7 +92,7 @@ class KnnDetector(Detector):
     scorer_class = KnnScorer
     name = "knn"
     label = "KNN (PyOD)"
-    calibration_z0 = 2.05  # fitted on the development scenes (bench_scenes.py), k = 5 % of 3,000
+    calibration_z0 = 2.1  # fitted on the development scenes (bench_scenes.py), k = 5 % of 3,000
     summary = "PyOD KNN: distance to the k-th nearest reference spectrum (optional extra 'pyod')"
     params = (N_NEIGHBORS, KNN_MAX_FIT, SEED)
 

@@ -56,14 +56,15 @@ def iter_detect(
     train_options: Any = None,
     preset: str = "fast",
     rx_window: tuple[int, int] = DEFAULT_RX_WINDOW,
-    max_fit: int = 20000,
-    seed: int = 0,
+    max_fit: int | None = None,
+    seed: int | None = None,
     **params: Any,
 ) -> Generator[Progress, None, Detection]:
     """Fit ``method`` on ``[cube]`` and score ``cube`` (a ``Cube`` or ``(bands, rows, cols)`` array).
 
     The keyword arguments are passed to the detector where it declares them (others are ignored);
     ``rx_window=(inner, outer)`` sets ``rx_inner``/``rx_outer``; extra ``params`` must be declared.
+    ``max_fit``/``seed`` None: the detector's own defaults (GLOSH fits 20,000 points, KNN 3,000).
     """
     cls = get_detector(method)
     if feature not in FEATURES:
@@ -74,7 +75,8 @@ def iter_detect(
     offered = {"feature": feature, "p_min": p_min, "min_samples": min_samples, "preset": preset,
                "rx_inner": rx_window[0], "rx_outer": rx_window[1], "max_fit": max_fit, "seed": seed}
     declared = {p.name for p in cls.params}
-    kwargs = {k: v for k, v in offered.items() if k in declared}
+    kwargs = {k: v for k, v in offered.items()
+              if k in declared and not (k in ("max_fit", "seed") and v is None)}
     kwargs.update(params)
     detector = cls(**kwargs)
     scorer = yield from detector.iter_fit([cube], model=model, train_options=train_options)
