@@ -92,3 +92,14 @@ def test_unnamed_13_band_stack_is_taken_as_sentinel2_l1c(shared_data, tmp_path, 
     other = np.random.default_rng(0).random((2, 4, 4, 13)).astype(np.float32)  # any unnamed 13-band
     np.save(tmp_path / "s.npy", other)
     assert read_stack(tmp_path / "s.npy").band_names[9] == "B09"
+
+
+def test_score_uses_the_default_bands_and_all_keeps_them(shared_data, tmp_path, capsys):
+    """``score`` (no profile) cuts the same default bands as the viewer; ``--bands all`` keeps all 13."""
+    path = str(shared_data / "sentinel2" / "sentinel2-eolearn-ref.npz")
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    assert main(["score", path, "--date", "2", "--method", "rx", "--out", str(a)]) == 0
+    assert "left out: B09, B10" in capsys.readouterr().err
+    assert main(["score", path, "--date", "2", "--method", "rx", "--bands", "all", "--out", str(b)]) == 0
+    assert "left out" not in capsys.readouterr().err
+    assert not np.allclose(np.load(a), np.load(b))
