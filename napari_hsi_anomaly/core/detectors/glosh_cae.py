@@ -137,7 +137,7 @@ class CaeGloshDetector(Detector):
     scorer_class = CaeGloshScorer
     name = "glosh"
     label = "CAE + GLOSH (thesis)"
-    calibration_z0 = 1.7  # checked on the PixelSpace (bench_cae.py --report-detect): 8/9 dev in [0.25, 4]
+    calibration_z0 = 2.1  # refitted on the PixelSpace (bench_cae.py --report-detect): 8/9 dev in [0.25, 4]
     summary = "3-D CAE encoder features (per pixel or f1..f4) clustered by HDBSCAN, GLOSH outlier score"
     params = (FEATURE, PRESET, *GLOSH_PARAMS)
     needs_model = True
