@@ -1,4 +1,10 @@
-"""The thesis's method: CAE encoder features (per pixel, or f1..f4 per window/section) + HDBSCAN GLOSH."""
+"""The thesis's method: CAE encoder features (per pixel, or f1..f4 per window/section) + HDBSCAN GLOSH.
+
+Per pixel, GLOSH clusters the reference's ``PixelSpace`` (``core.model.features``): the leading principal
+components of the encoder's pixel feature, whitened, plus the reconstruction error normalised per band,
+all fitted on the reference cubes and kept in the scorer's state; a target is projected with them.
+f1..f4 are clustered as the thesis defines them (min-max scaled by GLOSH).
+"""
 
 from __future__ import annotations
 
