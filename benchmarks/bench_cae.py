@@ -25,6 +25,16 @@ pixels of one recipe, values in [0, 1]). Scene results are cached as JSON under 
 
     nice python benchmarks/bench_cae.py --part=dev &  nice python benchmarks/bench_cae.py --part=stress
     python benchmarks/bench_cae.py --report
+
+``--set=1`` (the list above), ``--set=2`` (default: components with the error, weighted, log, robust z),
+``--set=3`` (how many whitened components with the robust-z error, and its weight), ``--set=4`` (``recon``'s
+normalisations only, no GLOSH). The product itself (``detect``, calibration included, the four CAE
+detectors on one CAE per scene; z maps cached for refitting ``calibration_z0`` with ``pick_z0``):
+
+    python benchmarks/bench_cae.py --part=detect-dev & python benchmarks/bench_cae.py --part=detect-stress
+    python benchmarks/bench_cae.py --report-detect      # [--stress=unit,int] [--cache=DIR]
+
+Results: benchmarks/results/bench_cae.md (assembled from these reports).
 """
 
 from __future__ import annotations
