@@ -12,6 +12,7 @@ profile paths must then be readable by the workers.
 from __future__ import annotations
 
 import csv
+import gc
 import glob
 import json
 import os
@@ -142,8 +143,23 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
             tmp.unlink()
 
 
+def _limit_threads() -> None:
+    """In a worker with ``OMP_NUM_THREADS`` set (dask's single-threaded workers: 1), numba's kernels use
+    that many threads too (numba reads its own variable, and otherwise takes every core)."""
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not (limit.isdigit() and int(limit) > 0):
+        return
+    try:
+        import numba
+
+        numba.set_num_threads(min(int(limit), numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+
+
 def score_item(item: BatchItem, out_dir: str, settings: dict) -> dict:
     """Score one input and write its outputs; always returns a summary row (``error`` on failure)."""
+    _limit_threads()
     row: dict[str, Any] = {"input": item.label, "rows": "", "cols": "", "bands": "",
                            "flagged_fraction": "", "max_score": "", "seconds": "", "error": ""}
     t0 = time.perf_counter()
@@ -181,6 +197,7 @@ def score_item(item: BatchItem, out_dir: str, settings: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - one bad input is one row, never a stopped batch
         row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
     row["seconds"] = round(time.perf_counter() - t0, 3)
+    gc.collect()  # a worker scores scene after scene: nothing of this one may wait for a GC pass
     row["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     row["worker_pid"] = os.getpid()
     return row

@@ -20,6 +20,7 @@ functions are used (``_HAVE_NUMBA = False``).
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -39,7 +40,16 @@ except ImportError:  # pragma: no cover - numba is a dependency; the Cython path
 QUERY_CHUNK = 65_536  # rows per nearest-neighbour query chunk (bounded memory for millions of rows)
 KDTREE_MAX_DIMS = 16  # up to this many features a KD-tree finds neighbours; above, brute-force BLAS
 BRUTE_BLOCK = 16_000_000  # float32 distances per brute-force block (64 MB)
-QUERY_WORKERS = -1  # cKDTree query threads (threads, not processes)
+QUERY_WORKERS = -1  # cKDTree query threads (threads, not processes): -1 = every core, unless limited
+
+
+def query_workers() -> int:
+    """cKDTree query threads: ``QUERY_WORKERS``, at most ``OMP_NUM_THREADS`` where that is set (dask sets
+    it to 1 in single-threaded workers; two 2-thread queries on 2 cores made a batch 1.7x slower)."""
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if limit.isdigit() and int(limit) > 0:
+        return int(limit) if QUERY_WORKERS < 0 else min(QUERY_WORKERS, int(limit))
+    return QUERY_WORKERS
 STATE_FORMAT = 1  # GloshScorer.state() layout version
 _HAVE_NUMBA = numba is not None  # tests switch this off to cover hdbscan's Cython path
 
@@ -430,7 +440,7 @@ class _NeighbourSearch:
 
     def query(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not self.brute:
-            dist, ind = self.tree.query(q, k=k, workers=QUERY_WORKERS)
+            dist, ind = self.tree.query(q, k=k, workers=query_workers())
             return dist.reshape(q.shape[0], k), ind.reshape(q.shape[0], k).astype(np.int64)
         n = self.fit_x.shape[0]
         m = min(n, k + 8)
