@@ -72,13 +72,19 @@ def test_bad_reference_choices_are_one_notification_each(two_cubes, qtbot, monke
     assert widget.scores is None
 
 
-def test_profile_save_load_score_equals_the_fit(two_cubes, qtbot, tmp_path):
+def _fitted_on_normal(two_cubes, qtbot):
+    """The Detect dock scored with "normal from: reference layers" = the ``normal`` layer."""
     pytest.importorskip("napari_hsi_anomaly.core.profile")
-    viewer, widget, normal, target, gt = two_cubes
+    widget = two_cubes[1]
     ref = widget.reference
     ref.set_mode("references")
     ref.set_references(["normal"])
     _wait_score(widget, qtbot)
+    return widget, ref
+
+
+def test_profile_save_load_score_equals_the_fit(two_cubes, qtbot, tmp_path):
+    widget, ref = _fitted_on_normal(two_cubes, qtbot)
     fitted = widget.scores.copy()
     folder = tmp_path / "profile"
     worker = ref.save(str(folder))
@@ -99,12 +105,7 @@ def test_profile_save_refuses_a_bad_folder(two_cubes, qtbot, tmp_path, monkeypat
     notification each, no worker, nothing touched; the fit stays and saves to a good folder."""
     import napari.utils.notifications as notifications
 
-    pytest.importorskip("napari_hsi_anomaly.core.profile")
-    viewer, widget, normal, target, gt = two_cubes
-    ref = widget.reference
-    ref.set_mode("references")
-    ref.set_references(["normal"])
-    _wait_score(widget, qtbot)
+    widget, ref = _fitted_on_normal(two_cubes, qtbot)
     shown: list[str] = []
     monkeypatch.setattr(notifications, "show_error", lambda msg, *a, **k: shown.append(str(msg)))
     src = tmp_path / "scene.npy"
