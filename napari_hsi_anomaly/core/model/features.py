@@ -59,6 +59,7 @@ GRID = 4  # sections per side for f2/f4
 PIXEL_GROUPS = 4  # band groups of the pixel feature (fewer when the cube has fewer bands)
 MIN_WINDOWS_PER_SIDE = 4  # default f1-f4 window: at most a quarter of the scene's shorter side
 UPSAMPLE_MODES = ("nearest", "bilinear")
+TRANSFORM_ROWS = 65536  # pixel-space rows projected per chunk (bounded float64 copies)
 
 
 @dataclass
@@ -374,10 +375,13 @@ class PixelSpace:
         """``(N, dim)`` float64 coordinates of the pixel feature rows ``values`` (NaN rows stay NaN);
         ``per_band`` (the same cube's per-band squared errors over the real bands, as in ``fit``) is
         needed with the reconstruction coordinate."""
-        x = np.asarray(values, dtype=np.float64)
+        x = np.asarray(values)
         if x.ndim != 2 or x.shape[1] != self.mean.size:
             raise ModelError(f"Pixel features must have {self.mean.size} values; got shape {x.shape}.")
-        out = (x - self.mean) @ self.basis
+        out = np.empty((x.shape[0], self.basis.shape[1]))
+        for a in range(0, x.shape[0], TRANSFORM_ROWS):  # float64 a chunk at a time: 64 x 3.35 M rows
+            chunk = np.asarray(x[a : a + TRANSFORM_ROWS], dtype=np.float64)  # whole were 3.4 GB of copies
+            out[a : a + TRANSFORM_ROWS] = (chunk - self.mean) @ self.basis
         out /= self.std
         if self.band_median is None:
             return out
