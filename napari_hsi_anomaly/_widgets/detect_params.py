@@ -9,6 +9,7 @@ default is None ("auto") shows "auto" at the bottom of its spin box.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,9 @@ def param_widget(p: Any) -> Any:
             lo = lo - step
         cls = SpinBox if is_int else FloatSpinBox
         w = cls(value=lo if auto else p.default, min=lo, max=hi, step=step, **opts)
+        if not is_int:  # enough decimals for the default (2 decimals made local_ridge 0.001 a silent 0)
+            w.native.setDecimals(_decimals(p))
+            w.value = lo if auto else p.default
         if auto:
             w.native.setSpecialValueText(AUTO)
         w._hsi_auto = lo if auto else None
@@ -83,7 +87,18 @@ def param_widget(p: Any) -> Any:
 
 def _float_step(p: Any) -> float:
     ref = [abs(float(v)) for v in (p.default, p.maximum) if isinstance(v, (int, float)) and v]
+    if isinstance(p.default, (int, float)) and 0 < abs(float(p.default)) < 0.01:
+        return float(10.0 ** math.floor(math.log10(abs(float(p.default)))))  # 0.001 steps by 0.001
     return 0.01 if not ref or min(ref) <= 1 else 0.1
+
+
+def _decimals(p: Any) -> int:
+    """Decimals that show the default exactly (at least 2; 0.001 -> 3, 2.5e-4 -> 5)."""
+    d = float(p.default) if isinstance(p.default, (int, float)) else 0.0
+    for k in range(2, 10):
+        if abs(round(d, k) - d) <= 1e-12 * max(1.0, abs(d)):
+            return k
+    return 10
 
 
 def widget_value(w: Any) -> Any:
