@@ -28,6 +28,8 @@ from common import RESULTS as RESULTS_DIR
 from common import git_head, save_table
 
 from napari_hsi_anomaly.core.model import TrainOptions, train
+from napari_hsi_anomaly.core.model.features import iter_window_features
+from napari_hsi_anomaly.core.progress import run
 from napari_hsi_anomaly.core.scene import make_scene
 from napari_hsi_anomaly.core.scoring.metrics import Metrics
 from napari_hsi_anomaly.core.scoring.validation import ValidationRow, rows_markdown, validate
@@ -151,49 +153,6 @@ def thesis_scenes(cache: Path) -> list[Path]:
     return paths
 
 
-def all_window_features(model, cube, window: int, batch_size: int = 4) -> dict:
-    """f1-f4 of every window from ONE encoder pass per batch (``iter_features`` runs the encoder once per
-    feature kind): ``{kind: (values, regions, valid)}``, the same rows ``iter_features`` gives."""
-    from napari_hsi_anomaly.core.model.dataset import prepare, read_block
-    from napari_hsi_anomaly.core.model.features import GRID, _encode, _section_values, feature_layers
-    from napari_hsi_anomaly.core.model.tiles import memory_format
-    from napari_hsi_anomaly.core.windows import Region, regions_array, section_grid, window_grid
-
-    cfg = model.config
-    fmt = torch.channels_last_3d
-    regions = window_grid(cube.rows, cube.cols, window)
-    kinds = ("f1", "f2", "f3", "f4")
-    layers = {k: feature_layers(k, len(cfg.kernels)) for k in kinds}
-    acc: dict = {k: ([], [], []) for k in kinds}
-    model.net.eval()
-    with memory_format(model, fmt):
-        for i in range(0, len(regions), batch_size):
-            group = regions[i : i + batch_size]
-            xs, vs = [], []
-            for g in group:
-                block, inside = read_block(cube, g.r0, g.r0 + window, g.c0, g.c0 + window)
-                x, v = prepare(block, inside, model.scaler, cfg)
-                xs.append(x)
-                vs.append(v)
-            maps = _encode(model, torch.from_numpy(np.stack(xs))[:, None], fmt)
-            for j, g in enumerate(group):
-                h, w = g.r1 - g.r0, g.c1 - g.c0
-                for k in kinds:
-                    if k in ("f1", "f3"):
-                        secs = [Region(0, h, 0, w)]
-                    else:
-                        secs = [Region(s.r0 - g.r0, s.r1 - g.r0, s.c0 - g.c0, s.c1 - g.c0)
-                                for s in section_grid(g, GRID)]
-                    per_band = k in ("f2", "f4")
-                    for s in secs:
-                        acc[k][0].append(_section_values(maps, j, layers[k], s, cfg, per_band=per_band))
-                        acc[k][1].append(Region(g.r0 + s.r0, g.r0 + s.r1, g.c0 + s.c0, g.c0 + s.c1))
-                        inside = vs[j][s.r0 : max(s.r1, s.r0 + 1), s.c0 : max(s.c1, s.c0 + 1)]
-                        acc[k][2].append(bool(inside.any()))
-    return {k: (np.stack(v).astype(np.float32), regions_array(r), np.array(ok, bool))
-            for k, (v, r, ok) in acc.items()}
-
-
 def thesis_full(cache: Path, epochs: int, steps: int, seed: int = 0) -> str:
     """The protocol on 13 x 1830^2 with bounded memory: one scene in memory at a time (planted copy,
     f1-f4 kept), the fast CAE trained on random windows of the memory-mapped scenes."""
@@ -257,7 +216,9 @@ def thesis_full(cache: Path, epochs: int, steps: int, seed: int = 0) -> str:
         else:
             cube = Cube(pl.data)
             keep = {}
-            for f, (values, regions, valid) in all_window_features(model, cube, FULL_WINDOW).items():
+            sets = run(iter_window_features(model, cube, window=FULL_WINDOW))  # one encoder pass
+            for f, fs in sets.items():
+                values, regions, valid = fs.values, fs.regions, fs.valid
                 labels = region_labels(pl.gt, regions)
                 points[f].append((values, labels, valid))
                 keep.update({f"{f}_values": values, f"{f}_labels": labels, f"{f}_valid": valid})

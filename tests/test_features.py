@@ -199,3 +199,19 @@ def test_real_hyperspectral_scene(shared_data):
     assert px.values.shape == (480, 16) and np.isfinite(px.values).all()
     f2 = extract_features(model, cube, "f2", window=16)
     assert f2.values.shape == (4 * 16, 205 * 8)
+
+
+def test_window_kinds_from_one_encoder_pass_equal_one_by_one():
+    """``iter_window_features`` (f1-f4 from one encoder pass per batch: the thesis protocol) gives each
+    kind exactly what ``extract_features`` gives for it alone."""
+    from napari_hsi_anomaly.core.model.features import iter_window_features
+    from napari_hsi_anomaly.core.progress import run as run_progress
+
+    cube = rand_cube(5, 40, 36)
+    model = make_model(FAST_SMALL, cube)
+    sets = run_progress(iter_window_features(model, cube, window=16))
+    for kind in ("f1", "f2", "f3", "f4"):
+        alone = extract_features(model, cube, kind, window=16)
+        np.testing.assert_array_equal(sets[kind].values, alone.values)
+        np.testing.assert_array_equal(sets[kind].regions, alone.regions)
+        np.testing.assert_array_equal(sets[kind].valid, alone.valid)

@@ -34,7 +34,7 @@ computed with no-data set to 0 and should be left out of clustering.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,12 +136,11 @@ def iter_features(
     model.check_cube(cube)
     model.net.eval()
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
-    if kind == "pixel":
-        gen = _iter_pixel(model, cube, batch_size, tile, upsample, fmt)
-    else:
-        gen = _iter_windows(model, cube, kind, batch_size, window, fmt)
     with memory_format(model, fmt):
-        return (yield from gen)
+        if kind == "pixel":
+            return (yield from _iter_pixel(model, cube, batch_size, tile, upsample, fmt))
+        sets = yield from _iter_windows(model, cube, (kind,), batch_size, window, fmt)
+        return sets[kind]
 
 
 def extract_features(model: TrainedModel, cube: Cube, kind: str = "pixel", **kwargs) -> FeatureSet:
@@ -164,14 +163,31 @@ def feature_window(config, rows: int, cols: int, window: int | None = None) -> i
     return max(f, min(size, side) // f * f)
 
 
-def _iter_windows(model, cube, kind, batch_size, window, fmt) -> Generator[Progress, None, FeatureSet]:
+def iter_window_features(model: TrainedModel, cube: Cube, kinds: Sequence[str] = ("f1", "f2", "f3", "f4"), *,
+                         batch_size: int = 4, window: int | None = None, channels_last: bool = True,
+                         ) -> Generator[Progress, None, dict[str, FeatureSet]]:
+    """Several window/section kinds from ONE encoder pass per batch: ``{kind: FeatureSet}``, each the
+    ``FeatureSet`` that ``iter_features(model, cube, kind)`` gives (the thesis protocol needs all four)."""
+    bad = [k for k in kinds if k not in FEATURE_KINDS or k == "pixel"]
+    if bad or not kinds:
+        raise ModelError(f"Window features are f1-f4; got {list(kinds)}.")
+    model.check_cube(cube)
+    model.net.eval()
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    with memory_format(model, fmt):
+        return (yield from _iter_windows(model, cube, tuple(kinds), batch_size, window, fmt))
+
+
+def _iter_windows(model, cube, kinds: tuple[str, ...], batch_size, window, fmt
+                  ) -> Generator[Progress, None, dict[str, FeatureSet]]:
     cfg = model.config
     if window and int(window) % cfg.spatial_factor:
         raise ModelError(f"Window {window} must be a multiple of {cfg.spatial_factor} (pooling).")
     size = feature_window(cfg, cube.rows, cube.cols, window)
-    layers = feature_layers(kind, len(cfg.kernels))
+    layers = {k: feature_layers(k, len(cfg.kernels)) for k in kinds}
     regions = window_grid(cube.rows, cube.cols, size)
-    rows_out, regions_out, valid_out = [], [], []
+    acc: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in kinds}
+    label = "/".join(kinds)
     for i in range(0, len(regions), batch_size):
         group = regions[i : i + batch_size]
         xs, vs = [], []
@@ -184,23 +200,29 @@ def _iter_windows(model, cube, kind, batch_size, window, fmt) -> Generator[Progr
         maps = _encode(model, torch.from_numpy(np.stack(xs))[:, None].to(device), fmt)
         for j, g in enumerate(group):
             h, w = g.r1 - g.r0, g.c1 - g.c0
-            if kind in ("f1", "f3"):
-                sections = [Region(0, h, 0, w)]
-            else:
-                sections = [Region(s.r0 - g.r0, s.r1 - g.r0, s.c0 - g.c0, s.c1 - g.c0)
-                            for s in section_grid(g, GRID)]
-            for s in sections:
-                rows_out.append(_section_values(maps, j, layers, s, cfg, per_band=kind in ("f2", "f4")))
-                regions_out.append(Region(g.r0 + s.r0, g.r0 + s.r1, g.c0 + s.c0, g.c0 + s.c1))
-                valid_out.append(bool(vs[j][s.r0 : max(s.r1, s.r0 + 1), s.c0 : max(s.c1, s.c0 + 1)].any()))
+            for kind in kinds:
+                if kind in ("f1", "f3"):
+                    sections = [Region(0, h, 0, w)]
+                else:
+                    sections = [Region(s.r0 - g.r0, s.r1 - g.r0, s.c0 - g.c0, s.c1 - g.c0)
+                                for s in section_grid(g, GRID)]
+                rows_out, regions_out, valid_out = acc[kind]
+                for s in sections:
+                    rows_out.append(_section_values(maps, j, layers[kind], s, cfg,
+                                                    per_band=kind in ("f2", "f4")))
+                    regions_out.append(Region(g.r0 + s.r0, g.r0 + s.r1, g.c0 + s.c0, g.c0 + s.c1))
+                    inside = vs[j][s.r0 : max(s.r1, s.r0 + 1), s.c0 : max(s.c1, s.c0 + 1)]
+                    valid_out.append(bool(inside.any()))
         done = min(i + batch_size, len(regions))
-        yield Progress(done, len(regions), f"{kind} features: window {done}/{len(regions)}")
-    values = np.stack(rows_out).astype(np.float32, copy=False)
-    return FeatureSet(
-        values=values, regions=regions_array(regions_out), kind=kind,
-        image_shape=(cube.rows, cube.cols), window=size, names=feature_names(model, kind),
-        valid=np.array(valid_out, dtype=bool),
-    )
+        yield Progress(done, len(regions), f"{label} features: window {done}/{len(regions)}")
+    return {
+        kind: FeatureSet(
+            values=np.stack(rows).astype(np.float32, copy=False), regions=regions_array(regs), kind=kind,
+            image_shape=(cube.rows, cube.cols), window=size, names=feature_names(model, kind),
+            valid=np.array(valid, dtype=bool),
+        )
+        for kind, (rows, regs, valid) in acc.items()
+    }
 
 
 def _section_values(maps, j, layers, s: Region, cfg, per_band: bool) -> np.ndarray:
