@@ -40,16 +40,19 @@ def test_deterministic_weights():
     assert not torch.equal(a.net.encoder[0].weight, c.net.encoder[0].weight)
 
 
-def test_progress_every_step_and_summary():
-    cube = smooth_cube()
-    gen = iter_train(cube, TINY, opts(epochs=2, val_fraction=0.25))
+def collect(gen):
+    """Every ``Progress`` a generator yields, and what it returns."""
     reports = []
     while True:
         try:
             reports.append(next(gen))
         except StopIteration as stop:
-            model = stop.value
-            break
+            return reports, stop.value
+
+
+def test_progress_every_step_and_summary():
+    cube = smooth_cube()
+    reports, model = collect(iter_train(cube, TINY, opts(epochs=2, val_fraction=0.25)))
     steps = [p for p in reports if p.values["phase"] == "train"]
     ends = [p for p in reports if p.values["phase"] == "epoch_end"]
     assert len(ends) == 2 and all(p.values["val_loss"] is not None for p in ends)
@@ -178,14 +181,7 @@ def test_auto_training_on_100x100_summary_says_what_was_trained():
 
     cube = smooth_cube(bands=3, rows=100, cols=100)
     o = dataclasses.replace(auto_train_options(cube, TINY), epochs=2, steps_per_epoch=3, threads=1)
-    reports = []
-    gen = iter_train(cube, TINY, o)
-    while True:
-        try:
-            reports.append(next(gen))
-        except StopIteration as stop:
-            model = stop.value
-            break
+    reports, model = collect(iter_train(cube, TINY, o))
     s = model.summary
     assert s["steps_per_epoch"] == 3 and s["epochs"] == 2 and s["steps"] == 6
     assert s["train_window"] == o.crop <= 100 and s["crop"] == o.crop and not s["warnings"]
