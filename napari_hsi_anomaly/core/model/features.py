@@ -133,14 +133,15 @@ def iter_features(
         raise ModelError(f"Unknown feature {kind!r}; choose one of {FEATURE_KINDS}.")
     if upsample not in UPSAMPLE_MODES:
         raise ModelError(f"Up-sampling must be one of {UPSAMPLE_MODES}; got {upsample!r}.")
+    if kind != "pixel":
+        sets = yield from iter_window_features(model, cube, (kind,), batch_size=batch_size, window=window,
+                                               channels_last=channels_last)
+        return sets[kind]
     model.check_cube(cube)
     model.net.eval()
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     with memory_format(model, fmt):
-        if kind == "pixel":
-            return (yield from _iter_pixel(model, cube, batch_size, tile, upsample, fmt))
-        sets = yield from _iter_windows(model, cube, (kind,), batch_size, window, fmt)
-        return sets[kind]
+        return (yield from _iter_pixel(model, cube, batch_size, tile, upsample, fmt))
 
 
 def extract_features(model: TrainedModel, cube: Cube, kind: str = "pixel", **kwargs) -> FeatureSet:
