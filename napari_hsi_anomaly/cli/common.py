@@ -53,16 +53,12 @@ def pick_bands(cube: Cube, spec: str | None, *, model_bands: int | None = None,
     """0-based band indices to use (None: every band): ``spec`` ranges, ``"all"``, or by default
     ``default_band_selection`` (said on stderr). A ``model_bands`` equal to the cube's band count keeps
     every band by default (a model trained on all of them)."""
-    from napari_hsi_anomaly.core.bands import default_band_selection, format_band_spec, parse_band_spec
+    from napari_hsi_anomaly.core.bands import bands_for, format_band_spec
 
-    if spec is not None and str(spec).strip().lower() == "all":
+    if not spec and model_bands is not None and model_bands == cube.bands:
         return None
-    if spec:
-        return parse_band_spec(spec, cube.bands)
-    if model_bands is not None and model_bands == cube.bands:
-        return None
-    sel = default_band_selection(cube)
-    if sel is not None and not quiet:
+    sel = bands_for(cube, spec)
+    if sel is not None and not spec and not quiet:
         left = sorted(set(range(cube.bands)) - set(sel.tolist()))
         names = cube.band_names
         what = ", ".join(str(names[i]) if names is not None else str(i + 1) for i in left)

@@ -113,6 +113,16 @@ def default_band_selection(cube: Cube) -> np.ndarray | None:
     return np.flatnonzero(good)
 
 
+def bands_for(cube: Cube, spec: str | None) -> np.ndarray | None:
+    """The bands a ``--bands`` text picks: ``"all"`` -> None (every band), ranges -> ``parse_band_spec``,
+    None or empty -> ``default_band_selection`` (so ``score``, ``fit``, ``batch`` and the viewer agree)."""
+    if spec is not None and str(spec).strip().lower() == "all":
+        return None
+    if spec:
+        return parse_band_spec(spec, cube.bands)
+    return default_band_selection(cube)
+
+
 class BandSubset:
     """A lazy ``(len(indices), rows, cols)`` view of the bands ``indices`` of a 3-D array: indexing
     reads only what is asked for (a memory map stays on disk); ``np.asarray`` reads it all."""

@@ -175,13 +175,11 @@ def score_item(item: BatchItem, out_dir: str, settings: dict) -> dict:
 
             det = run(iter_score_profile(_profile_scorer(settings["profile"]), cube))
         else:
-            from napari_hsi_anomaly.core.bands import default_band_selection, parse_band_spec
+            from napari_hsi_anomaly.core.bands import bands_for
             from napari_hsi_anomaly.core.scoring.detect import iter_detect
 
-            spec = settings.get("bands")  # as `score`: ranges, "all", or the default selection
-            if spec is None or str(spec).strip().lower() != "all":
-                sel = parse_band_spec(spec, cube.bands) if spec else default_band_selection(cube)
-                cube = cube if sel is None else cube.select_bands(sel)
+            sel = bands_for(cube, settings.get("bands"))  # as `score`: ranges, "all", or the default
+            cube = cube if sel is None else cube.select_bands(sel)
             det = run(iter_detect(cube, settings["method"], **settings.get("params", {})))
         t_anom = float(settings.get("t_anom", 0.7))
         scores = np.asarray(det.score_map, dtype=np.float32)
