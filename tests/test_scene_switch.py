@@ -183,3 +183,18 @@ def test_a_stack_of_dates_is_one_scene_per_date(docks, qtbot, tmp_path):
     assert cube_w.band_label.text().startswith("band 4/5")
     slider = viewer.window._qt_viewer.dims.slider_widgets[band_axis]
     assert slider.curslice_label.text() == "4" and slider.totslice_label.text() == "5"
+
+
+def test_a_new_scene_shows_its_own_automatic_p_min(docks, qtbot, tmp_path):
+    """With "auto" checked, the p_min slider shows the new scene's automatic value at once, not the
+    previous scene's (5243 of a 256^2 sample stayed on a 100^2 scene until Score)."""
+    from napari_hsi_anomaly.core.detectors.calibration import auto_p_min
+
+    viewer, cube_w, detect_w, inspect_w = docks
+    write_scene(tmp_path / "first.npz", 0)
+    write_scene(tmp_path / "second.npz", 1)
+    open_cube(cube_w, qtbot, tmp_path / "first.npz")
+    detect_w.params.show_p_min(5243)  # what a larger scene's Score left on the slider
+    assert detect_w.params.p_min_auto.isChecked()
+    open_cube(cube_w, qtbot, tmp_path / "second.npz")
+    assert detect_w.params.p_min.value() == auto_p_min(40 * 40)

@@ -193,8 +193,18 @@ class DetectWidget(QWidget):
         self.results.reset()
         self.state.set_detection(None)
         self.state.set_mask(None)
+        self._show_auto_p_min(cube)
         kept = " (earlier results hidden as '[scene]' layers)" if retired else ""
         self.status.setText(f"Cube {name} ({cube.bands} bands): press Score.{kept}")
+
+    def _show_auto_p_min(self, cube: Any) -> None:
+        """With "auto" checked, the slider shows the new scene's automatic p_min (per pixel), not the
+        previous scene's (a Score shows the one it used)."""
+        if not self.params.p_min_auto.isChecked() or self.params.values().get("feature", "pixel") != "pixel":
+            return
+        from napari_hsi_anomaly.core.detectors.calibration import auto_p_min
+
+        self.params.show_p_min(auto_p_min(int(cube.rows) * int(cube.cols)))
 
     def _scene_of(self, cube: Any) -> int:
         """The table row of ``cube``: the same object, or the same date of the same stack layer."""
