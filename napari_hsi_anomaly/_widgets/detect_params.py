@@ -254,6 +254,15 @@ class ParamsForm(QWidget):
         finally:
             self.p_min.blockSignals(False)
 
+    def show_auto_p_min(self, cube: Any) -> None:
+        """With "auto" checked, show ``cube``'s automatic p_min (per pixel) on the slider, not the previous
+        scene's (a Score then shows the one it used)."""
+        if not self.p_min_auto.isChecked() or self.values().get("feature", "pixel") != "pixel":
+            return
+        from napari_hsi_anomaly.core.detectors.calibration import auto_p_min
+
+        self.show_p_min(auto_p_min(int(cube.rows) * int(cube.cols)))
+
     def _on_p_min(self, value: int) -> None:
         self.p_min_auto.setChecked(False)  # the user chose a value
         self.p_min_moved.emit(int(value))

@@ -54,6 +54,17 @@ def scene_name(state: Any) -> str:
     return str(state.cube_layer or (cube.name if cube is not None else "scene"))
 
 
+def scene_index(scenes: list, cube: Any, layer: str | None) -> int:
+    """The table row of ``cube``: the same object, or the same date of the same stack layer (-1: none)."""
+    date = cube.metadata.get("date") if isinstance(getattr(cube, "metadata", None), dict) else None
+    for i, s in enumerate(scenes):
+        if s.cube is cube:
+            return i
+        if date is not None and s.date == date and s.layer == layer:
+            return i
+    return -1
+
+
 class DetectWidget(QWidget):
     """Normal from, method, parameters, Score/Cancel, scene table and live results."""
 
@@ -193,28 +204,12 @@ class DetectWidget(QWidget):
         self.results.reset()
         self.state.set_detection(None)
         self.state.set_mask(None)
-        self._show_auto_p_min(cube)
+        self.params.show_auto_p_min(cube)
         kept = " (earlier results hidden as '[scene]' layers)" if retired else ""
         self.status.setText(f"Cube {name} ({cube.bands} bands): press Score.{kept}")
 
-    def _show_auto_p_min(self, cube: Any) -> None:
-        """With "auto" checked, the slider shows the new scene's automatic p_min (per pixel), not the
-        previous scene's (a Score shows the one it used)."""
-        if not self.params.p_min_auto.isChecked() or self.params.values().get("feature", "pixel") != "pixel":
-            return
-        from napari_hsi_anomaly.core.detectors.calibration import auto_p_min
-
-        self.params.show_p_min(auto_p_min(int(cube.rows) * int(cube.cols)))
-
     def _scene_of(self, cube: Any) -> int:
-        """The table row of ``cube``: the same object, or the same date of the same stack layer."""
-        date = cube.metadata.get("date") if isinstance(getattr(cube, "metadata", None), dict) else None
-        for i, s in enumerate(self.scenes):
-            if s.cube is cube:
-                return i
-            if date is not None and s.date == date and s.layer == self.state.cube_layer:
-                return i
-        return -1
+        return scene_index(self.scenes, cube, self.state.cube_layer)
 
     def _on_bands_changed(self, bands: Any) -> None:
         if self.results.scores is not None:
