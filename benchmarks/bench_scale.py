@@ -186,11 +186,11 @@ def _table(head: str, load_before: str, t_all: float, rows: list[str], exps: dic
     lines = [
         f"## Scale: every registered detector (commit {head})",
         "",
-        f"Machine: 2 shared cores (8 helpers working), no GPU. Load before: `{load_before}`; after: "
+        f"Machine: 2 CPU cores, no GPU. Load before: `{load_before}`; after: "
         f"`{uptime()}` ({time.perf_counter() - t_all:.0f} s in all). One fresh process per cell, "
         "warmed on a 48x48 crop; `detect(cube, method)` = fit on the cube and score it. Peak = the "
-        "process's VmHWM with the cube loaded; + = above the process before `detect`. Timings on a "
-        "loaded machine: compare within a row group (same run, same load), not with quiet-machine figures.",
+        "process's VmHWM with the cube loaded; + = above the process before `detect`. Compare timings "
+        "only with runs under a similar load (see the load averages).",
         "",
         "| method | cube | time | / global RX | peak memory | + |",
         "|---|---|---|---|---|---|",
