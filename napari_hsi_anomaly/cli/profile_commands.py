@@ -153,20 +153,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if not _replaceable(out):
         raise HsiAnomalyError(f"--out {args.out} holds other files than a saved profile: saving replaces "
                               "the folder whole; choose a new folder name.")
-    cubes = [check_usable(read_input(p, a, "reference cube"), a) for p, a in _references(args)]
+    refs = [(read_input(p, a, "reference cube"), a) for p, a in _references(args)]
     model = train_options = None
     if args.model:
         from napari_hsi_anomaly.core.model import load_model
 
         model = load_model(args.model)
-    elif args.epochs is not None:
+    selection = _band_selection(args.bands, refs[0][0], model)  # a bad --bands: before pixels are read
+    cubes = [check_usable(c, a) for c, a in refs]
+    if args.epochs is not None and model is None:
         from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options
 
         train_options = default_train_options(cubes, getattr(args, "preset", "fast"))
         train_options.epochs = int(args.epochs)
     from napari_hsi_anomaly.core.profile import iter_fit_profile, save_profile
 
-    selection = _band_selection(args.bands, cubes[0], model)
     bar = Bar()
     t0 = time.perf_counter()
     try:

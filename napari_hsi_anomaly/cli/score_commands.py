@@ -147,17 +147,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     extra = _extra_params(args)
     if args.profile and args.bands:
         raise HsiAnomalyError("--bands cannot be given with --profile: the profile fixes the bands.")
-    cube = check_usable(read_input(args.cube, args), args)
-    n = cube.metadata["valid_pixels"]
+    cube = read_input(args.cube, args)
     model = None
     if args.model:
         from napari_hsi_anomaly.core.model import load_model
 
         model = load_model(args.model)
-    if not args.profile:
+    if not args.profile:  # a bad --bands is refused before the cube's pixels are read
         sel = pick_bands(cube, args.bands, model_bands=None if model is None else model.bands)
         if sel is not None:
             cube = cube.select_bands(sel)
+    cube = check_usable(cube, args)
+    n = cube.metadata["valid_pixels"]
     if not args.profile and getattr(REGISTRY.get(args.method), "uses_p_min", True):  # GLOSH-based
         check_p_min(args.p_min, n)
         if args.min_samples is not None and args.min_samples >= n:
