@@ -74,3 +74,31 @@ def test_calibration_survives_state():
     assert "calibration" in meta and any(k.startswith("calib.") for k in arrays)
     again = scorer_from_state(arrays, meta).score(target)
     np.testing.assert_allclose(again.score_map, det.score_map, atol=1e-6)
+
+
+def test_local_weight_is_the_weighted_mean_of_the_parts():
+    """spectral-rx ranks pixels as (GLOSH + w * scaled local RX) / (1 + w); w = 0 ranks as GLOSH alone."""
+    from napari_hsi_anomaly.core.detectors.calibration import RX_SCALE_PERCENTILES, scale_fixed
+
+    data, _ = _scene(9)
+    cube = Cube(data)
+    g = detect(cube, "glosh-spectral").extras["glosh_scores"].reshape(data.shape[1:])
+    rxl = detect(cube, "rx-local", rx_inner=3, rx_outer=11).extras["rx_distance"]
+    lo, hi = np.percentile(rxl, RX_SCALE_PERCENTILES)
+    for w in (0.0, 0.67, 1.0):
+        det = detect(cube, "spectral-rx", rx_inner=3, rx_outer=11, local_weight=w)
+        expected = (g + w * scale_fixed(rxl, (lo, hi))) / (1 + w)
+        assert spearmanr(det.score_map.ravel(), expected.ravel())[0] > 0.999, w
+        assert det.extras["calibration"]["spread"] > 0
+    assert {p.name: p.default for p in get_detector("spectral-rx").params}["local_weight"] == 0.67
+
+
+def test_weights_survive_state_and_old_profiles_weigh_every_part_one():
+    data, _ = _scene(10)
+    scorer = get_detector("spectral-rx")(rx_inner=3, rx_outer=11, local_weight=0.5).fit([Cube(data)])
+    arrays, meta = scorer.state()
+    assert scorer_from_state(arrays, meta).calibration.weights == [1.0, 0.5]
+    meta["calibration"].pop("weights")  # a profile saved before weights existed
+    meta["params"].pop("local_weight")
+    old = scorer_from_state(arrays, meta)
+    assert old.calibration.weights == [1.0, 1.0] and old.part_weights() == [1.0, 1.0]

@@ -195,6 +195,10 @@ class Scorer(ABC):
     def parts(self) -> list[Scorer]:
         return [self]
 
+    def part_weights(self) -> list[float]:
+        """The weight of each part in the mean of a combination (all 1 unless a combination says)."""
+        return [1.0] * len(self.parts())
+
     @abstractmethod
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
         """This part's raw outlyingness on ``cube``."""

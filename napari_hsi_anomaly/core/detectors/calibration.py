@@ -2,8 +2,9 @@
 
 Every detector first gives a raw outlyingness per pixel (a GLOSH score ``g``, taken as its odds
 ``g / (1 - g)`` when GLOSH is the only part, an RX distance, a reconstruction error, ...). Combinations
-average their parts on a common [0, 1] scale: GLOSH scores as they are, fixed maps (RX, ...) min-max
-scaled between the reference's minimum and 99.9th percentile.
+average their parts on a common [0, 1] scale (a weighted mean where the combination has a
+``local_weight``): GLOSH scores as they are, fixed maps (RX, ...) min-max scaled between the reference's
+minimum and 99.9th percentile.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
 from that median to its ``CAL_QUANTILE`` (95th) percentile,
@@ -165,19 +166,22 @@ class Calibration:
     """
 
     def __init__(self, kinds: list[str], samples: list[np.ndarray], ranges: list[tuple[float, float]],
-                 z0: float = Z0, quantile: float | None = None) -> None:
+                 z0: float = Z0, quantile: float | None = None, weights: Sequence[float] | None = None
+                 ) -> None:
         self.kinds, self.samples, self.ranges = kinds, samples, ranges
+        self.weights = [1.0] * len(kinds) if weights is None else [float(w) for w in weights]
         self.z0, self.quantile = float(z0), float(CAL_QUANTILE if quantile is None else quantile)
         self._fixed_ref: np.ndarray | None = None
 
     def fixed_reference(self) -> np.ndarray:
-        """Sum over fixed parts of their scaled sample values (each in [0, 1]; a single part: raw)."""
+        """Weighted sum over fixed parts of their scaled sample values (each in [0, 1]; a single part:
+        raw)."""
         if self._fixed_ref is None:
             n = next((s.size for s in self.samples), 0)
             acc = np.zeros(n, np.float64)
-            for kind, s, rng in zip(self.kinds, self.samples, self.ranges):
+            for kind, s, rng, w in zip(self.kinds, self.samples, self.ranges, self.weights):
                 if kind == "fixed":
-                    acc += s if len(self.kinds) == 1 else scale_fixed(s, rng)
+                    acc += s if len(self.kinds) == 1 else w * scale_fixed(s, rng)
             self._fixed_ref = acc
         return self._fixed_ref
 
@@ -185,24 +189,30 @@ class Calibration:
         """``(median, spread)`` of the reference's combined raw values at ``p_min``."""
         acc = self.fixed_reference().copy()
         k = 0
-        for kind, rows in zip(self.kinds, self.samples):
+        for kind, rows, w in zip(self.kinds, self.samples, self.weights):
             if kind == "glosh":
                 g = glosh_refs[k].score(int(p_min)).scores[rows.astype(np.int64)]
-                acc += stretch(g) if len(self.kinds) == 1 else g
+                acc += stretch(g) if len(self.kinds) == 1 else w * g
                 k += 1
-        return bulk(acc / len(self.kinds), self.quantile)
+        return bulk(acc / self.total_weight, self.quantile)
+
+    @property
+    def total_weight(self) -> float:
+        """The parts' weights summed (the mean's divisor; the number of parts when unweighted)."""
+        return float(sum(self.weights))
 
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {f"sample{i}": np.asarray(s) for i, s in enumerate(self.samples)}
         meta = {"kinds": self.kinds, "ranges": [list(map(float, r)) for r in self.ranges],
-                "z0": self.z0, "quantile": self.quantile}
+                "z0": self.z0, "quantile": self.quantile, "weights": self.weights}
         return arrays, meta
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict) -> Calibration:
         kinds = list(meta["kinds"])
         samples = [np.asarray(arrays[f"sample{i}"]) for i in range(len(kinds))]
-        return cls(kinds, samples, [tuple(r) for r in meta["ranges"]], meta["z0"], meta["quantile"])
+        return cls(kinds, samples, [tuple(r) for r in meta["ranges"]], meta["z0"], meta["quantile"],
+                   meta.get("weights"))  # profiles saved before weights: every part 1
 
 
 def scale_fixed(values: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
@@ -250,7 +260,7 @@ def calibration_from(scorer: Any, valids: Sequence[np.ndarray], raws_per_part: l
             lo, hi = np.percentile(flat[ok], RX_SCALE_PERCENTILES) if ok.any() else (0.0, 1.0)
             samples.append(np.nan_to_num(flat[pos], nan=float(lo)))
             ranges.append((float(lo), float(hi)))
-    return Calibration(kinds, samples, ranges, _z0_of(scorer))
+    return Calibration(kinds, samples, ranges, _z0_of(scorer), weights=scorer.part_weights())
 
 
 def iter_calibrate(scorer: Any, cubes: Sequence[Cube]) -> Generator[Progress, None, None]:
@@ -282,11 +292,13 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
     model = extras.get("model")
     if model is not None:
         params["model"] = model.describe() if hasattr(model, "describe") else str(model)
-    n = len(raws)
+    n, total = len(raws), cal.total_weight
     fixed_sum = None
-    for r, rng in zip(raws, cal.ranges):
+    for r, rng, w in zip(raws, cal.ranges, cal.weights):
         if r.fixed is not None:
             f = np.array(r.fixed, dtype=np.float32) if n == 1 else scale_fixed(r.fixed, rng)
+            if w != 1.0:
+                f *= np.float32(w)
             fixed_sum = f if fixed_sum is None else np.add(fixed_sum, f, out=fixed_sum)
     invalid = ~valid
 
@@ -297,8 +309,8 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     glosh = [r for r in raws if r.glosh is not None]
     if not glosh:
-        med, spread = bulk(cal.fixed_reference() / n, cal.quantile)
-        comb = fixed_sum / np.float32(n) if n > 1 else fixed_sum
+        med, spread = bulk(cal.fixed_reference() / total, cal.quantile)
+        comb = fixed_sum / np.float32(total) if n > 1 else fixed_sum
         extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0}
         return Detection(finish(to_score(comb, med, spread, cal.z0)), scorer.detector, "pixel", params,
                          extras)
@@ -326,12 +338,13 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
         if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
             pts = to_score(stretch(results[0].scores), med, spread, cal.z0)
             return finish(to_score_map(pts, regions, shape))
-        g = results[0].scores
-        for res in results[1:]:
-            g = g + res.scores
-        k = 1.0 / (n * spread * cal.z0)
+        gw = [w for kind, w in zip(cal.kinds, cal.weights) if kind == "glosh"]
+        g = results[0].scores if gw[0] == 1.0 else results[0].scores * np.float32(gw[0])
+        for res, w in zip(results[1:], gw[1:]):
+            g = g + (res.scores if w == 1.0 else res.scores * np.float32(w))
+        k = 1.0 / (total * spread * cal.z0)
         out = np.empty(shape, np.float32)
-        kernel(np.ascontiguousarray(g, dtype=np.float32).reshape(-1), fixed_flat, k, med * n * k,
+        kernel(np.ascontiguousarray(g, dtype=np.float32).reshape(-1), fixed_flat, k, med * total * k,
                out.reshape(-1), n == 1)
         return out
 

@@ -39,6 +39,11 @@ class CombinedScorer(Scorer):
     def parts(self) -> list[Scorer]:
         return list(self._parts)
 
+    def part_weights(self) -> list[float]:
+        """``local_weight`` for a local RX part (1 where the combination has no such parameter)."""
+        w = float(self.params.get("local_weight", 1.0))
+        return [w if p.detector == "rx-local" else 1.0 for p in self._parts]
+
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:  # pragma: no cover - not a part
         raise NotImplementedError("a combination is scored through its parts")
 
@@ -80,14 +85,19 @@ class Combined(Detector):
         return CombinedScorer(self.name, scorers, self.params)
 
 
+LOCAL_WEIGHT = Param("local_weight", float, 0.67, "weight of local RX in the mean (GLOSH spectra: 1)",
+                     minimum=0.0, maximum=10.0)
+
+
 @register
 class SpectralRx(Combined):
     name = "spectral-rx"
     label = "GLOSH spectra + local RX"
     calibration_z0 = 1.25  # 8/9 dev scenes in [0.25, 4], Sentinel-2 hazy target kept (bench_scenes.py)
-    summary = "mean of glosh-spectral and rx-local; no CAE needed"
+    summary = "weighted mean of glosh-spectral (1) and rx-local (0.67); no CAE needed"
     parts = (GloshSpectralDetector, RxLocalDetector)
-    params = union_params(parts)
+    # local_weight 0.67: picked by leave-one-scene-out (bench_scenes.py, spectral-rx columns)
+    params = (*union_params(parts), LOCAL_WEIGHT)
     uses_p_min = True
 
 
