@@ -7,7 +7,7 @@ import pytest
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.detectors import get_detector
 from napari_hsi_anomaly.core.detectors.glosh_cae import CaeGloshScorer
-from napari_hsi_anomaly.core.model import TrainOptions, train
+from napari_hsi_anomaly.core.model import TrainOptions, reconstruct, train
 from napari_hsi_anomaly.core.model import features as feat
 from napari_hsi_anomaly.core.model.features import PixelSpace
 
@@ -78,18 +78,41 @@ def test_profiles_without_a_space_still_load(model):
     assert CaeGloshScorer.from_state(arrays, meta, model=model).space is None
 
 
-def test_recon_normalises_each_band_by_the_reference(model):
+def test_recon_old_profiles_normalise_each_band_by_the_reference(model):
+    """Profiles saved with ``band_median`` (before the residual statistics) keep their scores."""
     from napari_hsi_anomaly.core.detectors.recon import ReconScorer, normalised_error
 
     per_band = np.stack([np.full((3, 4), 1.0), np.full((3, 4), 100.0)]).astype(np.float32)
     per_band[1, 0, 0] = 300.0  # three times the usual error in the noisy band
     np.testing.assert_allclose(normalised_error(per_band, np.array([1.0, 100.0]))[0, :2], [2.0, 1.0])
     np.testing.assert_allclose(normalised_error(per_band, None), per_band.mean(axis=0))
+    target = _cube(4, shift=0.03)
+    rec = reconstruct(model, target)
+    old = ReconScorer(model, {"preset": "fast"}, target.bands, None, np.ones(model.config.used_bands))
+    assert not old.whitened
+    raw = old.raw_of(rec).fixed
+    np.testing.assert_allclose(raw, rec.per_band[: model.config.used_bands].mean(axis=0), rtol=1e-5)
+
+
+def test_recon_is_the_mahalanobis_distance_of_the_residual(model):
+    """recon = sqrt((r - mu)^T (C + ridge * tr(C)/b I)^-1 (r - mu)) with the reference's residual mean
+    and covariance, checked against a direct numpy formula; the state reproduces the scores."""
+    from napari_hsi_anomaly.core.detectors.recon import RIDGE, ReconScorer
+
     ref, target = _cube(0), _cube(4, shift=0.03)
     scorer = get_detector("recon")().fit([ref], model=model)
-    assert scorer.band_median.shape == (model.config.used_bands,) and np.all(scorer.band_median > 0)
+    assert scorer.whitened and scorer.band_median is None
+    nb = model.config.used_bands
+    r_ref = reconstruct(model, ref, residual=True).residual[:nb].reshape(nb, -1).T.astype(np.float64)
+    mu, cov = r_ref.mean(axis=0), np.cov(r_ref.T)
+    cov += RIDGE * np.trace(cov) / nb * np.eye(nb)
+    rec_t = reconstruct(model, target, residual=True)
+    np.testing.assert_allclose(rec_t.residual[:nb] ** 2, rec_t.per_band[:nb], rtol=1e-5, atol=1e-12)
+    d = rec_t.residual[:nb].reshape(nb, -1).T - mu
+    expected = np.sqrt(np.einsum("ij,jk,ik->i", d, np.linalg.inv(cov), d)).reshape(target.rows, target.cols)
+    np.testing.assert_allclose(scorer.raw_of(rec_t).fixed, expected, rtol=1e-4)
     before = scorer.score(target)
     assert before.extras["recon_per_band"].shape[0] == target.bands
     loaded = ReconScorer.from_state(*scorer.state(), model=model)
-    np.testing.assert_array_equal(loaded.band_median, scorer.band_median)
+    np.testing.assert_array_equal(loaded.res_prec, scorer.res_prec)
     np.testing.assert_array_equal(loaded.score(target).score_map, before.score_map)
