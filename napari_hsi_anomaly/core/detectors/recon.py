@@ -121,7 +121,7 @@ class ReconDetector(Detector):
     scorer_class = ReconScorer
     name = "recon"
     label = "CAE reconstruction error"
-    calibration_z0 = 2.1  # per-band normalised error (bench_cae.py --report-detect): 8/9 dev, 8/9 stress
+    calibration_z0 = 1.73  # residual distance, pick_z0 (bench_cae.py --report-detect): 8/9 dev, 7/9 stress
     summary = "CAE reconstruction error per pixel, whitened by the reference's residuals (Mahalanobis)"
     params = (PRESET,)
     needs_model = True
