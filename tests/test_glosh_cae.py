@@ -114,5 +114,5 @@ def test_recon_is_the_mahalanobis_distance_of_the_residual(model):
     before = scorer.score(target)
     assert before.extras["recon_per_band"].shape[0] == target.bands
     loaded = ReconScorer.from_state(*scorer.state(), model=model)
-    np.testing.assert_array_equal(loaded.res_prec, scorer.res_prec)
+    np.testing.assert_array_equal(loaded.res_whiten, scorer.res_whiten)
     np.testing.assert_array_equal(loaded.score(target).score_map, before.score_map)

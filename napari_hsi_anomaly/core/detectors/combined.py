@@ -94,7 +94,7 @@ class SpectralRx(Combined):
     name = "spectral-rx"
     label = "GLOSH spectra + local RX"
     calibration_z0 = 1.25  # 8/9 dev scenes in [0.25, 4], Sentinel-2 hazy target kept (bench_scenes.py)
-    summary = "weighted mean of glosh-spectral (1) and rx-local (0.67); no CAE needed"
+    summary = "weighted mean of glosh-spectral (1) and rx-local (local_weight); no CAE needed"
     parts = (GloshSpectralDetector, RxLocalDetector)
     # local_weight 0.67: picked by leave-one-scene-out (bench_scenes.py, spectral-rx columns)
     params = (*union_params(parts), LOCAL_WEIGHT)

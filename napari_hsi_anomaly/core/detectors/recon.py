@@ -15,14 +15,15 @@ from typing import Any
 import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.detectors._spectral import pooled_stats
 from napari_hsi_anomaly.core.detectors.base import Detector, Raw, Scorer, check_cubes
 from napari_hsi_anomaly.core.detectors.glosh_cae import PRESET, get_model, model_label
 from napari_hsi_anomaly.core.detectors.registry import register
-from napari_hsi_anomaly.core.errors import ModelError, ShapeError
+from napari_hsi_anomaly.core.detectors.rx import mahalanobis, whitening
+from napari_hsi_anomaly.core.errors import ModelError
 from napari_hsi_anomaly.core.progress import Progress
 
 RIDGE = 1e-3  # covariance shrinkage: ridge x mean variance on the diagonal (as local RX)
-BLOCK = 262144  # pixels per block
 
 
 def normalised_error(per_band: np.ndarray, band_median: np.ndarray | None) -> np.ndarray:
@@ -38,53 +39,31 @@ def normalised_error(per_band: np.ndarray, band_median: np.ndarray | None) -> np
     return out
 
 
-def _pixels(residual: np.ndarray) -> Generator[tuple[slice, np.ndarray], None, None]:
-    flat = residual.reshape(residual.shape[0], -1)
-    for p0 in range(0, flat.shape[1], BLOCK):
-        ps = slice(p0, min(flat.shape[1], p0 + BLOCK))
-        yield ps, flat[:, ps].T.astype(np.float64)
-
-
 def residual_stats(residuals: Sequence[np.ndarray], ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled mean ``(bands,)`` and shrunk precision matrix of the reference's residuals (valid pixels)."""
-    b = residuals[0].shape[0]
-    total, cross, n = np.zeros(b), np.zeros((b, b)), 0
-    for res in residuals:
-        for _, x in _pixels(res):
-            x = x[np.isfinite(x).all(axis=1)]
-            total += x.sum(axis=0)
-            cross += x.T @ x
-            n += x.shape[0]
-    if n < 2:
-        raise ShapeError("recon needs at least two valid reference pixels.")
-    mean = total / n
-    cov = (cross - n * np.outer(mean, mean)) / (n - 1)
-    cov[np.diag_indices(b)] += ridge * max(float(np.trace(cov)) / b, 1e-30)
-    return mean, np.linalg.pinv(cov, hermitian=True)
+    """Pooled mean ``(bands,)`` and whitening matrix (shrunk covariance, as global RX's) of the reference's
+    residuals ``(bands, rows, cols)`` (NaN: no data)."""
+    mean, cov, _ = pooled_stats([Cube(r) for r in residuals])
+    return mean, whitening(cov, ridge)
 
 
-def residual_distance(residual: np.ndarray, mean: np.ndarray, prec: np.ndarray) -> np.ndarray:
+def residual_distance(residual: np.ndarray, mean: np.ndarray, whiten: np.ndarray) -> np.ndarray:
     """``(rows, cols)`` float32 Mahalanobis distance of each pixel's residual; NaN without data."""
-    out = np.full(residual.shape[1:], np.nan, np.float32).reshape(-1)
-    for ps, x in _pixels(residual):
-        xc = x - mean
-        out[ps] = np.sqrt(np.maximum(((xc @ prec) * xc).sum(axis=1), 0.0))
-    return out.reshape(residual.shape[1:])
+    return mahalanobis(Cube(residual), mean, whiten)
 
 
 class ReconScorer(Scorer):
-    """The CAE (outside the state) and the reference's residual mean and precision matrix."""
+    """The CAE (outside the state) and the reference's residual mean and whitening matrix."""
 
     def __init__(self, model: Any, params: dict, bands: int, wavelengths=None,
                  band_median: np.ndarray | None = None, res_mean: np.ndarray | None = None,
-                 res_prec: np.ndarray | None = None) -> None:
+                 res_whiten: np.ndarray | None = None) -> None:
         self.detector, self.params, self.model = "recon", dict(params), model
         self.bands, self.wavelengths = int(bands), wavelengths
-        self.band_median, self.res_mean, self.res_prec = band_median, res_mean, res_prec
+        self.band_median, self.res_mean, self.res_whiten = band_median, res_mean, res_whiten
 
     @property
     def whitened(self) -> bool:
-        return self.res_prec is not None
+        return self.res_whiten is not None
 
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
         from napari_hsi_anomaly.core.model import iter_reconstruction
@@ -97,7 +76,7 @@ class ReconScorer(Scorer):
         """The ``Raw`` of a ``Reconstruction`` of a cube."""
         nb = self.model.config.used_bands
         if self.whitened:
-            err = residual_distance(rec.residual[:nb], self.res_mean, self.res_prec)
+            err = residual_distance(rec.residual[:nb], self.res_mean, self.res_whiten)
         else:
             err = normalised_error(rec.per_band[:nb], self.band_median)
         return Raw(fixed=err, extras={"recon_per_pixel": rec.per_pixel, "recon_per_band": rec.per_band,
@@ -105,7 +84,7 @@ class ReconScorer(Scorer):
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {k: v for k, v in (("band_median", self.band_median), ("res_mean", self.res_mean),
-                                    ("res_prec", self.res_prec)) if v is not None}
+                                    ("res_whiten", self.res_whiten)) if v is not None}
         return arrays, {**self._meta(), "model": model_label(self.model)}
 
     @classmethod
@@ -113,7 +92,7 @@ class ReconScorer(Scorer):
         if model is None:
             raise ModelError("This normal model needs its CAE: load the profile with its model folder.")
         return cls(model, meta["params"], meta["bands"], meta.get("wavelengths"), arrays.get("band_median"),
-                   arrays.get("res_mean"), arrays.get("res_prec"))
+                   arrays.get("res_mean"), arrays.get("res_whiten"))
 
 
 @register
