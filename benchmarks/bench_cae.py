@@ -28,7 +28,10 @@ pixels of one recipe, values in [0, 1]). Scene results are cached as JSON under 
 
 ``--set=1`` (the list above), ``--set=2`` (default: components with the error, weighted, log, robust z),
 ``--set=3`` (how many whitened components with the robust-z error, and its weight), ``--set=4`` (``recon``'s
-normalisations only, no GLOSH). The product itself (``detect``, calibration included, the four CAE
+normalisations only, no GLOSH), ``--set=5`` (the residual's Mahalanobis distance or whitened
+components as the error coordinate), ``--set=6`` (local contrast: each map minus its mean over
+local RX's ring), ``--set=7`` (encoder and residual components with the band-normalised error).
+The product itself (``detect``, calibration included, the four CAE
 detectors on one CAE per scene; z maps cached for refitting ``calibration_z0`` with ``pick_z0``):
 
     python benchmarks/bench_cae.py --part=detect-dev & python benchmarks/bench_cae.py --part=detect-stress
@@ -58,7 +61,7 @@ from napari_hsi_anomaly.core.progress import run
 from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
 
 KS = (3, 5, 8, 10)
-NOT_GLOSH = ("rec", "rec/band")
+NOT_GLOSH = ("rec", "rec/band", "rd", "lrd")
 
 
 def _arg(name: str, default: str | None = None) -> str | None:
@@ -83,13 +86,20 @@ def robust_z(x: np.ndarray) -> np.ndarray:
     return (x - med) / max(1.4826 * float(np.median(np.abs(x - med))), 1e-12)
 
 
-def candidates(f: np.ndarray, rec: np.ndarray, nrec: np.ndarray) -> dict[str, tuple[np.ndarray, bool]]:
+def candidates(f: np.ndarray, rec: np.ndarray, nrec: np.ndarray, res: np.ndarray | None = None,
+               shape: tuple[int, int] = (0, 0)) -> dict[str, tuple[np.ndarray, bool]]:
     """``name -> (values (N, D), GLOSH min-max scaling)`` from g4 features ``f``, reconstruction errors
     ``rec`` and errors normalised per band ``nrec`` (round 1: ``--set=1``; round 2 the default)."""
     if _arg("set", "2") == "2":
         return candidates2(f, rec, nrec)
     if _arg("set") == "3":
         return candidates3(f, nrec)
+    if _arg("set") == "5":
+        return candidates5(f, nrec, res)
+    if _arg("set") == "6":
+        return candidates6(f, nrec, res, shape)
+    if _arg("set") == "7":
+        return candidates7(f, nrec, res)
     out: dict[str, tuple[np.ndarray, bool]] = {"g4": (f, True)}
     mean, basis, std = pca(f.astype(np.float64), max(KS))
     proj = (f - mean) @ basis
@@ -135,6 +145,90 @@ def candidates3(f: np.ndarray, nrec: np.ndarray) -> dict[str, tuple[np.ndarray, 
     return out
 
 
+def residual_coords(res: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(Mahalanobis distance (N,), k whitened leading components (N, k))`` of the signed residual
+    ``res (bands, N)`` (the ``recon`` detector's statistics, fitted on the scene itself)."""
+    from napari_hsi_anomaly.core.detectors.recon import residual_distance, residual_stats
+
+    nb, n = res.shape
+    cube = res.reshape(nb, n, 1)
+    mean, whiten = residual_stats([cube])
+    rd = residual_distance(cube, mean, whiten).reshape(-1).astype(np.float64)
+    m, basis, std = pca(res.T.astype(np.float64), k)
+    return rd, ((res.T - m) @ basis) / std
+
+
+def candidates5(f: np.ndarray, nrec: np.ndarray, res: np.ndarray) -> dict[str, tuple[np.ndarray, bool]]:
+    """Round 5: the residual's Mahalanobis distance (``recon``) or its leading whitened components as the
+    error coordinate(s), against today's band-normalised error."""
+    mean, basis, std = pca(f.astype(np.float64), 8)
+    w = ((f - mean) @ basis) / std
+    z = robust_z(nrec.astype(np.float64))[:, None]
+    rd, wr = residual_coords(res, 8)
+    zrd, zlrd = robust_z(rd)[:, None], robust_z(np.log(rd + 1e-12))[:, None]
+    out: dict[str, tuple[np.ndarray, bool]] = {"wpca3/e+znrec": (np.hstack([w[:, :3], z]), False)}
+    for k in (3, 8):
+        out[f"wpca{k}/e+zrd"] = (np.hstack([w[:, :k], zrd]), False)
+        out[f"wpca{k}/e+zlrd"] = (np.hstack([w[:, :k], zlrd]), False)
+    out["wpca3/e+2zrd"] = (np.hstack([w[:, :3], 2 * zrd]), False)
+    for j in (3, 5, 8):
+        out[f"wpca3/e+wres{j}"] = (np.hstack([w[:, :3], wr[:, :j]]), False)
+    out["wres5/e"] = (wr[:, :5], False)
+    out["wpca3/e+wres3+zrd"] = (np.hstack([w[:, :3], wr[:, :3], zrd]), False)
+    return out
+
+
+def ring_contrast(x: np.ndarray, shape: tuple[int, int], inner: int = 7, outer: int = 25) -> np.ndarray:
+    """``x (N, D)`` (row-major pixels of ``shape``) minus each column's mean over the ring between the
+    ``inner`` and ``outer`` windows (local RX's windows), reflect-padded at the edges."""
+    from scipy.ndimage import uniform_filter
+
+    img = x.reshape(*shape, -1).astype(np.float64)
+    big = uniform_filter(img, size=(outer, outer, 1), mode="reflect") * outer**2
+    small = uniform_filter(img, size=(inner, inner, 1), mode="reflect") * inner**2
+    return (img - (big - small) / (outer**2 - inner**2)).reshape(x.shape[0], -1)
+
+
+def candidates6(f: np.ndarray, nrec: np.ndarray, res: np.ndarray, shape: tuple[int, int]
+                ) -> dict[str, tuple[np.ndarray, bool]]:
+    """Round 6: local contrast (each encoder map minus its mean over local RX's ring) before the
+    whitened components; with the global components and the error coordinate."""
+    mean, basis, std = pca(f.astype(np.float64), 8)
+    w = ((f - mean) @ basis) / std
+    lf = ring_contrast(f, shape)
+    lm, lb, ls = pca(lf, 8)
+    lw = ((lf - lm) @ lb) / ls
+    z = robust_z(nrec.astype(np.float64))[:, None]
+    lr = ring_contrast(res.T, shape).T
+    lrd = residual_coords(lr, 1)[0]
+    zlr = robust_z(lrd)[:, None]
+    out: dict[str, tuple[np.ndarray, bool]] = {"wpca3/e+znrec": (np.hstack([w[:, :3], z]), False)}
+    for k in (3, 5, 8):
+        out[f"lwpca{k}/e+znrec"] = (np.hstack([lw[:, :k], z]), False)
+    out["lwpca3/e"] = (lw[:, :3], False)
+    out["lwpca3/e+zlrd"] = (np.hstack([lw[:, :3], zlr]), False)
+    out["wpca3/e+lwpca3/e+znrec"] = (np.hstack([w[:, :3], lw[:, :3], z]), False)
+    out["wpca3/e+zlrd"] = (np.hstack([w[:, :3], zlr]), False)
+    return out
+
+
+def candidates7(f: np.ndarray, nrec: np.ndarray, res: np.ndarray) -> dict[str, tuple[np.ndarray, bool]]:
+    """Round 7: the encoder's whitened components, the residual's whitened components and the
+    band-normalised error together."""
+    mean, basis, std = pca(f.astype(np.float64), 5)
+    w = ((f - mean) @ basis) / std
+    z = robust_z(nrec.astype(np.float64))[:, None]
+    wr = residual_coords(res, min(12, res.shape[0]))[1]
+    out: dict[str, tuple[np.ndarray, bool]] = {"wpca3/e+znrec": (np.hstack([w[:, :3], z]), False),
+                                               "wpca3/e+wres8": (np.hstack([w[:, :3], wr[:, :8]]), False)}
+    for j in (5, 8, 12):
+        out[f"wpca3/e+wres{j}+znrec"] = (np.hstack([w[:, :3], wr[:, :j], z]), False)
+    out["wpca3/e+wres8+2znrec"] = (np.hstack([w[:, :3], wr[:, :8], 2 * z]), False)
+    out["wpca3/e+wres8+3znrec"] = (np.hstack([w[:, :3], wr[:, :8], 3 * z]), False)
+    out["wpca5/e+wres8+znrec"] = (np.hstack([w[:, :5], wr[:, :8], z]), False)
+    return out
+
+
 def score_scene(data: np.ndarray, gt: np.ndarray) -> dict:
     cube = Cube(data)
     opts = auto_train_options(cube)
@@ -143,7 +237,7 @@ def score_scene(data: np.ndarray, gt: np.ndarray) -> dict:
     model = run(iter_train(cube, "fast", opts))
     train_s = time.perf_counter() - t
     f = extract_features(model, cube, "pixel").values
-    rb = reconstruct(model, cube)
+    rb = reconstruct(model, cube, residual=True)
     nb = model.config.used_bands
     per_band = rb.per_band[:nb].reshape(nb, -1)
     med = np.median(per_band, axis=1, keepdims=True)
@@ -162,7 +256,13 @@ def score_scene(data: np.ndarray, gt: np.ndarray) -> dict:
         return {"auc": aucs, "train_s": train_s, "glosh_s": {}, "what": model.summary["description"]}
     secs = {}
     p_min = auto_p_min(f.shape[0])
-    for name, (values, scale) in candidates(f, rb.per_pixel, nrec).items():
+    res = rb.residual[:nb].reshape(nb, -1)
+    if _arg("set") == "5":
+        aucs["rd"] = float(roc_auc_score(y, residual_coords(res, 1)[0]))
+    if _arg("set") == "6":
+        lrd = residual_coords(ring_contrast(res.T, cube.shape[1:]).T, 1)[0]
+        aucs["lrd"] = float(roc_auc_score(y, lrd))
+    for name, (values, scale) in candidates(f, rb.per_pixel, nrec, res, cube.shape[1:]).items():
         t = time.perf_counter()
         s = GloshScorer(values, min_samples=10, scale=scale, n_jobs=1).score(p_min).scores
         secs[name] = time.perf_counter() - t

@@ -46,12 +46,43 @@ def test_pixel_space_is_whitened_on_the_reference():
     assert PixelSpace.fit([x[50:]], None, components=64).dim == 12  # at most the feature's values
 
 
+def test_residual_components_are_whitened_on_the_reference():
+    """The residual's leading components are centred and whitened on the reference; a target is
+    projected with the reference's basis; a space saved before them loads without them."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 10))
+    res = (rng.normal(size=(3000, 6)) @ rng.normal(size=(6, 6)) + 0.2).T  # (bands, pixels), correlated
+    err = res**2
+    res[:, :40] = np.nan  # no data
+    space = PixelSpace.fit([x], [err], components=3, residuals=[res], residual_components=4)
+    assert space.uses_residual and space.residual_dim == 4 and space.dim == 3 + 4 + 1
+    y = space.transform(x, err, res)
+    assert np.isnan(y[:40]).all() and np.isfinite(y[40:]).all()  # a no-data row is NaN, whole
+    np.testing.assert_allclose(y[40:, 3:7].mean(axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(y[40:, 3:7].std(axis=0, ddof=1), 1.0, rtol=1e-6)
+    d = res[:, 40:].T - res[:, 40:].T.mean(axis=0)  # the leading direction is the covariance's top one
+    top = np.linalg.eigh(np.cov(d.T))[1][:, -1]
+    assert abs(abs(space.res_basis[:, 0] @ top) - 1.0) < 1e-6
+    shifted = res.copy()  # a residual 6 reference spreads along the top direction
+    shifted[:, 100] = space.res_mean + 6.0 * space.res_std[0] * space.res_basis[:, 0]
+    np.testing.assert_allclose(space.transform(x, err, shifted)[100, 3:7], [6.0, 0, 0, 0], atol=1e-9)
+    with pytest.raises(Exception, match="residual"):
+        space.transform(x, err)
+    again = PixelSpace.from_state(*space.state())
+    np.testing.assert_array_equal(again.transform(x, err, res), y)
+    arrays, meta = space.state()
+    old = PixelSpace.from_state({k: v for k, v in arrays.items() if not k.startswith("res_")}, meta)
+    assert not old.uses_residual and old.dim == 4
+    np.testing.assert_array_equal(old.transform(x, err)[40:], y[40:, [0, 1, 2, 7]])
+
+
 def test_glosh_fits_the_space_on_the_reference_and_keeps_it(model):
     ref, target = _cube(0), _cube(3, shift=0.03)
     scorer = get_detector("glosh")(p_min=20, min_samples=5).fit([ref], model=model)
     space = scorer.space
     k = min(feat.PIXEL_COMPONENTS, model.config.kernels[0] * min(feat.PIXEL_GROUPS, model.config.used_bands))
     assert space.basis.shape[1] == k and space.uses_reconstruction == feat.PIXEL_RECON
+    assert space.residual_dim == min(feat.PIXEL_RESIDUAL, model.config.used_bands)
     assert scorer.ref.scorer.dims == space.dim and not scorer.ref.scorer.scale
     before = scorer.score(target)
     assert before.score_map.dtype == np.float32 and 0 <= before.score_map.min() <= before.score_map.max() <= 1

@@ -322,7 +322,7 @@ class DetectWidget(QWidget):
             note += " (this method uses no CAE: pick a CAE method to use the loaded model)"
         took = time.perf_counter() - self._t0
         what = f"{len(self.scenes)} scenes" if len(self.scenes) > 1 else "the cube"
-        self.status.setText(f"Scored {what} with {self.method.currentText()}{note} in {took:.1f} s.")
+        self.status.setText(f"Scored {what} with {self.method.currentText()}{note} in {took:.1f}\u00a0s.")
 
     # ---------------------------------------------------------------- scenes
     def select_scene(self, index: int, publish: bool = True) -> None:

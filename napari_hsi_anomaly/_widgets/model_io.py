@@ -34,7 +34,7 @@ def training_text(summary: dict) -> str:
     loss = summary.get("loss")
     parts.append(f"loss {loss:.4g}" if isinstance(loss, (int, float)) else "untrained")
     if isinstance(summary.get("seconds"), (int, float)):
-        parts.append(f"{summary['seconds']:.1f} s")
+        parts.append(f"{summary['seconds']:.1f}\u00a0s")
     return " · ".join(parts)
 
 

@@ -67,21 +67,24 @@ def features_of(model: Any, cube: Cube, feature: str) -> Generator[Progress, Non
     return values, fs
 
 
-def errors_of(model: Any, cube: Cube) -> Generator[Progress, None, np.ndarray]:
-    """Per-band squared reconstruction error over the model's real bands ``(bands, rows, cols)``."""
+def errors_of(model: Any, cube: Cube, residual: bool = False
+              ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None]]:
+    """``(per-band squared reconstruction error, signed residual or None)`` over the model's real bands,
+    each ``(bands, rows, cols)``."""
     from napari_hsi_anomaly.core.model import iter_reconstruction
 
-    rec = yield from iter_reconstruction(model, cube)
-    return rec.per_band[: model.config.used_bands]
+    rec = yield from iter_reconstruction(model, cube, residual=residual)
+    nb = model.config.used_bands
+    return rec.per_band[:nb], None if rec.residual is None else rec.residual[:nb]
 
 
 def pixel_points(space: Any, model: Any, cube: Cube, values: np.ndarray
                  ) -> Generator[Progress, None, np.ndarray]:
     """The GLOSH coordinates of ``cube``'s pixel feature rows ``values`` in the fitted ``space``."""
-    per_band = None
-    if space.uses_reconstruction:
-        per_band = yield from errors_of(model, cube)
-    return space.transform(values, per_band)
+    per_band = residual = None
+    if space.uses_reconstruction or space.uses_residual:
+        per_band, residual = yield from errors_of(model, cube, residual=space.uses_residual)
+    return space.transform(values, per_band, residual)
 
 
 class CaeGloshScorer(Scorer):
@@ -163,15 +166,19 @@ class CaeGloshDetector(Detector):
         if feature == "pixel":  # GLOSH clusters the reference's leading components (+ the error)
             from napari_hsi_anomaly.core.model import features as feat
 
-            errors = None
-            if feat.PIXEL_RECON:
-                errors = []
+            errors, residuals = None, None
+            if feat.PIXEL_RECON or feat.PIXEL_RESIDUAL:
+                pairs = []
                 for c in cubes:
-                    e = yield from errors_of(model, c)
-                    errors.append(e)
-            space = feat.PixelSpace.fit(values, errors, feat.PIXEL_COMPONENTS, seed=self.params["seed"])
-            values = [space.transform(v, None if errors is None else e)
-                      for v, e in zip(values, errors or [None] * len(values), strict=True)]
+                    pair = yield from errors_of(model, c, residual=feat.PIXEL_RESIDUAL > 0)
+                    pairs.append(pair)
+                errors = [e for e, _ in pairs] if feat.PIXEL_RECON else None
+                residuals = [r for _, r in pairs] if feat.PIXEL_RESIDUAL else None
+            space = feat.PixelSpace.fit(values, errors, feat.PIXEL_COMPONENTS, seed=self.params["seed"],
+                                        residuals=residuals)
+            values = [space.transform(v, None if errors is None else errors[i],
+                                      None if residuals is None else residuals[i])
+                      for i, v in enumerate(values)]
         unit = "pixels" if feature == "pixel" else ("windows" if feature in ("f1", "f3") else "sections")
         n = sum(v.shape[0] for v in values)
         yield Progress(0, 1, f"GLOSH: fitting HDBSCAN on {n} x {values[0].shape[1]}")

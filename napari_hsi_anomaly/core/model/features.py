@@ -302,6 +302,7 @@ def _round_up(n: int, m: int) -> int:
 
 PIXEL_COMPONENTS = 3  # leading principal components of the pixel feature kept for GLOSH (bench_cae.py)
 PIXEL_RECON = True  # add the reconstruction error (normalised per band, robust z) as one coordinate
+PIXEL_RESIDUAL = 8  # whitened leading components of the signed reconstruction residual (0: none)
 SPACE_SAMPLE = 20000  # reference pixels used for the per-band error medians and the error's bulk
 _MAD = 1.4826  # median absolute deviation -> standard deviation of a normal distribution
 
@@ -325,10 +326,21 @@ class PixelSpace:
     band_median: np.ndarray | None = None  # (used bands,) float64; None: no reconstruction coordinate
     rec_center: float = 0.0
     rec_scale: float = 1.0
+    res_mean: np.ndarray | None = None  # (used bands,) float64; None: no residual components
+    res_basis: np.ndarray | None = None  # (used bands, j) float64
+    res_std: np.ndarray | None = None  # (j,) float64
 
     @property
     def dim(self) -> int:
-        return int(self.basis.shape[1]) + (self.band_median is not None)
+        return int(self.basis.shape[1]) + (self.band_median is not None) + self.residual_dim
+
+    @property
+    def residual_dim(self) -> int:
+        return 0 if self.res_basis is None else int(self.res_basis.shape[1])
+
+    @property
+    def uses_residual(self) -> bool:
+        return self.res_basis is not None
 
     @property
     def uses_reconstruction(self) -> bool:
@@ -336,33 +348,20 @@ class PixelSpace:
 
     @classmethod
     def fit(cls, values: list[np.ndarray], per_band: list[np.ndarray] | None = None,
-            components: int = PIXEL_COMPONENTS, seed: int = 0) -> PixelSpace:
-        """Fit on the reference cubes' pixel features ``values`` (``(N_i, D)``, NaN rows left out) and,
-        for the reconstruction coordinate, their per-band squared errors ``per_band`` (``(bands, rows,
-        cols)`` over the model's real bands, NaN where invalid)."""
-        d = int(values[0].shape[1])
-        n, s1, s2 = 0, np.zeros(d), np.zeros((d, d))
-        for v in values:
-            for i in range(0, v.shape[0], 65536):
-                x = np.asarray(v[i : i + 65536], dtype=np.float64)
-                x = x[np.isfinite(x).all(axis=1)]
-                n += x.shape[0]
-                s1 += x.sum(axis=0)
-                s2 += x.T @ x
-        if n < 2:
-            raise ModelError("The pixel feature needs at least 2 valid reference pixels.")
-        mean = s1 / n
-        cov = (s2 - n * np.outer(mean, mean)) / (n - 1)
-        vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
-        k = max(1, min(int(components), d))
-        order = np.argsort(vals)[::-1][:k]
-        basis = vecs[:, order]
-        basis *= np.where(basis[np.abs(basis).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)  # fixed sign
-        top = max(float(vals[order[0]]), 0.0)
-        std = np.sqrt(np.maximum(vals[order], max(top * 1e-12, 1e-30)))
+            components: int = PIXEL_COMPONENTS, seed: int = 0, residuals: list[np.ndarray] | None = None,
+            residual_components: int = PIXEL_RESIDUAL) -> PixelSpace:
+        """Fit on the reference cubes' pixel features ``values`` (``(N_i, D)``, NaN rows left out), for
+        the reconstruction coordinate their per-band squared errors ``per_band`` (``(bands, rows, cols)``
+        over the model's real bands, NaN where invalid) and, for the residual's components, their signed
+        residuals ``residuals`` (same layout)."""
+        mean, basis, std = whitened_pca((np.asarray(v) for v in values), components, "pixel feature")
         space = cls(mean, basis, std)
         if per_band is not None:
             space._fit_reconstruction(per_band, seed)
+        if residuals is not None and residual_components > 0:
+            rows = (np.asarray(r).reshape(np.shape(r)[0], -1).T for r in residuals)
+            space.res_mean, space.res_basis, space.res_std = whitened_pca(rows, residual_components,
+                                                                          "residual")
         return space
 
     @staticmethod
@@ -394,40 +393,91 @@ class PixelSpace:
         mad = _MAD * float(np.median(np.abs(r - self.rec_center)))
         self.rec_scale = mad if mad > 0 else (float(r.std()) or 1.0)
 
-    def transform(self, values: np.ndarray, per_band: np.ndarray | None = None) -> np.ndarray:
+    def transform(self, values: np.ndarray, per_band: np.ndarray | None = None,
+                  residual: np.ndarray | None = None) -> np.ndarray:
         """``(N, dim)`` float64 coordinates of the pixel feature rows ``values`` (NaN rows stay NaN);
         ``per_band`` (the same cube's per-band squared errors over the real bands, as in ``fit``) is
-        needed with the reconstruction coordinate."""
+        needed with the reconstruction coordinate, ``residual`` (its signed residual) with the residual's
+        components."""
         x = np.asarray(values)
         if x.ndim != 2 or x.shape[1] != self.mean.size:
             raise ModelError(f"Pixel features must have {self.mean.size} values; got shape {x.shape}.")
-        out = np.empty((x.shape[0], self.basis.shape[1]))
-        for a in range(0, x.shape[0], TRANSFORM_ROWS):  # float64 a chunk at a time: 64 x 3.35 M rows
-            chunk = np.asarray(x[a : a + TRANSFORM_ROWS], dtype=np.float64)  # whole were 3.4 GB of copies
-            out[a : a + TRANSFORM_ROWS] = (chunk - self.mean) @ self.basis
-        out /= self.std
-        if self.band_median is None:
-            return out
-        if per_band is None:
-            raise ModelError("This pixel space needs the reconstruction error of the cube.")
-        nb = self.band_median.size
-        e = np.asarray(per_band).reshape(nb, -1).astype(np.float64)
-        if e.shape[1] != x.shape[0]:
-            raise ModelError(f"Reconstruction error has {e.shape[1]} pixels; the features {x.shape[0]}.")
-        r = (e / self.band_median[:, None]).mean(axis=0)
-        r[~np.isfinite(out).all(axis=1)] = np.nan  # a no-data row stays one
-        return np.hstack([out, ((r - self.rec_center) / self.rec_scale)[:, None]])
+        out = project(x, self.mean, self.basis, self.std)
+        parts = [out]
+        if self.res_basis is not None:
+            if residual is None:
+                raise ModelError("This pixel space needs the reconstruction residual of the cube.")
+            nb = self.res_mean.size
+            res = np.asarray(residual).reshape(nb, -1)
+            if res.shape[1] != x.shape[0]:
+                raise ModelError(f"Residual has {res.shape[1]} pixels; the features {x.shape[0]}.")
+            parts.append(project(res.T, self.res_mean, self.res_basis, self.res_std))
+        if self.band_median is not None:
+            if per_band is None:
+                raise ModelError("This pixel space needs the reconstruction error of the cube.")
+            nb = self.band_median.size
+            e = np.asarray(per_band).reshape(nb, -1).astype(np.float64)
+            if e.shape[1] != x.shape[0]:
+                raise ModelError(f"Reconstruction error has {e.shape[1]} pixels; the features {x.shape[0]}.")
+            r = (e / self.band_median[:, None]).mean(axis=0)
+            parts.append(((r - self.rec_center) / self.rec_scale)[:, None])
+        out = np.hstack(parts) if len(parts) > 1 else out
+        out[~np.isfinite(out).all(axis=1)] = np.nan  # a no-data row stays one, whole
+        return out
 
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {"mean": self.mean, "basis": self.basis, "std": self.std}
         if self.band_median is not None:
             arrays["band_median"] = self.band_median
+        if self.res_basis is not None:
+            arrays |= {"res_mean": self.res_mean, "res_basis": self.res_basis, "res_std": self.res_std}
         return arrays, {"rec_center": self.rec_center, "rec_scale": self.rec_scale}
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict) -> PixelSpace:
-        return cls(np.asarray(arrays["mean"], np.float64), np.asarray(arrays["basis"], np.float64),
-                   np.asarray(arrays["std"], np.float64),
-                   None if "band_median" not in arrays else np.asarray(arrays["band_median"], np.float64),
-                   float(meta.get("rec_center", 0.0)), float(meta.get("rec_scale", 1.0)))
+        """Spaces saved before the residual components (no ``res_*`` arrays) load without them."""
+        def get(key: str) -> np.ndarray | None:
+            return None if key not in arrays else np.asarray(arrays[key], np.float64)
+
+        return cls(get("mean"), get("basis"), get("std"), get("band_median"),
+                   float(meta.get("rec_center", 0.0)), float(meta.get("rec_scale", 1.0)),
+                   get("res_mean"), get("res_basis"), get("res_std"))
+
+
+def whitened_pca(chunks, components: int, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean (D,), basis (D, k), std (k,))``: the ``k`` leading principal components of the rows of
+    the ``(N_i, D)`` arrays ``chunks`` (rows with a NaN left out), each basis vector's sign fixed (its
+    largest entry positive), ``std`` their standard deviations (floored: no division by 0)."""
+    n, s1, s2 = 0, None, None
+    for v in chunks:
+        for i in range(0, v.shape[0], TRANSFORM_ROWS):
+            x = np.asarray(v[i : i + TRANSFORM_ROWS], dtype=np.float64)
+            x = x[np.isfinite(x).all(axis=1)]
+            if s1 is None:
+                s1, s2 = np.zeros(x.shape[1]), np.zeros((x.shape[1], x.shape[1]))
+            n += x.shape[0]
+            s1 += x.sum(axis=0)
+            s2 += x.T @ x
+    if n < 2:
+        raise ModelError(f"The {what} needs at least 2 valid reference pixels.")
+    mean = s1 / n
+    cov = (s2 - n * np.outer(mean, mean)) / (n - 1)
+    vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
+    k = max(1, min(int(components), mean.size))
+    order = np.argsort(vals)[::-1][:k]
+    basis = vecs[:, order]
+    basis *= np.where(basis[np.abs(basis).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)  # fixed sign
+    top = max(float(vals[order[0]]), 0.0)
+    std = np.sqrt(np.maximum(vals[order], max(top * 1e-12, 1e-30)))
+    return mean, basis, std
+
+
+def project(x: np.ndarray, mean: np.ndarray, basis: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(x - mean) @ basis / std`` as float64, a chunk of rows at a time (bounded float64 copies:
+    64 x 3.35 M rows whole were 3.4 GB)."""
+    out = np.empty((x.shape[0], basis.shape[1]))
+    for a in range(0, x.shape[0], TRANSFORM_ROWS):
+        out[a : a + TRANSFORM_ROWS] = (np.asarray(x[a : a + TRANSFORM_ROWS], dtype=np.float64) - mean) @ basis
+    out /= std
+    return out
 
