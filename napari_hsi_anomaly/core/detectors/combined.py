@@ -105,7 +105,7 @@ class SpectralRx(Combined):
 class Ensemble(Combined):
     name = "ensemble"
     label = "CAE GLOSH + spectra + local RX"
-    calibration_z0 = 1.17  # refitted with the CAE PixelSpace (bench_cae.py --report-detect): 8/9 dev
+    calibration_z0 = 1.18  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev
     summary = "mean of CAE glosh (per pixel), glosh-spectral and rx-local"
     parts = (CaeGloshDetector, GloshSpectralDetector, RxLocalDetector)
     params = union_params(parts, drop=("feature",))
@@ -117,7 +117,7 @@ class Ensemble(Combined):
 class GloshRx(Combined):
     name = "glosh-rx"
     label = "CAE GLOSH + local RX"
-    calibration_z0 = 1.27  # refitted with the CAE PixelSpace (bench_cae.py --report-detect): 8/9 dev
+    calibration_z0 = 1.35  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev
     summary = "mean of CAE glosh (per pixel) and rx-local"
     parts = (CaeGloshDetector, RxLocalDetector)
     params = union_params(parts, drop=("feature",))

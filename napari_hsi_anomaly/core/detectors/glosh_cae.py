@@ -1,8 +1,9 @@
 """The thesis's method: CAE encoder features (per pixel, or f1..f4 per window/section) + HDBSCAN GLOSH.
 
 Per pixel, GLOSH clusters the reference's ``PixelSpace`` (``core.model.features``): the leading principal
-components of the encoder's pixel feature, whitened, plus the reconstruction error normalised per band,
-all fitted on the reference cubes and kept in the scorer's state; a target is projected with them.
+components of the encoder's pixel feature and of the signed reconstruction residual, whitened, plus the
+reconstruction error normalised per band, all fitted on the reference cubes and kept in the scorer's
+state; a target is projected with them.
 f1..f4 are clustered as the thesis defines them (min-max scaled by GLOSH).
 """
 
@@ -146,7 +147,7 @@ class CaeGloshDetector(Detector):
     scorer_class = CaeGloshScorer
     name = "glosh"
     label = "CAE + GLOSH (thesis)"
-    calibration_z0 = 2.1  # refitted on the PixelSpace (bench_cae.py --report-detect): 8/9 dev in [0.25, 4]
+    calibration_z0 = 1.7  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev
     summary = "3-D CAE encoder features (per pixel or f1..f4) clustered by HDBSCAN, GLOSH outlier score"
     params = (FEATURE, PRESET, *GLOSH_PARAMS)
     needs_model = True

@@ -15,15 +15,18 @@ brought to ``fc1``'s resolution by nearest (Kronecker) up-sampling and concatena
   pooled maps blur 1-px targets into their neighbours. One row per pixel, row-major, ``regions=None``;
   computed tile by tile with a halo covering Conv1's receptive field (no seams), memory bounded.
   GLOSH does not cluster these 64 values as they are: ``PixelSpace`` (below, fitted on the reference)
-  keeps the ``PIXEL_COMPONENTS`` = 3 leading principal components, whitened, plus the reconstruction
-  error normalised per band as a robust z, and GLOSH uses them without min-max scaling. Chosen by
-  measurement (benchmarks/bench_cae.py, one fast CAE per scene, the same network for every candidate;
-  AUC mean / worst on the nine scenes, then on the stress set): the 64 values min-max scaled 0.935 /
-  0.840, stress 0.857 / 0.772; leading components alone (3-10, whitened or not) changed little (0.92-0.94,
-  stress 0.83-0.87): GLOSH loses 1-px targets in the blur of the 3x3 kernels. With the robust-z error
-  they carry: 3 whitened components 0.937 / 0.872, stress 0.967 / 0.934; 8: 0.942 / 0.865, stress
-  0.967 / 0.914 (3-16 components all within 0.937-0.949 / 0.859-0.872). 3 has the best (mean + worst)
-  / 2 over the nine scenes and the stress set and is picked in 7 of 9 leave-one-scene-out folds.
+  keeps the ``PIXEL_COMPONENTS`` = 3 leading principal components, whitened, plus the leading
+  ``PIXEL_RESIDUAL`` = 8 whitened principal components of the signed reconstruction residual
+  (reconstruction minus input, over the real bands) and the reconstruction error normalised per band
+  as a robust z; GLOSH uses these coordinates without min-max scaling. Chosen by measurement
+  (benchmarks/bench_cae.py, one fast CAE per scene, the same network for every candidate; AUC mean /
+  worst on the nine scenes, then on the stress set): the 64 values min-max scaled 0.935 / 0.840, stress
+  0.857 / 0.772; leading components alone (3-10, whitened or not) 0.92-0.94, stress 0.83-0.87: GLOSH
+  loses 1-px targets in the blur of the 3x3 kernels. With the robust-z error: 3 whitened components
+  0.937 / 0.872, stress 0.967 / 0.934 (3-16 components all within 0.937-0.949 / 0.859-0.872). With the
+  residual's 8 components too: 0.958 / 0.890, stress 0.979 / 0.940, picked in 9 of 9
+  leave-one-scene-out folds (round 7); the residual's Mahalanobis distance as the error coordinate
+  instead lost the stress set (0.86 / 0.79, round 5).
 
 Windows follow ``core.windows.window_grid`` (overlap at right/bottom edges); windows or cubes smaller
 than the window are reflect-padded, and maxima are taken over the part inside the cube only.
