@@ -30,9 +30,10 @@ pixels of one recipe, values in [0, 1]). Scene results are cached as JSON under 
 ``--set=3`` (how many whitened components with the robust-z error, and its weight), ``--set=4`` (``recon``'s
 normalisations only, no GLOSH), ``--set=5`` (the residual's Mahalanobis distance or whitened
 components as the error coordinate), ``--set=6`` (local contrast: each map minus its mean over
-local RX's ring), ``--set=7`` (encoder and residual components with the band-normalised error).
-The product itself (``detect``, calibration included, the four CAE
-detectors on one CAE per scene; z maps cached for refitting ``calibration_z0`` with ``pick_z0``):
+local RX's ring), ``--set=7`` (encoder and residual components with the band-normalised error),
+``--set=8`` (the residual's components scaled together instead of whitened). The product itself
+(``detect``, calibration included, the four CAE detectors on one CAE per scene; z maps cached for
+refitting ``calibration_z0`` with ``pick_z0``):
 
     python benchmarks/bench_cae.py --part=detect-dev & python benchmarks/bench_cae.py --part=detect-stress
     python benchmarks/bench_cae.py --report-detect      # [--stress=unit,int] [--cache=DIR]
@@ -100,6 +101,8 @@ def candidates(f: np.ndarray, rec: np.ndarray, nrec: np.ndarray, res: np.ndarray
         return candidates6(f, nrec, res, shape)
     if _arg("set") == "7":
         return candidates7(f, nrec, res)
+    if _arg("set") == "8":
+        return candidates8(f, nrec, res)
     out: dict[str, tuple[np.ndarray, bool]] = {"g4": (f, True)}
     mean, basis, std = pca(f.astype(np.float64), max(KS))
     proj = (f - mean) @ basis
@@ -226,6 +229,22 @@ def candidates7(f: np.ndarray, nrec: np.ndarray, res: np.ndarray) -> dict[str, t
     out["wpca3/e+wres8+2znrec"] = (np.hstack([w[:, :3], wr[:, :8], 2 * z]), False)
     out["wpca3/e+wres8+3znrec"] = (np.hstack([w[:, :3], wr[:, :8], 3 * z]), False)
     out["wpca5/e+wres8+znrec"] = (np.hstack([w[:, :5], wr[:, :8], z]), False)
+    return out
+
+
+def candidates8(f: np.ndarray, nrec: np.ndarray, res: np.ndarray) -> dict[str, tuple[np.ndarray, bool]]:
+    """Round 8: the residual's components not whitened (one scale for all: KD-trees are faster when the
+    trailing components are small), against whitened."""
+    mean, basis, std = pca(f.astype(np.float64), 3)
+    w = ((f - mean) @ basis) / std
+    z = robust_z(nrec.astype(np.float64))[:, None]
+    j = min(8, res.shape[0])
+    m, rb, rs = pca(res.T.astype(np.float64), j)
+    proj = (res.T - m) @ rb
+    out: dict[str, tuple[np.ndarray, bool]] = {"wpca3/e+wres8+znrec": (np.hstack([w, proj / rs, z]), False)}
+    out["wpca3/e+sres8+znrec"] = (np.hstack([w, proj / np.sqrt(np.mean(rs**2)), z]), False)
+    out["wpca3/e+tres8+znrec"] = (np.hstack([w, proj / rs[0], z]), False)
+    out["wpca3/e+qres8+znrec"] = (np.hstack([w, proj / np.sqrt(rs * rs[0]), z]), False)
     return out
 
 

@@ -147,3 +147,19 @@ def test_recon_is_the_mahalanobis_distance_of_the_residual(model):
     loaded = ReconScorer.from_state(*scorer.state(), model=model)
     np.testing.assert_array_equal(loaded.res_whiten, scorer.res_whiten)
     np.testing.assert_array_equal(loaded.score(target).score_map, before.score_map)
+
+
+def test_residual_parameter_sets_the_space(model):
+    """``residual`` (default: the measured PIXEL_RESIDUAL) picks how many residual components GLOSH
+    clusters; 0 gives the encoder components and the error only; the CLI offers it."""
+    from napari_hsi_anomaly.core.detectors.glosh_cae import RESIDUAL
+
+    assert RESIDUAL.default == feat.PIXEL_RESIDUAL
+    ref = _cube(0)
+    none = get_detector("glosh")(p_min=20, min_samples=5, residual=0).fit([ref], model=model)
+    two = get_detector("glosh")(p_min=20, min_samples=5, residual=2).fit([ref], model=model)
+    assert not none.space.uses_residual and none.ref.scorer.dims == none.space.dim
+    assert two.space.residual_dim == 2 and two.space.dim == none.space.dim + 2
+    assert two.ref.scorer.dims == two.space.dim
+    with pytest.raises(Exception, match="residual"):
+        get_detector("glosh")(residual=-1)

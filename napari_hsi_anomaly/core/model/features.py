@@ -305,7 +305,7 @@ def _round_up(n: int, m: int) -> int:
 
 PIXEL_COMPONENTS = 3  # leading principal components of the pixel feature kept for GLOSH (bench_cae.py)
 PIXEL_RECON = True  # add the reconstruction error (normalised per band, robust z) as one coordinate
-PIXEL_RESIDUAL = 8  # whitened leading components of the signed reconstruction residual (0: none)
+PIXEL_RESIDUAL = 8  # whitened leading components of the signed residual (0: none); glosh's `residual` default
 SPACE_SAMPLE = 20000  # reference pixels used for the per-band error medians and the error's bulk
 _MAD = 1.4826  # median absolute deviation -> standard deviation of a normal distribution
 
