@@ -357,15 +357,24 @@ class PixelSpace:
         the reconstruction coordinate their per-band squared errors ``per_band`` (``(bands, rows, cols)``
         over the model's real bands, NaN where invalid) and, for the residual's components, their signed
         residuals ``residuals`` (same layout)."""
-        mean, basis, std = whitened_pca((np.asarray(v) for v in values), components, "pixel feature")
+        mean, basis, std = whitened_pca(values, components)
         space = cls(mean, basis, std)
         if per_band is not None:
             space._fit_reconstruction(per_band, seed)
         if residuals is not None and residual_components > 0:
-            rows = (np.asarray(r).reshape(np.shape(r)[0], -1).T for r in residuals)
-            space.res_mean, space.res_basis, space.res_std = whitened_pca(rows, residual_components,
-                                                                          "residual")
+            space._fit_residual(residuals, residual_components)
         return space
+
+    def _fit_residual(self, residuals: list[np.ndarray], k: int) -> None:
+        """The residuals' pooled mean, ``k`` leading principal axes and their standard deviations (the
+        spectral detectors' ``pooled_stats`` / ``pca_basis``: the residual is a cube of used bands)."""
+        from napari_hsi_anomaly.core.detectors._spectral import pca_basis, pooled_stats
+
+        mean, cov, _ = pooled_stats([_residual_cube(r) for r in residuals])
+        basis = pca_basis(cov, k)
+        var = np.einsum("bk,bc,ck->k", basis, cov, basis)
+        self.res_mean, self.res_basis = mean, basis
+        self.res_std = np.sqrt(np.maximum(var, max(float(var.max()) * 1e-12, 1e-30)))
 
     @staticmethod
     def band_medians(per_band: list[np.ndarray], seed: int = 0, sample: bool = False
@@ -410,11 +419,13 @@ class PixelSpace:
         if self.res_basis is not None:
             if residual is None:
                 raise ModelError("This pixel space needs the reconstruction residual of the cube.")
-            nb = self.res_mean.size
-            res = np.asarray(residual).reshape(nb, -1)
-            if res.shape[1] != x.shape[0]:
-                raise ModelError(f"Residual has {res.shape[1]} pixels; the features {x.shape[0]}.")
-            parts.append(project(res.T, self.res_mean, self.res_basis, self.res_std))
+            from napari_hsi_anomaly.core.detectors._spectral import project as project_cube
+
+            cube = _residual_cube(residual)
+            if cube.bands != self.res_mean.size or cube.rows * cube.cols != x.shape[0]:
+                raise ModelError(f"Residual has shape {np.shape(residual)}; the space needs "
+                                 f"{self.res_mean.size} bands and {x.shape[0]} pixels.")
+            parts.append(project_cube(cube, self.res_mean, self.res_basis) / self.res_std)
         if self.band_median is not None:
             if per_band is None:
                 raise ModelError("This pixel space needs the reconstruction error of the cube.")
@@ -447,10 +458,10 @@ class PixelSpace:
                    get("res_mean"), get("res_basis"), get("res_std"))
 
 
-def whitened_pca(chunks, components: int, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def whitened_pca(chunks: list[np.ndarray], components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(mean (D,), basis (D, k), std (k,))``: the ``k`` leading principal components of the rows of
-    the ``(N_i, D)`` arrays ``chunks`` (rows with a NaN left out), each basis vector's sign fixed (its
-    largest entry positive), ``std`` their standard deviations (floored: no division by 0)."""
+    the ``(N_i, D)`` pixel features ``chunks`` (rows with a NaN left out), each basis vector's sign fixed
+    (its largest entry positive), ``std`` their standard deviations (floored: no division by 0)."""
     n, s1, s2 = 0, None, None
     for v in chunks:
         for i in range(0, v.shape[0], TRANSFORM_ROWS):
@@ -462,7 +473,7 @@ def whitened_pca(chunks, components: int, what: str) -> tuple[np.ndarray, np.nda
             s1 += x.sum(axis=0)
             s2 += x.T @ x
     if n < 2:
-        raise ModelError(f"The {what} needs at least 2 valid reference pixels.")
+        raise ModelError("The pixel feature needs at least 2 valid reference pixels.")
     mean = s1 / n
     cov = (s2 - n * np.outer(mean, mean)) / (n - 1)
     vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
@@ -473,6 +484,12 @@ def whitened_pca(chunks, components: int, what: str) -> tuple[np.ndarray, np.nda
     top = max(float(vals[order[0]]), 0.0)
     std = np.sqrt(np.maximum(vals[order], max(top * 1e-12, 1e-30)))
     return mean, basis, std
+
+
+def _residual_cube(residual: np.ndarray) -> Cube:
+    """A residual ``(bands, rows, cols)`` or ``(bands, pixels)`` as a cube (NaN: no data)."""
+    r = np.asarray(residual)
+    return Cube(r if r.ndim == 3 else r.reshape(r.shape[0], -1, 1))
 
 
 def project(x: np.ndarray, mean: np.ndarray, basis: np.ndarray, std: np.ndarray) -> np.ndarray:
