@@ -27,12 +27,15 @@ def test_reference_strips_cover_the_scene_evenly(scene):
     assert np.shares_memory(strips[0].data, scene.data)
 
 
-def test_blocks_equal_whole_cube_scored_against_the_same_model(scene, tmp_path):
-    from napari_hsi_anomaly.core.detectors.registry import DEFAULT_METHOD, get_detector
+@pytest.mark.parametrize(("method", "halo"), [("spectral-rx", 12), ("spectral-spatial", 25),
+                                             ("attribute", 25)])
+def test_blocks_equal_whole_cube_scored_against_the_same_model(scene, tmp_path, method, halo):
+    from napari_hsi_anomaly.core.detectors.registry import get_detector
 
     refs = reference_strips(scene, pixels=1600, n_strips=2, min_rows=20)
-    scorer = get_detector(DEFAULT_METHOD)(min_samples=5).fit(refs)
-    assert halo_rows(scorer) == 12
+    params = {} if method == "attribute" else {"min_samples": 5}
+    scorer = get_detector(method)(**params).fit(refs)
+    assert halo_rows(scorer) == halo  # local RX: half its outer window; attribute filters: max_area
     target = Cube(np.array(scene.data), wavelengths=scene.wavelengths)  # not a reference object
     whole = scorer.score(target).score_map
     path = tmp_path / "cube.npy"

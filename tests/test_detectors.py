@@ -8,6 +8,7 @@ import pytest
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.detectors import (
+    DEFAULT_METHOD,
     REGISTRY,
     Detector,
     Param,
@@ -45,10 +46,10 @@ def tiny_model():
 
 def test_names_default_first_and_lookup():
     names = detector_names()
-    assert names[0] == "spectral-rx"
-    assert {"rx", "rx-local", "glosh-spectral", "glosh", "recon", "spectral-rx", "glosh-rx",
-            "ensemble"} <= set(names)
-    with pytest.raises(HsiAnomalyError, match="Unknown method 'nope'.*spectral-rx"):
+    assert names[0] == "spectral-spatial" == DEFAULT_METHOD
+    assert {"rx", "rx-local", "glosh-spectral", "glosh", "recon", "spectral-rx", "spectral-spatial",
+            "attribute", "glosh-rx", "ensemble"} <= set(names)
+    with pytest.raises(HsiAnomalyError, match="Unknown method 'nope'.*spectral-spatial"):
         get_detector("nope")
 
 

@@ -7,6 +7,7 @@
 import importlib.util
 
 from napari_hsi_anomaly.core.detectors import (  # noqa: F401  (importing registers them)
+    attribute,
     combined,
     glosh_cae,
     glosh_spectral,

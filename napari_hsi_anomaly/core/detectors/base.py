@@ -195,6 +195,11 @@ class Scorer(ABC):
     def parts(self) -> list[Scorer]:
         return [self]
 
+    def halo(self) -> int:
+        """Rows beyond its own that a block of the target needs for this part's map to be exact
+        (windowed and spatial parts; ``core.scoring.blocks``)."""
+        return 0
+
     def part_weights(self) -> list[float]:
         """The weight of each part in the mean of a combination (all 1 unless a combination says)."""
         return [1.0] * len(self.parts())

@@ -10,8 +10,9 @@ from napari_hsi_anomaly.core.detectors.base import Detector
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
 REGISTRY: dict[str, type[Detector]] = {}
-DEFAULT_METHOD = "spectral-rx"  # chosen by benchmarks/bench_scenes.py (dev scenes, stress set, LOSO)
-DISPLAY_ORDER = ("spectral-rx", "ensemble", "glosh", "glosh-spectral", "glosh-rx", "rx", "rx-local", "recon")
+DEFAULT_METHOD = "spectral-spatial"  # chosen by benchmarks/bench_scenes.py (dev, stress, LOSO, Sentinel-2)
+DISPLAY_ORDER = ("spectral-spatial", "spectral-rx", "ensemble", "glosh", "glosh-spectral", "glosh-rx", "rx",
+                 "rx-local", "attribute", "recon")
 
 
 def register(cls: type[Detector]) -> type[Detector]:

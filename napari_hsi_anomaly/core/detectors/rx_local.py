@@ -34,6 +34,9 @@ class RxLocalScorer(Scorer):
         self.detector, self.params = "rx-local", dict(params)
         self.bands, self.wavelengths = int(bands), wavelengths
 
+    def halo(self) -> int:
+        return int(self.params["rx_outer"]) // 2
+
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
         from napari_hsi_anomaly.core.scoring.rx import rx_local
 

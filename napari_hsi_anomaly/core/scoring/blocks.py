@@ -1,10 +1,10 @@
 """Scenes too large for memory: a fitted detector applied row block by row block.
 
 ``iter_score_blocks(scorer, cube)`` scores a (memory-mapped) cube in row blocks through any registered
-detector's ``Scorer`` (``core.detectors``): each block, with a halo of rows for windowed detectors
-(local RX), is a view of the cube read from disk on its own; its map is written into one float32
-``(rows, cols)`` output (an array or a ``np.memmap``). Only one block's working set is in memory at a
-time, so the peak grows with the block, not the scene.
+detector's ``Scorer`` (``core.detectors``): each block, with a halo of rows for windowed and spatial
+detectors (local RX, attribute filters), is a view of the cube read from disk on its own; its map is
+written into one float32 ``(rows, cols)`` output (an array or a ``np.memmap``). Only one block's
+working set is in memory at a time, so the peak grows with the block, not the scene.
 
 ``iter_detect_blocks(cube, method)`` is the one-scene convenience: the normal model is fitted on
 ``reference_strips`` (evenly spaced full-width strips of the scene, about ``REFERENCE_PIXELS`` pixels in
@@ -36,13 +36,9 @@ def rows_view(cube: Cube, r0: int, r1: int) -> Cube:
 
 
 def halo_rows(scorer: Any) -> int:
-    """Rows a block needs beyond its own for windowed parts (half the local RX outer window)."""
-    halo = 0
-    for part in scorer.parts():
-        outer = part.params.get("rx_outer")
-        if outer is not None:
-            halo = max(halo, int(outer) // 2)
-    return halo
+    """Rows a block needs beyond its own for windowed and spatial parts (``Scorer.halo``: half the
+    local RX outer window, the attribute filter's ``max_area``)."""
+    return max((int(part.halo()) for part in scorer.parts()), default=0)
 
 
 def reference_strips(cube: Cube, pixels: int = REFERENCE_PIXELS, n_strips: int = N_STRIPS,

@@ -1,0 +1,88 @@
+"""Area opening/closing (attribute filters) and the ``attribute`` detector built on them."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import label
+
+from napari_hsi_anomaly.core.scoring.morphology import area_closing, area_opening, small_objects
+
+
+def _opening_by_definition(x: np.ndarray, area: int) -> np.ndarray:
+    """Each pixel: the highest level t at which its 4-connected component of ``x >= t`` has at least
+    ``area`` pixels (the image's minimum where there is none)."""
+    out = np.full(x.shape, -np.inf)
+    for t in np.unique(x):
+        lab, _ = label(x >= t)
+        sizes = np.bincount(lab.ravel())
+        ok = (lab > 0) & (sizes[lab] >= area)
+        out[ok] = np.maximum(out[ok], t)
+    out[np.isinf(out)] = x.min()
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_area_filters_equal_their_definition(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        x = rng.integers(0, int(rng.integers(2, 30)), (h, w)).astype(np.float64)
+        area = int(rng.integers(1, 40))
+        np.testing.assert_array_equal(area_opening(x, area), _opening_by_definition(x, area))
+        np.testing.assert_array_equal(area_closing(x, area), -_opening_by_definition(-x, area))
+
+
+def test_small_objects_keeps_small_spots_and_drops_lines_and_large_regions():
+    img = np.zeros((40, 40))
+    img[5, 5] = 3.0  # bright 1-px spot
+    img[10:12, 20:22] = -2.0  # dark 2x2 blob
+    img[30, :] = 1.0  # a thin line, 40 px long: not a small object
+    img[15:25, 5:15] = 4.0  # a 10x10 region: larger than the area
+    s = small_objects(img, 25)
+    assert s.dtype == np.float32 and s.shape == img.shape
+    assert s[5, 5] == pytest.approx(3.0, rel=1e-3) and s[10, 20] == pytest.approx(2.0, rel=1e-3)
+    assert s[30, 7] == pytest.approx(0.0, abs=1e-3) and s[20, 10] == pytest.approx(0.0, abs=1e-3)
+    assert s.sum() == pytest.approx(3.0 + 4 * 2.0, rel=1e-3)
+    assert not small_objects(np.ones((5, 5)), 25).any()  # a flat image has no object
+
+
+def _scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth 12-band scene with a 40-px-wide bright stripe, 1-px and 2x2 spectral targets."""
+    from scipy.ndimage import gaussian_filter
+
+    base = gaussian_filter(rng.normal(size=(3, 64, 64)), (0, 6, 6))
+    mix = rng.normal(size=(12, 3))
+    cube = np.einsum("bk,krc->brc", mix, base) + 0.02 * rng.normal(size=(12, 64, 64))
+    cube[:, :, 10:50] += 0.5 * rng.normal(size=(12, 1, 1))  # a large region: not small
+    gt = np.zeros((64, 64), bool)
+    sig = rng.normal(size=12)
+    for r, c, s in ((8, 8, 1), (30, 40, 2), (50, 20, 1), (20, 55, 2)):
+        cube[:, r:r + s, c:c + s] += 0.6 * sig[:, None, None]
+        gt[r:r + s, c:c + s] = True
+    return cube.astype(np.float32), gt
+
+
+def test_attribute_detector_finds_small_targets_not_large_regions():
+    from sklearn.metrics import roc_auc_score
+
+    from napari_hsi_anomaly.core.scoring import detect
+
+    cube, gt = _scene(np.random.default_rng(0))
+    det = detect(cube, "attribute")
+    assert roc_auc_score(gt.ravel(), det.score_map.ravel()) > 0.99
+    assert det.score_map[gt].min() > np.percentile(det.score_map[~gt], 99)
+    assert det.extras["attribute_map"].shape == (64, 64)
+
+
+def test_attribute_scores_a_target_against_a_reference_and_saves_its_state(tmp_path):
+    from napari_hsi_anomaly.core.detectors import get_detector, scorer_from_state
+
+    rng = np.random.default_rng(1)
+    ref, _ = _scene(rng)
+    target, gt = _scene(rng)
+    scorer = get_detector("attribute")(max_area=9, attr_components=3).fit(ref)
+    assert scorer.halo() == 9 and scorer.basis.shape == (12, 3)
+    a = scorer.score(target).score_map
+    arrays, meta = scorer.state()
+    again = scorer_from_state(arrays, meta).score(target).score_map
+    np.testing.assert_array_equal(a, again)
+    assert a[gt].mean() > 0.7 > np.median(a[~gt])
