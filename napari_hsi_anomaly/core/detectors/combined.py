@@ -112,7 +112,7 @@ LOCAL_WEIGHT_SPATIAL = Param("local_weight", float, 0.33, LOCAL_WEIGHT.help, min
 @register
 class SpectralSpatial(Combined):
     name = "spectral-spatial"
-    label = "GLOSH spectra + local RX + attribute filters"
+    label = "GLOSH + local RX + area filters"
     calibration_z0 = 1.2  # bench_scenes.py: 8/9 dev, 18/18 stress scenes in [0.25, 4]; Sentinel-2 haze 56 %
     summary = ("weighted mean of glosh-spectral (1), rx-local (local_weight) and the attribute filters "
                "(attribute_weight); no CAE needed")
