@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from test_widget_detect import WORKER_TIMEOUT_MS, make_cube, setup_viewer
 
+from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD
+
 pytestmark = pytest.mark.gui
 
 LIMIT_S = 0.100
@@ -128,9 +130,9 @@ def test_no_gui_stall_during_score_sliders_and_scene_change(make_napari_viewer, 
     qtbot.wait(50)
 
     monitor.start()
-    # Score with the default detector (GLOSH + local RX): the first mask layer appears
+    # Score with the default detector (GLOSH + local RX + area filters): the first mask layer appears
     monitor.phase = "score"
-    widget.set_method("spectral-rx")
+    widget.set_method(DEFAULT_METHOD)
     worker = widget.run_score()
     assert worker is not None
     qtbot.waitUntil(lambda: widget._worker is None, timeout=WORKER_TIMEOUT_MS)

@@ -6,7 +6,8 @@ Score. The Detect dock starts the warm-up when it opens; ``wait()`` blocks until
 benchmarks, screenshot scripts).
 
 Warmed: napari's direct-colormap kernel for uint8 labels (the mask) and its cyclic-colormap kernel for
-int32/int64 labels (region and land-cover labels), and our GLOSH kernels (``core.scoring.glosh``).
+int32/int64 labels (region and land-cover labels), our GLOSH kernels (``core.scoring.glosh``) and
+the attribute filters' kernel (``core.scoring.morphology``, the default detector's spatial part).
 """
 
 from __future__ import annotations
@@ -71,9 +72,17 @@ def _regions() -> None:
     label_mask(np.zeros((4, 4), dtype=bool))
 
 
+def _morphology() -> None:
+    import numpy as np
+
+    from napari_hsi_anomaly.core.scoring.morphology import small_objects
+
+    small_objects(np.arange(16.0).reshape(4, 4), 3)
+
+
 STEPS = (("heatmap colormap", _colormaps), ("napari labels (direct, uint8)", _napari_labels),
          ("napari labels (cyclic)", _napari_cyclic), ("GLOSH kernels", _glosh),
-         ("region labelling", _regions))
+         ("attribute filters", _morphology), ("region labelling", _regions))
 
 
 def run() -> None:
