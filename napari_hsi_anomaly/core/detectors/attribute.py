@@ -33,6 +33,18 @@ ATTR_PARAMS = (MAX_AREA, ATTR_COMPONENTS)
 STEPS = 32768  # quantisation steps over a component's reference range (targets twice as wide still fit)
 
 
+def filter_threads() -> int:
+    """Component images filtered at once: numba's thread count (a batch worker sets it to its share) and
+    at most ``OMP_NUM_THREADS`` where set (dask's single-threaded workers), as the KD-tree query."""
+    import numba
+
+    from napari_hsi_anomaly.core.scoring.glosh import query_workers
+
+    n = int(numba.get_num_threads())
+    q = query_workers()
+    return max(1, min(n, q) if q > 0 else min(n, os.cpu_count() or 1))
+
+
 def small_object_map(coords: np.ndarray, valid: np.ndarray, area: int, steps: np.ndarray) -> np.ndarray:
     """``(rows, cols)`` float32: ``small_objects`` of each component image ``coords[..., j]`` (quantised
     in ``steps[j]``) summed (no-data pixels take the component's median before filtering, NaN after)."""
@@ -48,7 +60,7 @@ def small_object_map(coords: np.ndarray, valid: np.ndarray, area: int, steps: np
             img[~valid] = np.median(img[valid])
         return small_objects(img, area, float(steps[j]))
 
-    workers = max(1, min(k, os.cpu_count() or 1))
+    workers = max(1, min(k, filter_threads()))
     if workers == 1:
         maps = [one(j) for j in range(k)]
     else:  # the kernel releases the GIL
