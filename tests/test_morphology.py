@@ -86,3 +86,13 @@ def test_attribute_scores_a_target_against_a_reference_and_saves_its_state(tmp_p
     again = scorer_from_state(arrays, meta).score(target).score_map
     np.testing.assert_array_equal(a, again)
     assert a[gt].mean() > 0.7 > np.median(a[~gt])
+
+
+def test_attribute_parameters_are_bounded_before_any_work():
+    from napari_hsi_anomaly.core.detectors import get_detector
+    from napari_hsi_anomaly.core.errors import HsiAnomalyError
+
+    with pytest.raises(HsiAnomalyError, match="max_area must be at most 400"):
+        get_detector("spectral-spatial")(max_area=5000)
+    with pytest.raises(HsiAnomalyError, match="attr_components must be at least 1"):
+        get_detector("attribute")(attr_components=0)

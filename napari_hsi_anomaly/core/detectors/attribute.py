@@ -25,10 +25,12 @@ from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer,
 from napari_hsi_anomaly.core.detectors.registry import register
 from napari_hsi_anomaly.core.progress import Progress
 
+# bounds: max_area is also the row halo of a block on a large scene (400 rows x 10980 columns each side),
+# larger structures are regional anomalies left to the spectral parts; components bound the projection
 MAX_AREA = Param("max_area", int, 25, "attribute filters: the largest object (connected pixels) that counts "
-                 "as small", minimum=2, maximum=10000)
+                 "as small", minimum=2, maximum=400)
 ATTR_COMPONENTS = Param("attr_components", int, 6, "attribute filters: principal components filtered",
-                        minimum=1, maximum=64)
+                        minimum=1, maximum=32)
 ATTR_PARAMS = (MAX_AREA, ATTR_COMPONENTS)
 STEPS = 32768  # quantisation steps over a component's reference range (targets twice as wide still fit)
 
