@@ -2,9 +2,9 @@
 
 Every detector first gives a raw outlyingness per pixel (a GLOSH score ``g``, taken as its odds
 ``g / (1 - g)`` when GLOSH is the only part, an RX distance, a reconstruction error, ...). Combinations
-average their parts on a common [0, 1] scale (a weighted mean where the combination has a
-``local_weight``): GLOSH scores as they are, fixed maps (RX, ...) min-max scaled between the reference's
-minimum and 99.9th percentile.
+average their parts on a common [0, 1] scale (a weighted mean: ``Scorer.part_weights``, e.g.
+``local_weight`` and ``attribute_weight``): GLOSH scores as they are, fixed maps (RX, attribute filters,
+...) min-max scaled between the reference's minimum and 99.9th percentile.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
 from that median to its ``CAL_QUANTILE`` (95th) percentile,
