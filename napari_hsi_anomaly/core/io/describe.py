@@ -66,7 +66,8 @@ def _georef_line(georef: dict) -> str:
 
 
 def describe(cube: Cube, *, invalid_limit: int = INVALID_SCAN_LIMIT) -> str:
-    """A few lines: shape, type, layout, bands, wavelengths, scaling, no-data, size, invalid pixels."""
+    """A few lines: shape, type, layout, bands, wavelengths, scaling, no-data, size, invalid pixels
+    (counted only in memory-mapped cubes: a compressed file's pixels are never decoded here)."""
     lines = [f"{cube.name}" + (f"  ({cube.source})" if cube.source is not None else "")]
     add = lines.append
     add(f"shape:        {cube.bands} bands x {cube.rows} rows x {cube.cols} cols")
@@ -92,8 +93,18 @@ def describe(cube: Cube, *, invalid_limit: int = INVALID_SCAN_LIMIT) -> str:
     files = _files(cube)
     if files:
         add(f"file size:    {_size(sum(f.stat().st_size for f in files))}")
+    tiff = cube.metadata.get("tiff")
+    if tiff:
+        parts = [tiff.get("compression") or "uncompressed", "tiled" if tiff.get("tiled") else "strips"]
+        if tiff.get("layout"):
+            parts.append(str(tiff["layout"]))
+        if tiff.get("overviews"):
+            parts.append(f"{tiff['overviews']} overviews")
+        add(f"storage:      {', '.join(parts)}")
     nbytes = cube.bands * cube.rows * cube.cols * np.dtype(cube.dtype).itemsize
-    if nbytes <= invalid_limit:
+    if not isinstance(cube.data, np.ndarray):
+        add("invalid px:   not counted (compressed: info reads headers only)")
+    elif nbytes <= invalid_limit:
         n = cube.rows * cube.cols
         bad = n - int(cube.valid_mask().sum())
         add(f"invalid px:   {bad / n:.2%} ({bad:,} of {n:,}: non-finite or no-data in some band)")

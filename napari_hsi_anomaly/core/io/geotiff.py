@@ -8,6 +8,7 @@ sources, ``"envi"`` (the header's ``map info``, ``coordinate system string``, ..
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,15 @@ ENVI_GEO_KEYS = ("map info", "coordinate system string", "projection info", "pix
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
-def tiff_georef(path: Path) -> tuple[dict, float | None]:
-    """(georef, nodata) of a (Geo)TIFF read through rasterio; ``({}, None)`` when it has neither."""
+def tiff_header(path: Path) -> dict | None:
+    """What GDAL says about a (Geo)TIFF without decoding pixels: ``count``, ``height``, ``width``,
+    ``dtype``, ``compression`` (None when uncompressed), ``tiled``, ``overviews``, ``descriptions``
+    (band names or None), ``nodata``, ``georef``; None when rasterio cannot open it."""
     try:
-        import rasterio
+        import rasterio  # noqa: F401
         from rasterio.errors import NotGeoreferencedWarning, RasterioError
     except ImportError:  # pragma: no cover - rasterio is a dependency
-        return {}, None
-    import warnings
+        return None
 
     try:
         with warnings.catch_warnings():
@@ -31,15 +33,36 @@ def tiff_georef(path: Path) -> tuple[dict, float | None]:
             with rasterio.open(path) as ds:
                 crs = ds.crs.to_wkt() if ds.crs else None
                 transform = tuple(float(v) for v in tuple(ds.transform)[:6])
-                nodata = ds.nodata
+                comp = ds.compression
+                desc = list(ds.descriptions)
+                tags = ds.tags(ns="IMAGE_STRUCTURE")
+                head = {
+                    "count": ds.count,
+                    "height": ds.height,
+                    "width": ds.width,
+                    "dtype": ds.dtypes[0] if ds.count else None,
+                    "compression": comp.name.lower() if comp is not None else None,
+                    "tiled": bool(ds.profile.get("tiled", False)),
+                    "overviews": len(ds.overviews(1)) if ds.count else 0,
+                    "layout": tags.get("LAYOUT"),
+                    "descriptions": [str(d) for d in desc] if any(desc) else None,
+                    "nodata": float(ds.nodata) if ds.nodata is not None else None,
+                }
     except (RasterioError, OSError):
-        return {}, None
+        return None
     geo: dict = {}
     if crs:
         geo["crs"] = crs
     if crs or not np.allclose(transform, IDENTITY):
         geo["transform"] = transform
-    return geo, (float(nodata) if nodata is not None else None)
+    head["georef"] = geo
+    return head
+
+
+def tiff_georef(path: Path) -> tuple[dict, float | None]:
+    """(georef, nodata) of a (Geo)TIFF read through rasterio; ``({}, None)`` when it has neither."""
+    head = tiff_header(path)
+    return ({}, None) if head is None else (head["georef"], head["nodata"])
 
 
 def _num(v: object) -> float | None:
@@ -117,25 +140,73 @@ def georef_to_envi(georef: dict) -> dict[str, object]:
     return out
 
 
-def write_geotiff(path: Path, arr: np.ndarray, georef: dict, nodata: float | None = None) -> None:
-    """Write a 2-D array as a single-band GeoTIFF with ``georef``'s CRS and transform (rasterio)."""
+TIFF_FORMATS = ("tif", "cog")
+COMPRESSIONS = ("deflate", "lzw", "zstd", "none")
+
+
+def write_geotiff(path: Path, arr: np.ndarray, georef: dict, nodata: float | None = None, *,
+                  descriptions: list[str] | None = None, fmt: str = "tif",
+                  compress: str = "deflate") -> None:
+    """Write ``arr`` (``(rows, cols)`` or ``(bands, rows, cols)``) as a tiled, compressed GeoTIFF
+    with ``georef``'s CRS and transform, the ``nodata`` tag and band ``descriptions`` (rasterio);
+    ``fmt="cog"``: a Cloud-Optimized GeoTIFF (GDAL's COG driver: tiles, overviews, header first)."""
     import rasterio
     from rasterio.crs import CRS
+    from rasterio.errors import NotGeoreferencedWarning
     from rasterio.transform import Affine
 
+    data = arr[None] if arr.ndim == 2 else arr
+    bands, rows, cols = data.shape
     t = georef.get("transform")
     crs_text = georef.get("crs")
+    compress = "none" if compress in (None, "none") else compress
     profile = {
         "driver": "GTiff",
-        "width": arr.shape[1],
-        "height": arr.shape[0],
-        "count": 1,
-        "dtype": arr.dtype.name,
-        "crs": CRS.from_user_input(crs_text) if crs_text else None,
-        "transform": Affine(*t) if t is not None else Affine.identity(),
-        "compress": "deflate",
+        "width": cols,
+        "height": rows,
+        "count": bands,
+        "dtype": np.dtype(data.dtype).name,
     }
+    if crs_text:
+        profile["crs"] = CRS.from_user_input(crs_text)
+    if t is not None:
+        profile["transform"] = Affine(*t)
+    if compress != "none":
+        profile["compress"] = compress
+    if rows >= 256 and cols >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if bands > 1:
+        profile["interleave"] = "band"
     if nodata is not None:
         profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(arr, 1)
+
+    def fill(ds) -> None:
+        for b in range(bands):
+            ds.write(np.asarray(data[b]), b + 1)
+            if descriptions and b < len(descriptions) and descriptions[b]:
+                ds.set_band_description(b + 1, str(descriptions[b]))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a plain TIFF is fine
+        if fmt != "cog":
+            with rasterio.open(path, "w", **profile) as ds:
+                fill(ds)
+            return
+        _write_cog(path, profile, fill, compress)
+
+
+def _write_cog(path: Path, profile: dict, fill, compress: str) -> None:
+    """GDAL's COG driver copies a finished dataset (it cannot be written band by band)."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.io import MemoryFile
+
+    for key in ("tiled", "blockxsize", "blockysize"):
+        profile.pop(key, None)
+    with MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            fill(ds)
+        with mem.open() as src:
+            cog_opts = {"compress": compress.upper() if compress != "none" else "NONE",
+                        "blocksize": 256, "overviews": "AUTO", "bigtiff": "IF_SAFER"}
+            rasterio.shutil.copy(src, path, driver="COG", **cog_opts)

@@ -10,7 +10,7 @@ import numpy as np
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError
 from napari_hsi_anomaly.core.io.envi import DATA_SUFFIXES, read_envi
-from napari_hsi_anomaly.core.io.geotiff import envi_georef, tiff_georef
+from napari_hsi_anomaly.core.io.geotiff import envi_georef
 from napari_hsi_anomaly.core.io.numpy_io import LAYOUTS, read_npy, read_npz
 from napari_hsi_anomaly.core.io.safe import DEFAULT_RESOLUTION, is_safe, read_safe
 from napari_hsi_anomaly.core.io.tiff import read_tiff
@@ -56,12 +56,7 @@ def read_cube(
         if suffix == ".npz":
             return read_npz(path, layout, key)
         if suffix in (".tif", ".tiff"):
-            cube = read_tiff(path, layout)
-            geo, nodata = tiff_georef(path)
-            cube.georef = {**geo, **cube.georef}
-            if cube.nodata is None and nodata is not None:
-                cube.nodata = nodata
-            return cube
+            return read_tiff(path, layout)
         if suffix == ".zip":
             if not is_safe(path):
                 raise CubeReadError(f"{path.name} is a zip file but not a Sentinel-2 .SAFE product.")

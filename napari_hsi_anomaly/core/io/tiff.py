@@ -8,6 +8,7 @@ import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError, ShapeError
+from napari_hsi_anomaly.core.io.geotiff import tiff_header
 from napari_hsi_anomaly.core.io.numpy_io import (
     check_layout,
     check_numbers,
@@ -58,14 +59,15 @@ def _geotags(page) -> tuple[dict, float | None]:
 
 
 def read_tiff(path: Path, layout: str | None = None) -> Cube:
-    """A cube from a TIFF: memory-mapped when uncompressed and contiguous, else read."""
+    """A cube from a TIFF: memory-mapped when uncompressed and contiguous; otherwise (compressed,
+    tiled, COG, BigTIFF, ...) a lazy ``RasterBands`` that GDAL decodes band by band and window by
+    window on access. Band descriptions become ``band_names``."""
     import tifffile
-
-    from napari_hsi_anomaly.core.guards import check_allocation
 
     if layout is not None:
         check_layout(layout)
     check_regular_file(path)
+    head = tiff_header(path)
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
@@ -75,12 +77,15 @@ def read_tiff(path: Path, layout: str | None = None) -> Cube:
             try:
                 arr = tifffile.memmap(path, mode="r")
             except (ValueError, OSError):
-                nbytes = float(np.prod(shape, dtype=np.float64)) * np.dtype(series.dtype).itemsize
-                check_allocation(nbytes, f"{path.name} (compressed or tiled: read whole, decompressed)",
-                                 hint="save it uncompressed (then it is memory-mapped)")
-                arr = series.asarray()
+                arr = None
     except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
-        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+        if head is None:
+            raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+        arr, shape, axes, geo, nodata = None, None, "", {}, None
+    if arr is None and head is not None and _gdal_matches(head, shape, layout):
+        return _lazy_cube(path, head, geo)
+    if arr is None:
+        arr = _read_whole(path, shape)
     if arr.shape != shape:
         arr = arr.reshape(shape)
     if layout in (None, "auto"):
@@ -99,4 +104,56 @@ def read_tiff(path: Path, layout: str | None = None) -> Cube:
     meta = {"tiff_axes": axes}
     if geo:
         meta["geotiff"] = geo
-    return Cube(data=data, nodata=nodata, source=path, interleave=interleave, metadata=meta)
+    names = head.get("descriptions") if head else None
+    band_names = names if names is not None and len(names) == data.shape[0] else None
+    if nodata is None and head is not None:
+        nodata = head["nodata"]
+    return Cube(data=data, nodata=nodata, source=path, interleave=interleave, metadata=meta,
+                band_names=_fill_names(band_names), georef=dict(head["georef"]) if head else {})
+
+
+def _fill_names(names: list[str] | None) -> list[str] | None:
+    """Band descriptions with the empty ones named by their 1-based number (GDAL: ``"Band 3"``)."""
+    if names is None:
+        return None
+    return [n if n and n != "None" else f"Band {i + 1}" for i, n in enumerate(names)]
+
+
+def _gdal_matches(head: dict, shape: tuple[int, ...] | None, layout: str | None) -> bool:
+    """Whether GDAL's bands are the cube's bands: the same pixel count as tifffile's first series
+    (a multi-page TIFF whose pages are bands is not one GDAL dataset) and no layout that says otherwise."""
+    if layout == "bands-last" and head["count"] > 1:
+        return False
+    if shape is None:
+        return True
+    return head["count"] * head["height"] * head["width"] == int(np.prod(shape))
+
+
+def _lazy_cube(path: Path, head: dict, geo: dict) -> Cube:
+    from napari_hsi_anomaly.core.io.raster import RasterBands
+
+    check_numbers(np.dtype(head["dtype"]), path.name, complex_ok=True)
+    data = RasterBands(path, (head["count"], head["height"], head["width"]), head["dtype"])
+    meta: dict = {"tiff": {k: head[k] for k in ("compression", "tiled", "overviews", "layout")}}
+    if geo:
+        meta["geotiff"] = geo
+    names = head.get("descriptions")
+    return Cube(data=data, nodata=head["nodata"], source=path, interleave="bsq", metadata=meta,
+                band_names=_fill_names(names), georef=dict(head["georef"]))
+
+
+def _read_whole(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A TIFF GDAL cannot split into bands (e.g. compressed pages), decoded whole by tifffile."""
+    import tifffile
+
+    from napari_hsi_anomaly.core.guards import check_allocation
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            nbytes = float(np.prod(shape, dtype=np.float64)) * np.dtype(series.dtype).itemsize
+            check_allocation(nbytes, f"{path.name} (compressed pages: read whole, decompressed)",
+                             hint="save it uncompressed (then it is memory-mapped)")
+            return series.asarray()
+    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc

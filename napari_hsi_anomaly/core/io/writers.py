@@ -15,7 +15,7 @@ from napari_hsi_anomaly.core.io.envi_header import envi_dtype_code, format_heade
 from napari_hsi_anomaly.core.io.geotiff import georef_to_envi, write_geotiff
 
 MAP_SUFFIXES = (".npy", ".tif", ".tiff", ".hdr")
-CUBE_SUFFIXES = (".hdr", ".img", ".npy")
+CUBE_SUFFIXES = (".hdr", ".img", ".npy", ".tif", ".tiff")
 # GeoTIFF tags kept in ``Cube.metadata["geotiff"]``: name -> (code, tifffile dtype).
 GEOTIFF_TAGS = {
     "ModelPixelScaleTag": (33550, "d"),
@@ -60,13 +60,25 @@ def _envi_pair(path: Path) -> tuple[Path, Path]:
     return path.with_suffix(".hdr"), path
 
 
-def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None) -> Path:
+MAP_FORMATS = ("npy", "tif", "cog", "hdr")
+
+
+def map_suffix(fmt: str) -> str:
+    """The file extension of an output format (``cog`` is a ``.tif``)."""
+    return {"npy": ".npy", "tif": ".tif", "cog": ".tif", "hdr": ".hdr"}[fmt]
+
+
+def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None,
+              fmt: str | None = None, description: str | None = None) -> Path:
     """Write a ``(rows, cols)`` score map or mask to ``.npy``, ``.tif``/``.tiff`` or ENVI ``.hdr``.
 
     ``like`` copies georeferencing from the cube it was computed from: ``like.georef`` (CRS and
     transform) to a GeoTIFF through rasterio, or ENVI ``map info`` / ``coordinate system string`` to
     ``.hdr`` (the source's own keys, or made from the CRS and transform); a cube with only raw GeoTIFF
-    tags gets them copied. Returns the path written (the header for ENVI).
+    tags gets them copied. GeoTIFFs are tiled and deflate-compressed, with a band ``description``
+    (default "anomaly score" for floats, "mask" for integers) and, for floats, the nodata tag NaN.
+    ``fmt="cog"`` writes a Cloud-Optimized GeoTIFF (``fmt`` None: by extension). Returns the path
+    written (the header for ENVI).
     """
     path = Path(path)
     arr = np.asarray(array2d)
@@ -76,15 +88,23 @@ def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None
         raise ShapeError(f"A map must be 2-D (rows, cols); got shape {arr.shape} for {path.name}.")
     if like is not None and (like.rows, like.cols) != arr.shape:
         like = None  # georeferencing of a different grid would be wrong
+    if fmt is not None and fmt not in MAP_FORMATS:
+        raise WriteError(f"Unknown output format '{fmt}' (use one of {', '.join(MAP_FORMATS)}).")
     suffix = path.suffix.lower()
+    if fmt == "cog" and suffix not in (".tif", ".tiff"):
+        raise WriteError(f"Cannot write {path.name} as a COG: use a .tif name.")
     if suffix == ".npy":
         with _atomic(path) as (tmp,), open(tmp, "wb") as f:
             np.save(f, arr)
     elif suffix in (".tif", ".tiff"):
-        _write_tiff(path, arr, like)
+        if description is None:
+            description = "anomaly score" if arr.dtype.kind == "f" else "mask"
+        _write_tiff(path, arr, like, fmt=fmt or "tif", description=description)
     elif suffix in (".hdr", ".img"):
         hdr, img = _envi_pair(path)
         fields: dict[str, object] = {"description": "hsi-anomaly map"}
+        if description:
+            fields["band names"] = [description]
         if like is not None:
             fields.update(_envi_geo(like))
         _write_envi(hdr, img, arr[None], fields)
@@ -104,21 +124,34 @@ def _envi_geo(cube: Cube) -> dict[str, object]:
     return {k: envi_meta[k] for k in ENVI_GEO_KEYS if k in envi_meta}
 
 
-def _write_tiff(path: Path, arr: np.ndarray, like: Cube | None) -> None:
+def _write_tiff(path: Path, arr: np.ndarray, like: Cube | None, *, fmt: str = "tif",
+                description: str | None = None) -> None:
+    """A 2-D map as a GeoTIFF through rasterio; a cube with only raw GeoTIFF tags (no ``georef``)
+    gets them copied through tifffile."""
+    georef = like.georef if like is not None else {}
+    raw = (like.metadata.get("geotiff") or {}) if like is not None else {}
+    if raw and not (georef.get("crs") or georef.get("transform")) and fmt != "cog":
+        _write_raw_tags(path, arr, raw)
+        return
+    nodata = float("nan") if arr.dtype.kind == "f" else None
+    _rasterio_write(path, arr, georef, nodata, [description] if description else None, fmt)
+
+
+def _rasterio_write(path: Path, data: np.ndarray, georef: dict, nodata: float | None,
+                    descriptions: list[str] | None, fmt: str) -> None:
+    from rasterio.errors import RasterioError
+
+    with _atomic(path) as (tmp,):
+        try:
+            write_geotiff(tmp, data, georef, nodata, descriptions=descriptions, fmt=fmt)
+        except (RasterioError, ValueError, TypeError) as exc:
+            raise WriteError(f"Cannot write {path.name} as a GeoTIFF: {exc}.") from exc
+
+
+def _write_raw_tags(path: Path, arr: np.ndarray, geo: dict) -> None:
     import tifffile
 
-    georef = like.georef if like is not None else {}
-    if georef.get("crs") or georef.get("transform"):
-        from rasterio.errors import RasterioError
-
-        with _atomic(path) as (tmp,):
-            try:
-                write_geotiff(tmp, arr, georef)
-            except (RasterioError, ValueError) as exc:
-                raise WriteError(f"Cannot write {path.name} as a GeoTIFF: {exc}.") from exc
-        return
     extratags = []
-    geo = (like.metadata.get("geotiff") or {}) if like is not None else {}
     for name, (code, dtype) in GEOTIFF_TAGS.items():
         if name in geo and geo[name] is not None:
             value = geo[name]
@@ -174,8 +207,9 @@ def _write_envi(hdr: Path, img: Path, data: np.ndarray, fields: dict[str, object
         tmp_hdr.write_text(format_header(head), encoding="utf-8")
 
 
-def write_cube(path: str | Path, cube: Cube) -> Path:
-    """Write a cube to ENVI (``.hdr`` + ``.img``, BSQ, with wavelengths in nm) or ``.npy``.
+def write_cube(path: str | Path, cube: Cube, *, fmt: str = "tif") -> Path:
+    """Write a cube to ENVI (``.hdr`` + ``.img``, BSQ, with wavelengths in nm), ``.npy`` or a GeoTIFF
+    (``.tif``: tiled, deflate, band names as descriptions, nodata, CRS; ``fmt="cog"``: a COG).
 
     ``.npy`` holds ``(rows, cols, bands)`` as read back by default. Returns the path written.
     """
@@ -195,4 +229,12 @@ def write_cube(path: str | Path, cube: Cube) -> Path:
         hdr, img = _envi_pair(path)
         _write_envi(hdr, img, cube.data, _envi_fields(cube))
         return hdr
+    if suffix in (".tif", ".tiff"):
+        from napari_hsi_anomaly.core.guards import check_allocation
+
+        check_allocation(float(cube.data.nbytes) if hasattr(cube.data, "nbytes") else 0.0,
+                         f"{path.name} (the cube, written as a GeoTIFF)")
+        names = list(cube.band_names) if cube.band_names is not None else None
+        _rasterio_write(path, np.asarray(cube.data), cube.georef, cube.nodata, names, fmt)
+        return path
     raise WriteError(f"Cannot write {path.name}: unknown extension (use one of {', '.join(CUBE_SUFFIXES)}).")
