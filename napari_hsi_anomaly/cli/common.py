@@ -130,8 +130,12 @@ def float32_bytes(cube: Cube, copies: float = 1.0) -> float:
 
 
 class LazyChoices:
-    """argparse ``choices`` read from a heavy module only when an option is parsed or its help shown
-    (give the argument a ``metavar``, or argparse lists them while building the parser)."""
+    """argparse ``choices`` read from a heavy module only when the option is given (give the argument
+    a ``metavar``; ``cli.main.HelpFormatter`` keeps ``--help`` from reading them). Choices of an
+    optional part that is not installed (``MissingExtraError``, e.g. CAE presets without torch) accept
+    any value: the command then says in one line what to install."""
+
+    lazy = True
 
     def __init__(self, load) -> None:
         self._load, self._items = load, None
@@ -142,7 +146,12 @@ class LazyChoices:
         return self._items
 
     def __contains__(self, item: object) -> bool:
-        return item in self._get()
+        from napari_hsi_anomaly.core.errors import MissingExtraError
+
+        try:
+            return item in self._get()
+        except MissingExtraError:
+            return True
 
     def __iter__(self):
         return iter(self._get())

@@ -9,6 +9,7 @@ one line on stderr with exit code 1.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import os
 import sys
@@ -40,8 +41,24 @@ COMMAND_MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values())
 DEBUG_ENV = "HSI_ANOMALY_DEBUG"
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter that leaves lazy choices (``cli.common.LazyChoices``) unread unless the help
+    text names ``%(choices)s``: Python <= 3.12 joins every option's choices while writing ``--help``,
+    which would import torch for ``--preset`` and make every ``--help`` take seconds."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        if getattr(action.choices, "lazy", False) and "%(choices)" not in (action.help or ""):
+            action = copy.copy(action)
+            action.choices = None
+        return super()._expand_help(action)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with usage errors as one line (which option, what is wrong, where to look) and exit 1."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(1, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")

@@ -19,3 +19,11 @@ class ModelError(HsiAnomalyError):
 
 class CancelledError(HsiAnomalyError):
     """The user cancelled a long computation."""
+
+
+CAE_EXTRA_HINT = "needs the CAE extra: pip install 'napari-hsi-anomaly[cae]'"
+
+
+class MissingExtraError(HsiAnomalyError, ImportError):
+    """An optional part is not installed (torch for the CAE detectors): one line saying how to add it.
+    Also an ``ImportError``, so code that probes an import still catches it."""

@@ -1,4 +1,17 @@
-"""3-D convolutional autoencoder: training (phase 1), features and reconstruction (phase 2)."""
+"""3-D convolutional autoencoder: training (phase 1), features and reconstruction (phase 2).
+
+Needs torch (the ``[cae]`` extra); without it importing this package raises ``MissingExtraError``
+with the one line that says how to install it.
+"""
+
+try:
+    import torch  # noqa: F401
+except ImportError as _exc:
+    from napari_hsi_anomaly.core.errors import CAE_EXTRA_HINT, MissingExtraError
+
+    raise MissingExtraError(
+        f"This {CAE_EXTRA_HINT} (torch is not installed; the CAE detectors and training use it)."
+    ) from _exc
 
 from napari_hsi_anomaly.core.model.cae import (
     CAE,
