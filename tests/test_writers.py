@@ -81,15 +81,16 @@ def test_write_map_rejects_non_2d_and_unknown_suffix(tmp_path):
 
 
 def test_failed_write_keeps_existing_files(tmp_path, monkeypatch):
-    from napari_hsi_anomaly.core.io import writers
-
     write_cube(tmp_path / "c.hdr", _cube())
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    def boom(fields):
+    def boom(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(writers, "format_header", boom)  # fails after the data file is written
+    from spectral.io import envi
+
+    # the ENVI writer is Spectral Python's: its header write fails after the data file is created
+    monkeypatch.setattr(envi, "write_envi_header", boom)
     bigger = Cube(np.zeros((3, 5, 6), dtype=np.float32))
     with pytest.raises(WriteError, match="c.img.*No space left"):
         write_cube(tmp_path / "c.hdr", bigger)

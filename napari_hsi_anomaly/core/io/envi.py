@@ -1,4 +1,6 @@
-"""ENVI reader: tolerant header, strict size checks, a memory-mapped ``(bands, rows, cols)`` view."""
+"""ENVI reader: our tolerant header parsing and fix-ups (key case, missing ``byte order`` for 1-byte data,
+units, ``bbl``, data ignore value, offsets, strict size checks) in front of Spectral Python's
+``BsqFile``/``BilFile``/``BipFile``, which gives the memory-mapped ``(bands, rows, cols)`` view."""
 
 from __future__ import annotations
 
@@ -124,13 +126,13 @@ def read_envi(path: Path) -> Cube:
     actual = img.stat().st_size
     if actual != need:
         raise CubeReadError(_size_error(img, actual, need, (lines, samples, bands), dt, offset))
-    order, transpose = _INTERLEAVE[interleave]
-    sizes = {"bands": bands, "lines": lines, "samples": samples}
+    fixed = {"samples": samples, "lines": lines, "bands": bands, "header offset": offset,
+             "interleave": interleave, "data type": _int(h, "data type", hdr),
+             "byte order": 1 if dt.byteorder == ">" else 0}
     try:
-        mm = np.memmap(img, dtype=dt, mode="r", offset=offset, shape=tuple(sizes[a] for a in order))
+        data, mm = _spectral_memmap(img, fixed, dt)
     except (OSError, ValueError) as exc:
         raise CubeReadError(f"Cannot map {img.name}: {exc}.") from exc
-    data = mm.transpose(transpose)  # a view, no copy
     meta: dict = {"envi": h, "header": str(hdr), "data_file": str(img)}
     hint = byte_order_hint(mm, hdr.name)
     if hint:
@@ -156,6 +158,31 @@ def read_envi(path: Path) -> Cube:
         interleave=interleave,
         metadata=meta,
     )
+
+
+def _spectral_memmap(img: Path, fixed: dict, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``((bands, rows, cols) view, memmap in file order)`` through Spectral Python's
+    ``BsqFile``/``BilFile``/``BipFile``, built from the checked and fixed header (``fixed``: byte order
+    set for 1-byte data, numbers validated) rather than ``spectral.envi.open``, which refuses headers
+    without ``byte order`` and re-parses keys we have already normalised."""
+    from spectral.io import envi
+    from spectral.io.bilfile import BilFile
+    from spectral.io.bipfile import BipFile
+    from spectral.io.bsqfile import BsqFile
+
+    params = envi.gen_params({k: str(v) for k, v in fixed.items()})
+    params.filename = str(img)
+    cls = {"bsq": BsqFile, "bil": BilFile, "bip": BipFile}[fixed["interleave"]]
+    image = cls(params, {})
+    try:
+        source = image.open_memmap(interleave="source")
+    finally:
+        fid = getattr(image, "fid", None)
+        if fid is not None:
+            fid.close()
+    if source is None or np.dtype(source.dtype) != dt:
+        raise ValueError(f"Spectral Python could not map it as {dt}")
+    return source.transpose(_INTERLEAVE[fixed["interleave"]][1]), source  # a view, no copy
 
 
 def _wavelengths(h: dict, bands: int, meta: dict) -> np.ndarray | None:

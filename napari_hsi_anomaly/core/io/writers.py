@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
-from napari_hsi_anomaly.core.io.envi_header import envi_dtype_code, format_header
+from napari_hsi_anomaly.core.io.envi_header import _clean, _fmt_scalar, envi_dtype_code
 from napari_hsi_anomaly.core.io.geotiff import georef_to_envi, write_geotiff
 
 MAP_SUFFIXES = (".npy", ".tif", ".tiff", ".hdr")
@@ -182,29 +183,47 @@ def _envi_fields(cube: Cube) -> dict[str, object]:
 
 
 def _write_envi(hdr: Path, img: Path, data: np.ndarray, fields: dict[str, object]) -> None:
-    """Write ``data (bands, rows, cols)`` as BSQ little-endian plus its header."""
+    """Write ``data (bands, rows, cols)`` as BSQ little-endian plus its header through Spectral
+    Python (``spectral.envi.create_image``), band by band into its memory map (bounded memory for
+    memory-mapped cubes), in a temporary folder beside the target renamed into place."""
+    import tempfile
+
+    from spectral.io import envi
+
     try:
         code, dt = envi_dtype_code(data.dtype)
     except ValueError as exc:
         raise WriteError(f"Cannot write {hdr.name}: {exc}") from exc
     bands, rows, cols = data.shape
-    head = {
-        "description": fields.pop("description", None),
-        "samples": cols,
-        "lines": rows,
-        "bands": bands,
-        "header offset": 0,
-        "file type": "ENVI Standard",
-        "data type": code,
-        "interleave": "bsq",
-        "byte order": 0,
-        **fields,
+    head: dict[str, object] = {
+        "description": _clean(fields.pop("description", "") or ""),
+        "samples": cols, "lines": rows, "bands": bands, "header offset": 0,
+        "file type": "ENVI Standard", "data type": code, "interleave": "bsq", "byte order": 0,
     }
-    with _atomic(img, hdr) as (tmp_img, tmp_hdr):
-        with open(tmp_img, "wb") as f:
-            for b in range(bands):  # band by band: bounded memory for memory-mapped cubes
-                np.ascontiguousarray(data[b], dtype=dt).tofile(f)
-        tmp_hdr.write_text(format_header(head), encoding="utf-8")
+    for key, val in fields.items():
+        if val is None:
+            continue
+        seq = isinstance(val, (list, tuple, np.ndarray))
+        head[key] = [_fmt_scalar(v) for v in val] if seq else _fmt_scalar(val)
+    try:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{hdr.stem}.", dir=hdr.parent))
+    except OSError as exc:
+        raise WriteError(f"Cannot write {hdr.name}: {exc.strerror or exc}.") from exc
+    try:
+        t_hdr = tmp_dir / hdr.name
+        image = envi.create_image(str(t_hdr), head, dtype=dt, ext=img.suffix or "", force=True)
+        out = image.open_memmap(interleave="bsq", writable=True)
+        for b in range(bands):  # band by band: bounded memory for memory-mapped cubes
+            out[b] = np.asarray(data[b], dtype=dt)
+        out.flush()
+        del out, image
+        created = next(p for p in tmp_dir.iterdir() if p.name != t_hdr.name)
+        os.replace(created, img)
+        os.replace(t_hdr, hdr)
+    except OSError as exc:
+        raise WriteError(f"Cannot write {img.name} / {hdr.name}: {exc.strerror or exc}.") from exc
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def write_cube(path: str | Path, cube: Cube, *, fmt: str = "tif") -> Path:
