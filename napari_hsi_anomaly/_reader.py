@@ -156,8 +156,23 @@ def contrast_limits(cube: Cube) -> tuple[float, float]:
     return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
 
 
+def layer_geometry(georef: dict | None, ndim: int = 2) -> dict:
+    """napari ``scale``/``translate`` for a north-up georeferenced grid: pixel size and the centre of
+    the first pixel (napari places pixel centres; rows grow southwards, so the row axis is -y); ``{}``
+    without a usable transform (rotated, flipped or none). ``ndim``: the layer's axes, the leading
+    ones (bands, dates) get scale 1 and no shift. Every layer of a scene gets the same, so they
+    stay aligned (the docks copy the band stack's)."""
+    t = (georef or {}).get("transform")
+    if t is None or len(t) < 6 or t[1] or t[3] or not (t[0] > 0 and t[4] < 0):
+        return {}
+    a, c, e, f = float(t[0]), float(t[2]), float(t[4]), float(t[5])
+    lead = ndim - 2
+    return {"scale": (1.0,) * lead + (-e, a), "translate": (0.0,) * lead + (-f - 0.5 * e, c + 0.5 * a)}
+
+
 def _band_meta(cube: Cube) -> dict:
     return {
+        "georef": cube.georef,
         "cube": cube,
         "wavelengths": cube.wavelengths,
         "band_names": cube.band_names,
@@ -176,6 +191,7 @@ def cube_layers(cube: Cube) -> list[LayerData]:
             "contrast_limits": contrast_limits(cube),
             "axis_labels": ("band", "row", "col"),
             "colormap": "gray",
+            **layer_geometry(cube.georef, 3),
         },
         "image",
     )
@@ -187,6 +203,7 @@ def cube_layers(cube: Cube) -> list[LayerData]:
             "rgb": True,
             "metadata": {"cube": cube, "rgb_bands": rgb_bands},
             "visible": True,
+            **layer_geometry(cube.georef, 2),
         },
         "image",
     )
@@ -222,8 +239,8 @@ def ground_truth_layer(cube: Cube) -> LayerData | None:
     gt, origin = found
     labels = np.nan_to_num(np.asarray(gt, dtype=np.float64)) if gt.dtype.kind == "f" else np.asarray(gt)
     labels = np.clip(labels, 0, 255).astype(np.uint8)
-    return (labels, {"name": GT_NAME, "opacity": 0.6, "metadata": {"cube": cube, "ground_truth": origin}},
-            "labels")
+    return (labels, {"name": GT_NAME, "opacity": 0.6, "metadata": {"cube": cube, "ground_truth": origin},
+                     **layer_geometry(cube.georef, 2)}, "labels")
 
 
 def stack_layers(stack: Any) -> list[LayerData]:
@@ -236,9 +253,11 @@ def stack_layers(stack: Any) -> list[LayerData]:
     rgb = np.stack([stack.cube(k).rgb(bands) for k in range(stack.n_dates)])
     return [
         (data, {"name": stack.name, "metadata": meta, "contrast_limits": contrast_limits(cube0),
-                "axis_labels": ("band", "date", "row", "col"), "colormap": "gray"}, "image"),
+                "axis_labels": ("band", "date", "row", "col"), "colormap": "gray",
+                **layer_geometry(cube0.georef, 4)}, "image"),
         (rgb, {"name": f"{stack.name} RGB", "rgb": True, "axis_labels": ("date", "row", "col"),
-               "metadata": {"cube": cube0, "stack": stack, "rgb_bands": bands}}, "image"),
+               "metadata": {"cube": cube0, "stack": stack, "rgb_bands": bands},
+               **layer_geometry(cube0.georef, 3)}, "image"),
     ]
 
 
@@ -248,14 +267,37 @@ def map_layer(path: Path) -> LayerData:
 
     arr = read_map(path)
     name = path.stem
-    meta = {"map": str(path)}
+    georef = map_georef(path)
+    meta = {"map": str(path), "georef": georef}
+    geometry = layer_geometry(georef, 2)
     if arr.dtype.kind in "biu" and arr.size and arr.min() >= 0 and arr.max() < MAX_LABEL_VALUES:
-        return np.asarray(arr, dtype=np.uint8), {"name": name, "opacity": 0.7, "metadata": meta}, "labels"
+        return (np.asarray(arr, dtype=np.uint8), {"name": name, "opacity": 0.7, "metadata": meta, **geometry},
+                "labels")
     finite = np.asarray(arr, dtype=np.float64)[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if lo >= 0 and hi <= 1:
         lo, hi = 0.0, 1.0  # a score map in [0, 1]
     elif not hi > lo:
         hi = lo + 1.0
-    kwargs = {"name": name, "colormap": "inferno", "contrast_limits": (lo, hi), "metadata": meta}
+    kwargs = {"name": name, "colormap": "inferno", "contrast_limits": (lo, hi), "metadata": meta, **geometry}
     return np.asarray(arr), kwargs, "image"
+
+
+def map_georef(path: Path) -> dict:
+    """The georeferencing of a saved map (GeoTIFF CRS/transform, ENVI map info), ``{}`` if none: kept
+    in the layer's metadata so that saving it again keeps its CRS."""
+    from napari_hsi_anomaly.core.io.geotiff import envi_georef, tiff_header
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            head = tiff_header(path)
+            return dict(head["georef"]) if head else {}
+        if suffix in (".hdr", ".img"):
+            from napari_hsi_anomaly.core.io.envi import find_pair
+            from napari_hsi_anomaly.core.io.envi_header import read_header
+
+            return envi_georef(read_header(find_pair(path)[0]))
+    except HsiAnomalyError:
+        return {}
+    return {}

@@ -133,8 +133,11 @@ def test_writers_save_2d_layers(tmp_path):
     back = tifffile.imread(out)
     assert back.dtype == np.uint8
     np.testing.assert_array_equal(back, mask)
+    # a 3-D layer is saved as a cube (issue 21: it raised ShapeError); 4-D still cannot be
+    write_image(str(tmp_path / "c.npy"), np.ones((2, 6, 7)), {"name": "stack"})
+    assert np.load(tmp_path / "c.npy").shape == (6, 7, 2)
     with pytest.raises(ShapeError, match="'stack' has shape"):
-        write_image(str(tmp_path / "c.npy"), np.zeros((2, 6, 7)), {"name": "stack"})
+        write_image(str(tmp_path / "d.npy"), np.zeros((2, 2, 6, 7)), {"name": "stack"})
 
 
 def test_writer_georeferences_like_the_scene(tmp_path):
