@@ -132,6 +132,9 @@ def read_layers(path: str | list[str], *, resolution: int = DEFAULT_RESOLUTION) 
         else:
             cube = read_cube(p, resolution=resolution)
             layers.extend(cube_layers(cube))
+            scl = scl_layer(cube)
+            if scl is not None:
+                layers.append(scl)
             gt = ground_truth_layer(cube)
             if gt is not None:
                 layers.append(gt)
@@ -241,6 +244,19 @@ def ground_truth_layer(cube: Cube) -> LayerData | None:
     labels = np.clip(labels, 0, 255).astype(np.uint8)
     return (labels, {"name": GT_NAME, "opacity": 0.6, "metadata": {"cube": cube, "ground_truth": origin},
                      **layer_geometry(cube.georef, 2)}, "labels")
+
+
+def scl_layer(cube: Cube) -> LayerData | None:
+    """A Sentinel-2 L2A product's scene classification as a Labels layer (hidden; its classes in
+    ``metadata["classes"]``), or None."""
+    scl = cube.metadata.get("scl")
+    if not isinstance(scl, np.ndarray) or scl.shape != (cube.rows, cube.cols):
+        return None
+    from napari_hsi_anomaly.core.io.safe import SCL_NAMES
+
+    return (scl, {"name": "scene classification", "opacity": 0.5, "visible": False,
+                  "metadata": {"cube": cube, "classes": dict(SCL_NAMES)}, **layer_geometry(cube.georef, 2)},
+            "labels")
 
 
 def stack_layers(stack: Any) -> list[LayerData]:

@@ -73,7 +73,9 @@ def expand_inputs(inputs: Sequence[str], *, date: int | None = None) -> list[Bat
     for text in inputs:
         p = Path(text).expanduser()
         if p.is_dir() and not p.name.upper().endswith(".SAFE"):
-            paths.extend(_cube_files(p))
+            from napari_hsi_anomaly.core.io.safe import find_products
+
+            paths.extend(_cube_files(p) + find_products(p))  # .SAFE folders inside it too
         elif not p.exists() and glob.has_magic(text):
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text)))
             paths.extend(m for m in matches if m.is_file() or m.name.upper().endswith(".SAFE"))

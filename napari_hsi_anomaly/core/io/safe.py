@@ -28,6 +28,16 @@ DEFAULT_RESOLUTION = 60  # as in the thesis
 STRIP_ROWS = 256  # output rows read per step (bounded memory on 10 m bands: ~70 MB at 60 m)
 _BAND_FILE = re.compile(r"_(B\d\d|B8A)(?:_(\d+)m)?\.jp2$", re.IGNORECASE)
 _MTD = re.compile(r"(?:^|/)MTD_MSIL(1C|2A)\.xml$", re.IGNORECASE)
+_SPECTRAL = re.compile(r'<Spectral_Information[^>]*physicalBand="(B\d+A?)"[^>]*>(.*?)</Spectral_Information>',
+                       re.DOTALL)
+_SCL_FILE = re.compile(r"_SCL_(\d+)m\.jp2$", re.IGNORECASE)
+# Scene classification (L2A SCL) classes left out of the normal population by ``exclude_scl``:
+# 0 no data, 1 saturated/defective, 3 cloud shadows, 6 water, 8/9 cloud medium/high probability,
+# 10 thin cirrus, 11 snow.
+SCL_EXCLUDE = (0, 1, 3, 6, 8, 9, 10, 11)
+SCL_NAMES = {0: "no data", 1: "saturated or defective", 2: "dark area", 3: "cloud shadows", 4: "vegetation",
+             5: "not vegetated", 6: "water", 7: "unclassified", 8: "cloud medium probability",
+             9: "cloud high probability", 10: "thin cirrus", 11: "snow"}
 
 
 @dataclass
@@ -38,11 +48,29 @@ class SafeProduct:
     level: str  # "L1C" or "L2A"
     files: dict[str, dict[int, str]] = field(default_factory=dict)  # band -> {metres: GDAL path}
     mtd_xml: str | None = None
+    scl: dict[int, str] = field(default_factory=dict)  # L2A scene classification: {metres: GDAL path}
 
     @property
     def spacecraft(self) -> str:
+        """S2A, S2B, S2C, ...: the metadata's ``SPACECRAFT_NAME``, else the product name's prefix."""
+        m = re.search(r"<SPACECRAFT_NAME>\s*Sentinel-2([A-Z])\s*<", self.mtd_xml or "", re.IGNORECASE)
+        if m:
+            return f"S2{m.group(1).upper()}"
         name = self.path.name.upper()
-        return name[:3] if name.startswith(("S2A", "S2B", "S2C")) else "S2A"
+        return name[:3] if re.match(r"S2[A-Z]", name) else "S2A"
+
+    def wavelengths(self) -> dict[str, float]:
+        """Central wavelength (nm) per band from the metadata's ``Spectral_Information`` (the
+        spacecraft's own values), else ESA's S2A/S2B tables (S2A's for a spacecraft without one)."""
+        out: dict[str, float] = {}
+        for m in _SPECTRAL.finditer(self.mtd_xml or ""):
+            c = re.search(r"<CENTRAL[^>]*>\s*([\d.]+)\s*<", m.group(2))
+            band = m.group(1).upper()
+            band = band if band == "B8A" or len(band) == 3 else f"B0{band[1:]}"
+            if c and band in S2_BANDS:
+                out[band] = float(c.group(1))
+        table = S2B_NM if self.spacecraft == "S2B" else S2A_NM
+        return {b: out.get(b, table[i]) for i, b in enumerate(S2_BANDS)}
 
 
 def is_safe(path: str | Path) -> bool:
@@ -64,6 +92,10 @@ def _collect(names: list[str], prefix: str, product: SafeProduct) -> None:
     for name in names:
         parts = name.replace("\\", "/").split("/")
         if "IMG_DATA" not in parts or "GRANULE" not in parts:
+            continue
+        scl = _SCL_FILE.search(parts[-1])
+        if scl is not None:
+            product.scl[int(scl.group(1))] = prefix + name
             continue
         m = _BAND_FILE.search(parts[-1])
         if m is None:
@@ -204,8 +236,8 @@ def read_safe(path: str | Path, resolution: int = DEFAULT_RESOLUTION) -> Cube:
                 _read_band(ds, metres, resolution, shape, data[k])
     except RasterioError as exc:
         raise CubeReadError(f"{path.name}: cannot read a band through GDAL ({exc}).") from exc
-    nm = S2B_NM if product.spacecraft == "S2B" else S2A_NM
-    wl = [nm[S2_BANDS.index(b)] for b in bands]
+    nm = product.wavelengths()
+    wl = [nm[b] for b in bands]
     meta: dict = {
         "safe": {"level": product.level, "resolution": resolution, "spacecraft": product.spacecraft,
                  "sources": {b: f"{picks[b][0]} m" for b in bands}},
@@ -218,6 +250,8 @@ def read_safe(path: str | Path, resolution: int = DEFAULT_RESOLUTION) -> Cube:
             f"reflectance = (DN + offset) / {_quantification(product.mtd_xml):g} with offset "
             f"{next(iter(offsets.values())):g} (processing baseline 04.00+); the file values stay DN"
         ]
+    if product.scl:
+        meta["scl"] = _read_scl(product, resolution, shape)
     rgb = None
     if {"B02", "B03", "B04"} <= set(bands):
         rgb = tuple(bands.index(b) for b in ("B04", "B03", "B02"))
@@ -234,6 +268,64 @@ def read_safe(path: str | Path, resolution: int = DEFAULT_RESOLUTION) -> Cube:
         metadata=meta,
         georef={"crs": crs, "transform": tuple(transform)[:6]},
     )
+
+
+def _read_scl(product: SafeProduct, resolution: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """The L2A scene classification on the cube's grid (nearest: the class at each pixel's centre)."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    metres, file = _pick(product.scl, resolution)
+    try:
+        with rasterio.open(file) as ds:
+            return ds.read(1, out_shape=shape, resampling=Resampling.nearest).astype(np.uint8)
+    except Exception:  # noqa: BLE001 - the classification is an extra: the cube reads without it
+        return None
+
+
+def scl_mask(cube: Cube, classes: tuple[int, ...] = SCL_EXCLUDE) -> np.ndarray | None:
+    """``(rows, cols)`` bool: pixels whose scene class is one of ``classes`` (clouds, shadows, water,
+    ... by default); None when the cube has no classification (not an L2A product)."""
+    scl = cube.metadata.get("scl")
+    if not isinstance(scl, np.ndarray) or scl.shape != (cube.rows, cube.cols):
+        return None
+    return np.isin(scl, np.asarray(classes, dtype=np.uint8))
+
+
+def exclude_scl(cube: Cube, classes: tuple[int, ...] = SCL_EXCLUDE) -> Cube:
+    """The cube with the ``classes`` pixels marked as no-data (``Cube.fill``), to fit a normal model
+    on clear land only (score the original cube: those pixels keep their scores). Unchanged without
+    a scene classification."""
+    from dataclasses import replace
+
+    mask = scl_mask(cube, classes)
+    if mask is None or not mask.any():
+        return cube
+    fill = mask if cube.fill is None else (cube.fill | mask)
+    return replace(cube, fill=fill, metadata={**cube.metadata, "scl_excluded": int(mask.sum())})
+
+
+def find_products(folder: str | Path) -> list[Path]:
+    """The ``.SAFE`` folders inside ``folder`` (at any depth; a product's own subfolders are not
+    searched), sorted; zips are cube files that ``batch`` lists already."""
+    root = Path(folder).expanduser()
+    found: list[Path] = []
+
+    def walk(d: Path, depth: int) -> None:
+        try:
+            entries = sorted(d.iterdir())
+        except OSError:
+            return
+        for p in entries:
+            if p.is_dir() and not p.name.startswith("."):
+                if p.suffix.upper() == ".SAFE":
+                    found.append(p)
+                elif depth < 8:
+                    walk(p, depth + 1)
+
+    if root.is_dir():
+        walk(root, 0)
+    return found
 
 
 def _check_memory(nbytes: int, path: Path) -> None:
