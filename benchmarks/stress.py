@@ -93,7 +93,8 @@ def plant_blocks(cube: np.ndarray, sides: list[int], seed: int, exclude: np.ndar
     return (out / max(float(out.max()), 1e-12)).astype(np.float32), planted
 
 
-def blocks_scene(cube: np.ndarray, gt: np.ndarray, k: int, seed: int = 0) -> tuple[str, np.ndarray, np.ndarray]:
+def blocks_scene(cube: np.ndarray, gt: np.ndarray, k: int, seed: int = 0
+                 ) -> tuple[str, np.ndarray, np.ndarray]:
     """``(suffix, cube, gt)``: the crop of ``stress_scene`` with ``BLOCKS[k % 3]`` square targets."""
     side, count = BLOCKS[k % len(BLOCKS)]
     rs, cs = best_crop(gt)

@@ -97,7 +97,8 @@ def is_atmospheric(cube: Cube) -> np.ndarray:
 
 
 S2_NOTE = ("13 bands without names or wavelengths: taken as Sentinel-2 L1C (B01-B08, B8A, B09-B12, as "
-           "eo-learn and Sentinel Hub write them); B09 and B10 are left out by default (--bands all keeps them)")
+           "eo-learn and Sentinel Hub write them); B09 and B10 are left out by default (--bands all keeps "
+           "them)")
 
 
 def take_as_sentinel2(obj: Any) -> bool:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.core.bands import take_as_sentinel2
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError, ShapeError
-from napari_hsi_anomaly.core.bands import take_as_sentinel2
 
 STACK_LAYOUTS = ("bands-last", "bands-first", "auto")
 

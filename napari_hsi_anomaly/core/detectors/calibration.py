@@ -19,8 +19,9 @@ far above the reference's median as the reference's 95th percentile is**, and th
 the most outlying pixels (1 = most outlying, as GLOSH's own scale): 0.91 at 3 z0 spreads, 0.95 at 4.5,
 0.99 at 12 (the tail falls as ``1/z^2``, so the top of a scene tells a hazy date from a clear one); it
 never reaches 1 exactly, so the ranking of the most outlying pixels is kept, and below the median it
-decays towards 0 (no-data pixels are 0). The thresholds of the thesis keep their meaning: on the nine labelled development scenes
-``t_anom = 0.7`` flags about as many pixels as are anomalous (``benchmarks/results/bench_scenes.md``).
+decays towards 0 (no-data pixels are 0). The thresholds of the thesis keep their meaning: on the nine
+labelled development scenes ``t_anom = 0.7`` flags about as many pixels as are anomalous
+(``benchmarks/results/bench_scenes.md``).
 The mapping is monotone, so it changes no ranking (AUC). GLOSH parts are recalibrated at each ``p_min``
 (the reference's GLOSH scores at that ``p_min``, from a fixed sample of at most ``SAMPLE`` reference
 pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a saved profile
