@@ -1,9 +1,11 @@
-"""Attribute filters: pixels in bright or dark objects smaller than ``max_area`` pixels (no CAE needed).
+"""Attribute filters: pixels in bright or dark objects of up to ``max_area`` pixels (no CAE needed).
 
 The spatial partner of the spectral detectors, after Kang et al.'s attribute-filter detector (AED,
 IEEE TGRS 2017): the target is projected on the reference's leading principal components, and in each
 component image an area opening and closing (``core.scoring.morphology``) remove the bright and dark
-structures of fewer than ``max_area`` connected pixels; what they remove, summed over the components
+structures of up to 25, 100 and 400 connected pixels (``area_ladder``: every size of target, from a
+pixel to a 20x20 block, stands out, the interior of a large one too), weighted 1, 1/2 and 1/4 (a larger
+filter also removes more of the background's own structure); what they remove, summed over the components
 (in the cube's units, so strong components weigh more), is the raw outlyingness. A target pixel scores
 high when it stands out of its surroundings as a small object, whatever its spectrum is like elsewhere
 in the scene; large anomalies (a haze, a field) are left to the spectral detectors. AED's
