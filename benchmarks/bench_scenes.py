@@ -51,9 +51,11 @@ BASELINE = "rx-classic"  # global RX as published (Spectral Python, ENVI): rx wi
 # benchmark columns that are a detector with params; the spectral-rx weights are candidates for the default
 WEIGHTS = {"spectral-rx lw1": ("spectral-rx", {"local_weight": 1.0}),
            "spectral-rx lw0.33": ("spectral-rx", {"local_weight": 0.33}),
-           "spectral-spatial lw0.67": ("spectral-spatial", {"local_weight": 0.67}),
+           "spectral-spatial lw0.33": ("spectral-spatial", {"local_weight": 0.33}),
+           "spectral-spatial lw0.1 aw0.25": ("spectral-spatial", {"local_weight": 0.1,
+                                                                  "attribute_weight": 0.25}),
            "spectral-spatial aw0.25": ("spectral-spatial", {"attribute_weight": 0.25}),
-           "spectral-spatial aw0.5": ("spectral-spatial", {"attribute_weight": 0.5}),
+           "spectral-spatial aw0.6": ("spectral-spatial", {"attribute_weight": 0.6}),
            "spectral-spatial aw1": ("spectral-spatial", {"attribute_weight": 1.0})}
 VARIANTS = {BASELINE: ("rx", {"rx_ridge": 0.0}), **WEIGHTS}
 

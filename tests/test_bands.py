@@ -116,3 +116,23 @@ def test_jasper_ridge_header_units(shared_data):
     cube = read_cube(shared_data / "envi" / "jasperRidge2_R198.hdr")
     assert cube.value_label() == "reflectance (scale 10000 applied)"
     assert default_band_selection(cube) is None  # its bbl marks every band good
+
+
+def test_a_sentinel2_date_saved_alone_is_recognised_as_in_its_stack(tmp_path):
+    """13 bands without names in a .npy: taken as Sentinel-2 L1C with a note, as a 4-D stack is, so the
+    default band choice (B09, B10 left out) does not depend on how the date was saved."""
+    from napari_hsi_anomaly.core.bands import S2_NOTE
+    from napari_hsi_anomaly.core.stack import read_stack
+
+    rng = np.random.default_rng(0)
+    stack = rng.random((3, 21, 20, 13)).astype(np.float32)
+    np.save(tmp_path / "stack.npy", stack)
+    np.save(tmp_path / "date1.npy", stack[1])
+    alone = read_cube(tmp_path / "date1.npy")
+    in_stack = read_stack(tmp_path / "stack.npy").cube(1)
+    assert alone.band_names == in_stack.band_names == S2_NAMES
+    assert S2_NOTE in alone.metadata["notes"]
+    assert default_band_selection(alone).tolist() == default_band_selection(in_stack).tolist() == [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12]
+    np.save(tmp_path / "twelve.npy", stack[1, :, :, :12])  # another band count: left as it is
+    assert read_cube(tmp_path / "twelve.npy").band_names is None

@@ -27,8 +27,8 @@ def test_reference_strips_cover_the_scene_evenly(scene):
     assert np.shares_memory(strips[0].data, scene.data)
 
 
-@pytest.mark.parametrize(("method", "halo"), [("spectral-rx", 12), ("spectral-spatial", 25),
-                                             ("attribute", 25)])
+@pytest.mark.parametrize(("method", "halo"), [("spectral-rx", 12), ("spectral-spatial", 400),
+                                             ("attribute", 400)])
 def test_blocks_equal_whole_cube_scored_against_the_same_model(scene, tmp_path, method, halo):
     from napari_hsi_anomaly.core.detectors.registry import get_detector
 

@@ -102,3 +102,24 @@ def test_weights_survive_state_and_old_profiles_weigh_every_part_one():
     meta["params"].pop("local_weight")
     old = scorer_from_state(arrays, meta)
     assert old.calibration.weights == [1.0, 1.0] and old.part_weights() == [1.0, 1.0]
+
+
+def test_top_of_the_scale_reaches_near_one_and_tells_a_strong_target_from_a_weak_one():
+    """0.7 stays at z0 reference spreads; beyond it the score nears 1 (0.91 at 3 z0 spreads, 0.99 at 12),
+    and a fixed part far beyond the reference's 99.9th percentile lifts a combination to the top alone."""
+    from napari_hsi_anomaly.core.detectors.calibration import _squash, scale_fixed, score_to_z
+
+    z = np.array([0.0, 1.0, 3.0, 12.0, 100.0], np.float32)
+    s = _squash(z.copy())
+    np.testing.assert_allclose(s[:2], [0.1, 0.7], atol=1e-6)
+    assert 0.9 < s[2] < 0.92 and 0.99 < s[3] < s[4] < 1.0
+    np.testing.assert_allclose(score_to_z(s), z, rtol=1e-4, atol=1e-6)
+    assert scale_fixed(np.array([0.0, 1.0, 10.0]), (0.0, 1.0)).tolist() == [0.0, 1.0, 10.0]  # not clipped
+    data, gt = _scene(11)
+    weak = data.copy()
+    strong = data.copy()
+    strong[:, gt] = data[:, gt] * 4  # the same targets, four times as far out
+    scorer = get_detector("spectral-rx")(rx_inner=3, rx_outer=11).fit([Cube(data)])
+    top_weak = scorer.score(Cube(weak)).score_map.max()
+    top_strong = scorer.score(Cube(strong)).score_map.max()
+    assert top_strong > 0.95 and top_strong > top_weak + 0.02

@@ -96,3 +96,31 @@ def test_attribute_parameters_are_bounded_before_any_work():
         get_detector("spectral-spatial")(max_area=5000)
     with pytest.raises(HsiAnomalyError, match="attr_components must be at least 1"):
         get_detector("attribute")(attr_components=0)
+
+
+def test_attribute_sees_targets_of_every_size_up_to_max_area():
+    """Objects of 1 to 400 px all stand out (area filters at 25, 100 and 400 px), the interior of a
+    10x10 or 20x20 target too (no speckle: a single 25-px filter kept only its texture)."""
+    from sklearn.metrics import roc_auc_score
+
+    from napari_hsi_anomaly.core.detectors.attribute import area_ladder, ladder_weights
+    from napari_hsi_anomaly.core.scoring import detect
+
+    assert area_ladder(400) == [25, 100, 400] and area_ladder(25) == [25] and area_ladder(60) == [25, 60]
+    assert ladder_weights([25, 100, 400]) == pytest.approx([1.0, 0.5, 0.25])
+    rng = np.random.default_rng(3)
+    from scipy.ndimage import gaussian_filter
+
+    base = gaussian_filter(rng.normal(size=(3, 96, 96)), (0, 5, 5))
+    cube = np.einsum("bk,krc->brc", rng.normal(size=(10, 3)), base) + 0.02 * rng.normal(size=(10, 96, 96))
+    gt = np.zeros((96, 96), bool)
+    sig = rng.normal(size=10)
+    for r, c, s in ((6, 6, 1), (6, 40, 3), (40, 6, 10), (50, 50, 20)):
+        cube[:, r:r + s, c:c + s] += 0.8 * sig[:, None, None] * rng.uniform(0.7, 1.0, (s, s))
+        gt[r:r + s, c:c + s] = True
+    det = detect(cube.astype(np.float32), "attribute")
+    assert roc_auc_score(gt.ravel(), det.score_map.ravel()) > 0.97
+    big = det.score_map[50:70, 50:70]
+    assert np.median(big) > np.percentile(det.score_map[~gt], 99)  # the 20x20 target's interior stands out
+    old = detect(cube.astype(np.float32), "attribute", max_area=25).score_map  # one 25-px filter
+    assert np.median(old[50:70, 50:70]) < np.percentile(old[~gt], 99)

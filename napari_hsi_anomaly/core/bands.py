@@ -96,6 +96,27 @@ def is_atmospheric(cube: Cube) -> np.ndarray:
     return is_cirrus(cube) | _named_or_centred(cube, VAPOUR_NAMES, VAPOUR_NM, any_count=False)
 
 
+S2_NOTE = ("13 bands without names or wavelengths: taken as Sentinel-2 L1C (B01-B08, B8A, B09-B12, as "
+           "eo-learn and Sentinel Hub write them); B09 and B10 are left out by default (--bands all keeps "
+           "them)")
+
+
+def take_as_sentinel2(obj: Any) -> bool:
+    """Name the bands of a cube or stack of 13 bands without names or wavelengths as Sentinel-2 L1C
+    (eo-learn and Sentinel Hub write such arrays), with ``S2_NOTE`` in its ``metadata["notes"]``, so a
+    date saved alone gets the same default bands as in its stack. Returns whether it did."""
+    from napari_hsi_anomaly.core.scene.spectra import S2_BANDS
+
+    if obj.band_names is not None or obj.wavelengths is not None or obj.bands != len(S2_BANDS):
+        return False
+    obj.band_names = list(S2_BANDS)
+    obj.wavelengths = np.array(list(S2_BANDS.values()), dtype=np.float64)
+    notes = obj.metadata.setdefault("notes", [])
+    if S2_NOTE not in notes:
+        notes.append(S2_NOTE)
+    return True
+
+
 def default_band_selection(cube: Cube) -> np.ndarray | None:
     """0-based indices of the bands to use by default, or None for all of them: the header's ``bbl``
     (bad band list), and Sentinel-2's atmospheric bands B09 (water vapour) and B10 (cirrus) left out

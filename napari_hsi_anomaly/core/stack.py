@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.core.bands import take_as_sentinel2
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError, ShapeError
-from napari_hsi_anomaly.core.scene.spectra import S2_BANDS as S2_L1C
 
 STACK_LAYOUTS = ("bands-last", "bands-first", "auto")
 
@@ -154,11 +154,5 @@ def read_stack(path: str | Path, *, layout: str | None = None, key: str | None =
         stack.wavelengths = to_nanometres(wl, None)
     if names is not None and names.shape == (stack.bands,):
         stack.band_names = [str(n) for n in names]
-    if stack.band_names is None and stack.wavelengths is None and stack.bands == len(S2_L1C):
-        stack.band_names = list(S2_L1C)  # eo-learn / Sentinel Hub write L1C stacks without band metadata
-        stack.wavelengths = np.array(list(S2_L1C.values()), dtype=np.float64)
-        stack.metadata["notes"] = [
-            "13 bands without names or wavelengths: taken as Sentinel-2 L1C (B01-B08, B8A, B09-B12, as "
-            "eo-learn and Sentinel Hub write them); B09 and B10 are left out by default (--bands all "
-            "keeps them)"]
+    take_as_sentinel2(stack)  # eo-learn / Sentinel Hub write L1C stacks without band metadata
     return stack

@@ -11,10 +11,12 @@ from napari_hsi_anomaly.core.detectors import (  # noqa: F401  (importing regist
     combined,
     glosh_cae,
     glosh_spectral,
+    iforest_cae,
     pyod_knn,
     recon,
     rx,
     rx_local,
+    ssim_recon,
 )
 from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer
 from napari_hsi_anomaly.core.detectors.calibration import auto_p_min

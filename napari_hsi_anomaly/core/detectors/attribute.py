@@ -1,9 +1,11 @@
-"""Attribute filters: pixels in bright or dark objects smaller than ``max_area`` pixels (no CAE needed).
+"""Attribute filters: pixels in bright or dark objects of up to ``max_area`` pixels (no CAE needed).
 
 The spatial partner of the spectral detectors, after Kang et al.'s attribute-filter detector (AED,
 IEEE TGRS 2017): the target is projected on the reference's leading principal components, and in each
 component image an area opening and closing (``core.scoring.morphology``) remove the bright and dark
-structures of fewer than ``max_area`` connected pixels; what they remove, summed over the components
+structures of up to 25, 100 and 400 connected pixels (``area_ladder``: every size of target, from a
+pixel to a 20x20 block, stands out, the interior of a large one too), weighted 1, 1/2 and 1/4 (a larger
+filter also removes more of the background's own structure); what they remove, summed over the components
 (in the cube's units, so strong components weigh more), is the raw outlyingness. A target pixel scores
 high when it stands out of its surroundings as a small object, whatever its spectrum is like elsewhere
 in the scene; large anomalies (a haze, a field) are left to the spectral detectors. AED's
@@ -28,11 +30,12 @@ from napari_hsi_anomaly.core.progress import Progress
 
 # bounds: max_area is also the row halo of a block on a large scene (400 rows x 10980 columns each side),
 # larger structures are regional anomalies left to the spectral parts; components bound the projection
-MAX_AREA = Param("max_area", int, 25, "attribute filters: the largest object (connected pixels) that counts "
-                 "as small", minimum=2, maximum=400)
+MAX_AREA = Param("max_area", int, 400, "attribute filters: the largest object (connected pixels) that counts "
+                 "as small (filtered at 25, 100, ... up to it)", minimum=2, maximum=400)
 ATTR_COMPONENTS = Param("attr_components", int, 6, "attribute filters: principal components filtered",
                         minimum=1, maximum=32)
 ATTR_PARAMS = (MAX_AREA, ATTR_COMPONENTS)
+LADDER = (25, 100, 400)  # areas filtered (those under max_area): small and large objects both stand out
 STEPS = 32768  # quantisation steps over a component's reference range (targets twice as wide still fit)
 
 
@@ -48,11 +51,27 @@ def filter_threads() -> int:
     return max(1, min(n, q) if q > 0 else min(n, os.cpu_count() or 1))
 
 
-def small_object_map(coords: np.ndarray, valid: np.ndarray, area: int, steps: np.ndarray) -> np.ndarray:
+def area_ladder(max_area: int) -> list[int]:
+    """The object sizes filtered: ``LADDER`` (25, 100, 400 px: a factor 4 apart) below ``max_area``, and
+    ``max_area``."""
+    return sorted({a for a in LADDER if a < int(max_area)} | {int(max_area)})
+
+
+def ladder_weights(sizes: Sequence[int]) -> list[float]:
+    """Each size's weight in the sum: ``sqrt(smallest / size)`` (1, 1/2, 1/4 for 25, 100, 400 px): a
+    larger filter also removes more of the background's own structure, so it counts less."""
+    return [float(np.sqrt(sizes[0] / s)) for s in sizes]
+
+
+def small_object_map(coords: np.ndarray, valid: np.ndarray, sizes: int | Sequence[int], steps: np.ndarray
+                     ) -> np.ndarray:
     """``(rows, cols)`` float32: ``small_objects`` of each component image ``coords[..., j]`` (quantised
-    in ``steps[j]``) summed (no-data pixels take the component's median before filtering, NaN after)."""
+    in ``steps[j]``) for objects of at most each of ``sizes`` px, weighted by ``ladder_weights`` and
+    summed (no-data pixels take the component's median before filtering, NaN after)."""
     from napari_hsi_anomaly.core.scoring.morphology import small_objects
 
+    sizes = [int(sizes)] if np.isscalar(sizes) else [int(a) for a in sizes]
+    weights = ladder_weights(sizes)
     rows, cols = valid.shape
     k = coords.shape[-1]
     imgs = coords.reshape(rows, cols, k)
@@ -61,7 +80,10 @@ def small_object_map(coords: np.ndarray, valid: np.ndarray, area: int, steps: np
         img = np.array(imgs[..., j], dtype=np.float64)
         if not valid.all():
             img[~valid] = np.median(img[valid])
-        return small_objects(img, area, float(steps[j]))
+        out = np.zeros(img.shape, np.float32)
+        for size, w in zip(sizes, weights):  # "fewer than area" pixels: objects of `size` px included
+            out += np.float32(w) * small_objects(img, size + 1, float(steps[j]))
+        return out
 
     workers = max(1, min(k, filter_threads()))
     if workers == 1:
@@ -86,12 +108,13 @@ class AttributeScorer(Scorer):
         self.bands, self.wavelengths = int(mean.size), wavelengths
 
     def halo(self) -> int:
-        return int(self.params["max_area"])  # an object smaller than max_area spans fewer rows
+        return int(self.params["max_area"])  # an object of at most max_area px spans as many rows
 
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
-        k, area = self.basis.shape[1], int(self.params["max_area"])
-        yield Progress(0, 1, f"attribute filters: objects under {area} px in {k} components")
-        dist = small_object_map(project(cube, self.mean, self.basis), cube.valid_mask(), area, self.steps)
+        k, sizes = self.basis.shape[1], area_ladder(int(self.params["max_area"]))
+        yield Progress(0, 1, f"attribute filters: objects of up to {'/'.join(map(str, sizes))} px in {k} "
+                       "components")
+        dist = small_object_map(project(cube, self.mean, self.basis), cube.valid_mask(), sizes, self.steps)
         return Raw(fixed=dist, extras={"attribute_map": dist})
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict]:

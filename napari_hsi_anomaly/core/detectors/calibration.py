@@ -2,22 +2,26 @@
 
 Every detector first gives a raw outlyingness per pixel (a GLOSH score ``g``, taken as its odds
 ``g / (1 - g)`` when GLOSH is the only part, an RX distance, a reconstruction error, ...). Combinations
-average their parts on a common [0, 1] scale (a weighted mean: ``Scorer.part_weights``, e.g.
-``local_weight`` and ``attribute_weight``): GLOSH scores as they are, fixed maps (RX, attribute filters,
-...) min-max scaled between the reference's minimum and 99.9th percentile.
+average their parts on a common scale (a weighted mean: ``Scorer.part_weights``, e.g. ``local_weight``
+and ``attribute_weight``): GLOSH scores as they are, fixed maps (RX, attribute filters, ...) scaled so
+that the reference's minimum is 0 and its 99.9th percentile 1, not clipped above: a pixel far beyond the
+reference in one part alone (a bright object for the filters) reaches the top of the score.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
 from that median to its ``CAL_QUANTILE`` (95th) percentile,
 
     z = (r - m) / (z0 * s),
-    score = 0.1 + 0.9 * z / (z + 1/2)  for z >= 0,   score = 0.1 / (1 - z)  for z < 0.
+    score = 0.1 + 0.9 * (1 - (1 + z / H)^-2)  for z >= 0  (H = 1 / (sqrt(3) - 1)),
+    score = 0.1 / (1 - z)  for z < 0.
 
 So **0.1 is the reference's typical (median) value, 0.7 is where a pixel is ``z0`` (about 1-3) times as
 far above the reference's median as the reference's 95th percentile is**, and the score tends to 1 for
-the most outlying pixels (1 = most outlying, as GLOSH's own scale); it never reaches 1 exactly, so the
-ranking of the most outlying pixels is kept, and below the median it decays towards 0 (no-data pixels
-are 0). The thresholds of the thesis keep their meaning: on the nine labelled development scenes
-``t_anom = 0.7`` flags about as many pixels as are anomalous (``benchmarks/results/bench_scenes.md``).
+the most outlying pixels (1 = most outlying, as GLOSH's own scale): 0.91 at 3 z0 spreads, 0.95 at 4.5,
+0.99 at 12 (the tail falls as ``1/z^2``, so the top of a scene tells a hazy date from a clear one); it
+never reaches 1 exactly, so the ranking of the most outlying pixels is kept, and below the median it
+decays towards 0 (no-data pixels are 0). The thresholds of the thesis keep their meaning: on the nine
+labelled development scenes ``t_anom = 0.7`` flags about as many pixels as are anomalous
+(``benchmarks/results/bench_scenes.md``).
 The mapping is monotone, so it changes no ranking (AUC). GLOSH parts are recalibrated at each ``p_min``
 (the reference's GLOSH scores at that ``p_min``, from a fixed sample of at most ``SAMPLE`` reference
 pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a saved profile
@@ -43,7 +47,7 @@ CAL_QUANTILE = 95.0  # the reference's spread: median to this percentile (robust
 Z0 = 1.5  # score 0.7 at z0 spreads above the reference's median (a detector sets calibration_z0)
 SAMPLE = 20000  # reference pixels kept for the calibration
 S0 = 0.1  # the score of the reference's median
-_H = 0.5  # score = S0 + (1 - S0) z / (z + H): 0.7 at z = 1
+_H = float(1.0 / (np.sqrt(3.0) - 1.0))  # score = S0 + (1 - S0) (1 - (1 + z/H)^-2): 0.7 at z = 1
 
 
 def auto_p_min(n_points: int, *, per_pixel: bool = True) -> int:
@@ -81,9 +85,12 @@ def _squash(z: np.ndarray) -> np.ndarray:
     neg = z < 0
     low = np.float32(S0) / (np.float32(1.0) - z[neg])
     np.maximum(z, 0.0, out=z)
-    z /= z + np.float32(_H)
-    z *= np.float32(1.0 - S0)
-    z += np.float32(S0)
+    z *= np.float32(1.0 / _H)
+    z += np.float32(1.0)
+    np.square(z, out=z)
+    np.reciprocal(z, out=z)  # (1 + z/H)^-2 in (0, 1]
+    z *= np.float32(-(1.0 - S0))
+    z += np.float32(1.0)
     z[neg] = low
     return z
 
@@ -106,7 +113,7 @@ def _fused_kernel() -> Any:
 
             @numba.njit(cache=True, nogil=True, error_model="numpy")
             def fused(g, f, k, c, out, odds):  # pragma: no cover - compiled
-                kk, cc, hh = np.float32(k), np.float32(c), np.float32(_H)
+                kk, cc, ih = np.float32(k), np.float32(c), np.float32(1.0 / _H)
                 s0, s1, top = np.float32(S0), np.float32(1.0 - S0), np.float32(1.0 - 1e-6)
                 for i in range(g.size):
                     gi = g[i]
@@ -115,7 +122,8 @@ def _fused_kernel() -> Any:
                         gi = gi / (np.float32(1.0) - gi)
                     v = (gi + f[i]) * kk - cc
                     if v >= 0:
-                        out[i] = s0 + s1 * v / (v + hh)
+                        t = np.float32(1.0) + v * ih
+                        out[i] = np.float32(1.0) - s1 / (t * t)
                     elif v < 0:
                         out[i] = s0 / (np.float32(1.0) - v)
                     else:  # NaN (a no-data pixel's GLOSH row): 0
@@ -154,7 +162,7 @@ def score_to_z(score: np.ndarray) -> np.ndarray:
     s = np.asarray(score, dtype=np.float64)
     x = np.clip((s - S0) / (1 - S0), 0.0, 1 - 1e-12)
     with np.errstate(divide="ignore"):
-        return np.where(s >= S0, x / (1 - x) * _H, 1 - S0 / np.maximum(s, 1e-300))
+        return np.where(s >= S0, (1.0 / np.sqrt(1.0 - x) - 1.0) * _H, 1 - S0 / np.maximum(s, 1e-300))
 
 
 class Calibration:
@@ -174,7 +182,7 @@ class Calibration:
         self._fixed_ref: np.ndarray | None = None
 
     def fixed_reference(self) -> np.ndarray:
-        """Weighted sum over fixed parts of their scaled sample values (each in [0, 1]; a single part:
+        """Weighted sum over fixed parts of their scaled sample values (``scale_fixed``; a single part:
         raw)."""
         if self._fixed_ref is None:
             n = next((s.size for s in self.samples), 0)
@@ -216,10 +224,12 @@ class Calibration:
 
 
 def scale_fixed(values: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
+    """A fixed part in a combination: ``(values - lo) / (hi - lo)`` (float32, new array), at least 0,
+    not clipped above (``rng``: the reference's minimum and 99.9th percentile)."""
     lo, hi = rng
     out = np.asarray(values, dtype=np.float32) - np.float32(lo)
     out *= np.float32(1.0 / (hi - lo)) if hi > lo else np.float32(0.0)
-    return np.clip(out, 0.0, 1.0, out=out)
+    return np.maximum(out, 0.0, out=out)
 
 
 def _z0_of(scorer: Any) -> float:

@@ -12,7 +12,7 @@ from napari_hsi_anomaly.core.errors import HsiAnomalyError
 REGISTRY: dict[str, type[Detector]] = {}
 DEFAULT_METHOD = "spectral-spatial"  # chosen by benchmarks/bench_scenes.py (dev, stress, LOSO, Sentinel-2)
 DISPLAY_ORDER = ("spectral-spatial", "spectral-rx", "ensemble", "glosh", "glosh-spectral", "glosh-rx", "rx",
-                 "rx-local", "attribute", "recon")
+                 "rx-local", "attribute", "recon", "ssim-recon", "iforest-cae")
 
 
 def register(cls: type[Detector]) -> type[Detector]:

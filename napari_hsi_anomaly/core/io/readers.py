@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.core.bands import take_as_sentinel2
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError
 from napari_hsi_anomaly.core.io.envi import DATA_SUFFIXES, read_envi
@@ -51,12 +52,14 @@ def read_cube(
         raise CubeReadError(f"{path} is a folder, not a cube file (nor a Sentinel-2 .SAFE folder).")
     suffix = path.suffix.lower()
     try:
-        if suffix == ".npy":
-            return read_npy(path, layout)
-        if suffix == ".npz":
-            return read_npz(path, layout, key)
+        if suffix in (".npy", ".npz"):  # header-less: 13 unnamed bands are Sentinel-2 as in a stack
+            cube = read_npy(path, layout) if suffix == ".npy" else read_npz(path, layout, key)
+            take_as_sentinel2(cube)
+            return cube
         if suffix in (".tif", ".tiff"):
-            return read_tiff(path, layout)
+            cube = read_tiff(path, layout)
+            take_as_sentinel2(cube)
+            return cube
         if suffix == ".zip":
             if not is_safe(path):
                 raise CubeReadError(f"{path.name} is a zip file but not a Sentinel-2 .SAFE product.")

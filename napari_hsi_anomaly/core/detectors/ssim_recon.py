@@ -1,0 +1,123 @@
+"""CAE reconstruction scored by structural similarity (SSIM) per pixel, as the method's sources measure it
+beside the squared error.
+
+For each band the SSIM (Wang et al., 2004) between the model's scaled input and its reconstruction is
+computed over a ``ssim_window`` x ``ssim_window`` neighbourhood of every pixel (uniform weights, the
+constants of the paper for a [0, 1] range); the dissimilarity ``(1 - SSIM) / 2`` of each band is divided
+by the reference's median dissimilarity in that band (bands the CAE reconstructs poorly everywhere do not
+dominate) and averaged over the bands. A pixel scores high where the reconstruction loses the local
+structure (contrast, correlation) more than it does on the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+
+from napari_hsi_anomaly.core.cube import Cube
+from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer, check_cubes
+from napari_hsi_anomaly.core.detectors.glosh_cae import PRESET, get_model, model_label
+from napari_hsi_anomaly.core.detectors.registry import register
+from napari_hsi_anomaly.core.errors import ModelError
+from napari_hsi_anomaly.core.progress import Progress
+
+SSIM_WINDOW = Param("ssim_window", int, 5, "SSIM: side of the square neighbourhood (pixels)", minimum=3,
+                    maximum=15)
+C1, C2 = 0.01 ** 2, 0.03 ** 2  # Wang et al.'s constants for a dynamic range of 1 (the model's scaling)
+
+
+def ssim_dissimilarity(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
+    """``(bands, rows, cols)`` float32: ``(1 - SSIM) / 2`` of ``x`` and ``y`` per band over a ``window``
+    square (NaN in ``x`` or ``y``: taken as 0 there, NaN in the result)."""
+    from scipy.ndimage import uniform_filter
+
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    x = np.where(bad, 0.0, x).astype(np.float32)
+    y = np.where(bad, 0.0, y).astype(np.float32)
+    size = (1, int(window), int(window))
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        return uniform_filter(a, size=size, mode="reflect")
+
+    mx, my = mean(x), mean(y)
+    vx = np.maximum(mean(x * x) - mx * mx, 0.0)
+    vy = np.maximum(mean(y * y) - my * my, 0.0)
+    cxy = mean(x * y) - mx * my
+    ssim = ((2 * mx * my + C1) * (2 * cxy + C2)) / ((mx * mx + my * my + C1) * (vx + vy + C2))
+    out = ((1.0 - ssim) * 0.5).astype(np.float32)
+    out[bad] = np.nan
+    return out
+
+
+def band_weighted_mean(d: np.ndarray, band_median: np.ndarray) -> np.ndarray:
+    """``(rows, cols)`` float32: the mean over bands of ``d`` divided by each band's reference median."""
+    w = (1.0 / np.maximum(np.asarray(band_median, np.float64), 1e-12)).astype(np.float32)
+    return np.tensordot(w, d, axes=(0, 0)).astype(np.float32) / np.float32(d.shape[0])
+
+
+class SsimScorer(Scorer):
+    """The CAE (outside the state) and the reference's median dissimilarity per band."""
+
+    def __init__(self, model: Any, params: dict, bands: int, band_median: np.ndarray,
+                 wavelengths=None) -> None:
+        self.detector, self.params, self.model = "ssim-recon", dict(params), model
+        self.bands, self.wavelengths, self.band_median = int(bands), wavelengths, band_median
+
+    def halo(self) -> int:
+        return int(self.params["ssim_window"]) // 2
+
+    def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
+        d = yield from dissimilarity(self.model, cube, int(self.params["ssim_window"]))
+        return self.raw_of(d)
+
+    def raw_of(self, d: np.ndarray) -> Raw:
+        return Raw(fixed=band_weighted_mean(d, self.band_median), extras={"model": self.model})
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict]:
+        return {"band_median": self.band_median}, {**self._meta(), "model": model_label(self.model)}
+
+    @classmethod
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> SsimScorer:
+        if model is None:
+            raise ModelError("This normal model needs its CAE: load the profile with its model folder.")
+        return cls(model, meta["params"], meta["bands"], arrays["band_median"], meta.get("wavelengths"))
+
+
+def dissimilarity(model: Any, cube: Cube, window: int) -> Generator[Progress, None, np.ndarray]:
+    """``(used bands, rows, cols)``: ``ssim_dissimilarity`` of the scaled cube and its reconstruction."""
+    from napari_hsi_anomaly.core.model import iter_reconstruction
+
+    model.check_cube(cube)
+    rec = yield from iter_reconstruction(model, cube, residual=True)
+    nb = model.config.used_bands
+    x = model.scaler.transform(cube.as_float32())[:nb]
+    return ssim_dissimilarity(x, x + rec.residual[:nb], window)
+
+
+@register
+class SsimReconDetector(Detector):
+    scorer_class = SsimScorer
+    name = "ssim-recon"
+    label = "CAE reconstruction SSIM"
+    calibration_z0 = 1.7
+    summary = "CAE reconstruction scored by structural similarity (SSIM) per pixel and band"
+    params = (PRESET, SSIM_WINDOW)
+    needs_model = True
+
+    def _iter_fit(self, cubes: Sequence[Cube], *, model: Any = None, train_options: Any = None
+                 ) -> Generator[Progress, None, SsimScorer]:
+        cubes = check_cubes(cubes)
+        model = yield from get_model(cubes, model, self.params["preset"], train_options)
+        window = int(self.params["ssim_window"])
+        ds = []
+        for c in cubes:
+            d = yield from dissimilarity(model, c, window)
+            ds.append(d)
+        med = np.nanmedian(np.concatenate([d.reshape(d.shape[0], -1) for d in ds], axis=1), axis=1)
+        med = np.nan_to_num(med, nan=1.0)
+        scorer = SsimScorer(model, self.params, cubes[0].bands, med, cubes[0].wavelengths)
+        for c, d in zip(cubes, ds, strict=True):  # the calibration reuses them (no second pass)
+            scorer.remember_raw(c, scorer.raw_of(d))
+        return scorer
