@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.core import bands as _bands  # bands names Cube in type hints only
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 
 RGB_TARGETS_NM = (640.0, 550.0, 470.0)
@@ -86,9 +87,7 @@ class Cube:
     def select_bands(self, indices: Sequence[int] | np.ndarray) -> Cube:
         """The cube restricted to ``indices`` (0-based, file order kept as given): a view, no copy
         (a numpy slice for a regular step, else a lazy ``BandSubset``); wavelengths, names, units kept."""
-        from napari_hsi_anomaly.core.bands import band_subset
-
-        idx, data = band_subset(self.data, indices)
+        idx, data = _bands.band_subset(self.data, indices)
         keep = {int(b): k for k, b in enumerate(idx)}
         rgb = self.default_bands
         rgb = tuple(keep[b] for b in rgb) if rgb and all(b in keep for b in rgb) else None
@@ -109,9 +108,7 @@ class Cube:
         """What a value means, for a plot axis: ``"reflectance (scale 10000 applied)"`` for
         ``as_float32`` values (``scaled``), ``"reflectance x 10000"`` for file values, ``"radiance
         (uW/cm^2/sr/nm)"``, ``"DN"`` for integers with no units, else ``"value"``."""
-        from napari_hsi_anomaly.core.bands import value_label
-
-        return value_label(self, scaled)
+        return _bands.value_label(self, scaled)
 
     def as_float32(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
         """A float32 copy of a spatial block, scaled, with no-data and non-finite values set to NaN."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
+from napari_hsi_anomaly.core.file_kinds import find_pair, is_safe
 
 BUDGET_ENV = "HSI_ANOMALY_MEMORY_BUDGET"
 DEFAULT_FRACTION = 0.5  # of the machine's physical memory
@@ -120,8 +121,6 @@ def input_files(path: str | os.PathLike) -> set[Path]:
     p = Path(path).expanduser()
     if p.suffix.lower() in (".hdr", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip") or not p.suffix:
         try:
-            from napari_hsi_anomaly.core.io.envi import find_pair
-
             return {_full(f) for f in find_pair(p)} | {_full(p)}
         except HsiAnomalyError:
             pass
@@ -142,9 +141,7 @@ def check_input_path(path: str | os.PathLike, what: str = "input", *, directory:
         if not stat.S_ISDIR(st.st_mode):
             raise HsiAnomalyError(f"{what} {p} is not a folder.")
     elif stat.S_ISDIR(st.st_mode):
-        from napari_hsi_anomaly.core.io.safe import is_safe  # a Sentinel-2 .SAFE product is a folder
-
-        if not is_safe(p):
+        if not is_safe(p):  # a Sentinel-2 .SAFE product is a folder
             raise HsiAnomalyError(f"{what} {p} is a folder, not a file: give the file inside it.")
     elif not stat.S_ISREG(st.st_mode):
         kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"

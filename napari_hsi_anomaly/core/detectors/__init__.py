@@ -1,23 +1,14 @@
 """Detectors as first-class parts: one module per detector, one registry (see ``registry.py``).
 
 ``get_detector(name)(**params).fit(reference_cubes)`` -> ``Scorer``; ``scorer.score(target)`` ->
-``Detection``. ``core.scoring.iter_detect`` is the one-cube convenience.
+``Detection``. ``core.scoring.iter_detect`` is the one-cube convenience. Every module in this package
+(except ``_private`` ones) is imported here, so a module defining a ``@register``-ed detector is all a
+new detector needs.
 """
 
-import importlib.util
+import importlib
+import pkgutil
 
-from napari_hsi_anomaly.core.detectors import (  # noqa: F401  (importing registers them)
-    attribute,
-    combined,
-    glosh_cae,
-    glosh_spectral,
-    iforest_cae,
-    pyod_knn,
-    recon,
-    rx,
-    rx_local,
-    ssim_recon,
-)
 from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer
 from napari_hsi_anomaly.core.detectors.calibration import auto_p_min
 from napari_hsi_anomaly.core.detectors.detection import Detection
@@ -32,8 +23,9 @@ from napari_hsi_anomaly.core.detectors.registry import (
     unregister,
 )
 
-if importlib.util.find_spec("pyod") is not None:  # optional extra: listed only where it can run
-    register(pyod_knn.KnnDetector)
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):  # importing registers them
+    if not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "DEFAULT_METHOD",

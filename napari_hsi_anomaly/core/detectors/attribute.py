@@ -128,6 +128,7 @@ class AttributeScorer(Scorer):
 @register
 class AttributeDetector(Detector):
     scorer_class = AttributeScorer
+    order = 8
     name = "attribute"
     label = "Attribute filters (small objects)"
     calibration_z0 = 2.1  # bench_scenes.py: 8/9 dev scenes and 18/18 stress scenes in [0.25, 4]

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube, as_cube
+from napari_hsi_anomaly.core.detectors import calibration as cal
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import Progress, run
 
@@ -142,7 +143,9 @@ class Detector(ABC):
     needs_model: ClassVar[bool] = False
     uses_p_min: ClassVar[bool] = False
     scorer_class: ClassVar[type[Scorer]]  # what ``iter_fit`` returns (``from_state`` rebuilds it)
-    calibration_z0: ClassVar[float] = 1.5  # score 0.7 at this many reference spreads (calibration.py)
+    calibration_z0: ClassVar[float] = cal.Z0  # score 0.7 at this many reference spreads (calibration.py)
+    order: ClassVar[float] = float("inf")  # place in the method lists (registry.detector_names)
+    requires: ClassVar[tuple[str, ...]] = ()  # optional packages: not registered where one is missing
 
     def __init__(self, **params: Any) -> None:
         decl = {p.name: p for p in type(self).params}
@@ -173,6 +176,8 @@ class Detector(ABC):
         ``Scorer``."""
         cubes = check_cubes(cubes)  # type: ignore[arg-type]
         scorer = yield from self._iter_fit(cubes, model=model, train_options=train_options)
+        if scorer.detector_class is None:  # the fitted part carries its detector (z0, halo)
+            scorer.detector_class = type(self)
         yield from scorer.iter_calibrate(cubes)
         return scorer
 
@@ -191,6 +196,7 @@ class Scorer(ABC):
     params: dict
     bands: int
     wavelengths: np.ndarray | None
+    detector_class: type[Detector] | None = None  # set by ``Detector.iter_fit`` and ``scorer_from_state``
 
     def parts(self) -> list[Scorer]:
         return [self]
@@ -199,6 +205,15 @@ class Scorer(ABC):
         """Rows beyond its own that a block of the target needs for this part's map to be exact
         (windowed and spatial parts; ``core.scoring.blocks``)."""
         return 0
+
+    def detection_params(self) -> dict:
+        """What the ``Detection``'s params record about this scorer beyond its method and GLOSH
+        settings (rx-local: its window); a combination merges its parts'."""
+        out: dict = {}
+        for part in self.parts():
+            if part is not self:
+                out.update(part.detection_params())
+        return out
 
     def part_weights(self) -> list[float]:
         """The weight of each part in the mean of a combination (all 1 unless a combination says)."""
@@ -239,14 +254,10 @@ class Scorer(ABC):
 
     def iter_calibrate(self, cubes: Sequence[Cube]) -> Generator[Progress, None, None]:
         """Learn the calibration from the reference cubes' raw outlyingness (``calibration.py``)."""
-        from napari_hsi_anomaly.core.detectors.calibration import iter_calibrate
-
-        yield from iter_calibrate(self, cubes)
+        yield from cal.iter_calibrate(self, cubes)
 
     def iter_score(self, cube: Cube | np.ndarray) -> Generator[Progress, None, Any]:
         """Score ``cube`` against this normal model: a ``Detection``."""
-        from napari_hsi_anomaly.core.detectors.calibration import compose
-
         cube = self.check_target(cube)
         valid = cube.valid_mask()
         if not valid.any():
@@ -255,7 +266,7 @@ class Scorer(ABC):
         for part in self.parts():
             raw = yield from part.raw_for(cube)
             raws.append(raw)
-        det = compose(self, cube, valid, raws)
+        det = cal.compose(self, cube, valid, raws)
         yield Progress(1, 1, f"{self.detector}: done")
         return det
 
@@ -275,12 +286,10 @@ class Scorer(ABC):
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, *, model: Any = None) -> Scorer:
         """The scorer ``state`` describes (``model``: the CAE for detectors that need one)."""
-        from napari_hsi_anomaly.core.detectors.calibration import Calibration
-
         own = {k: v for k, v in arrays.items() if not k.startswith("calib.")}
         scorer = cls._from_state(own, meta, model=model)
         if "calibration" in meta:
-            scorer.calibration = Calibration.from_state(prefixed(arrays, "calib."), meta["calibration"])
+            scorer.calibration = cal.Calibration.from_state(prefixed(arrays, "calib."), meta["calibration"])
         return scorer
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict]:

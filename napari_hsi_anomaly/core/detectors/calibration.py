@@ -31,14 +31,16 @@ pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a sav
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
-from napari_hsi_anomaly.core.detectors.base import Raw
 from napari_hsi_anomaly.core.detectors.detection import Detection
 from napari_hsi_anomaly.core.progress import Progress
+
+if TYPE_CHECKING:  # base imports this module (Scorer.iter_score, iter_calibrate, from_state)
+    from napari_hsi_anomaly.core.detectors.base import Raw
 
 PIXEL_P_MIN_FRACTION = 0.08  # per pixel: a cluster holds at least 8 % of the scene (and >= 100 pixels)
 THESIS_P_MIN_FRACTION = 100 / 2925  # per window/section: the thesis's p_min = 100 of 2925 windows
@@ -233,9 +235,8 @@ def scale_fixed(values: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
 
 
 def _z0_of(scorer: Any) -> float:
-    from napari_hsi_anomaly.core.detectors.registry import REGISTRY
-
-    return float(getattr(REGISTRY.get(scorer.detector), "calibration_z0", Z0))
+    """The fitted scorer's own detector's ``calibration_z0`` (``Z0`` for a scorer without one)."""
+    return float(getattr(getattr(scorer, "detector_class", None), "calibration_z0", Z0))
 
 
 def _sample_positions(valids: Sequence[np.ndarray], seed: int = 0) -> np.ndarray:
@@ -297,8 +298,7 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
     extras: dict = {"valid": valid}
     for r in raws:
         extras.update(r.extras)
-    if "rx_inner" in scorer.params:
-        params["rx_window"] = (int(scorer.params["rx_inner"]), int(scorer.params["rx_outer"]))
+    params.update(scorer.detection_params())
     model = extras.get("model")
     if model is not None:
         params["model"] = model.describe() if hasattr(model, "describe") else str(model)
@@ -331,8 +331,9 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
     if p_min is None:
         p_min = auto_p_min(glosh[0].n_points, per_pixel=glosh[0].per_pixel)
         params["p_min_auto"] = True
-    params.update(feature=feature, p_min=int(p_min), min_samples=int(scorer.params["min_samples"]),
-                  max_fit=int(scorer.params["max_fit"]))
+    params.update(feature=feature, p_min=int(p_min))
+    params.update({k: int(scorer.params[k]) for k in ("min_samples", "max_fit")
+                   if scorer.params.get(k) is not None})  # a GLOSH part may declare neither
     refs = [r.reference if r.reference is not None else r.glosh for r in glosh]
     regions = glosh[0].regions if n == 1 else None
     # the fixed parts, precomposed once (float32): their sum, -inf where a pixel has no data

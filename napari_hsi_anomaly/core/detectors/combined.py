@@ -94,6 +94,7 @@ LOCAL_WEIGHT = Param("local_weight", float, 0.67, "weight of local RX in the mea
 
 @register
 class SpectralRx(Combined):
+    order = 1
     name = "spectral-rx"
     label = "GLOSH spectra + local RX"
     calibration_z0 = 1.25  # 8/9 dev scenes in [0.25, 4], Sentinel-2 hazy target kept (bench_scenes.py)
@@ -111,6 +112,7 @@ LOCAL_WEIGHT_SPATIAL = Param("local_weight", float, 0.0, LOCAL_WEIGHT.help, mini
 
 @register
 class SpectralSpatial(Combined):
+    order = 0
     name = "spectral-spatial"
     label = "GLOSH + local RX + area filters"
     calibration_z0 = 1.2  # bench_scenes.py: 8/9 dev scenes in [0.25, 4]; Sentinel-2 haze 74 %
@@ -126,6 +128,7 @@ class SpectralSpatial(Combined):
 
 @register
 class Ensemble(Combined):
+    order = 2
     name = "ensemble"
     label = "CAE GLOSH + spectra + local RX"
     calibration_z0 = 1.18  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev
@@ -138,6 +141,7 @@ class Ensemble(Combined):
 
 @register
 class GloshRx(Combined):
+    order = 5
     name = "glosh-rx"
     label = "CAE GLOSH + local RX"
     calibration_z0 = 1.35  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev

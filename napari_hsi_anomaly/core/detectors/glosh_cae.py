@@ -148,6 +148,7 @@ class CaeGloshScorer(Scorer):
 @register
 class CaeGloshDetector(Detector):
     scorer_class = CaeGloshScorer
+    order = 3
     name = "glosh"
     label = "CAE + GLOSH (thesis)"
     calibration_z0 = 1.7  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev

@@ -50,6 +50,7 @@ class SpectralGloshScorer(Scorer):
 @register
 class GloshSpectralDetector(Detector):
     scorer_class = SpectralGloshScorer
+    order = 4
     name = "glosh-spectral"
     label = "GLOSH on spectra (PCA)"
     calibration_z0 = 1.7  # fitted on the development scenes (bench_scenes.py)

@@ -89,6 +89,7 @@ class IforestScorer(Scorer):
 @register
 class IforestCaeDetector(Detector):
     scorer_class = IforestScorer
+    order = 9.6
     name = "iforest-cae"
     label = "CAE features + Isolation Forest"
     calibration_z0 = 1.7

@@ -98,6 +98,7 @@ class ReconScorer(Scorer):
 @register
 class ReconDetector(Detector):
     scorer_class = ReconScorer
+    order = 9
     name = "recon"
     label = "CAE reconstruction error"
     calibration_z0 = 1.73  # residual distance, pick_z0 (bench_cae.py --report-detect): 8/9 dev, 7/9 stress

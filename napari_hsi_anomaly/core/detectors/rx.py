@@ -68,6 +68,7 @@ class RxScorer(Scorer):
 @register
 class RxDetector(Detector):
     scorer_class = RxScorer
+    order = 6
     name = "rx"
     label = "RX (global)"
     calibration_z0 = 1.8  # fitted on the development scenes (bench_scenes.py)

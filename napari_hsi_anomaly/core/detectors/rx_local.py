@@ -37,6 +37,9 @@ class RxLocalScorer(Scorer):
     def halo(self) -> int:
         return int(self.params["rx_outer"]) // 2
 
+    def detection_params(self) -> dict:
+        return {"rx_window": (int(self.params["rx_inner"]), int(self.params["rx_outer"]))}
+
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
         from napari_hsi_anomaly.core.scoring.rx import rx_local
 
@@ -56,6 +59,7 @@ class RxLocalScorer(Scorer):
 @register
 class RxLocalDetector(Detector):
     scorer_class = RxLocalScorer
+    order = 7
     name = "rx-local"
     label = "RX (local, dual window)"
     calibration_z0 = 2.35  # fitted on the development scenes (bench_scenes.py): 9 of 9 in [0.25, 4]

@@ -99,6 +99,7 @@ def dissimilarity(model: Any, cube: Cube, window: int) -> Generator[Progress, No
 @register
 class SsimReconDetector(Detector):
     scorer_class = SsimScorer
+    order = 9.5
     name = "ssim-recon"
     label = "CAE reconstruction SSIM"
     calibration_z0 = 1.7

@@ -10,44 +10,17 @@ import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError
+from napari_hsi_anomaly.core.file_kinds import DATA_SUFFIXES, find_pair  # noqa: F401  (re-exported)
 from napari_hsi_anomaly.core.io.envi_header import ENVI_DTYPES, read_header
 from napari_hsi_anomaly.core.io.numpy_io import COMPLEX_WARNING, check_regular_file
 from napari_hsi_anomaly.core.io.wavelengths import to_nanometres
 
-DATA_SUFFIXES = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", "")
 # Axis order of the file for each interleave, and the transpose that gives (bands, rows, cols).
 _INTERLEAVE = {
     "bsq": (("bands", "lines", "samples"), (0, 1, 2)),
     "bil": (("lines", "bands", "samples"), (1, 0, 2)),
     "bip": (("lines", "samples", "bands"), (2, 0, 1)),
 }
-
-
-def find_pair(path: Path) -> tuple[Path, Path]:
-    """(header, data file) for ``path``, which may be either of the two."""
-    if path.suffix.lower() == ".hdr":
-        hdr = path
-        bases = [path.with_suffix(""), path.with_name(path.name[: -len(".hdr")])]
-        for base in dict.fromkeys(bases):
-            if base.suffix.lower() in DATA_SUFFIXES[:-1] and base.is_file():
-                return hdr, base  # x.img.hdr convention
-            for suf in DATA_SUFFIXES:
-                for cand in {base.with_name(base.name + suf), base.with_name(base.name + suf.upper())}:
-                    if cand.is_file() and cand != hdr:
-                        return hdr, cand
-        tried = ", ".join(s or "(none)" for s in DATA_SUFFIXES)
-        raise CubeReadError(
-            f"{hdr.name}: the data file is missing (looked for {path.stem} with extension {tried})."
-        )
-    for cand in (
-        path.with_suffix(".hdr"),
-        path.with_suffix(".HDR"),
-        path.with_name(path.name + ".hdr"),
-        path.with_name(path.name + ".HDR"),
-    ):
-        if cand.is_file() and cand != path:
-            return cand, path
-    raise CubeReadError(f"{path.name}: no ENVI header found next to it ({path.stem}.hdr).")
 
 
 def _int(h: dict, key: str, hdr: Path, default: int | None = None) -> int:

@@ -17,6 +17,8 @@ import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import CubeReadError
+from napari_hsi_anomaly.core.file_kinds import MTD as _MTD
+from napari_hsi_anomaly.core.file_kinds import is_safe  # noqa: F401  (re-exported)
 
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 # Central wavelengths (nm) from ESA's spectral response functions.
@@ -27,7 +29,6 @@ RESOLUTIONS = (10, 20, 60)
 DEFAULT_RESOLUTION = 60  # as in the thesis
 STRIP_ROWS = 256  # output rows read per step (bounded memory on 10 m bands: ~70 MB at 60 m)
 _BAND_FILE = re.compile(r"_(B\d\d|B8A)(?:_(\d+)m)?\.jp2$", re.IGNORECASE)
-_MTD = re.compile(r"(?:^|/)MTD_MSIL(1C|2A)\.xml$", re.IGNORECASE)
 _SPECTRAL = re.compile(r'<Spectral_Information[^>]*physicalBand="(B\d+A?)"[^>]*>(.*?)</Spectral_Information>',
                        re.DOTALL)
 _SCL_FILE = re.compile(r"_SCL_(\d+)m\.jp2$", re.IGNORECASE)
@@ -71,20 +72,6 @@ class SafeProduct:
                 out[band] = float(c.group(1))
         table = S2B_NM if self.spacecraft == "S2B" else S2A_NM
         return {b: out.get(b, table[i]) for i, b in enumerate(S2_BANDS)}
-
-
-def is_safe(path: str | Path) -> bool:
-    """Whether ``path`` is a SAFE folder (``*.SAFE`` or one holding ``MTD_MSIL*.xml``) or a zip of one."""
-    path = Path(path)
-    if path.is_dir():
-        return path.suffix.upper() == ".SAFE" or any(path.glob("MTD_MSIL*.xml"))
-    if path.suffix.lower() == ".zip" and path.is_file():
-        try:
-            with zipfile.ZipFile(path) as zf:
-                return any(_MTD.search(n) or ".SAFE/GRANULE/" in n.upper() for n in zf.namelist())
-        except (OSError, zipfile.BadZipFile):
-            return False
-    return False
 
 
 def _collect(names: list[str], prefix: str, product: SafeProduct) -> None:
