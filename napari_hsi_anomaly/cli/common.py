@@ -159,14 +159,8 @@ def check_model_out(path: str, inputs=()) -> None:
     holding other files (checked before training, not after)."""
     from pathlib import Path
 
+    from napari_hsi_anomaly.core.atomic import check_replaceable
     from napari_hsi_anomaly.core.guards import check_output_dir
 
     real = check_output_dir(path, inputs=inputs, what="--out")
-    if real.is_dir():
-        other = sorted(f.name for f in real.iterdir() if f.name not in MODEL_FILES)
-        if other:
-            raise HsiAnomalyError(
-                f"--out {Path(path)} holds other files than a saved model ({', '.join(other[:3])}"
-                f"{', ...' if len(other) > 3 else ''}): saving replaces the folder whole; choose a new "
-                "folder name."
-            )
+    check_replaceable(real, ("model",), f"--out {Path(path)}:")
