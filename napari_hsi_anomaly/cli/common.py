@@ -103,15 +103,19 @@ def read_input(path: str, args: argparse.Namespace, what: str = "cube", *, quiet
 def check_usable(cube: Cube, args: argparse.Namespace | None = None) -> Cube:
     """Refuse cubes no detector or training can use: no valid pixel, or every valid pixel the same.
     Marks border fill as no-data unless ``--no-fill-detect``."""
-    from napari_hsi_anomaly.core.nodata import check_not_constant, mark_fill
+    from napari_hsi_anomaly.core.nodata import check_not_constant, count_infinite, mark_fill
 
     if np.dtype(cube.dtype).kind == "c":
         cube.as_float32(slice(0, 1), slice(0, 1))  # raises the one message for complex data
+    shown = len(cube.metadata.get("notes", []))
     if not (args is not None and getattr(args, "no_fill_detect", False)):
         n = mark_fill(cube)
         if n:
             say(f"note: {cube.name}: {n:,} border pixels identical in every band are treated as "
                 "no-data fill (use --no-fill-detect to keep them)")
+    count_infinite(cube)  # saturated pixels: counted and reported, scored as no-data
+    for note in cube.metadata.get("notes", [])[shown:]:
+        say(f"note: {cube.name}: {note}")
     valid = cube.valid_mask()
     if not valid.any():
         raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")

@@ -70,6 +70,8 @@ def read_tiff(path: Path, layout: str | None = None) -> Cube:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             shape, axes = tuple(series.shape), series.axes
+            if not shape or min(shape) < 1:
+                raise CubeReadError(f"{path.name}: the TIFF declares an empty image (shape {shape}).")
             check_numbers(series.dtype, path.name, complex_ok=True)
             geo, nodata = _geotags(tif.pages[0])
             try:
@@ -79,8 +81,10 @@ def read_tiff(path: Path, layout: str | None = None) -> Cube:
                 check_allocation(nbytes, f"{path.name} (compressed or tiled: read whole, decompressed)",
                                  hint="save it uncompressed (then it is memory-mapped)")
                 arr = series.asarray()
-    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
-        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+    except (tifffile.TiffFileError, ValueError, IndexError, OSError, ZeroDivisionError, KeyError,
+            TypeError, OverflowError) as exc:  # a malformed header (e.g. ImageWidth 0) in tifffile
+        raise CubeReadError(f"{path.name} is not a readable TIFF file ({type(exc).__name__}: "
+                            f"{exc}).") from exc
     if arr.shape != shape:
         arr = arr.reshape(shape)
     if layout in (None, "auto"):
