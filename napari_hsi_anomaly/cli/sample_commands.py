@@ -115,6 +115,9 @@ def _sample(args: argparse.Namespace) -> int:
     if args.s_anom is None:
         args.s_anom = default_s_anom(args.window)
     seeds = list(range(args.seed, args.seed + args.scenes))
+    fmt_names = [_names(scene_paths(out, f"{args.name}_{seed:03d}", args.format)) for seed in seeds]
+    manifest_name = f"{args.name}_manifest.json"
+    check_may_write(out, [n for names in fmt_names for n in names] + [manifest_name])  # before any work
     n_bands = 13 if args.bands == "s2-13" else 12
     itemsize = 4 if (args.float32 or args.format == "npy") else 2
     per_scene = args.rows * args.cols * (n_bands * itemsize + 2)
@@ -124,9 +127,6 @@ def _sample(args: argparse.Namespace) -> int:
         f"on disk in {out}"
     )
     check_free_space(out, per_scene * args.scenes, f"--out {args.out}: the scenes")
-    fmt_names = [_names(scene_paths(out, f"{args.name}_{seed:03d}", args.format)) for seed in seeds]
-    manifest_name = f"{args.name}_manifest.json"
-    check_may_write(out, [n for names in fmt_names for n in names] + [manifest_name])  # before any work
     if per_scene * args.scenes > 1024**3:
         _say(f"warning: this needs {_human(per_scene * args.scenes)} of free disk space")
     stats = _population_stats(args, seeds) if args.global_stats and not args.no_anomalies else None
