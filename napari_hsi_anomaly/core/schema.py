@@ -23,6 +23,7 @@ from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError
 
 MAX_JSON_BYTES = 64 * 1024**2
 MAX_DEPTH = 32
+MAX_WEIGHT = 1e6  # a part's weight in a combination (the defaults are 0.33-1)
 
 
 Fail = Callable[[str], Exception]
@@ -222,10 +223,12 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail)
     _num(cal.get("quantile"), "scorer.calibration.quantile", fail, lo=50.0, hi=100.0)
     weights = cal.get("weights")
     if weights is not None:
-        ws = [_num(w, f"scorer.calibration.weights[{i}]", fail, lo=0.0)
+        ws = [_num(w, f"scorer.calibration.weights[{i}]", fail, lo=0.0, hi=MAX_WEIGHT)
               for i, w in enumerate(_list(weights, "scorer.calibration.weights", fail, n))]
         if sum(ws) <= 0:
             raise fail("scorer.calibration.weights sum to 0")
+        if n == 1 and ws != [1.0]:
+            raise fail(f"scorer.calibration.weights must be [1.0] for a single part; got {weights!r}")
     rows = max((int(g["n_points"]) for g in _glosh_metas(meta) if _is_int(g.get("n_points"))), default=None)
     size = None
     for i, kind in enumerate(kinds):
@@ -273,6 +276,16 @@ def validate_profile(info: Any, arrays: Mapping[str, np.ndarray] | None, where: 
         raise fail(f"scorer.bands ({meta['bands']!r}) differs from bands ({bands})")
     if "detector" in meta and meta["detector"] != det:
         raise fail(f"scorer.detector ({meta['detector']!r}) differs from detector ({det!r})")
+    for i, m in enumerate([meta, *(meta.get("parts") or [])]):
+        field = "scorer" if i == 0 else f"scorer.parts[{i - 1}]"
+        m = _dict(m, field, fail)
+        if "params" in m:
+            _dict(m["params"], f"{field}.params", fail)
+        if i and "bands" in m and m["bands"] != bands:
+            raise fail(f"{field}.bands ({m['bands']!r}) differs from bands ({bands})")
+        if m.get("wavelengths") is not None:
+            for j, w in enumerate(_list(m["wavelengths"], f"{field}.wavelengths", fail, bands)):
+                _num(w, f"{field}.wavelengths[{j}]", fail)
     for i, g in enumerate(_glosh_metas(meta)):
         for key in ("n_points", "n_fit", "dims", "min_samples"):
             if key in g:
@@ -321,12 +334,18 @@ def validate_model_config(config: Any, where: str) -> None:
         _int(config["bands"], "bands", fail, lo=1, hi=100_000)
     if config.get("window") is not None:
         _int(config["window"], "window", fail, lo=1, hi=1_000_000)
-    scaling = config.get("scaling", {})
-    _dict(scaling, "scaling", fail)
-    for key, v in scaling.items():
-        vals = v if isinstance(v, list) else [v]
-        for i, x in enumerate(vals):
-            if isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isfinite(float(x)):
-                raise fail(f"scaling.{key}[{i}] is not finite")
+    scaling = _dict(config.get("scaling", {}), "scaling", fail)
+    if scaling:
+        lo = [_num(x, f"scaling.lo[{i}]", fail)
+              for i, x in enumerate(_list(scaling.get("lo"), "scaling.lo", fail))]
+        hi = [_num(x, f"scaling.hi[{i}]", fail)
+              for i, x in enumerate(_list(scaling.get("hi"), "scaling.hi", fail, len(lo)))]
+        if not lo:
+            raise fail("scaling.lo is empty")
+        for i, (a, b) in enumerate(zip(lo, hi)):
+            if b < a:
+                raise fail(f"scaling.hi[{i}] ({b}) is below scaling.lo[{i}] ({a})")
+        if "mode" in scaling and not isinstance(scaling["mode"], str):
+            raise fail(f"scaling.mode must be a name; got {scaling['mode']!r}")
     if config.get("training") is not None:
         _dict(config["training"], "training", fail)
