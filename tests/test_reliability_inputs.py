@@ -154,6 +154,8 @@ def test_model_with_negative_kernels_names_the_field(tmp_path):
     (d / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match=r"kernels\[0\]"):
         load_model(d)
+    with pytest.raises(ModelError, match="kernels must be"):
+        CAEConfig(bands=4, window=8, kernels=(-16, 16), pooling=((1, 2, 2), (1, 2, 2)))
 
 
 def test_profile_p_min_beyond_the_reference_is_refused():

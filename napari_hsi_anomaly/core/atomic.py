@@ -214,8 +214,11 @@ def check_replaceable(target: str | os.PathLike, kinds: Iterable[str], what: str
     if info is not None and not foreign:
         raise OwnershipError(f"{what} {t} holds a saved {info.get('kind')}, not a {' or '.join(kinds)}; "
                              "choose a new folder name.")
+    legacy = {"profile.json", "arrays.safetensors", "model", "config.json", "model.safetensors"}
+    older = (" (if it is a save of an older version, which had no ownership marker, delete it yourself)"
+             if info is None and set(foreign) <= legacy else "")
     raise OwnershipError(f"{what} {t} holds other files than a saved {kinds[0]} written by this tool "
-                         f"({shown}); saving replaces the folder whole: choose a new or empty folder.")
+                         f"({shown}){older}; saving replaces the folder whole: choose a new or empty folder.")
 
 
 def check_may_write(folder: str | os.PathLike, names: Iterable[str], what: str = "--out") -> None:
