@@ -160,7 +160,9 @@ def setup_issue19(d: Path, p: dict[str, Path], big: bool) -> dict[str, Path]:
         (prof / "profile.json").write_text(json.dumps(info))
     gt255 = np.load(p["GT"]).astype(np.uint8) * 255
     np.save(d / "i19-gt255.npy", gt255)
-    np.save(d / "i19-scores255.npy", (np.random.default_rng(0).random(gt255.shape) * 255).astype(np.uint8))
+    scores01 = np.random.default_rng(0).random(gt255.shape)
+    np.save(d / "i19-scores01.npy", scores01.astype(np.float32))
+    np.save(d / "i19-scores255.npy", (scores01 * 255).astype(np.uint8))
     w0 = d / "i19-w0.tif"
     tifffile.imwrite(w0, np.ones((3, 8, 8), np.uint16), planarconfig="separate")
     raw = bytearray(w0.read_bytes())
@@ -215,7 +217,7 @@ def cases(p: dict[str, Path], big: bool) -> list[tuple[str, list]]:
         ("i19 score --profile with z0 = 0", ["score", C, "--profile", p["PROF"], "--out", D / "s.npy"]),
         ("i19 features: config.json kernels [-16, 16]", ["features", C, "--model", p["NEG"], "--out",
                                                          D / "f.npy"]),
-        ("i19 evaluate gt 0/255", ["evaluate", "--scores", D / "nan_scores.npy", "--gt", p["GT255"]]),
+        ("i19 evaluate gt 0/255", ["evaluate", "--scores", D / "i19-scores01.npy", "--gt", p["GT255"]]),
         ("i19 evaluate uint8 scores 0..255", ["evaluate", "--scores", p["S255"], "--gt", p["GT"]]),
         ("i19 synth constant cube", ["synth", D / "constant.npy", "--out", D / "i19-flat", "--window", "32",
                                     "--s-anom", "4"]),

@@ -159,12 +159,10 @@ MODEL_FILES = {"model.safetensors", "config.json"}
 
 
 def check_model_out(path: str, inputs=()) -> None:
-    """``train --out``: a new folder, an empty one, or a saved model (replaced whole); never a folder
-    holding other files (checked before training, not after)."""
-    from pathlib import Path
-
+    """``train --out``: a new folder, an empty one, or a model this tool saved (replaced whole); never
+    a folder holding other files or one the tool did not write (checked before training, not after)."""
     from napari_hsi_anomaly.core.atomic import check_replaceable
     from napari_hsi_anomaly.core.guards import check_output_dir
 
     real = check_output_dir(path, inputs=inputs, what="--out")
-    check_replaceable(real, ("model",), f"--out {Path(path)}:")
+    check_replaceable(real, ("model",), "--out")
