@@ -36,7 +36,7 @@ def _cube(seed: int, rows: int = 24) -> Cube:
 TARGET = _cube(7)
 
 
-@pytest.fixture(scope="module", params=["rx", "glosh-spectral"])
+@pytest.fixture(scope="module", params=["rx", "glosh-spectral", "spectral-rx"])
 def good(request, tmp_path_factory) -> tuple[Path, np.ndarray]:
     """A saved profile and the score map it gives the target."""
     d = tmp_path_factory.mktemp(request.param) / "p"

@@ -23,6 +23,7 @@ from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError
 
 MAX_JSON_BYTES = 64 * 1024**2
 MAX_DEPTH = 32
+MAX_Z0 = 100.0  # spreads above the median that score 0.7 (fitted values are 1-3)
 MAX_WEIGHT = 1e6  # a part's weight in a combination (the defaults are 0.33-1)
 
 
@@ -219,7 +220,9 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail)
                   for v in _list(r, f"scorer.calibration.ranges[{i}]", fail, 2))
         if hi < lo:
             raise fail(f"scorer.calibration.ranges[{i}] is reversed ({lo} > {hi})")
-    _num(cal.get("z0"), "scorer.calibration.z0", fail, positive=True)
+    z0 = _num(cal.get("z0"), "scorer.calibration.z0", fail, positive=True)
+    if z0 > MAX_Z0:
+        raise fail(f"scorer.calibration.z0 must be <= {MAX_Z0:g} (every score would be near 0.1); got {z0:g}")
     _num(cal.get("quantile"), "scorer.calibration.quantile", fail, lo=50.0, hi=100.0)
     weights = cal.get("weights")
     if weights is not None:
