@@ -158,7 +158,7 @@ def test_model_with_negative_kernels_names_the_field(tmp_path):
         CAEConfig(bands=4, window=8, kernels=(-16, 16), pooling=((1, 2, 2), (1, 2, 2)))
 
 
-def test_profile_p_min_beyond_the_reference_is_refused():
+def test_profile_p_min_beyond_the_reference_is_refused(tmp_path):
     from napari_hsi_anomaly.core.profile import iter_fit_profile, iter_score_profile
     from napari_hsi_anomaly.core.progress import run as drive
 
@@ -167,4 +167,10 @@ def test_profile_p_min_beyond_the_reference_is_refused():
     det = drive(iter_score_profile(scorer, Cube(np.moveaxis(_scene(2), 2, 0))))
     with pytest.raises(HsiAnomalyError, match="p_min 100000000 is larger than"):
         det.rescore(100_000_000)
+    from napari_hsi_anomaly.core.profile import check_profile_p_min, load_profile, save_profile
+
+    loaded = load_profile(save_profile(scorer, tmp_path / "p"))
+    with pytest.raises(HsiAnomalyError, match="--p-min 100000000 is larger than the 1,024 points"):
+        check_profile_p_min(loaded, 100_000_000)  # before any scoring
+    assert check_profile_p_min(loaded, 50) == 50
     det.rescore(50)  # inside the population: fine

@@ -40,7 +40,7 @@ MODEL_DIR = "model"
 PROFILE_FILES = {PROFILE_JSON, ARRAYS, MODEL_DIR}
 
 __all__ = ["ProfileError", "save_profile", "load_profile", "read_profile_info", "prepare_target",
-           "iter_score_profile", "iter_fit_profile", "is_profile", "find_model"]
+           "iter_score_profile", "iter_fit_profile", "is_profile", "find_model", "check_profile_p_min"]
 
 
 def find_model(scorer: Any) -> Any:
@@ -231,6 +231,16 @@ def load_profile(folder: str | os.PathLike, *, target: Cube | None = None) -> An
     if target is not None:
         prepare_target(scorer, target)
     return scorer
+
+
+def check_profile_p_min(scorer: Any, p_min: int | None, name: str = "--p-min") -> int | None:
+    """``p_min`` for scoring with a loaded profile, checked before any scoring: a whole number in
+    [2, the reference's fitted rows] (``Detection.rescore`` checks it again)."""
+    from napari_hsi_anomaly.core.guards import check_p_min
+    from napari_hsi_anomaly.core.schema import fitted_rows
+
+    info = getattr(scorer, "profile_info", None) or {}
+    return check_p_min(p_min, fitted_rows(info.get("scorer")), name)
 
 
 def _check_arrays_size(info: dict, apath: Path) -> None:

@@ -232,7 +232,7 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail)
             raise fail("scorer.calibration.weights sum to 0")
         if n == 1 and ws != [1.0]:
             raise fail(f"scorer.calibration.weights must be [1.0] for a single part; got {weights!r}")
-    rows = max((int(g["n_points"]) for g in _glosh_metas(meta) if _is_int(g.get("n_points"))), default=None)
+    rows = fitted_rows(meta)
     size = None
     for i, kind in enumerate(kinds):
         s = arrays.get(f"calib.sample{i}")
@@ -250,13 +250,17 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail)
                 raise fail(f"arrays.calib.sample{i}: row numbers outside the fitted {rows} rows")
 
 
+def fitted_rows(meta: Any) -> int | None:
+    """The population a profile's GLOSH parts were fitted on (rows of the reference), or None."""
+    return max((int(g["n_points"]) for g in _glosh_metas(meta) if _is_int(g.get("n_points"))), default=None)
+
+
 def _check_p_min(info: dict, meta: dict, fail: Fail) -> None:
     params = _dict(info.get("params"), "params", fail)
     p = params.get("p_min")
     if p is None:
         return
-    rows = max((int(g["n_points"]) for g in _glosh_metas(meta) if _is_int(g.get("n_points"))), default=None)
-    _int(p, "params.p_min", fail, lo=2, hi=rows)
+    _int(p, "params.p_min", fail, lo=2, hi=fitted_rows(meta))
 
 
 def validate_profile(info: Any, arrays: Mapping[str, np.ndarray] | None, where: str) -> None:
