@@ -100,7 +100,88 @@ def setup(d: Path, big: bool) -> dict[str, Path]:
     np.save(d / "nan_scores.npy", nan)
     np.save(d / "constant.npy", np.full((64, 64, 12), 3.0, np.float32))
     paths.update(D=d, FIFO=fifo, INF=inf_hdr, GT=d / "s64" / "scene_000_gt.npy")
+    paths.update(setup_issue19(d, paths, big))
     return paths
+
+
+def _zeros_npz(path: Path, member: str, shape: tuple[int, ...]) -> None:
+    """An .npz whose ``member`` is a float32 array of zeros of ``shape``, streamed (never in memory)."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    chunk = bytes(64 * 1024**2)
+    left = 4 * int(np.prod(shape))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, z.open(member, "w", force_zip64=True) as f:
+        f.write(b"\x93NUMPY" + header.getvalue()[6:])
+        while left:
+            f.write(chunk[: min(left, len(chunk))])
+            left -= min(left, len(chunk))
+
+
+def setup_issue19(d: Path, p: dict[str, Path], big: bool) -> dict[str, Path]:
+    """Inputs of the issue-19 cases: folders holding a user's files, damaged profiles and models,
+    maps of unknown meaning, a TIFF with ImageWidth 0, and (big) compressed bombs."""
+    import shutil
+    import struct
+
+    import tifffile
+
+    from napari_hsi_anomaly.core.model import CAE, PRESETS, MinMaxScaler, TrainedModel, save_model
+
+    out: dict[str, Path] = {}
+    config = PRESETS["fast"].with_bands(12)
+    model = TrainedModel(net=CAE(config), config=config, scaler=MinMaxScaler(np.zeros(12), np.ones(12)))
+    results = d / "i19-results"
+    if not (results / "model").exists():
+        save_model(model, results / "model")  # the user's CAE in results/model
+    neg = d / "i19-model-negative"
+    if not neg.exists():
+        save_model(model, neg)
+        cfg = json.loads((neg / "config.json").read_text())
+        cfg["architecture"]["kernels"] = [-16, 16]
+        (neg / "config.json").write_text(json.dumps(cfg))
+    proj = d / "i19-proj"
+    proj.mkdir(exist_ok=True)
+    (proj / "config.json").write_text('{"mine": true}')
+    for name, files in (("i19-u", {"gt.npy": None}), ("i19-s", {"scene_manifest.json": "mine"})):
+        (d / name).mkdir(exist_ok=True)
+        for f, text in files.items():
+            if text is None:
+                np.save(d / name / f, np.full((4, 4), 7, np.uint8))
+            else:
+                (d / name / f).write_text(text)
+    prof = d / "i19-profile-z0"
+    if not prof.exists():
+        cli(["fit", p["C"], "--method", "rx", "--out", prof])
+        info = json.loads((prof / "profile.json").read_text())
+        info["scorer"]["calibration"]["z0"] = 0
+        (prof / "profile.json").write_text(json.dumps(info))
+    gt255 = np.load(p["GT"]).astype(np.uint8) * 255
+    np.save(d / "i19-gt255.npy", gt255)
+    scores01 = np.random.default_rng(0).random(gt255.shape)
+    np.save(d / "i19-scores01.npy", scores01.astype(np.float32))
+    np.save(d / "i19-scores255.npy", (scores01 * 255).astype(np.uint8))
+    w0 = d / "i19-w0.tif"
+    tifffile.imwrite(w0, np.ones((3, 8, 8), np.uint16), planarconfig="separate")
+    raw = bytearray(w0.read_bytes())
+    with tifffile.TiffFile(w0) as t:
+        tag = t.pages[0].tags["ImageWidth"]
+        fmt, off = ("<H" if tag.dtype == 3 else "<I"), tag.valueoffset
+    struct.pack_into(fmt, raw, off, 0)
+    w0.write_bytes(bytes(raw))
+    out.update(RESULTS=results, NEG=neg, PROJ=proj, U=d / "i19-u", S=d / "i19-s", PROF=prof,
+               GT255=d / "i19-gt255.npy", S255=d / "i19-scores255.npy", W0=w0)
+    if big:
+        stack, member = d / "i19-stack.npz", d / "i19-member.npz"
+        if not stack.exists():  # 3.2 GB of zeros as a date stack, a few MB on disk
+            _zeros_npz(stack, "stack.npy", (5, 1024, 1024, 160))
+        if not member.exists():  # 4.3 GB of zeros in a member named "cube" (no .npy suffix)
+            _zeros_npz(member, "cube", (4096, 4096, 64))
+        out.update(STACK=stack, MEMBER=member)
+    shutil.rmtree(d / "i19-fit-out", ignore_errors=True)
+    return out
 
 
 def cases(p: dict[str, Path], big: bool) -> list[tuple[str, list]]:
@@ -125,6 +206,22 @@ def cases(p: dict[str, Path], big: bool) -> list[tuple[str, list]]:
         ("ENVI lines = inf", ["info", p["INF"]]),
         ("FIFO x.npy", ["info", p["FIFO"]]),
         ("evaluate NaN scores", ["evaluate", "--scores", D / "nan_scores.npy", "--gt", p["GT"]]),
+        # issue 19: nothing lost, nothing silently wrong
+        ("i19 fit --out results/ holding only the user's model/", ["fit", C, "--method", "rx", "--out",
+                                                                   p["RESULTS"]]),
+        ("i19 train --out proj/ holding the user's config.json", ["train", C, "--out", p["PROJ"]]),
+        ("i19 synth --out u/ holding the user's gt.npy", ["synth", C, "--out", p["U"], "--window", "32",
+                                                         "--s-anom", "4"]),
+        ("i19 sample --out s/ holding the user's manifest", ["sample", "--rows", "32", "--cols", "32",
+                                                            "--out", p["S"]]),
+        ("i19 score --profile with z0 = 0", ["score", C, "--profile", p["PROF"], "--out", D / "s.npy"]),
+        ("i19 features: config.json kernels [-16, 16]", ["features", C, "--model", p["NEG"], "--out",
+                                                         D / "f.npy"]),
+        ("i19 evaluate gt 0/255", ["evaluate", "--scores", D / "i19-scores01.npy", "--gt", p["GT255"]]),
+        ("i19 evaluate uint8 scores 0..255", ["evaluate", "--scores", p["S255"], "--gt", p["GT"]]),
+        ("i19 synth constant cube", ["synth", D / "constant.npy", "--out", D / "i19-flat", "--window", "32",
+                                    "--s-anom", "4"]),
+        ("i19 info TIFF ImageWidth 0", ["info", p["W0"]]),
     ]
     if big:
         B = p["BIG"]
@@ -135,6 +232,8 @@ def cases(p: dict[str, Path], big: bool) -> list[tuple[str, list]]:
             ("1830^2: score --out s.txt", ["score", B, "--out", D / "s.txt"]),
             ("1830^2: score --p-min 4000000", ["score", B, "--out", D / "s.npy", "--p-min", "4000000"]),
             ("zlib TIFF 16384^2 x 12 uint8, budget 1G", ["info", p["TIF"]]),
+            ("i19 .npz stack 3.2 GB of zeros, budget 1G", ["info", p["STACK"], "--date", "0"]),
+            ("i19 .npz member 'cube' (no .npy) 4.3 GB, budget 1G", ["info", p["MEMBER"]]),
         ]
     return out
 
@@ -198,7 +297,7 @@ def main() -> None:
     ]
     for name, argv in cases(p, big):
         env = {**os.environ}
-        if "budget 1G" in name:
+        if "budget 1G" in name or name.startswith("i19"):
             env["HSI_ANOMALY_MEMORY_BUDGET"] = "1G"
         rc, secs, mb, err = cli(argv, env=env)
         msg = err.strip().splitlines()[-1] if err.strip() else ""

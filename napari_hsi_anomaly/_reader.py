@@ -224,14 +224,16 @@ def find_ground_truth(cube: Cube) -> tuple[np.ndarray, str] | None:
     side = Path(cube.source).with_name(f"{Path(cube.source).stem}_gt.npy")
     if not side.is_file():
         return None
-    try:
-        arr = np.load(side, allow_pickle=False)
+    try:  # the header only: the shape is checked before a byte of pixels is read
+        arr = np.squeeze(np.load(side, mmap_mode="r", allow_pickle=False))
     except (OSError, ValueError, EOFError):
         return None
-    arr = np.squeeze(arr)
     if arr.shape != (cube.rows, cube.cols) or arr.dtype.kind not in "biuf":
         return None
-    return arr, str(side)
+    from napari_hsi_anomaly.core.guards import check_allocation
+
+    check_allocation(float(arr.nbytes), f"the ground truth {side}")
+    return np.array(arr), str(side)
 
 
 def ground_truth_layer(cube: Cube) -> LayerData | None:

@@ -34,7 +34,7 @@ def make(bands=5, seed=0):
 def test_roundtrip_identical_features(tmp_path):
     model, cube = make()
     out = save_model(model, tmp_path / "m")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [".hsi-anomaly-owned", "config.json", "model.safetensors"]
     loaded = load_model(out)
     assert loaded.config == model.config and loaded.summary["loss"] == 0.1
     np.testing.assert_array_equal(loaded.scaler.lo, model.scaler.lo)
@@ -55,7 +55,7 @@ def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt, "save_file", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(ModelError, match="Could not save the model"):
         save_model(other, target)
     assert (target / "model.safetensors").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary left behind

@@ -103,15 +103,19 @@ def read_input(path: str, args: argparse.Namespace, what: str = "cube", *, quiet
 def check_usable(cube: Cube, args: argparse.Namespace | None = None) -> Cube:
     """Refuse cubes no detector or training can use: no valid pixel, or every valid pixel the same.
     Marks border fill as no-data unless ``--no-fill-detect``."""
-    from napari_hsi_anomaly.core.nodata import check_not_constant, mark_fill
+    from napari_hsi_anomaly.core.nodata import check_not_constant, count_infinite, mark_fill
 
     if np.dtype(cube.dtype).kind == "c":
         cube.as_float32(slice(0, 1), slice(0, 1))  # raises the one message for complex data
+    shown = len(cube.metadata.get("notes", []))
     if not (args is not None and getattr(args, "no_fill_detect", False)):
         n = mark_fill(cube)
         if n:
             say(f"note: {cube.name}: {n:,} border pixels identical in every band are treated as "
                 "no-data fill (use --no-fill-detect to keep them)")
+    count_infinite(cube)  # saturated pixels: counted and reported, scored as no-data
+    for note in cube.metadata.get("notes", [])[shown:]:
+        say(f"note: {cube.name}: {note}")
     valid = cube.valid_mask()
     if not valid.any():
         raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")
@@ -164,18 +168,10 @@ MODEL_FILES = {"model.safetensors", "config.json"}
 
 
 def check_model_out(path: str, inputs=()) -> None:
-    """``train --out``: a new folder, an empty one, or a saved model (replaced whole); never a folder
-    holding other files (checked before training, not after)."""
-    from pathlib import Path
-
+    """``train --out``: a new folder, an empty one, or a model this tool saved (replaced whole); never
+    a folder holding other files or one the tool did not write (checked before training, not after)."""
+    from napari_hsi_anomaly.core.atomic import check_replaceable
     from napari_hsi_anomaly.core.guards import check_output_dir
 
     real = check_output_dir(path, inputs=inputs, what="--out")
-    if real.is_dir():
-        other = sorted(f.name for f in real.iterdir() if f.name not in MODEL_FILES)
-        if other:
-            raise HsiAnomalyError(
-                f"--out {Path(path)} holds other files than a saved model ({', '.join(other[:3])}"
-                f"{', ...' if len(other) > 3 else ''}): saving replaces the folder whole; choose a new "
-                "folder name."
-            )
+    check_replaceable(real, ("model",), "--out")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -126,6 +125,11 @@ def _train(args: argparse.Namespace) -> int:
     config = preset.with_bands(cubes[0].bands)
     check_cae_size(config, window=args.crop or config.window, batch=args.batch_size, training=True,
                    what="Training")
+    from napari_hsi_anomaly.core.guards import cae_parameter_count, check_free_space
+
+    weights = 4.0 * cae_parameter_count(config.kernels, config.kernel_size, config.bias)
+    check_free_space(Path(args.out).expanduser(), weights + 1024**2,  # before minutes of training
+                     f"Saving the trained model to --out {args.out}")
     options = TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
         learning_rate=args.lr, seed=args.seed, device=args.device, threads=args.threads,
@@ -137,7 +141,7 @@ def _train(args: argparse.Namespace) -> int:
         model = run(iter_train(cubes, preset, options), line)  # Ctrl-C here: nothing written yet
     finally:
         line.close()
-    out = save_model(model, Path(args.out).expanduser())  # atomic: a temporary folder renamed
+    out = save_model(model, Path(args.out).expanduser())  # atomic; a failed save keeps it elsewhere
     s = model.summary
     print(
         f"saved {out}: {model.describe()}, {s['windows']} windows in {s['seconds']:.1f} s",
@@ -165,6 +169,13 @@ def _features(args: argparse.Namespace) -> int:
     window = args.window or model.window
     check_cae_size(model.config, window=window, batch=args.batch_size, training=False,
                    what="Feature extraction")
+    if args.feature == "pixel":
+        from napari_hsi_anomaly.core.guards import check_allocation, check_free_space
+        from napari_hsi_anomaly.core.model.features import PIXEL_GROUPS
+
+        nbytes = 4.0 * cube.rows * cube.cols * model.config.kernels[0] * PIXEL_GROUPS
+        check_allocation(nbytes, f"Pixel features of {cube.name}", hint="use a model with fewer kernels")
+        check_free_space(out.parent, nbytes, f"Writing the features to --out {out}")
     line = ProgressLine()
     try:
         fs = run(
@@ -173,6 +184,9 @@ def _features(args: argparse.Namespace) -> int:
         )
     finally:
         line.close()
+    from napari_hsi_anomaly.core.guards import check_free_space
+
+    check_free_space(out.parent, fs.values.nbytes, f"Writing the features to --out {out}")
     written = write_features(fs, out)
     print(f"{fs.kind}: {fs.n} rows x {fs.dim} features -> {', '.join(map(str, written))}",
           file=sys.stderr)
@@ -205,17 +219,9 @@ def write_features(fs, out: Path) -> list[Path]:
 
 
 def _atomic_save(path: Path, data) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            if isinstance(data, dict):
-                np.savez(f, **data)
-            else:
-                np.save(f, data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from napari_hsi_anomaly.core.atomic import save_npy, save_npz
+
+    return save_npz(path, **data) if isinstance(data, dict) else save_npy(path, data)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.core.atomic import check_may_write, claim, write_text
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
-from napari_hsi_anomaly.core.guards import check_allocation, check_number, check_output_dir, human_bytes
+from napari_hsi_anomaly.core.guards import check_allocation, check_free_space, check_number, check_output_dir
 from napari_hsi_anomaly.core.scene import default_s_anom, make_scene
-from napari_hsi_anomaly.core.scene.files import FORMATS, SAMPLE_SCENE, write_sample, write_scene
+from napari_hsi_anomaly.core.scene.files import (
+    FORMATS,
+    SAMPLE_NAME,
+    SAMPLE_SCENE,
+    scene_paths,
+    write_sample,
+    write_scene,
+)
 from napari_hsi_anomaly.core.synth import band_stats
 
 SCENE_BYTES_PER_PIXEL = 400  # peak while generating one scene (measured 230-345 bytes/px)
@@ -77,10 +85,23 @@ def _check_options(args: argparse.Namespace) -> None:
         raise HsiAnomalyError(f"--name {args.name!r} must be a plain file name prefix (no folders).")
 
 
+def _names(paths: dict[str, Path]) -> list[str]:
+    """File names a scene's paths stand for (an ENVI header's data file included)."""
+    out = []
+    for p in paths.values():
+        out.append(p.name)
+        if p.suffix == ".hdr":
+            out.append(p.with_suffix(".img").name)
+    return out
+
+
 def _sample(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)
     if args.repo_sample:
+        names = _names(scene_paths(out, SAMPLE_NAME))
+        check_may_write(out, names)  # never over a user's own files
         paths = write_sample(out)
+        claim(out, names, "sample")
         _say(f"wrote the repository sample scene ({SAMPLE_SCENE})")
         print(paths["cube"])
         return 0
@@ -94,6 +115,9 @@ def _sample(args: argparse.Namespace) -> int:
     if args.s_anom is None:
         args.s_anom = default_s_anom(args.window)
     seeds = list(range(args.seed, args.seed + args.scenes))
+    fmt_names = [_names(scene_paths(out, f"{args.name}_{seed:03d}", args.format)) for seed in seeds]
+    manifest_name = f"{args.name}_manifest.json"
+    check_may_write(out, [n for names in fmt_names for n in names] + [manifest_name])  # before any work
     n_bands = 13 if args.bands == "s2-13" else 12
     itemsize = 4 if (args.float32 or args.format == "npy") else 2
     per_scene = args.rows * args.cols * (n_bands * itemsize + 2)
@@ -102,15 +126,7 @@ def _sample(args: argparse.Namespace) -> int:
         f"({'float32' if itemsize == 4 else 'uint16 x 10000'}): about {_human(per_scene * args.scenes)} "
         f"on disk in {out}"
     )
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if per_scene * args.scenes > free:
-        raise HsiAnomalyError(
-            f"--out {args.out}: the scenes need about {human_bytes(per_scene * args.scenes)} but only "
-            f"{human_bytes(free)} is free there; choose fewer or smaller scenes, or another folder."
-        )
+    check_free_space(out, per_scene * args.scenes, f"--out {args.out}: the scenes")
     if per_scene * args.scenes > 1024**3:
         _say(f"warning: this needs {_human(per_scene * args.scenes)} of free disk space")
     stats = _population_stats(args, seeds) if args.global_stats and not args.no_anomalies else None
@@ -122,6 +138,7 @@ def _sample(args: argparse.Namespace) -> int:
         stem = f"{args.name}_{seed:03d}"
         scale = None if (args.float32 or args.format == "npy") else 10000.0
         paths = write_scene(scene, out, stem, fmt=args.format, scale=scale)
+        claim(out, _names(paths), "sample")
         n_anom = scene.planted.n_anomalies if scene.planted is not None else 0
         _say(f"scene {i + 1}/{len(seeds)}: {n_anom} anomalies -> {paths['cube'].name}")
         written.append({"seed": seed, "anomalies": n_anom, **{k: p.name for k, p in paths.items()}})
@@ -134,7 +151,8 @@ def _sample(args: argparse.Namespace) -> int:
         **{k: v for k, v in kw.items()},
         "scenes": written,
     }
-    (out / f"{args.name}_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_text(out / manifest_name, json.dumps(manifest, indent=1) + "\n")
+    claim(out, [manifest_name], "sample")
     return 0
 
 

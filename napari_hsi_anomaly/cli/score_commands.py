@@ -257,9 +257,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from napari_hsi_anomaly.core.atomic import check_may_write, claim, save_npy, save_npz
     from napari_hsi_anomaly.core.cube import Cube
     from napari_hsi_anomaly.core.guards import (
         check_allocation,
+        check_free_space,
         check_input_path,
         check_number,
         check_output_dir,
@@ -275,11 +277,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
     check_input_path(args.cube, "cube")
     out_dir = check_output_dir(args.out, inputs=[args.cube])
     name = Path(args.cube).stem
-    for target in (f"{name}_synth.hdr", "gt.npy", "labels.npz"):
-        if out_dir.is_dir():
+    names = (f"{name}_synth.hdr", f"{name}_synth.img", "gt.npy", "labels.npz")
+    if out_dir.is_dir():
+        for target in names:
             check_output_path(out_dir / target, inputs=[args.cube])
+        check_may_write(out_dir, names)  # a user's own gt.npy is never overwritten
     cube = read_input(args.cube, args)
     check_allocation(float32_bytes(cube, 3), f"Planting anomalies in {cube.name}")
+    check_free_space(out_dir, float32_bytes(cube, 1) + 2.0 * cube.rows * cube.cols,
+                     f"Writing the planted cube to --out {args.out}")
     if cube.rows < args.window or cube.cols < args.window:
         raise ShapeError(
             f"{cube.name}: the cube ({cube.rows}x{cube.cols}) is smaller than the window ({args.window})."
@@ -292,9 +298,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     new = Cube(planted.data.astype(np.float32), wavelengths=cube.wavelengths,
                band_names=cube.band_names, units=cube.units, default_bands=cube.default_bands)
     path = write_cube(out / f"{cube.name}_synth.hdr", new)
-    np.save(out / "gt.npy", planted.gt.astype(np.uint8))
-    np.savez(out / "labels.npz", windows=planted.windows, window_labels=planted.window_labels,
+    claim(out, [path.name, path.with_suffix(".img").name], "synth")
+    save_npy(out / "gt.npy", planted.gt.astype(np.uint8))
+    claim(out, ["gt.npy"], "synth")
+    save_npz(out / "labels.npz", windows=planted.windows, window_labels=planted.window_labels,
              sections=planted.sections, section_labels=planted.section_labels)
+    claim(out, ["labels.npz"], "synth")
     print(f"{path}: {planted.n_anomalies} anomalies of {args.s_anom} px in "
           f"{len(planted.window_labels)} windows; gt.npy, labels.npz in {out}")
     return 0

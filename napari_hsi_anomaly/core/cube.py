@@ -178,8 +178,21 @@ class Cube:
 def as_cube(cube_or_array: Cube | np.ndarray, what: str = "This step") -> Cube:
     """``cube_or_array`` as a ``Cube`` (a plain ``(bands, rows, cols)`` array is wrapped)."""
     if isinstance(cube_or_array, Cube):
+        _check_usable_array(cube_or_array.shape, cube_or_array.dtype, what)
         return cube_or_array
-    arr = np.asarray(cube_or_array)
+    try:
+        arr = np.asarray(cube_or_array)
+    except (ValueError, TypeError) as exc:
+        raise ShapeError(f"{what} needs a (bands, rows, cols) array of numbers; got {exc}.") from None
     if arr.ndim != 3:
         raise ShapeError(f"{what} needs a (bands, rows, cols) cube; got shape {arr.shape}.")
+    _check_usable_array(arr.shape, arr.dtype, what)
     return Cube(arr)
+
+
+def _check_usable_array(shape: tuple[int, ...], dtype: np.dtype, what: str) -> None:
+    """The project's one-line errors for arrays no step can use: an empty axis, values not numbers."""
+    if min(shape) < 1:
+        raise ShapeError(f"{what} needs at least one band, row and column; got shape {tuple(shape)}.")
+    if np.dtype(dtype).kind not in "biufc":
+        raise HsiAnomalyError(f"{what} needs numbers; the cube holds {np.dtype(dtype)} values.")

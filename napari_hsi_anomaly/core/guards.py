@@ -223,6 +223,33 @@ def check_output_dir(
     return real
 
 
+FREE_SPACE_SLACK = 16 * 1024**2  # bytes left free besides what is written (file-system metadata)
+
+
+def free_space(path: str | os.PathLike) -> int:
+    """Free bytes on the file system that holds ``path`` (its nearest existing folder)."""
+    import shutil
+
+    probe = _full(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return int(shutil.disk_usage(probe).free)
+    except OSError:  # pragma: no cover - cannot tell: do not block the work
+        return 2**62
+
+
+def check_free_space(path: str | os.PathLike, nbytes: float, what: str) -> None:
+    """Refuse (``HsiAnomalyError``) to start work whose output (``nbytes``, ``what``) will not fit on
+    the disk that holds ``path`` -- before minutes of training or scoring, not after."""
+    free = free_space(path)
+    if not math.isfinite(float(nbytes)) or nbytes + FREE_SPACE_SLACK > free:
+        raise HsiAnomalyError(
+            f"{what} needs about {human_bytes(max(float(nbytes), 0.0) + FREE_SPACE_SLACK)} of disk space at "
+            f"{Path(path)} but only {human_bytes(free)} is free; free some space or choose another folder."
+        )
+
+
 # ---------------------------------------------------------------------------------------------------
 # numbers
 
@@ -346,6 +373,9 @@ def check_model_config(config: object, weights_bytes: int, where: str) -> None:
     (``weights_bytes``). Light (no torch): the CLI calls it before importing the model code."""
     if not isinstance(config, dict) or not isinstance(config.get("architecture", {}), dict):
         raise HsiAnomalyError(f"{where} is not a model config (a JSON object); the folder is damaged.")
+    from napari_hsi_anomaly.core.schema import validate_model_config
+
+    validate_model_config(config, where)  # every field named: kernels positive whole numbers, ...
     arch = config.get("architecture", {})
     try:
         kernels = [int(k) for k in arch.get("kernels", (48, 48))]
@@ -366,16 +396,14 @@ def check_model_config(config: object, weights_bytes: int, where: str) -> None:
 
 def precheck_model_dir(directory: str | os.PathLike, what: str = "--model") -> Path:
     """``directory`` is a readable model folder whose config is plausible (``check_model_config``)."""
-    import json
-
     d = check_input_path(directory, what, directory=True)
     config_path, weights = d / "config.json", d / "model.safetensors"
     for f in (config_path, weights):
         if not f.is_file():
             raise HsiAnomalyError(f"{what} {d} is not a complete model folder: {f.name} is missing.")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise HsiAnomalyError(f"{config_path} is not valid JSON: {exc}.") from None
+    from napari_hsi_anomaly.core.errors import ModelError
+    from napari_hsi_anomaly.core.schema import load_json
+
+    config = load_json(config_path, ModelError, "re-save or re-train the model")
     check_model_config(config, weights.stat().st_size, str(config_path))
     return d

@@ -20,6 +20,7 @@ FILL_MIN_FRACTION = 0.01  # of the image's pixels
 FILL_MIN_PIXELS = 64
 MAX_CANDIDATES = 4  # distinct border spectra tried, most frequent first
 SAMPLE_PIXELS = 20_000  # strided sample for the quick checks
+FULL_PASS_BYTES_PER_PIXEL = 16  # bool maps, int32 labels, their bincount (beside one band read)
 
 
 def _border(data: np.ndarray) -> np.ndarray:
@@ -58,6 +59,11 @@ def detect_fill(
     values, counts = np.unique(border, axis=0, return_counts=True)
     order = np.argsort(counts)[::-1][:max_candidates]
     step = _stride(rows, cols)
+    from napari_hsi_anomaly.core.guards import human_bytes, memory_budget
+
+    # full-size maps of one pass: the equality map, one band and its comparison, labels, their counts
+    full_bytes = float(n) * (FULL_PASS_BYTES_PER_PIXEL + np.dtype(data.dtype).itemsize)
+    fits = full_bytes <= memory_budget()
     fill = None
     for i in order:
         spectrum = values[i]
@@ -68,6 +74,11 @@ def detect_fill(
         sample = _equal_map(data, spectrum, slice(None, None, step), slice(None, None, step))
         if sample.sum() * step * step < 0.5 * need:
             continue  # cannot be a large area: skip the full pass
+        if not fits:  # decided before any full-size map: the budget, not the machine, says no
+            cube.metadata.setdefault("notes", []).append(
+                f"border fill was not looked for: the full-size maps it needs ({human_bytes(full_bytes)}) "
+                "exceed the memory budget; a fill area (if any) is scored as data")
+            return None
         eq = _equal_map(data, spectrum)
         part = _border_components(eq, need)
         if part is not None:
@@ -106,6 +117,28 @@ def mark_fill(cube: Cube, **kwargs) -> int:
     cube.fill = fill if cube.fill is None else (cube.fill | fill)
     n = int(fill.sum())
     cube.metadata["fill_pixels"] = n
+    return n
+
+
+def count_infinite(cube: Cube, block_bytes: int = 64 * 1024**2) -> int:
+    """Pixels with an infinite value in any band (saturation), counted in row blocks (bounded memory).
+    They are no-data for ``valid_mask`` and ``as_float32``; a count > 0 is recorded as
+    ``metadata["inf_pixels"]`` with a note, so they are reported, never silently scored."""
+    if np.dtype(cube.dtype).kind != "f":
+        return 0
+    per_row = max(1, cube.bands * cube.cols * np.dtype(cube.dtype).itemsize)
+    step = max(1, int(block_bytes // per_row))
+    n = 0
+    for r0 in range(0, cube.rows, step):
+        block = np.asarray(cube.data[:, r0 : r0 + step])
+        n += int(np.isinf(block).any(axis=0).sum())
+    if n:
+        cube.metadata["inf_pixels"] = n
+        note = (f"{n:,} pixel(s) hold an infinite value (saturation) in some band; they are treated as "
+                "no-data (score 0, never flagged)")
+        notes = cube.metadata.setdefault("notes", [])
+        if note not in notes:
+            notes.append(note)
     return n
 
 

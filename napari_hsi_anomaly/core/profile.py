@@ -17,6 +17,7 @@ re-condenses the reference's hierarchy and ``t_anom`` means what it meant at fit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -26,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from napari_hsi_anomaly import __version__
-from napari_hsi_anomaly.core.atomic import atomic_folder
+from napari_hsi_anomaly.core import atomic
 from napari_hsi_anomaly.core.cube import Cube, as_cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError, ShapeError
+from napari_hsi_anomaly.core.schema import ProfileError, load_json, validate_profile
 
 FORMAT = "napari-hsi-anomaly-profile"
 FORMAT_VERSION = 1
@@ -37,9 +39,8 @@ ARRAYS = "arrays.safetensors"
 MODEL_DIR = "model"
 PROFILE_FILES = {PROFILE_JSON, ARRAYS, MODEL_DIR}
 
-
-class ProfileError(HsiAnomalyError):
-    """A profile folder cannot be written, read or applied."""
+__all__ = ["ProfileError", "save_profile", "load_profile", "read_profile_info", "prepare_target",
+           "iter_score_profile", "iter_fit_profile", "is_profile", "find_model", "check_profile_p_min"]
 
 
 def find_model(scorer: Any) -> Any:
@@ -56,10 +57,17 @@ def is_profile(folder: str | os.PathLike) -> bool:
 
 
 def _replaceable(target: Path) -> bool:
-    """Only a missing or empty folder, or a saved profile, may be replaced whole."""
-    if not target.exists():
-        return True
-    return target.is_dir() and {f.name for f in target.iterdir()} <= PROFILE_FILES
+    """Only a missing or empty folder, or a profile this tool saved and nobody added to (its ownership
+    marker lists everything in it, nested folders included), may be replaced whole."""
+    return atomic.replaceable(target, ("profile",))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _json_default(obj: Any) -> Any:
@@ -85,9 +93,10 @@ def save_profile(scorer: Any, folder: str | os.PathLike, *, band_selection: Sequ
     target = Path(folder).expanduser()
     if target.exists() and not target.is_dir():
         raise ProfileError(f"{target} exists and is not a folder; choose a folder name for the profile.")
-    if not _replaceable(target):
-        raise ProfileError(f"{target} holds other files than a saved profile: saving replaces the folder "
-                           "whole; choose a new folder name.")
+    try:
+        atomic.check_replaceable(target, ("profile",), "Saving the profile:")
+    except atomic.OwnershipError as exc:
+        raise ProfileError(str(exc)) from None
     if band_selection is None:
         band_selection = getattr(scorer, "band_selection", None)
         source_bands = source_bands or getattr(scorer, "source_bands", None)
@@ -113,13 +122,27 @@ def save_profile(scorer: Any, folder: str | os.PathLike, *, band_selection: Sequ
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
         "scorer": meta,
     }
-    with atomic_folder(target) as tmp:
-        save_file(arrays, str(tmp / ARRAYS), metadata={"format": FORMAT})
+
+    def write(d: Path) -> None:
+        save_file(arrays, str(d / ARRAYS), metadata={"format": FORMAT})
+        info["arrays_sha256"] = _sha256(d / ARRAYS)
         if model is not None:
             from napari_hsi_anomaly.core.model import save_model
 
-            save_model(model, tmp / MODEL_DIR)
-        (tmp / PROFILE_JSON).write_text(json.dumps(info, indent=1, default=_json_default))
+            save_model(model, d / MODEL_DIR)
+        (d / PROFILE_JSON).write_text(json.dumps(info, indent=1, default=_json_default))
+
+    from safetensors import SafetensorError
+
+    try:
+        with atomic.atomic_folder(target, "profile", keep_on_error=True) as tmp:
+            write(tmp)
+    except (OSError, SafetensorError, ModelError) as exc:
+        spare = atomic.keep_elsewhere(write, "profile")
+        kept = (f"it is kept in {spare}: move that folder where you want it" if spare is not None
+                else "it could not be kept anywhere else either: free some disk space and fit again")
+        raise ProfileError(f"Could not save the profile to {target} ({atomic.reason(exc)}); "
+                           f"{kept}.") from None
     return target
 
 
@@ -132,10 +155,7 @@ def read_profile_info(folder: str | os.PathLike) -> dict:
     path = d / PROFILE_JSON
     if not path.is_file():
         raise ProfileError(f"{d} is not a complete profile: {PROFILE_JSON} is missing; fit it again.")
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ProfileError(f"{path} is damaged (not valid JSON: {exc}); fit the profile again.") from None
+    info = load_json(path, ProfileError, "fit the profile again")
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ProfileError(f"{path} is not a napari-hsi-anomaly profile; fit the profile again.")
     version = info.get("format_version")
@@ -150,6 +170,7 @@ def read_profile_info(folder: str | os.PathLike) -> dict:
     for key in ("detector", "params", "bands", "scorer", "arrays"):
         if key not in info:
             raise ProfileError(f"{path} has no '{key}' entry; the profile is damaged: fit it again.")
+    validate_profile(info, None, str(path))
     return info
 
 
@@ -173,15 +194,16 @@ def load_profile(folder: str | os.PathLike, *, target: Cube | None = None) -> An
     apath = d / ARRAYS
     if not apath.is_file():
         raise ProfileError(f"{d} is not a complete profile: {ARRAYS} is missing; fit it again.")
+    digest = info.get("arrays_sha256")
+    if digest is not None and digest != _sha256(apath):
+        raise ProfileError(f"{apath} is damaged or truncated, or was changed after saving (its checksum "
+                           f"differs from {PROFILE_JSON}'s arrays_sha256); fit the profile again.")
+    _check_arrays_size(info, apath)
     try:
         arrays = load_file(str(apath))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ProfileError(f"{apath} is damaged or truncated ({exc}); fit the profile again.") from None
-    expected = info["arrays"]
-    if not isinstance(expected, dict) or set(expected) != set(arrays) or any(
-            list(arrays[k].shape) != list(expected[k].get("shape", [])) for k in arrays):
-        raise ProfileError(f"{apath} does not hold the arrays {PROFILE_JSON} lists; the profile is "
-                           "damaged: fit it again.")
+    validate_profile(info, arrays, str(d))
     model = None
     if info.get("has_model"):
         mdir = d / MODEL_DIR
@@ -209,6 +231,24 @@ def load_profile(folder: str | os.PathLike, *, target: Cube | None = None) -> An
     if target is not None:
         prepare_target(scorer, target)
     return scorer
+
+
+def check_profile_p_min(scorer: Any, p_min: int | None, name: str = "--p-min") -> int | None:
+    """``p_min`` for scoring with a loaded profile, checked before any scoring: a whole number in
+    [2, the reference's fitted rows] (``Detection.rescore`` checks it again)."""
+    from napari_hsi_anomaly.core.guards import check_p_min
+    from napari_hsi_anomaly.core.schema import fitted_rows
+
+    info = getattr(scorer, "profile_info", None) or {}
+    return check_p_min(p_min, fitted_rows(info.get("scorer")), name)
+
+
+def _check_arrays_size(info: dict, apath: Path) -> None:
+    """The arrays a profile declares must fit the memory budget before they are read."""
+    from napari_hsi_anomaly.core.guards import check_allocation
+
+    check_allocation(float(apath.stat().st_size), f"The profile arrays {apath}",
+                     hint="the profile is too large for this machine")
 
 
 def _wavelength_text(w: np.ndarray | None) -> str:
@@ -245,7 +285,13 @@ def prepare_target(scorer: Any, cube: Cube | np.ndarray) -> Cube:
 def iter_score_profile(scorer: Any, cube: Cube | np.ndarray):
     """``scorer.iter_score`` of ``cube`` after ``prepare_target``; yields ``Progress``, returns the
     ``Detection``."""
-    det = yield from scorer.iter_score(prepare_target(scorer, cube))
+    target = prepare_target(scorer, cube)
+    try:
+        det = yield from scorer.iter_score(target)
+    except (ValueError, IndexError, ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        where = getattr(scorer, "profile_path", None) or f"the {scorer.detector} normal model"
+        raise ProfileError(f"{where} cannot score {target.name}: its arrays do not fit together "
+                           f"({type(exc).__name__}: {exc}); fit the profile again.") from None
     return det
 
 

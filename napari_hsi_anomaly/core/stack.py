@@ -99,16 +99,27 @@ def is_stack_file(path: str | Path, key: str | None = None) -> bool:
 
 
 def _npz_key(path: Path, key: str | None) -> str | None:
-    from napari_hsi_anomaly.core.io.numpy_io import npz_member_info
+    from napari_hsi_anomaly.core.io.numpy_io import npz_member_info, npz_members
 
     with zipfile.ZipFile(path) as z:
-        names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-        four = [k for k in names if len(npz_member_info(z, k, path.name)[0]) == 4]
+        four = [k for k in npz_members(z) if len(npz_member_info(z, k, path.name)[0]) == 4]
     if key is not None and key in four:
         return key
     if "stack" in four:
         return "stack"
     return four[0] if len(four) == 1 else None
+
+
+def _check_npz_budget(path: Path, keys: list[str]) -> None:
+    """Refuse (before decompressing anything) members of a stack ``.npz`` above the memory budget."""
+    from napari_hsi_anomaly.core.guards import check_allocation
+    from napari_hsi_anomaly.core.io.numpy_io import npz_member_bytes, npz_members
+
+    with zipfile.ZipFile(path) as z:
+        members = npz_members(z)
+        total = sum(npz_member_bytes(z, k, path.name) for k in keys if k in members)
+    check_allocation(total, f"{path.name} (its stack of dates decompressed)",
+                     hint="save the stack as an uncompressed 4-D .npy, which is memory-mapped")
 
 
 def read_stack(path: str | Path, *, layout: str | None = None, key: str | None = None) -> Stack:
@@ -137,6 +148,7 @@ def read_stack(path: str | Path, *, layout: str | None = None, key: str | None =
             if k is None:
                 raise ShapeError(f"{path.name} holds no 4-D array (a stack of dates); "
                                  "read it without --date.")
+            _check_npz_budget(path, [k, "wavelengths", "band_names"])
             with np.load(path, allow_pickle=False) as z:
                 arr = z[k]
                 wl = z["wavelengths"] if "wavelengths" in z.files else None

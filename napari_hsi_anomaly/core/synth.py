@@ -190,11 +190,16 @@ def _plant(
     c_range: tuple[float, float],
     grid: int,
 ) -> Planted:
+    means, stds = stats
+    varies = (stds > 0) & (stds > 1e-6 * np.abs(means))  # not float rounding of a constant band
+    if len(chosen) and not (np.isfinite(means).all() and np.isfinite(stds).all() and varies.any()):
+        raise HsiAnomalyError(
+            "Cannot plant anomalies: every band is constant (standard deviation 0) or not finite, so a "
+            "square of mean + std * c would equal its surroundings; use a cube with real variation.")
     dtype = data.dtype if np.dtype(data.dtype).kind == "f" else np.float32
     out = np.array(data, dtype=dtype, copy=True)
     bands, rows, cols = out.shape
     gt = np.zeros((rows, cols), dtype=np.uint8)
-    means, stds = stats
     anomalies = []
     for k in chosen:
         w = regions[int(k)]

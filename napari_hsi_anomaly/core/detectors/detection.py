@@ -46,6 +46,11 @@ class Detection:
         """
         if not self.can_rescore:
             raise HsiAnomalyError(f"Method {self.method!r} has no p_min: only GLOSH results can be rescored.")
+        from napari_hsi_anomaly.core.guards import check_p_min
+
+        for sc in self.scorers:  # within the fitted population (a profile's reference), never a flat map
+            population = getattr(getattr(sc, "scorer", sc), "n_points", None)
+            check_p_min(p_min, None if population is None else int(population), "p_min")
         results = [sc.score(int(p_min)) for sc in self.scorers]
         self.score_map = self._compose(results)  # type: ignore[misc]
         self.params["p_min"] = int(p_min)

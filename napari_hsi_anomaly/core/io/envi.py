@@ -166,6 +166,12 @@ def _wavelengths(h: dict, bands: int, meta: dict) -> np.ndarray | None:
     if vals.size != bands:
         meta.setdefault("warnings", []).append(f"ignored {vals.size} wavelengths for {bands} bands")
         return None
+    from napari_hsi_anomaly.core.io.wavelengths import units_known
+
+    if not units_known(h.get("wavelength units")):
+        meta.setdefault("warnings", []).append(
+            f"wavelength units '{h.get('wavelength units')}' are not a length this tool knows (nm, um, mm, "
+            "wavenumber): the wavelengths are ignored, not guessed")
     return to_nanometres(vals, h.get("wavelength units"))
 
 

@@ -10,7 +10,12 @@ import numpy as np
 
 from napari_hsi_anomaly.core.errors import CubeReadError, HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.guards import check_allocation, check_input_path
-from napari_hsi_anomaly.core.io.numpy_io import check_numbers, check_regular_file, npz_member_info
+from napari_hsi_anomaly.core.io.numpy_io import (
+    check_numbers,
+    check_regular_file,
+    npz_member_bytes,
+    npz_members,
+)
 
 ROLES = {"scores": "scores", "gt": "ground truth", "mask": "mask", "map": "map"}
 KEYS = {  # .npz keys tried, in order, for each role
@@ -37,7 +42,7 @@ def _squeeze2d(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
 def _from_npz(path: Path, role: str, key: str | None, what: str) -> np.ndarray:
     try:
         with zipfile.ZipFile(path) as z:
-            keys = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+            keys = list(npz_members(z))  # members with or without the .npy suffix
             if key is None:
                 wanted = [k for k in KEYS[role] if k in keys]
                 if wanted:
@@ -55,10 +60,10 @@ def _from_npz(path: Path, role: str, key: str | None, what: str) -> np.ndarray:
                 raise HsiAnomalyError(
                     f"{path.name} has no array '{key}' (it has: {', '.join(keys) or 'nothing'})."
                 )
-            shape, dtype = npz_member_info(z, key, path.name)
+            nbytes = npz_member_bytes(z, key, path.name)
     except zipfile.BadZipFile as exc:
         raise CubeReadError(f"{path.name} is not a readable .npz file ({exc}).") from exc
-    check_allocation(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize, f"{path.name}:{key}")
+    check_allocation(nbytes, f"{path.name}:{key}")
     try:
         with np.load(path, allow_pickle=False) as z:
             return np.asarray(z[key])
@@ -111,6 +116,7 @@ def read_map(path: str | Path, role: str = "map", key: str | None = None) -> np.
             f"{path.name}: unknown {what} format '{path.suffix}' (use {', '.join(MAP_READ_SUFFIXES)})."
         )
     check_numbers(arr.dtype, path.name)
+    check_allocation(float(np.prod(arr.shape, dtype=np.float64)) * arr.dtype.itemsize, f"{path.name}")
     arr = _squeeze2d(np.asarray(arr), path, what)
     if arr.dtype.kind == "f" and role in ("scores", "gt"):
         bad = ~np.isfinite(arr)
@@ -124,5 +130,19 @@ def read_map(path: str | Path, role: str = "map", key: str | None = None) -> np.
     if role == "gt" and arr.size and arr.min() < 0:
         raise HsiAnomalyError(
             f"{path.name}: ground truth has negative values; use 0 (normal) and 1 (anomaly)."
+        )
+    if role == "gt" and arr.size and arr.max() > 1:
+        raise HsiAnomalyError(
+            f"{path.name}: ground truth holds values up to {arr.max():g}, not only 0 (normal) and 1 "
+            "(anomaly); its meaning is unknown: save it as 0/1 first (e.g. a 0/255 mask divided by 255)."
+        )
+    if role == "gt" and arr.dtype.kind == "f" and arr.size and not np.isin(arr, (0.0, 1.0)).all():
+        raise HsiAnomalyError(f"{path.name}: ground truth holds fractional values; use 0 (normal) and 1 "
+                              "(anomaly).")
+    if role == "scores" and arr.size and (arr.min() < 0 or arr.max() > 1):
+        raise HsiAnomalyError(
+            f"{path.name}: scores range from {arr.min():g} to {arr.max():g}, outside [0, 1] where this "
+            "tool's scores and --t-anom live; give a score map written by hsi-anomaly score, or scale "
+            "it to [0, 1] first."
         )
     return arr

@@ -132,10 +132,31 @@ def read_npy(path: Path, layout: str | None = None) -> Cube:
     return Cube(data=data, source=path, interleave=interleave, metadata=meta)
 
 
+def npz_members(z: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The members of an open ``.npz`` by the key NumPy gives them (``.npy`` stripped where present:
+    a member without the suffix is read under its own name too)."""
+    out: dict[str, zipfile.ZipInfo] = {}
+    for info in z.infolist():
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        out.setdefault(key, info)
+    return out
+
+
+def npz_member_bytes(z: zipfile.ZipFile, key: str, name: str) -> float:
+    """Bytes reading ``key`` may allocate: the larger of its header's array size and the member's
+    decompressed size in the archive directory (a lying header cannot hide a large member)."""
+    info = npz_members(z).get(key)
+    if info is None:
+        return 0.0
+    shape, dtype = npz_member_info(z, key, name)
+    return max(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize, float(info.file_size))
+
+
 def npz_member_info(z: zipfile.ZipFile, key: str, name: str) -> tuple[tuple[int, ...], np.dtype]:
     """(shape, dtype) of ``key`` in an open ``.npz`` from its .npy header, without decompressing it."""
+    info = npz_members(z).get(key)
     try:
-        with z.open(f"{key}.npy") as f:
+        with z.open(info.filename if info is not None else f"{key}.npy") as f:
             version = np.lib.format.read_magic(f)
             read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                     else np.lib.format.read_array_header_2_0)
@@ -203,13 +224,11 @@ def _check_npz_size(path: Path, key: str) -> None:
 
     try:
         with zipfile.ZipFile(path) as z:
-            names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-            total = 0
-            for k in names:
+            total = 0.0
+            for k in npz_members(z):  # every member read, with or without the .npy suffix
                 if k != key and k not in EXTRA_KEYS and not k.startswith("source"):
                     continue
-                shape, dtype = npz_member_info(z, k, path.name)
-                total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                total += npz_member_bytes(z, k, path.name)
     except zipfile.BadZipFile as exc:
         raise CubeReadError(f"{path.name} is not a readable NumPy .npz file ({exc}).") from exc
     check_allocation(total, f"{path.name} (its arrays decompressed)",

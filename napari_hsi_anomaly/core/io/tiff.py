@@ -72,15 +72,19 @@ def read_tiff(path: Path, layout: str | None = None) -> Cube:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             shape, axes = tuple(series.shape), series.axes
+            if not shape or min(shape) < 1:
+                raise CubeReadError(f"{path.name}: the TIFF declares an empty image (shape {shape}).")
             check_numbers(series.dtype, path.name, complex_ok=True)
             geo, nodata = _geotags(tif.pages[0])
             try:
                 arr = tifffile.memmap(path, mode="r")
             except (ValueError, OSError):
                 arr = None
-    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
+    except (tifffile.TiffFileError, ValueError, IndexError, OSError, ZeroDivisionError, KeyError,
+            TypeError, OverflowError) as exc:  # a malformed header (e.g. ImageWidth 0) in tifffile
         if head is None:
-            raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+            raise CubeReadError(f"{path.name} is not a readable TIFF file ({type(exc).__name__}: "
+                                f"{exc}).") from exc
         arr, shape, axes, geo, nodata = None, None, "", {}, None
     if arr is None and head is not None and _gdal_matches(head, shape, layout):
         return _lazy_cube(path, head, geo)

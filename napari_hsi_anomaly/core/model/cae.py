@@ -50,6 +50,8 @@ class CAEConfig:
         object.__setattr__(self, "pooling", tuple(tuple(int(v) for v in p) for p in self.pooling))
         if not self.kernels or len(self.kernels) != len(self.pooling):
             raise ModelError("A CAE needs one pooling factor (band, row, col) per encoder layer.")
+        if min(self.kernels) < 1:
+            raise ModelError(f"kernels must be whole numbers >= 1; got {list(self.kernels)}.")
         if any(len(p) != 3 or min(p) < 1 for p in self.pooling):
             raise ModelError(f"Pooling factors must be 3 positive integers; got {self.pooling}.")
         if self.row_pool != self.col_pool:

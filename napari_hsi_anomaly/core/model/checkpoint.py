@@ -16,8 +16,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from napari_hsi_anomaly import __version__
-from napari_hsi_anomaly.core.atomic import atomic_folder
-from napari_hsi_anomaly.core.errors import ModelError
+from napari_hsi_anomaly.core import atomic
+from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError
 from napari_hsi_anomaly.core.model.cae import CAE, CAEConfig
 from napari_hsi_anomaly.core.model.scaling import MinMaxScaler
 from napari_hsi_anomaly.core.model.trained import TrainedModel
@@ -33,38 +33,65 @@ def _layer_sizes(net: CAE) -> dict[str, list[int]]:
 
 
 def replaceable(target: Path) -> bool:
-    """Saving replaces ``target`` whole: only a missing or empty folder, or one that holds nothing but a
-    saved model (``model.safetensors``, ``config.json``), may be replaced; never a user's other files."""
-    if not target.exists():
-        return True
-    return target.is_dir() and {f.name for f in target.iterdir()} <= {WEIGHTS, CONFIG}
+    """Saving replaces ``target`` whole: only a missing or empty folder, or a model folder this tool
+    wrote and nobody added to (its ownership marker lists everything in it); never a user's files."""
+    return atomic.replaceable(target, ("model",))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_bytes(model: TrainedModel) -> int:
+    """About how many bytes ``save_model`` writes (weights plus the JSON config)."""
+    return sum(t.numel() * t.element_size() for t in model.net.state_dict().values()) + 1024**2
+
+
+def _write(model: TrainedModel, folder: Path) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT})
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "architecture": model.config.to_dict(),
+        "bands": model.bands,
+        "window": model.window,
+        "layer_sizes": _layer_sizes(model.net),
+        "scaling": model.scaler.to_dict(),
+        "training": model.summary,
+        "weights_sha256": _sha256(folder / WEIGHTS),
+    }
+    (folder / CONFIG).write_text(json.dumps(config, indent=2, default=_json_default))
 
 
 def save_model(model: TrainedModel, directory: str | os.PathLike) -> Path:
-    """Write ``model`` to ``directory`` atomically (see module docstring); returns the path."""
+    """Write ``model`` to ``directory`` atomically (see module docstring); returns the path.
+
+    A save that fails (a full disk) keeps the model in a temporary folder -- beside the target when
+    only the final rename failed, else in the system's temporary folder -- and the ``ModelError``
+    names it: a trained model is never lost."""
     target = Path(directory)
-    if target.exists() and not target.is_dir():
-        raise ModelError(f"{target} exists and is not a directory.")
-    if not replaceable(target):
-        raise ModelError(
-            f"{target} exists and holds other files than a saved model: choose a new folder name "
-            "(saving replaces the folder whole)."
-        )
-    with atomic_folder(target) as tmp:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        config = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "package_version": __version__,
-            "architecture": model.config.to_dict(),
-            "bands": model.bands,
-            "window": model.window,
-            "layer_sizes": _layer_sizes(model.net),
-            "scaling": model.scaler.to_dict(),
-            "training": model.summary,
-        }
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=_json_default))
+    try:
+        atomic.check_replaceable(target, ("model",), "Saving the model:")
+    except atomic.OwnershipError as exc:
+        raise ModelError(str(exc)) from None
+    try:
+        with atomic.atomic_folder(target, "model", keep_on_error=True) as tmp:
+            _write(model, tmp)
+    except (OSError, SafetensorError) as exc:
+        spare = atomic.keep_elsewhere(lambda d: _write(model, d), "model")
+        kept = (f"the model is kept in {spare}: move that folder where you want it" if spare is not None
+                else "it could not be kept anywhere else either: free some disk space and save again")
+        raise ModelError(f"Could not save the model to {target} ({atomic.reason(exc)}); {kept}.") from None
+    except HsiAnomalyError as exc:
+        raise ModelError(str(exc)) from None
     return target
 
 
@@ -84,16 +111,15 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> TrainedMode
     for name in (WEIGHTS, CONFIG):
         if not (d / name).is_file():
             raise ModelError(f"{d} is not a complete model directory: {name} is missing.")
-    try:
-        config = json.loads((d / CONFIG).read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{d / CONFIG} is not valid JSON: {exc}.") from exc
+    from napari_hsi_anomaly.core.guards import check_model_config
+    from napari_hsi_anomaly.core.schema import load_json, validate_model_config
+
+    config = load_json(d / CONFIG, ModelError, "re-save or re-train the model")
     if not isinstance(config, dict):
         raise ModelError(f"{d / CONFIG} is not a model config (a JSON object); the folder is damaged.")
-    from napari_hsi_anomaly.core.guards import check_model_config
-
-    check_model_config(config, (d / WEIGHTS).stat().st_size, str(d / CONFIG))  # before building anything
     _check_versions(config, d)
+    validate_model_config(config, str(d / CONFIG))
+    check_model_config(config, (d / WEIGHTS).stat().st_size, str(d / CONFIG))  # before building anything
     try:
         arch = CAEConfig.from_dict(config["architecture"])
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
@@ -107,6 +133,10 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> TrainedMode
         raise ModelError(
             f"{d / CONFIG}: scaling has {scaler.bands} bands but the architecture {arch.bands}."
         )
+    digest = config.get("weights_sha256")
+    if digest is not None and digest != _sha256(d / WEIGHTS):
+        raise ModelError(f"{d / WEIGHTS} is damaged or was changed after saving (its checksum differs from "
+                         f"{CONFIG}'s weights_sha256); re-save or re-train the model.")
     try:
         tensors = load_file(str(d / WEIGHTS), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

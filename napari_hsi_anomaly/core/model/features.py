@@ -262,6 +262,10 @@ def _iter_pixel(model, cube, batch_size, tile, upsample, fmt) -> Generator[Progr
     tiles = tile_grid(cube.rows, cube.cols, tile or default_tile(cfg, halo), cfg.spatial_factor, halo)
     groups = PIXEL_GROUPS
     dim = cfg.kernels[0] * len(band_groups(cfg.used_bands, groups))
+    from napari_hsi_anomaly.core.guards import check_allocation
+
+    check_allocation(4.0 * cube.rows * cube.cols * dim, f"Pixel features of {cube.name} ({cube.rows}x"
+                     f"{cube.cols} px x {dim} values)", hint="use fewer kernels or a smaller scene")
     values = np.empty((cube.rows, cube.cols, dim), dtype=np.float32)
     valid = np.empty((cube.rows, cube.cols), dtype=bool)
     done = 0

@@ -50,8 +50,10 @@ def write_scene(
     Path(directory).mkdir(parents=True, exist_ok=True)
     cube = quantize(scene.cube, scale) if scale else scene.cube
     paths["cube"] = write_cube(paths["cube"], cube)
-    np.save(paths["gt"], scene.gt.astype(np.uint8))
-    np.save(paths["classes"], scene.classes.astype(np.uint8))
+    from napari_hsi_anomaly.core.atomic import save_npy
+
+    save_npy(paths["gt"], scene.gt.astype(np.uint8))
+    save_npy(paths["classes"], scene.classes.astype(np.uint8))
     return paths
 
 
