@@ -7,9 +7,16 @@ the old one's state plus the marked pixels; the old object is left as it was, so
 - global RX: the reference mean and covariance merged with the marked pixels' (weighted, see below),
   whitening recomputed;
 - GLOSH on spectra: the marked pixels, projected on the reference's PCA basis, join the fitted points
-  and the hierarchy is rebuilt;
+  and the hierarchy is rebuilt (``extended_glosh``: the same subsample and scaling as before, so only the
+  marked group changes; every other reference row gets its nearest mutual-reachability neighbour again);
 - spatial parts (local RX, attribute filters): unchanged (they have no normal population);
 - the calibration is recomputed on the reference cubes (``references``; by default the scene itself).
+  GLOSH parts keep the scale of the first fit (``FREEZE_GLOSH_SCALE``: the calibration reads the reference
+  rows' scores from the hierarchy before any mark). Recalibrating on the refitted hierarchy shrinks the
+  reference's spread, since the marked kind was its upper tail, and flags more pixels elsewhere: on the
+  sample scene, marking one 7-15 px speckle region took glosh-spectral from 583 to 748-815 flagged
+  pixels, against 500-528 with the scale kept (benchmarks/results/bench_feedback.md). A saved profile
+  holds the refitted hierarchy only, so after loading it the GLOSH scale is recomputed from it.
 
 Weight: a marked group counts as ``GROUP_FACTOR`` x ``p_min`` pixels (GLOSH's minimum cluster size, or
 the automatic ``p_min`` of the reference for RX), so it is a cluster of the normal population rather than
@@ -22,6 +29,7 @@ can dissolve the group again.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +42,7 @@ from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import Progress, run
 
 GROUP_FACTOR = 1.25  # a marked group weighs this many times p_min (a cluster with a margin)
+FREEZE_GLOSH_SCALE = True  # see the module docstring
 SAMPLE = 20000  # rows of the reference compared for the density of the marked group's copies
 SPATIAL = ("rx-local", "attribute")  # parts without a normal population: kept as they are
 
@@ -181,39 +190,105 @@ def _jitter(y: np.ndarray, reference: np.ndarray, count: int, k: int, seed: int)
     return y[pick] + noise * sigma
 
 
+def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: int = 0) -> Any:
+    """A ``GloshScorer`` whose rows are the reference rows ``ref_values`` (unscaled, as ``old`` was built
+    with), the earlier marks' fitted rows and the ``extra`` rows, fitted on ``old``'s fitted points plus
+    the share of ``extra`` that ``old`` fitted of its own rows (same subsample, same scaling, so nothing
+    but the marked group changes); every other row gets its nearest mutual-reachability neighbour again.
+    Built from ``old.state()`` and restored with ``GloshScorer.from_state`` (a profile saves it as is)."""
+    from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
+
+    a, meta = old.state(rows=True)
+    if not meta.get("rows"):
+        raise HsiAnomalyError("This GLOSH normal model was saved without its rows: fit it again to mark "
+                              "pixels as normal.")
+    n_ref = int(ref_values.shape[0])
+    lo, span, const = a["lo"], a["span"], a["const"].astype(bool)
+
+    def scale(v: np.ndarray) -> np.ndarray:
+        out = (np.asarray(v, np.float64) - lo) / span
+        out[:, const] = 0.0
+        return out
+
+    old_fit, drawn, drawn_fit = a["fit_x"], a["drawn"].astype(np.int64), a["drawn_fit"].astype(np.int64)
+    prev = drawn >= n_ref  # fitted rows of earlier marks (their other rows are left out)
+    prev_fit = drawn_fit[prev]
+    rng = np.random.default_rng(seed)
+    ratio = int(meta["n_drawn"]) / max(1, int(meta["n_finite"]))
+    fit_idx = np.sort(rng.choice(len(extra), int(round(len(extra) * ratio)), replace=False))
+    extra_s = scale(extra)
+    fo = GloshScorer(np.vstack([old_fit, extra_s[fit_idx]]), min_samples=int(meta["min_samples"]),
+                     scale=False, max_fit=len(old_fit) + len(fit_idx) + 1)
+    fa, fm = fo.state(rows=True)
+    n_prev, n_new = int(prev.sum()), len(extra)
+    base = n_ref + n_prev  # first row of the new extras
+    ref_drawn = drawn[~prev]
+    new_drawn = np.r_[ref_drawn, n_ref + np.arange(n_prev), base + fit_idx].astype(np.int64)
+    fo_fit = fa["drawn_fit"].astype(np.int64)  # fo row -> fitted point (old points keep their index)
+    new_drawn_fit = np.r_[fo_fit[drawn_fit[~prev]], fo_fit[prev_fit], fo_fit[len(old_fit):]].astype(np.int64)
+    finite = np.r_[a["finite"][:n_ref].astype(bool), np.ones(n_prev + n_new, bool)]
+    rest_mask = finite.copy()
+    rest_mask[new_drawn] = False
+    rest = np.flatnonzero(rest_mask)
+    ref_rest, ext_rest = rest[rest < n_ref], rest[rest >= base] - base
+    x_rest = np.vstack([scale(ref_values[ref_rest]), extra_s[ext_rest]])
+    nb, lam, exact, same = fo._neighbours(x_rest, None)
+    counts = np.bincount(new_drawn_fit, minlength=fo.n_fit) + np.bincount(same[same >= 0], minlength=fo.n_fit)
+    arrays = {"fit_x": fa["fit_x"], "core": fa["core"], "counts": counts.astype(np.int64), "lo": lo,
+              "span": span, "const": a["const"], "finite": finite.astype(np.uint8), "drawn": new_drawn,
+              "drawn_fit": new_drawn_fit, "rest": rest.astype(np.int64), "rest_nb": nb, "rest_lam": lam,
+              "rest_exact": exact.astype(np.uint8), "rest_same": same}
+    if "tree" in fa:
+        arrays["tree"] = fa["tree"]
+    meta = {**meta, "k": fm["k"], "n_points": int(finite.size), "n_fit": int(fm["n_fit"]),
+            "n_finite": int(meta["n_finite"]) + n_new, "n_drawn": int(meta["n_drawn"]) + len(fit_idx),
+            "rows": True}
+    return GloshScorer.from_state(arrays, meta)
+
+
 def _update_glosh(part: Any, x: np.ndarray, refs: list[Cube], weight: float, seed: int) -> Any:
     """GLOSH on spectra with the marked spectra added to the fitted points and the hierarchy rebuilt."""
     from napari_hsi_anomaly.core.detectors._spectral import project
     from napari_hsi_anomaly.core.detectors.glosh_spectral import SpectralGloshScorer
 
     old = part.ref
-    values = [project(c, part.mean, part.basis) for c in refs]
+    values = np.vstack([project(c, part.mean, part.basis) for c in refs])
+    offsets = np.asarray(old.offsets[: len(refs) + 1], np.int64)
+    if len(old.offsets) < len(refs) + 1 or int(offsets[-1]) != values.shape[0]:
+        raise HsiAnomalyError("Marking pixels as normal refits GLOSH on its reference cubes: score with "
+                              "'this cube' or keep the reference cubes open.")
     y = (x - part.mean) @ part.basis
-    extra = _jitter(y, np.vstack(values), max(0, int(math.ceil(weight)) - len(y)),
-                    int(part.params["min_samples"]), seed)
-    extras = [np.vstack([getattr(old, "extra_rows", np.zeros((0, y.shape[1]))), y, extra])]
-    ref = FedGloshReference(values + extras, refs, n_valid=old.n_valid,
-                            min_samples=int(part.params["min_samples"]), max_fit=int(part.params["max_fit"]),
-                            seed=int(part.params["seed"]))
-    ref.extra_rows = extras[0]
+    extra = np.vstack([y, _jitter(y, values, max(0, int(math.ceil(weight)) - len(y)),
+                                  int(part.params["min_samples"]), seed)])
+    scorer = extended_glosh(getattr(old, "fed", old.scorer), values, extra, seed)
+    ref = FedGloshReference.__new__(FedGloshReference)
+    ref.fed, ref.n_valid = scorer, int(old.n_valid)  # the automatic p_min stays the reference's
+    ref.scorer = getattr(old, "calibration_scorer", old.scorer) if FREEZE_GLOSH_SCALE else scorer
+    ref.calibration_scorer = ref.scorer
+    ref.offsets = np.r_[offsets, scorer.n_points].astype(np.int64)
+    ref._refs = [weakref.ref(c) for c in refs]
     return SpectralGloshScorer(part.mean, part.basis, ref, part.params, part.wavelengths)
 
 
 class FedGloshReference(GloshReference):
     """A GLOSH reference whose last block of rows is the marked pixels' weight (no cube of its own):
-    each reference cube scores its own rows, any other target is predicted."""
+    each reference cube scores its own rows, any other target is predicted (built by ``_update_glosh``)."""
 
-    extra_rows: np.ndarray
-
-    def __init__(self, values: list[np.ndarray], cubes: list[Cube], *, n_valid: int, **kw: Any) -> None:
-        super().__init__(values, cubes, **kw)
-        self.n_valid = int(n_valid)  # the automatic p_min stays the reference's
+    fed: Any  # the refitted hierarchy (``scorer`` is the one the calibration reads)
 
     def handle(self, cube: Cube, values_fn: Any) -> Any:
         k = self.reference_index(cube)
         if k is not None:
-            return RowsView(self.scorer, self.offsets[k], self.offsets[k + 1])
-        return self.scorer.predictor(values_fn(cube))
+            return RowsView(self.fed, self.offsets[k], self.offsets[k + 1])
+        return self.fed.predictor(values_fn(cube))
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        keep = self.scorer
+        self.scorer = self.fed
+        try:
+            return super().state()
+        finally:
+            self.scorer = keep
 
 
 def _p_min(scorer: Any, detection: Any, n_ref: int) -> int:

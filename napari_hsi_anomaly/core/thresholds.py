@@ -30,10 +30,10 @@ DEFAULT_T_ANOM = 0.7
 
 def _glosh_references(obj: Any, scorer: Any) -> list[Any]:
     """The reference GLOSH hierarchies (objects with ``score(p_min)`` over the reference rows)."""
-    handles = list(getattr(obj, "scorers", []) or [])
-    if handles:
-        return [getattr(h, "scorer", h) for h in handles]  # RowsView / GloshPredictor -> GloshScorer
-    return [p.ref.scorer for p in scorer.parts() if getattr(p, "ref", None) is not None]
+    refs = [p.ref.scorer for p in scorer.parts() if getattr(p, "ref", None) is not None]
+    if refs:  # what the calibration reads (``Raw.reference``)
+        return refs
+    return [getattr(h, "scorer", h) for h in getattr(obj, "scorers", []) or []]
 
 
 def normal_scores(obj: Any, p_min: int | None = None) -> np.ndarray:
