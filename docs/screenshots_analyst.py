@@ -62,6 +62,7 @@ class AnalystShots(Shots):
         settle(until=lambda: panel._worker is None)
         detect._commit_debounced.flush()
         inspect._refresh_debounced.flush()
+        settle(until=lambda: "416 of" not in detect.results.analyst.far_label.text(), timeout=60)
         settle(1.0)
         show_in_dock(inspect, panel)
         self.shot("analyst_mark_normal_after")
@@ -76,6 +77,7 @@ class AnalystShots(Shots):
         panel = inspect.analyst
         settle(until=lambda: panel.why.explanation is not None and "region" in panel.why.title.text())
         show_in_dock(inspect, panel.why)
+        settle(2.0)  # the bars' canvas draws on its own event-loop turn
         self.shot("analyst_why")
 
     def stage_far(self) -> None:

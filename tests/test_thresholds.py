@@ -125,3 +125,21 @@ def test_compare_detectors_on_user_labels():
     normal_only[:8, :8] = 2  # marked normal: only marked pixels are evaluated
     again = compare_detectors(sc.cube, normal_only, 0.7, names=["rx"])
     assert again[0].auc == again[0].auc
+
+
+def test_normal_population_follows_a_mark_normal():
+    """After "Mark as normal" the normal population is scored by the refitted model (on the first fit's
+    scale): the marked pixels' share above t_anom falls."""
+    from test_feedback import planted_scene
+
+    from napari_hsi_anomaly.core.detectors.calibration import _sample_positions
+    from napari_hsi_anomaly.core.feedback import mark_normal
+
+    cube, a, _ = planted_scene()
+    scorer = get_detector("glosh-spectral")().fit(cube)
+    det = scorer.score(cube)
+    det.extras["scorer"] = scorer
+    new = mark_normal(det, cube, a)
+    pos = _sample_positions([cube.valid_mask()])
+    np.testing.assert_allclose(normal_scores(new), new.score_map.ravel()[pos], atol=2e-6)
+    assert false_alarm_rate(new, 0.7) < false_alarm_rate(det, 0.7)

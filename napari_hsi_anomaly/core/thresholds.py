@@ -28,38 +28,48 @@ from napari_hsi_anomaly.core.feedback import scorer_of
 DEFAULT_T_ANOM = 0.7
 
 
-def _glosh_references(obj: Any, scorer: Any) -> list[Any]:
-    """The reference GLOSH hierarchies (objects with ``score(p_min)`` over the reference rows)."""
-    refs = [p.ref.scorer for p in scorer.parts() if getattr(p, "ref", None) is not None]
-    if refs:  # what the calibration reads (``Raw.reference``)
+def _glosh_references(obj: Any, scorer: Any, current: bool) -> list[Any]:
+    """The reference GLOSH hierarchies (``score(p_min)`` over the reference rows): those the calibration
+    reads (``Raw.reference``), or with ``current`` the ones that score now (a refit after "Mark as
+    normal", ``core.feedback``, keeps the first fit's for the calibration)."""
+    refs = [getattr(p.ref, "fed", p.ref.scorer) if current else p.ref.scorer
+            for p in scorer.parts() if getattr(p, "ref", None) is not None]
+    if refs:
         return refs
     return [getattr(h, "scorer", h) for h in getattr(obj, "scorers", []) or []]
+
+
+def _raw_sample(cal: Any, refs: list[Any], p: int | None) -> np.ndarray:
+    """The calibration sample's combined raw values (as ``Calibration.reference_bulk`` combines them)."""
+    from napari_hsi_anomaly.core.detectors.calibration import stretch
+
+    acc = cal.fixed_reference().astype(np.float64).copy()
+    k = 0
+    for kind, rows, w in zip(cal.kinds, cal.samples, cal.weights):
+        if kind == "glosh":
+            g = refs[k].score(int(p)).scores[np.asarray(rows, np.int64)]  # type: ignore[arg-type]
+            acc = acc + (stretch(g) if len(cal.kinds) == 1 else w * g)
+            k += 1
+    return acc / cal.total_weight
 
 
 def normal_scores(obj: Any, p_min: int | None = None) -> np.ndarray:
     """Calibrated scores (float32) of the normal population (the calibration sample) of a detection or
     scorer, at ``p_min`` (default: the detection's)."""
-    from napari_hsi_anomaly.core.detectors.calibration import bulk, stretch, to_score
+    from napari_hsi_anomaly.core.detectors.calibration import bulk, to_score
 
     scorer = scorer_of(obj)
     cal = scorer.calibration
     if cal is None:
         raise HsiAnomalyError("This normal model has no calibration: fit it on reference cubes first.")
-    acc = cal.fixed_reference().astype(np.float64).copy()
+    p = None
     if "glosh" in cal.kinds:
         p = p_min or getattr(obj, "params", {}).get("p_min") or scorer.params.get("p_min")
         if not p:
             raise HsiAnomalyError("Give p_min (or a detection) for the false-alarm rate of a GLOSH detector.")
-        refs = _glosh_references(obj, scorer)
-        k = 0
-        for kind, rows, w in zip(cal.kinds, cal.samples, cal.weights):
-            if kind == "glosh":
-                g = refs[k].score(int(p)).scores[np.asarray(rows, np.int64)]
-                acc = acc + (stretch(g) if len(cal.kinds) == 1 else w * g)
-                k += 1
-    r = acc / cal.total_weight
-    med, spread = bulk(r, cal.quantile)
-    return to_score(r.astype(np.float32), med, spread, cal.z0)
+    med, spread = bulk(_raw_sample(cal, _glosh_references(obj, scorer, False), p), cal.quantile)
+    now = _raw_sample(cal, _glosh_references(obj, scorer, True), p)
+    return to_score(now.astype(np.float32), med, spread, cal.z0)
 
 
 def false_alarm_rate(obj: Any, t_anom: float = DEFAULT_T_ANOM, *, normal: np.ndarray | None = None
