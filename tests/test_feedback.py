@@ -103,3 +103,26 @@ def test_mark_normal_errors(scene):
     det.extras.pop("scorer", None)
     with pytest.raises(HsiAnomalyError, match="normal model"):
         mark_normal(det, cube, a)
+
+
+def test_extended_glosh_matches_a_full_neighbour_search():
+    """The refit keeps each far row's neighbour: the result equals recomputing every row's."""
+    from napari_hsi_anomaly.core.feedback import extended_glosh
+    from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
+
+    rng = np.random.default_rng(0)
+    ref = np.vstack([rng.normal(0, 1, (3000, 3)), rng.normal(6, 0.3, (40, 3))])
+    old = GloshScorer(ref, min_samples=10, max_fit=1000, seed=0)
+    extra = rng.normal(6, 0.3, (300, 3))
+    new = extended_glosh(old, ref, extra, seed=1)
+    arrays, meta = new.state(rows=True)
+    assert meta["n_points"] == 3340 and meta["n_drawn"] > 1000
+    x = np.vstack([ref, extra])[arrays["rest"]]  # _neighbours scales them
+    nb, lam, exact, same = new._neighbours(x, None)
+    np.testing.assert_allclose(arrays["rest_lam"], lam)
+    assert (arrays["rest_same"] == same).all() and (arrays["rest_exact"].astype(bool) == exact).all()
+    p = 200
+    before, after = old.score(p).scores, new.score(p).scores
+    assert after[3000:3040].mean() < before[3000:3040].mean() - 0.2  # the marked kind is normal now
+    far = np.linalg.norm(ref[:3000], axis=1) < 1.5
+    np.testing.assert_allclose(after[:3000][far], before[:3000][far], atol=0.05)

@@ -232,7 +232,7 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
     rest = np.flatnonzero(rest_mask)
     ref_rest, ext_rest = rest[rest < n_ref], rest[rest >= base] - base
     x_rest = np.vstack([scale(ref_values[ref_rest]), extra_s[ext_rest]])
-    nb, lam, exact, same = fo._neighbours(x_rest, None)
+    nb, lam, exact, same = _rest_neighbours(fo, a, x_rest, ref_rest, len(old_fit))
     counts = np.bincount(new_drawn_fit, minlength=fo.n_fit) + np.bincount(same[same >= 0], minlength=fo.n_fit)
     arrays = {"fit_x": fa["fit_x"], "core": fa["core"], "counts": counts.astype(np.int64), "lo": lo,
               "span": span, "const": a["const"], "finite": finite.astype(np.uint8), "drawn": new_drawn,
@@ -244,6 +244,40 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
             "n_finite": int(meta["n_finite"]) + n_new, "n_drawn": int(meta["n_drawn"]) + len(fit_idx),
             "rows": True}
     return GloshScorer.from_state(arrays, meta)
+
+
+def _rest_neighbours(fo: Any, a: dict, x_rest: np.ndarray, ref_rest: np.ndarray, n_old: int) -> tuple:
+    """Nearest mutual-reachability neighbour of each rest row against ``fo``. A reference row keeps its
+    old one unless a fitted point that is new or whose core distance shrank lies closer than its old
+    best distance (only those can lower ``max(core_i, core_j, d_ij)``): exact, and most rows are far."""
+    from scipy.spatial import cKDTree
+
+    fa = fo.state(rows=False)[0]
+    old_rest = a["rest"].astype(np.int64)
+    pos = np.searchsorted(old_rest, ref_rest)
+    known = (pos < old_rest.size) & (old_rest[np.minimum(pos, old_rest.size - 1)] == ref_rest)
+    moved = np.r_[np.flatnonzero(fa["core"][:n_old] < a["core"] - 1e-12), np.arange(n_old, fo.n_fit)]
+    redo = np.ones(len(x_rest), bool)
+    if moved.size and known.any():
+        k = np.flatnonzero(known)
+        lam = a["rest_lam"][pos[k]]
+        with np.errstate(divide="ignore"):
+            best = np.where(lam > 0, 1.0 / lam, np.inf)
+        near = cKDTree(fa["fit_x"][moved]).query(x_rest[k], 1, distance_upper_bound=float(best.max()))[0]
+        redo[k] = near < best
+    elif not moved.size:
+        redo[np.flatnonzero(known)] = False
+    nb = np.empty(len(x_rest), np.int64)
+    lam_out, exact, same = np.empty(len(x_rest)), np.empty(len(x_rest), bool), np.empty(len(x_rest), np.int64)
+    keep = np.flatnonzero(~redo)
+    if keep.size:
+        p = pos[keep]
+        nb[keep], lam_out[keep] = a["rest_nb"][p], a["rest_lam"][p]
+        exact[keep], same[keep] = a["rest_exact"][p].astype(bool), a["rest_same"][p]
+    todo = np.flatnonzero(redo)
+    if todo.size:
+        nb[todo], lam_out[todo], exact[todo], same[todo] = fo._neighbours(x_rest[todo], None)
+    return nb, lam_out, exact, same
 
 
 def _update_glosh(part: Any, x: np.ndarray, refs: list[Cube], weight: float, seed: int) -> Any:
