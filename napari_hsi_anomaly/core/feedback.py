@@ -43,7 +43,7 @@ from napari_hsi_anomaly.core.progress import Progress, run
 
 GROUP_FACTOR = 1.25  # a marked group weighs this many times p_min (a cluster with a margin)
 FREEZE_GLOSH_SCALE = True  # see the module docstring
-SAMPLE = 20000  # rows of the reference compared for the density of the marked group's copies
+SAMPLE = 5000  # reference rows sampled: the copies' density, RX's 95th percentile
 SPATIAL = ("rx-local", "attribute")  # parts without a normal population: kept as they are
 
 
@@ -192,9 +192,10 @@ def _jitter(y: np.ndarray, reference: np.ndarray, count: int, k: int, seed: int)
 
 def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: int = 0) -> Any:
     """A ``GloshScorer`` whose rows are the reference rows ``ref_values`` (unscaled, as ``old`` was built
-    with), the earlier marks' fitted rows and the ``extra`` rows, fitted on ``old``'s fitted points plus
+    with), then the fitted rows of earlier marks and of ``extra``: fitted on ``old``'s fitted points plus
     the share of ``extra`` that ``old`` fitted of its own rows (same subsample, same scaling, so nothing
-    but the marked group changes); every other row gets its nearest mutual-reachability neighbour again.
+    but the marked group changes; the rest of ``extra`` counts in ``n_finite`` only, keeping ``p_min``'s
+    scale); every other reference row gets its nearest mutual-reachability neighbour again.
     Built from ``old.state()`` and restored with ``GloshScorer.from_state`` (a profile saves it as is)."""
     from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
 
@@ -220,18 +221,18 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
     fo = GloshScorer(np.vstack([old_fit, extra_s[fit_idx]]), min_samples=int(meta["min_samples"]),
                      scale=False, max_fit=len(old_fit) + len(fit_idx) + 1)
     fa, fm = fo.state(rows=True)
-    n_prev, n_new = int(prev.sum()), len(extra)
+    n_prev, n_new = int(prev.sum()), len(fit_idx)  # copies not fitted are weight only, not rows
     base = n_ref + n_prev  # first row of the new extras
     ref_drawn = drawn[~prev]
-    new_drawn = np.r_[ref_drawn, n_ref + np.arange(n_prev), base + fit_idx].astype(np.int64)
+    new_drawn = np.r_[ref_drawn, n_ref + np.arange(n_prev), base + np.arange(n_new)].astype(np.int64)
     fo_fit = fa["drawn_fit"].astype(np.int64)  # fo row -> fitted point (old points keep their index)
     new_drawn_fit = np.r_[fo_fit[drawn_fit[~prev]], fo_fit[prev_fit], fo_fit[len(old_fit):]].astype(np.int64)
     finite = np.r_[a["finite"][:n_ref].astype(bool), np.ones(n_prev + n_new, bool)]
     rest_mask = finite.copy()
     rest_mask[new_drawn] = False
     rest = np.flatnonzero(rest_mask)
-    ref_rest, ext_rest = rest[rest < n_ref], rest[rest >= base] - base
-    x_rest = np.vstack([scale(ref_values[ref_rest]), extra_s[ext_rest]])
+    ref_rest = rest  # every row beyond the reference is fitted
+    x_rest = scale(ref_values[ref_rest])
     nb, lam, exact, same = _rest_neighbours(fo, a, x_rest, ref_rest, len(old_fit))
     counts = np.bincount(new_drawn_fit, minlength=fo.n_fit) + np.bincount(same[same >= 0], minlength=fo.n_fit)
     arrays = {"fit_x": fa["fit_x"], "core": fa["core"], "counts": counts.astype(np.int64), "lo": lo,
@@ -241,7 +242,7 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
     if "tree" in fa:
         arrays["tree"] = fa["tree"]
     meta = {**meta, "k": fm["k"], "n_points": int(finite.size), "n_fit": int(fm["n_fit"]),
-            "n_finite": int(meta["n_finite"]) + n_new, "n_drawn": int(meta["n_drawn"]) + len(fit_idx),
+            "n_finite": int(meta["n_finite"]) + len(extra), "n_drawn": int(meta["n_drawn"]) + n_new,
             "rows": True}
     return GloshScorer.from_state(arrays, meta)
 
