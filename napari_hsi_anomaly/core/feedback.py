@@ -173,13 +173,13 @@ def _jitter(y: np.ndarray, reference: np.ndarray, count: int, k: int, seed: int)
     samples of the same share of each): denser, it would become the densest cluster and raise every
     other pixel's GLOSH score; sparser, its pixels would stay outliers."""
     rng = np.random.default_rng(seed)
-    ref = reference[np.isfinite(reference).all(axis=1)]
-    share = min(1.0, SAMPLE / max(1, len(ref)))
-    ref_s = ref[rng.random(len(ref)) < share] if share < 1 else ref
+    share = min(1.0, SAMPLE / max(1, len(reference)))
+    ref_s = reference[rng.random(len(reference)) < share] if share < 1 else reference
+    ref_s = ref_s[np.isfinite(ref_s).all(axis=1)]
     target = _core_median(ref_s, k)
     pick = rng.integers(0, len(y), count)
     noise = rng.normal(size=(count, y.shape[1]))
-    sigma = float(np.median(ref.std(axis=0))) * 0.1 or 1.0
+    sigma = float(np.median(ref_s.std(axis=0))) * 0.1 or 1.0
     for _ in range(4):  # the group's k-NN distance grows about in proportion to the noise
         pts = np.vstack([y, y[pick] + noise * sigma])
         pts_s = pts[rng.random(len(pts)) < share] if share < 1 else pts
@@ -255,8 +255,11 @@ def _rest_neighbours(fo: Any, a: dict, x_rest: np.ndarray, ref_rest: np.ndarray,
 
     fa = fo.state(rows=False)[0]
     old_rest = a["rest"].astype(np.int64)
-    pos = np.searchsorted(old_rest, ref_rest)
-    known = (pos < old_rest.size) & (old_rest[np.minimum(pos, old_rest.size - 1)] == ref_rest)
+    if old_rest.size == ref_rest.size and np.array_equal(old_rest, ref_rest):  # the usual case
+        pos, known = np.arange(ref_rest.size), np.ones(ref_rest.size, bool)
+    else:
+        pos = np.searchsorted(old_rest, ref_rest)
+        known = (pos < old_rest.size) & (old_rest[np.minimum(pos, old_rest.size - 1)] == ref_rest)
     moved = np.r_[np.flatnonzero(fa["core"][:n_old] < a["core"] - 1e-12), np.arange(n_old, fo.n_fit)]
     redo = np.ones(len(x_rest), bool)
     if moved.size and known.any():
