@@ -157,7 +157,7 @@ def _spread(shares: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 
 def _glosh(part: Any, x: np.ndarray) -> PartExplanation:
-    gs = part.ref.scorer
+    gs = getattr(part.ref, "fed", part.ref.scorer)  # after "Mark as normal": the refitted hierarchy
     fit = gs.state(rows=False)[0]["fit_x"]
     med = np.median(fit, axis=0)
     q1, q3 = np.percentile(fit, [25, 75], axis=0)
