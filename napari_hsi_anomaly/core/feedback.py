@@ -14,7 +14,7 @@ the old one's state plus the marked pixels; the old object is left as it was, so
   GLOSH parts keep the scale of the first fit (``FREEZE_GLOSH_SCALE``: the calibration reads the reference
   rows' scores from the hierarchy before any mark). Recalibrating on the refitted hierarchy shrinks the
   reference's spread, since the marked kind was its upper tail, and flags more pixels elsewhere: on the
-  sample scene, marking one 7-15 px speckle region took glosh-spectral from 583 to 748-815 flagged
+  sample scene, marking one 7-15 px speckle region took glosh-spectral from 583 to 754-850 flagged
   pixels, against 500-528 with the scale kept (benchmarks/results/bench_feedback.md). A saved profile
   holds the refitted hierarchy only, so after loading it the GLOSH scale is recomputed from it.
 
