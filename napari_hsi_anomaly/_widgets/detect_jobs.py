@@ -115,6 +115,8 @@ def score_job(
             if not many:
                 out.scorer = fitted
         det = yield from _relay(_iter_score(fitted, t.cube), prefix)
+        det.extras.setdefault("scorer", fitted)  # its normal model: Mark as normal, false-alarm rate
+        det.extras.setdefault("analysed_cube", t.cube)  # what it was scored on (band selection applied)
         out.model = out.model or _trained_model(det)
         out.scenes.append(SceneResult(t.name, t.full if t.full is not None else t.cube, det, t.layer,
                                           t.rgb_layer, t.date))

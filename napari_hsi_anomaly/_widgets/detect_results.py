@@ -116,10 +116,16 @@ class ResultsPanel(QWidget):
         layout.setSpacing(4)
         layout.addLayout(form)
         layout.addWidget(self.counts)
+        from napari_hsi_anomaly._widgets.threshold_panel import ThresholdPanel
+
+        self.analyst = ThresholdPanel(self)  # false-alarm rate, set by FAR/contamination, p_min warning
+        layout.addWidget(self.analyst)
         layout.addWidget(self.hist)
         layout.addLayout(gt_form)
         layout.addWidget(self.metrics_label)
         layout.addWidget(self.roc)
+        layout.addWidget(self.analyst.pr)
+        layout.addWidget(self.analyst.compare)
         layout.addLayout(export)
         self.gt_combo.currentIndexChanged.connect(self._on_gt_changed)
         self.save_scores_btn.clicked.connect(lambda: self._export_dialog("scores"))
@@ -329,10 +335,11 @@ class ResultsPanel(QWidget):
         f = 2 * precision * tpr / (precision + tpr) if (precision + tpr) > 0 else 0.0
         fpr = fp / neg if neg else float("nan")
         self.metrics = {"tpr": tpr, "fnr": 1.0 - tpr, "precision": precision, "f_score": f,
-                        "auc": self._auc, "tp": tp, "fp": fp, "fn": fn}
+                        "auc": self._auc, "tp": tp, "fp": fp, "fn": fn, "far": fpr}
         auc = "…" if self._auc != self._auc else f"{self._auc:.3f}"
         self.metrics_text = (f"TPR {tpr:.3f}   FNR {1 - tpr:.3f}   precision {precision:.3f}\n"
-                             f"F-score {f:.3f}   AUC {auc}")
+                             f"F-score {f:.3f}   AUC {auc}\n"
+                             f"TP {tp:,}   FP {fp:,}   FN {fn:,}   false-alarm rate {fpr:.2e}")
         self.metrics_label.setText(self.metrics_text)
         if fpr == fpr:
             self.roc.set_point(fpr, tpr)

@@ -92,6 +92,8 @@ class DetectWidget(QWidget):
             self.state.bands_changed.connect(self._on_bands_changed)
         if hasattr(self.state, "ground_truth_changed"):
             self.state.ground_truth_changed.connect(self.results.follow_ground_truth)
+        self.params.p_min_moved.connect(self.results.analyst.check_p_min_debounced)
+        self.state.detection_changed.connect(self._adopt)  # Mark as normal / Undo (Inspect dock)
         self._on_cube_changed(self.state.cube)  # a cube chosen before this dock opened
 
     # ---------------------------------------------------------------- layout
@@ -207,6 +209,16 @@ class DetectWidget(QWidget):
         self.params.show_auto_p_min(cube)
         kept = " (earlier results hidden as '[scene]' layers)" if retired else ""
         self.status.setText(f"Cube {name} ({cube.bands} bands): press Score.{kept}")
+
+    def _adopt(self, det: Any) -> None:
+        """Show a detection another dock derived from the shown one (refitted, or the one before)."""
+        if det is None or det is self.detection or not 0 <= self.current < len(self.scenes):
+            return
+        if np.shape(det.score_map) != np.shape(self.scenes[self.current].detection.score_map):
+            return
+        self.detection = self.scenes[self.current].detection = det
+        self.rescore.gen.next()
+        self.results.show_scores(det.score_map, self.scenes[self.current].name)
 
     def _scene_of(self, cube: Any) -> int:
         return scene_index(self.scenes, cube, self.state.cube_layer)

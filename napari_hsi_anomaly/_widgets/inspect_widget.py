@@ -72,7 +72,10 @@ class InspectWidget(QWidget):
             self.regions_view.table, self.regions_view.label, self.regions_view.csv_btn)
         self.bars = BandBars(height_px=150, theme=theme)
         self.bars.hide()  # until a region is chosen
-        scroll_dock(self, [self.panel, self.regions_view, self.bars], margins=4)
+        from napari_hsi_anomaly._widgets.feedback_panel import FeedbackPanel
+
+        self.analyst = FeedbackPanel(self.viewer, self.state, theme)  # mark normal/anomaly, why (issue 23)
+        scroll_dock(self, [self.panel, self.regions_view, self.analyst, self.bars], margins=4)
 
     # ---------------------------------------------------------------- cube
     def _on_cube_changed(self, cube: Any) -> None:
@@ -171,6 +174,7 @@ class InspectWidget(QWidget):
         short = f"({row}, {col})" + (f" {float(scores[row, col]):.2f}" if has else "")
         self.picked = (row, col)
         self.panel.show_spectrum(spec, short, f"pixel ({row}, {col}){score}")
+        self.analyst.select_pixel(row, col, self.label_image)
         return spec
 
     # ---------------------------------------------------------------- regions
@@ -205,6 +209,7 @@ class InspectWidget(QWidget):
         self.go_to(region)
         self.highlight(region)
         self.show_region(region)
+        self.analyst.select_region(region.label, self.label_image, index + 1)
 
     def highlight(self, region: RegionInfo) -> Any:
         """Outline the region's bounding box (one yellow rectangle in a Shapes layer)."""
@@ -298,7 +303,7 @@ class InspectWidget(QWidget):
         source = getattr(self.cube, "source", None)
         try:
             check_output_path(path, inputs=[source] if source else [], exts=(".csv",), what="Export CSV")
-            out = regions_to_csv(self.regions, path)
+            out = regions_to_csv(self.regions, path, georef=getattr(self.cube, "georef", None))
         except (HsiAnomalyError, OSError) as exc:
             notify_error(exc)
             return None

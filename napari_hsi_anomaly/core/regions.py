@@ -100,16 +100,46 @@ CSV_COLUMNS = (
 )
 
 
-def regions_to_csv(regions: list[RegionInfo], path: str | Path) -> Path:
-    """Write regions as CSV (one row per region, in list order, with a 1-based ``rank``)."""
+MAP_COLUMNS = ("centroid_x", "centroid_y")  # added when the scene is georeferenced
+
+
+def pixel_to_map(georef: dict | None, rows: np.ndarray, cols: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Map coordinates ``(x, y)`` of pixel positions (fractional rows/cols; a pixel's centre is at
+    ``row + 0.5``, ``col + 0.5`` of its corner) through ``georef["transform"]`` (rasterio's affine
+    ``(a, b, c, d, e, f)``: x = a*col + b*row + c, y = d*col + e*row + f); None without one."""
+    t = (georef or {}).get("transform")
+    if t is None or len(t) < 6:
+        return None
+    a, b, c, d, e, f = (float(v) for v in list(t)[:6])
+    r = np.asarray(rows, np.float64) + 0.5
+    q = np.asarray(cols, np.float64) + 0.5
+    return a * q + b * r + c, d * q + e * r + f
+
+
+def region_centres_map(regions: list[RegionInfo], georef: dict | None) -> np.ndarray | None:
+    """``(n, 2)`` map coordinates ``(x, y)`` of the regions' centroids (None: not georeferenced)."""
+    if not regions:
+        return None if pixel_to_map(georef, np.zeros(0), np.zeros(0)) is None else np.zeros((0, 2))
+    rc = np.array([r.centroid for r in regions], np.float64)
+    xy = pixel_to_map(georef, rc[:, 0], rc[:, 1])
+    return None if xy is None else np.column_stack(xy)
+
+
+def regions_to_csv(regions: list[RegionInfo], path: str | Path, *, georef: dict | None = None) -> Path:
+    """Write regions as CSV (one row per region, in list order, with a 1-based ``rank``); with a
+    ``georef`` holding a transform, the centroids in map coordinates too (``MAP_COLUMNS``, the CRS's
+    units)."""
     path = Path(path)
+    xy = region_centres_map(regions, georef)
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS + (MAP_COLUMNS if xy is not None else ()))
         for rank, r in enumerate(regions, start=1):
+            extra = [] if xy is None else [f"{xy[rank - 1, 0]:.3f}", f"{xy[rank - 1, 1]:.3f}"]
             writer.writerow(
                 [rank, r.label, r.area, f"{r.mean_score:.6f}", f"{r.max_score:.6f}",
-                 f"{r.centroid[0]:.2f}", f"{r.centroid[1]:.2f}", *r.bbox]
+                 f"{r.centroid[0]:.2f}", f"{r.centroid[1]:.2f}", *r.bbox, *extra]
             )
     return path
 
@@ -177,5 +207,5 @@ def region_table_rows(regions: list[RegionInfo]) -> list[tuple]:
 __all__ = [
     "RegionInfo", "label_mask", "flagged_regions", "regions_to_csv", "regions_csv",
     "region_spectrum", "sample_pixels", "scene_spectrum_stats", "band_deviation",
-    "region_table_rows", "CSV_COLUMNS",
+    "region_table_rows", "CSV_COLUMNS", "MAP_COLUMNS", "pixel_to_map", "region_centres_map",
 ]

@@ -81,6 +81,7 @@ def iter_detect(
     detector = cls(**kwargs)
     scorer = yield from detector.iter_fit([cube], model=model, train_options=train_options)
     det = yield from scorer.iter_score(cube)
+    det.extras.setdefault("scorer", scorer)  # the normal model (core.feedback, core.thresholds)
     return det
 
 

@@ -26,7 +26,12 @@ class Metrics:
     note: str = ""
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "far": self.far}
+
+    @property
+    def far(self) -> float:
+        """False-alarm rate: the share of the ground truth's normal pixels flagged, FP / (FP + TN)."""
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else float("nan")
 
 
 def _prepare(scores: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -61,6 +66,26 @@ def roc_curve(scores: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarra
     fpr = np.r_[0.0, fps / fps[-1]]
     thr = np.r_[np.inf, s[last]]
     return fpr, tpr, thr
+
+
+def pr_curve(scores: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(precision, recall, thresholds)``, a point per distinct score from the highest down (flagging
+    ``scores >= threshold``); non-finite scores ignored; ``HsiAnomalyError`` when gt has a single class.
+    ``average_precision`` is the step-wise area under it."""
+    s, g, _ = _prepare(scores, gt)
+    _check_two_classes(g)
+    order = np.argsort(-s, kind="mergesort")
+    s, g = s[order], g[order]
+    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
+    tps = np.cumsum(g)[last].astype(np.float64)
+    flagged = (last + 1).astype(np.float64)
+    return tps / flagged, tps / tps[-1], s[last]
+
+
+def average_precision(scores: np.ndarray, gt: np.ndarray) -> float:
+    """Sum over the PR curve's points of precision x recall step (sklearn's definition)."""
+    precision, recall, _ = pr_curve(scores, gt)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def auc_score(scores: np.ndarray, gt: np.ndarray) -> float:

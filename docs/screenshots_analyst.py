@@ -1,0 +1,108 @@
+"""Screenshots of the analyst's loop (issue 23) on the sample scene, the whole window at 1920x1080:
+
+analyst_mark_normal_before / _after (a flagged speckle region that is no planted target, chosen in the
+Inspect table, then "Mark as normal"), analyst_why (why a planted target is flagged: per-part bands),
+analyst_far (t_anom set by a false-alarm rate of 1e-3 in the Detect dock).
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" python docs/screenshots_analyst.py [--out docs/images]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import QScrollArea
+from screenshots import HERE, Shots, settle
+
+
+def show_in_dock(dock_widget, part) -> None:
+    """Scroll the dock's scroll area so that ``part`` is in view."""
+    for area in dock_widget.findChildren(QScrollArea):
+        if area.widget() is not None and area.widget().isAncestorOf(part):
+            area.ensureWidgetVisible(part, 0, 0)
+
+
+class AnalystShots(Shots):
+    def stage_score(self) -> None:
+        self.stage_detect_quiet()
+
+    def stage_detect_quiet(self) -> None:
+        from napari_hsi_anomaly._widgets.state import get_state
+
+        detect = self.w["Detect"]
+        get_state(self.viewer).set_model(None)
+        os.environ["HSI_ANOMALY_SYNC_WORKERS"] = "1"
+        detect.run_score()
+        settle(until=lambda: detect._worker is None)
+        detect.t_anom.setValue(0.7)
+        detect._commit_debounced.flush()
+        settle(until=lambda: bool(detect.metrics_label.text()), timeout=60)
+
+    def gt(self) -> np.ndarray:
+        return np.asarray(self.viewer.layers["ground truth"].data) > 0
+
+    def stage_mark_normal(self) -> None:
+        inspect, detect = self.w["Inspect"], self.w["Detect"]
+        self.docks["Inspect"].raise_()
+        inspect._refresh_debounced.flush()
+        settle(until=lambda: inspect.stats is not None and inspect.regions)
+        gt = self.gt()
+        speckle = [i for i, r in enumerate(inspect.regions)
+                   if not gt[r.bbox[0]:r.bbox[1], r.bbox[2]:r.bbox[3]].any()]
+        pick = max(speckle, key=lambda i: inspect.regions[i].area)
+        inspect.select_region(pick)
+        panel = inspect.analyst
+        settle(until=lambda: panel.why.explanation is not None)
+        show_in_dock(inspect, panel)
+        self.shot("analyst_mark_normal_before")
+        panel.normal_btn.click()
+        settle(until=lambda: panel._worker is None)
+        detect._commit_debounced.flush()
+        inspect._refresh_debounced.flush()
+        settle(until=lambda: "416 of" not in detect.results.analyst.far_label.text(), timeout=60)
+        settle(1.0)
+        show_in_dock(inspect, panel)
+        self.shot("analyst_mark_normal_after")
+
+    def stage_why(self) -> None:
+        inspect = self.w["Inspect"]
+        self.docks["Inspect"].raise_()
+        inspect._refresh_debounced.flush()
+        gt = self.gt()
+        planted = [i for i, r in enumerate(inspect.regions) if gt[int(r.centroid[0]), int(r.centroid[1])]]
+        inspect.select_region(planted[0])
+        panel = inspect.analyst
+        settle(until=lambda: panel.why.explanation is not None and "region" in panel.why.title.text())
+        show_in_dock(inspect, panel.why)
+        settle(2.0)  # the bars' canvas draws on its own event-loop turn
+        self.shot("analyst_why")
+
+    def stage_far(self) -> None:
+        detect = self.w["Detect"]
+        self.docks["Detect"].raise_()
+        panel = detect.results.analyst
+        settle(until=lambda: panel.normal is not None)
+        panel.mode.setCurrentText("false-alarm rate")
+        panel.value.setText("1e-3")
+        panel.set_from_value()
+        detect._commit_debounced.flush()
+        settle(1.0)
+        show_in_dock(detect, panel)
+        self.shot("analyst_far")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "images")
+    parser.add_argument("--stages", default="score,mark_normal,why,far")
+    args = parser.parse_args()
+    shots = AnalystShots((1920, 1080), args.out)
+    shots.run([s for s in args.stages.split(",") if s])
+    shots.viewer.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Thresholds that mean something (Detect dock, under t_anom): the false-alarm rate of t_anom, t_anom set
+by a false-alarm rate (CFAR) or by a contamination, the p_min warning, the precision-recall curve and the
+detector comparison on the analyst's labels.
+
+The normal population (``core.thresholds.normal_scores``) is computed in a worker once per detection
+and p_min; the false-alarm rate then follows the t_anom slider live (a mean over at most 20,000 values).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from superqt.utils import qdebounced
+
+from napari_hsi_anomaly._widgets.compare_panel import ComparePanel
+from napari_hsi_anomaly._widgets.pr_plot import PrPlot
+from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
+
+MODES = ("false-alarm rate", "contamination")
+
+
+def _safe_risk(det: Any, p_min: int, t: float) -> Any:
+    """``p_min_risk``, or None when the hierarchy is busy or cannot say (never an error dialog)."""
+    from napari_hsi_anomaly.core.thresholds import p_min_risk
+
+    try:
+        return p_min_risk(det, p_min, t)
+    except Exception:  # a concurrent rescore of the same hierarchy; the next move asks again
+        return None
+
+
+class ThresholdPanel(QWidget):
+    """False-alarm rate, set-by controls, p_min warning, PR curve, compare detectors."""
+
+    def __init__(self, results: Any) -> None:
+        super().__init__()
+        self.results, self.state = results, results.state
+        self.normal: np.ndarray | None = None
+        self._key: tuple = ()
+        self._gen, self._pr_gen, self._risk_gen = Generation(), Generation(), Generation()
+        self._pr_key: tuple = ()
+        self.far_label = QLabel("false-alarm rate: -")
+        self.far_label.setWordWrap(True)
+        self.far_label.setToolTip("share of the normal population (the reference's calibration sample) "
+                                  "scoring at or above t_anom")
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.value = QLineEdit("1e-3")
+        self.value.setMaximumWidth(70)
+        self.set_btn = QPushButton("Set t_anom")
+        self.pmin_warn = QLabel("")
+        self.pmin_warn.setWordWrap(True)
+        self.pmin_warn.setStyleSheet("color: #ff8a65;")
+        self.pr = PrPlot(theme=str(getattr(results.viewer, "theme", "dark")))
+        self.pr.setVisible(False)
+        self.compare = ComparePanel(results)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("by"))
+        row.addWidget(self.mode, 1)
+        row.addWidget(self.value)
+        row.addWidget(self.set_btn)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(3)
+        layout.addWidget(self.far_label)
+        layout.addLayout(row)
+        layout.addWidget(self.pmin_warn)  # the host places ``pr`` (beside the ROC) and ``compare``
+        self.set_btn.clicked.connect(self.set_from_value)
+        self.value.returnPressed.connect(self.set_from_value)
+        results.t_anom.valueChanged.connect(self.update_far)
+        results.committed.connect(self._on_committed)
+        self.state.detection_changed.connect(self._on_detection)
+        self.check_p_min_debounced = qdebounced(self.check_p_min, timeout=300)
+
+    # ---------------------------------------------------------------- false-alarm rate
+    def _on_detection(self, det: Any) -> None:
+        self._refresh_normal(det)
+
+    def _refresh_normal(self, det: Any) -> None:
+        from napari_hsi_anomaly.core.thresholds import normal_scores
+
+        key = (id(det), None if det is None else det.params.get("p_min"))
+        if key == self._key:
+            return
+        self._key = key
+        token = self._gen.next()
+        self.normal = None
+        if det is None or "scorer" not in getattr(det, "extras", {}):
+            self.far_label.setText("false-alarm rate: -")
+            return
+
+        def done(s: np.ndarray) -> None:
+            if self._gen.is_current(token):
+                self.normal = s
+                self.update_far()
+
+        start_function_worker(normal_scores, det, on_returned=done, notify=False,
+                              on_error=lambda exc: self.far_label.setText(f"false-alarm rate: {exc}"),
+                              desc="normal population", progress_bar=False)
+
+    def update_far(self, *_: Any) -> None:
+        t = float(self.results.t_anom.value())
+        s = self.normal
+        if s is None or not s.size:
+            return
+        k = int(np.count_nonzero(s >= np.float32(t)))
+        self.far_label.setText(f"false-alarm rate at t_anom {t:.2f}: {k / s.size:.2e} "
+                               f"({k:,} of {s.size:,} normal pixels)")
+
+    def threshold_for(self, mode: str, value: float) -> float:
+        from napari_hsi_anomaly.core.thresholds import t_for_contamination, t_for_far
+
+        det = self.state.detection
+        if mode == MODES[0]:
+            return t_for_far(det, value, normal=self.normal)
+        valid = getattr(det, "extras", {}).get("valid") if det is not None else None
+        return t_for_contamination(self.results.scores, value, valid=valid)
+
+    def set_from_value(self) -> float | None:
+        """Set t_anom from the chosen mode and value; returns the threshold."""
+        from napari_hsi_anomaly.core.errors import HsiAnomalyError
+
+        if self.results.scores is None or self.state.detection is None:
+            return None
+        try:
+            value = float(self.value.text())
+            if self.mode.currentText() == MODES[0] and self.normal is None:
+                raise HsiAnomalyError("The normal population is still being computed; try again.")
+            t = self.threshold_for(self.mode.currentText(), value)
+        except (ValueError, HsiAnomalyError) as exc:
+            notify_error(exc if isinstance(exc, HsiAnomalyError) else HsiAnomalyError(f"Not a number: "
+                                                                                      f"{self.value.text()}"))
+            return None
+        slider = self.results.t_anom
+        if t > 0.99 or (t * 100) % 1:  # the slider keeps two decimals: show the exact threshold's
+            slider.setDecimals(4)
+        slider.setValue(float(t))
+        n = int(np.count_nonzero(self.results.scores >= np.float32(slider.value())))
+        self.far_label.setText(self.far_label.text() + f"; t_anom {slider.value():.4f} flags {n:,} px")
+        return t
+
+    # ---------------------------------------------------------------- p_min
+    def check_p_min(self, p_min: int | None = None) -> Any:
+        """Warn beside the sliders when ``p_min`` lets flagged pixels cluster (``p_min_risk``)."""
+        det = self.state.detection
+        if det is None or not getattr(det, "can_rescore", False):
+            self.pmin_warn.setText("")
+            return None
+        p = int(p_min if p_min is not None else det.params.get("p_min", 0))
+        token = self._risk_gen.next()
+        t = float(self.results.t_anom.value())
+
+        def done(risk: Any) -> None:
+            if self._risk_gen.is_current(token) and risk is not None:
+                self.pmin_warn.setText(risk.message)
+
+        return start_function_worker(_safe_risk, det, p, t, on_returned=done, notify=False,
+                                     desc="p_min check", progress_bar=False)
+
+    # ---------------------------------------------------------------- PR curve
+    def _on_committed(self) -> None:
+        r = self.results
+        gt, scores = getattr(r, "_gt", None), r.scores
+        self._refresh_normal(self.state.detection)
+        self.pr.setVisible(gt is not None and scores is not None)
+        if gt is None or scores is None:
+            return
+        key = (id(gt), id(scores), float(np.nansum(scores[::97, ::89])))
+        if key != self._pr_key:
+            self._pr_key = key
+            self._start_pr(scores, gt)
+        self._pr_point()
+
+    def _start_pr(self, scores: np.ndarray, gt: np.ndarray) -> None:
+        from napari_hsi_anomaly.core.scoring.metrics import pr_curve
+
+        token = self._pr_gen.next()
+
+        def done(curve: tuple) -> None:
+            if self._pr_gen.is_current(token):
+                p, rcl, _ = curve
+                ap = float(np.sum(np.diff(np.r_[0.0, rcl]) * p))
+                self.pr.set_curve(p, rcl, ap)
+                self._pr_point()
+
+        start_function_worker(pr_curve, scores, gt, on_returned=done, notify=False, desc="PR curve",
+                              progress_bar=False)
+
+    def _pr_point(self) -> None:
+        m = self.results.metrics
+        if m and m.get("tpr") == m.get("tpr"):
+            self.pr.set_point(float(m["tpr"]), float(m["precision"]))

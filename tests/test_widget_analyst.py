@@ -1,0 +1,107 @@
+"""The analyst's loop in the docks: why is this flagged, mark as normal / undo, mark as anomaly and
+compare detectors, false-alarm rate and the threshold set by it, PR curve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def docks(make_napari_viewer, qtbot):
+    from test_feedback import planted_scene
+    from test_widget_detect import score, setup_viewer
+
+    from napari_hsi_anomaly._widgets.detect_widget import DetectWidget
+    from napari_hsi_anomaly._widgets.inspect_widget import InspectWidget
+
+    viewer = make_napari_viewer()
+    cube, a, b = planted_scene()
+    setup_viewer(viewer, cube)
+    detect = DetectWidget(viewer)
+    inspect = InspectWidget(viewer)
+    qtbot.addWidget(detect)
+    qtbot.addWidget(inspect)
+    score(detect, qtbot, "rx")
+    detect._commit_debounced.flush()
+    inspect._refresh_debounced.flush()
+    return viewer, detect, inspect, cube, a, b
+
+
+def test_why_then_mark_normal_and_undo(docks, qtbot):
+    viewer, detect, inspect, cube, a, b = docks
+    first = detect.detection
+    assert detect.mask[a].mean() > 0.9 and detect.mask[b].mean() > 0.9
+    index = next(i for i, r in enumerate(inspect.regions) if a[int(r.centroid[0]), int(r.centroid[1])])
+    inspect.select_region(index)
+    panel = inspect.analyst
+    qtbot.waitUntil(lambda: panel.why.explanation is not None, timeout=WAIT_MS)
+    rx = panel.why.explanation.parts[0]
+    assert rx.part == "rx" and int(np.argmax(rx.bands)) in (1, 2)
+    assert "Why is this flagged" in panel.why.title.text() and "d\u00b2" in panel.why.text.text()
+    assert panel.selection.sum() == a.sum()
+
+    panel.normal_btn.click()
+    qtbot.waitUntil(lambda: panel._worker is None, timeout=WAIT_MS)
+    assert detect.detection is not first and panel.stack.can_undo
+    assert detect.mask[a].mean() < 0.1 and detect.mask[b].mean() > 0.9  # every view follows
+    detect._commit_debounced.flush()
+    inspect._refresh_debounced.flush()
+    assert not any(a[int(r.centroid[0]), int(r.centroid[1])] for r in inspect.regions)
+    assert detect.detection.extras["marked_normal"][0].pixels.shape == (int(a.sum()), 2)
+
+    panel.undo_btn.click()
+    assert detect.detection is first and detect.mask[a].mean() > 0.9 and not panel.stack.can_undo
+
+
+def test_mark_anomaly_from_a_drawn_polygon_and_compare(docks, qtbot):
+    from napari_hsi_anomaly._widgets.feedback_panel import LABELS_LAYER
+
+    viewer, detect, inspect, cube, a, b = docks
+    shapes = viewer.add_shapes([np.array([[59.5, 59.5], [59.5, 64.5], [64.5, 64.5], [64.5, 59.5]])],
+                               shape_type="polygon", name="drawn")
+    viewer.layers.selection.active = shapes
+    inspect.analyst.anomaly_btn.click()
+    labels = viewer.layers[LABELS_LAYER].data
+    assert labels.sum() == 25 and labels[b].sum() == 25
+    compare = detect.results.analyst.compare
+    compare.names = ["rx", "glosh-spectral"]
+    compare.btn.click()
+    qtbot.waitUntil(lambda: compare._worker is None, timeout=WAIT_MS)
+    assert [r.detector for r in compare.rows] == ["rx", "glosh-spectral"]
+    assert compare.table.rowCount() == 2 and compare.rows[0].auc > 0.9
+
+
+def test_false_alarm_rate_and_threshold_by_far(docks, qtbot):
+    from napari_hsi_anomaly.core.thresholds import false_alarm_rate, t_for_far
+
+    viewer, detect, inspect, cube, a, b = docks
+    panel = detect.results.analyst
+    qtbot.waitUntil(lambda: panel.normal is not None, timeout=WAIT_MS)
+    assert "false-alarm rate at t_anom 0.70" in panel.far_label.text()
+    panel.mode.setCurrentText("false-alarm rate")
+    panel.value.setText("1e-3")
+    t = panel.set_from_value()
+    assert t == pytest.approx(t_for_far(detect.detection, 1e-3), abs=1e-4)
+    assert detect.t_anom.value() == pytest.approx(t, abs=1e-4)
+    assert false_alarm_rate(detect.detection, detect.t_anom.value()) <= 1e-3
+    assert "flags" in panel.far_label.text()
+    panel.mode.setCurrentText("contamination")
+    panel.value.setText("0.01")
+    panel.set_from_value()
+    assert int(detect.mask.sum()) == pytest.approx(0.01 * a.size, abs=2)
+    assert panel.check_p_min(5) is None  # RX has no p_min: nothing to warn about
+
+
+def test_pr_curve_with_ground_truth(docks, qtbot):
+    viewer, detect, inspect, cube, a, b = docks
+    viewer.add_labels((a | b).astype(np.uint8), name="ground truth")
+    detect.set_ground_truth("ground truth")
+    detect.results.commit()
+    pr = detect.results.analyst.pr
+    qtbot.waitUntil(lambda: len(pr.curve.get_xdata()) > 2, timeout=WAIT_MS)
+    assert pr.isVisibleTo(detect) and "AP" in pr.ax.get_title()
+    assert "false-alarm rate" in detect.metrics_label.text() and "TP " in detect.metrics_label.text()
