@@ -81,10 +81,10 @@ def test_synth_writes_cube_and_labels(tiny, capsys):
 
 def test_large_scene_is_scored_in_blocks(tiny, monkeypatch, capsys):
     """Over the block threshold, score fits on strips and scores row blocks: same map as iter_detect."""
-    import napari_hsi_anomaly.cli.score_commands as sc
+    import napari_hsi_anomaly.core.pipeline as pipeline
     import napari_hsi_anomaly.core.scoring.blocks as blocks
 
-    monkeypatch.setattr(sc, "BLOCK_SCENE_PIXELS", 100)
+    monkeypatch.setattr(pipeline, "BLOCK_SCENE_PIXELS", 100)
     monkeypatch.setattr(blocks, "BLOCK_PIXELS", 400)  # 40 x 40 in blocks of 10 rows
     monkeypatch.setattr(blocks, "REFERENCE_PIXELS", 800)  # fitted on strips, not the whole scene
     out = tiny / "blocked.npy"
