@@ -1,12 +1,14 @@
 """``batch``: many cubes on dask.distributed, a summary, resume, bad inputs, an unreachable scheduler."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
 
 from napari_hsi_anomaly.cli.main import main
-from napari_hsi_anomaly.core.batch import SUMMARY, connect, expand_inputs, iter_batch
+from napari_hsi_anomaly.core.batch import MANIFEST, SUMMARY, expand_inputs, iter_batch
+from napari_hsi_anomaly.core.cluster import connect
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.progress import run
 
@@ -14,11 +16,10 @@ from napari_hsi_anomaly.core.progress import run
 @pytest.fixture(scope="module")
 def client():
     """A dask LocalCluster with 2 workers (threads in this process: quick to start)."""
-    c, cluster = connect(workers=2, processes=False, memory_limit=None)
-    assert len(c.scheduler_info()["workers"]) == 2
-    yield c
-    c.close()
-    cluster.close()
+    conn = connect(workers=2, processes=False, memory_limit=None)
+    assert len(conn.client.scheduler_info()["workers"]) == 2
+    yield conn.client
+    conn.close()
 
 
 @pytest.fixture()
@@ -42,7 +43,7 @@ def _summary(out):
 def test_batch_resume_and_bad_input(scenes, tmp_path, client):
     out = tmp_path / "out"
     items = expand_inputs([str(scenes)])
-    assert [i.stem for i in items] == ["broken", "scene0", "scene1", "scene2"]
+    assert [i.stem for i in items] == ["broken.npy", "scene0.npy", "scene1.npy", "scene2.npy"]
     rows = run(iter_batch(items, out, method="rx", client=client))
     assert len(rows) == 4
     by = {r["input"].rsplit("/", 1)[-1]: r for r in rows}
@@ -50,23 +51,32 @@ def test_batch_resume_and_bad_input(scenes, tmp_path, client):
     for i in range(3):
         r = by[f"scene{i}.npy"]
         assert not r["error"] and (r["rows"], r["cols"], r["bands"]) == (24, 26, 5)
-        s = np.load(out / f"scene{i}.scores.npy")
+        s = np.load(out / f"scene{i}.npy.scores.npy")
         assert s.shape == (24, 26) and s.dtype == np.float32
-        assert np.load(out / f"scene{i}.mask.npy").dtype == np.uint8
+        assert np.load(out / f"scene{i}.npy.mask.npy").dtype == np.uint8
     table = _summary(out)
     assert list(table[0]) == ["input", "rows", "cols", "bands", "flagged_fraction", "max_score", "seconds",
-                              "error"]
+                              "scores", "error"]
     assert len(table) == 4 and sum(bool(r["error"]) for r in table) == 1
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left
-    # resume: delete one output; only that input (and the bad one) is computed again
-    kept = (out / "scene0.scores.npy").stat().st_mtime_ns
-    (out / "scene1.scores.npy").unlink()
+    # resume: delete one output, damage another; only those inputs (and the bad one) are computed again
+    kept = (out / "scene0.npy.scores.npy").stat().st_mtime_ns
+    (out / "scene1.npy.scores.npy").unlink()
+    with open(out / "scene2.npy.mask.npy", "r+b") as f:  # same size, other bytes: damaged
+        f.seek(-1, 2)
+        f.write(b"\x07")
     rows = run(iter_batch(items, out, method="rx", client=client))
     redone = {r["input"].rsplit("/", 1)[-1] for r in rows if not r.get("skipped")}
-    assert redone == {"scene1.npy", "broken.npy"}
-    assert (out / "scene1.scores.npy").is_file()
-    assert (out / "scene0.scores.npy").stat().st_mtime_ns == kept
+    assert redone == {"scene1.npy", "scene2.npy", "broken.npy"}
+    assert (out / "scene1.npy.scores.npy").is_file()
+    assert (out / "scene0.npy.scores.npy").stat().st_mtime_ns == kept
     assert len(_summary(out)) == 4
+    # an input changed since (same name, other content): scored again, never trusted by name
+    np.save(scenes / "scene0.npy", np.load(scenes / "scene0.npy")[:20])
+    rows = run(iter_batch(items, out, method="rx", client=client))
+    assert {r["input"].rsplit("/", 1)[-1] for r in rows if not r.get("skipped")} == {"scene0.npy",
+                                                                                     "broken.npy"}
+    assert np.load(out / "scene0.npy.scores.npy").shape == (20, 26)
     # other settings into the same folder would mix results
     with pytest.raises(HsiAnomalyError, match="another batch"):
         run(iter_batch(items, out, method="rx-local", client=client))
@@ -83,10 +93,10 @@ def test_batch_with_a_profile_and_a_stack(tmp_path, client):
     st = read_stack(tmp_path / "stack.npy")
     prof = save_profile(run(iter_fit_profile([st.cube(1), st.cube(2)], "rx")), tmp_path / "prof")
     items = expand_inputs([str(tmp_path / "*.npy")])
-    assert [i.stem for i in items] == ["stack_date0", "stack_date1", "stack_date2"]
+    assert [i.stem for i in items] == ["stack.npy_date1", "stack.npy_date2", "stack.npy_date3"]  # 1-based
     rows = run(iter_batch(items, tmp_path / "out", profile=str(prof), client=client))
     assert all(not r["error"] for r in rows)
-    s0 = np.load(tmp_path / "out" / "stack_date0.scores.npy")
+    s0 = np.load(tmp_path / "out" / "stack.npy_date1.scores.npy")
     assert s0[3, 3] > np.percentile(s0, 95)
 
 
@@ -114,6 +124,8 @@ def test_cli_batch(scenes, tmp_path, capsys):
     assert code == 1  # one input failed: said, and the others are done
     assert "broken.npy" in err and "3 of 4 scored" in err
     assert len(_summary(out)) == 4 and len(list(out.glob("*.scores.npy"))) == 3
+    assert json.loads((out / MANIFEST).read_text())["outputs"].keys() == {"scene0.npy", "scene1.npy",
+                                                                          "scene2.npy"}
     assert main(["batch", str(scenes / "scene0.npy"), "--out", str(tmp_path / "x"), "--scheduler",
                  "tcp://127.0.0.1:9"]) == 1
     assert "Cannot reach the dask scheduler" in capsys.readouterr().err
@@ -123,8 +135,25 @@ def test_expand_inputs_folders_globs_envi_pairs(tmp_path):
     for name in ("a.hdr", "a.img", "b.npy", "b.scores.npy", "notes.txt", ".hidden.npy"):
         (tmp_path / name).write_text("x")
     items = expand_inputs([str(tmp_path), str(tmp_path / "missing*.npy")])
-    assert [i.stem for i in items] == ["a", "b", "missing*"]  # a glob matching nothing stays (its row says)
+    assert [i.stem for i in items] == ["a.hdr", "b.npy", "missing*.npy"]  # a glob matching nothing stays
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.npy").write_text("x")
     stems = [i.stem for i in expand_inputs([str(tmp_path / "b.npy"), str(tmp_path / "sub" / "b.npy")])]
-    assert stems == ["b", "b-2"]  # one output name each
+    assert len(set(stems)) == 2 and all(s.startswith("b.npy-") for s in stems)  # one output name each
+    again = [i.stem for i in expand_inputs([str(tmp_path / "sub" / "b.npy"), str(tmp_path / "b.npy")])]
+    assert again == stems[::-1]  # stable: the name follows the path, not the order
+
+
+def test_names_keep_the_extension_and_outputs_are_never_inputs(tmp_path, monkeypatch):
+    """scene.npy, scene.npz and scene.hdr get three output names; nothing in --out is an input, even
+    through a folder or a glob; paths are absolute whatever the working folder."""
+    for name in ("scene.npy", "scene.npz", "scene.hdr", "scene.img"):
+        (tmp_path / name).write_text("x")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.npy").write_text("x")
+    (out / "scene.npy.scores.npy").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    items = expand_inputs([".", "out/*.npy", "out"], out_dir="out")
+    assert [i.stem for i in items] == ["scene.hdr", "scene.npy", "scene.npz"]
+    assert all(i.path.startswith("/") for i in items)

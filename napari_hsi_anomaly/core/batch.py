@@ -513,7 +513,7 @@ def _iter_results(items: Sequence[BatchItem], todo: list[int], settings: dict, o
     large = [i for i in todo if i not in set(small)]
     futures = {client.submit(score_item, items[i], settings, pure=False,
                              key=f"hsi-score-{i}-{time.time_ns()}"): i for i in small}
-    ac = as_completed(list(futures))
+    ac = as_completed(list(futures), loop=client.loop)
     for fut in ac:
         i = futures.pop(fut)
         try:

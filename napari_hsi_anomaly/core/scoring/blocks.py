@@ -164,7 +164,7 @@ def _iter_dask_blocks(scorer: Any, cube: Cube, ranges: list, p_min: int | None, 
     for _ in range(min(len(todo), 2 * workers)):
         submit()
     done = 0
-    ac = as_completed(list(pending))
+    ac = as_completed(list(pending), loop=client.loop)
     try:
         for fut in ac:
             r0, r1 = pending.pop(fut)
