@@ -157,3 +157,133 @@ def test_names_keep_the_extension_and_outputs_are_never_inputs(tmp_path, monkeyp
     items = expand_inputs([".", "out/*.npy", "out"], out_dir="out")
     assert [i.stem for i in items] == ["scene.hdr", "scene.npy", "scene.npz"]
     assert all(i.path.startswith("/") for i in items)
+
+
+def _write_scenes(folder, n, size=24):
+    rng = np.random.default_rng(3)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cube = rng.normal(1.0, 0.05, (size, size + 2, 5)).astype(np.float32)
+        cube[4:7, 10:13] += 1.0
+        np.save(folder / f"s{i}.npy", cube)
+
+
+def test_process_workers_in_another_folder_with_relative_inputs(tmp_path, monkeypatch):
+    """Workers whose working folder is not the client's get absolute paths; the client writes and
+    reads back every output (a cluster whose workers cannot see --out still gives whole outputs)."""
+    from distributed import Client, LocalCluster
+
+    elsewhere, here = tmp_path / "workers", tmp_path / "client"
+    elsewhere.mkdir()
+    _write_scenes(here / "in", 2)
+    monkeypatch.chdir(elsewhere)  # worker processes start here
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      local_directory=str(elsewhere), silence_logs=40) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        monkeypatch.chdir(here)
+        assert set(client.run(__import__("os").getcwd).values()) == {str(elsewhere)}
+        items = expand_inputs(["in/s0.npy", "in/*.npy"], out_dir="out")
+        assert [i.stem for i in items] == ["s0.npy", "s1.npy"]
+        rows = run(iter_batch(items, "out", method="rx", client=client))
+    assert [r["error"] for r in rows] == ["", ""]
+    assert np.load(here / "out" / "s1.npy.scores.npy").shape == (24, 26)
+    assert not list(elsewhere.glob("*.npy"))
+
+
+def test_an_output_the_client_cannot_read_back_is_an_error_row(scenes, tmp_path, client, monkeypatch):
+    import napari_hsi_anomaly.core.batch as batch
+
+    monkeypatch.setattr(batch, "_write", lambda path, arr, like, fmt: None)  # a write that left nothing
+    out = tmp_path / "lost"
+    rows = run(iter_batch(expand_inputs([str(scenes / "scene0.npy")]), out, method="rx", client=client))
+    assert rows[0]["error"].startswith("output not written")
+    assert json.loads((out / MANIFEST).read_text())["outputs"] == {}
+    monkeypatch.undo()
+    rows = run(iter_batch(expand_inputs([str(scenes / "scene0.npy")]), out, method="rx", client=client))
+    assert not rows[0]["error"] and not rows[0].get("skipped")  # never taken as done
+
+
+def test_a_killed_worker_recomputes_nothing_that_had_finished(tmp_path, monkeypatch):
+    """SIGKILL to a worker after two inputs are done: the batch completes, and every input that had
+    finished before the kill ran exactly once (each task appends its name to a trace file)."""
+    import os
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    from napari_hsi_anomaly.core.batch import TRACE_ENV
+
+    _write_scenes(tmp_path / "in", 8, size=40)
+    trace = tmp_path / "trace.txt"
+    monkeypatch.setenv(TRACE_ENV, str(trace))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as cluster, Client(cluster, set_as_default=False) as client:
+        gen = iter_batch(expand_inputs([str(tmp_path / "in")]), tmp_path / "out", method="spectral-spatial",
+                         params={"min_samples": 5}, client=client)
+        finished, killed = [], False
+        try:
+            while True:
+                p = next(gen)
+                if "row" in p.values:
+                    finished.append(p.values["row"]["input"].rsplit("/", 1)[-1])
+                if len(finished) == 2 and not killed:
+                    os.kill(next(iter(client.run(os.getpid).values())), signal.SIGKILL)
+                    killed = True
+        except StopIteration as stop:
+            rows = stop.value
+    assert killed and len(rows) == 8 and all(not r["error"] for r in rows)
+    runs = trace.read_text().split()
+    for name in finished[:2]:
+        assert runs.count(name) == 1, (name, runs)
+    assert set(runs) == {f"s{i}.npy" for i in range(8)}
+
+
+def test_a_scheduler_without_workers_is_one_line_within_the_timeout(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None) as cluster:
+        with pytest.raises(HsiAnomalyError, match="has no worker after 1 s"):
+            connect(cluster.scheduler_address, worker_timeout=1)
+        sched = tmp_path / "scheduler.json"
+        sched.write_text(json.dumps({"address": cluster.scheduler_address}))
+        with pytest.raises(HsiAnomalyError, match="has no worker"):
+            connect(scheduler_file=str(sched), worker_timeout=1)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(HsiAnomalyError, match="not a dask scheduler file"):
+        connect(scheduler_file=str(tmp_path / "bad.json"))
+
+
+def test_scheduler_file_and_worker_count(scenes, tmp_path, capsys):
+    from distributed import LocalCluster
+
+    from napari_hsi_anomaly.core.cluster import clamp_workers
+
+    n, note = clamp_workers(10_000)
+    assert n == (__import__("os").cpu_count() or 1) and "more than this machine's" in note
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      dashboard_address=None) as cluster:
+        sched = tmp_path / "scheduler.json"
+        sched.write_text(json.dumps({"address": cluster.scheduler_address}))
+        code = main(["batch", str(scenes / "scene0.npy"), "--out", str(tmp_path / "o"), "--method", "rx",
+                     "--scheduler-file", str(sched)])
+    assert code == 0 and (tmp_path / "o" / "scene0.npy.scores.npy").is_file()
+    assert main(["batch", str(scenes / "scene0.npy"), "--out", str(scenes), "--method", "rx"]) == 1
+    assert "never reads its own output folder" in capsys.readouterr().err
+
+
+def test_georeferenced_input_gives_a_georeferenced_tif(tmp_path, client):
+    rasterio = __import__("rasterio")
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(0).normal(1, 0.05, (4, 20, 22)).astype(np.float32)
+    with rasterio.open(tmp_path / "geo.tif", "w", driver="GTiff", width=22, height=20, count=4,
+                       dtype="float32", crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10)) as f:
+        f.write(data)
+    rows = run(iter_batch(expand_inputs([str(tmp_path / "geo.tif")]), tmp_path / "o", method="rx",
+                          client=client))
+    assert not rows[0]["error"] and rows[0]["scores"] == "geo.tif.scores.tif"
+    with rasterio.open(tmp_path / "o" / "geo.tif.scores.tif") as f:
+        assert f.crs.to_epsg() == 32633 and f.transform.c == 500000 and f.shape == (20, 22)
+    rows = run(iter_batch(expand_inputs([str(tmp_path / "geo.tif")]), tmp_path / "n", method="rx",
+                          client=client, fmt="npy"))
+    assert rows[0]["scores"] == "geo.tif.scores.npy"

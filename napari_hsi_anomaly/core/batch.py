@@ -291,6 +291,7 @@ class Manifest:
                     f"{json.dumps(old.get('settings'))}); re-running would mix them: use a new --out "
                     "folder, or delete that one.")
             self.outputs = old["outputs"]
+        self.save()  # the settings are recorded before any output
 
     def trusted(self, item: BatchItem) -> dict | None:
         """The recorded row of ``item`` when its outputs are whole and made from this very input with
