@@ -272,12 +272,13 @@ def test_scheduler_file_and_worker_count(scenes, tmp_path, capsys):
 
 
 def test_georeferenced_input_gives_a_georeferenced_tif(tmp_path, client):
-    rasterio = __import__("rasterio")
+    import rasterio
     from rasterio.transform import from_origin
 
     data = np.random.default_rng(0).normal(1, 0.05, (4, 20, 22)).astype(np.float32)
+    geo = {"crs": "EPSG:32633", "transform": from_origin(500000, 4000000, 10, 10)}
     with rasterio.open(tmp_path / "geo.tif", "w", driver="GTiff", width=22, height=20, count=4,
-                       dtype="float32", crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10)) as f:
+                       dtype="float32", **geo) as f:
         f.write(data)
     rows = run(iter_batch(expand_inputs([str(tmp_path / "geo.tif")]), tmp_path / "o", method="rx",
                           client=client))

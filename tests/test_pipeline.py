@@ -131,3 +131,19 @@ def test_blocks_on_dask_equal_the_whole_scene(process_client, method, params):
     np.testing.assert_allclose(spread.score_map, serial.score_map, atol=1e-6)  # workers = this loop
     seen = process_client.run(lambda: __import__("os").getpid())
     assert len(set(seen.values())) == 2
+
+
+def test_cli_train_uses_the_automatic_options(tmp_path):
+    """``train --epochs 1`` on a 100x100 scene: Adam steps on random 32-px crops, several per epoch (as
+    the Model dock), not one Adadelta step on a few 64-px windows."""
+    import json
+
+    from napari_hsi_anomaly.core.model import auto_train_options
+
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "c.npy", rng.normal(1.0, 0.05, (100, 100, 5)).astype(np.float32))
+    _cli(["train", tmp_path / "c.npy", "--out", tmp_path / "m", "--epochs", "1", "--threads", "1"])
+    text = json.loads((tmp_path / "m" / "config.json").read_text())["training"]["description"]
+    steps = auto_train_options(read_cube(tmp_path / "c.npy"), "fast").steps_per_epoch
+    assert text.startswith(f"fast CAE: {steps} Adam steps (1 epochs x {steps}) on random 32x32 crops, "
+                           "batch 4")
