@@ -147,3 +147,25 @@ def test_cli_train_uses_the_automatic_options(tmp_path):
     steps = auto_train_options(read_cube(tmp_path / "c.npy"), "fast").steps_per_epoch
     assert text.startswith(f"fast CAE: {steps} Adam steps (1 epochs x {steps}) on random 32x32 crops, "
                            "batch 4")
+
+
+def test_a_detector_registered_in_a_test_gets_its_cli_options(files, tmp_path, capsys):
+    """Options are generated from the ``Param`` declarations at parse time: a new detector's parameter
+    is an option of ``score``; another method refuses it with one line."""
+    from napari_hsi_anomaly.core.detectors import Param, register, unregister
+    from napari_hsi_anomaly.core.detectors.rx import RxDetector
+
+    class Gain(RxDetector):
+        name = "rx-gain-test"
+        params = (*RxDetector.params, Param("test_gain", float, 1.0, "a test parameter", minimum=0.0))
+
+    register(Gain)
+    try:
+        _cli(["score", files / "target.npy", "--method", "rx-gain-test", "--test-gain", "2", "--out",
+              tmp_path / "g.npy"])
+        capsys.readouterr()
+        assert main(["score", str(files / "target.npy"), "--method", "rx", "--test-gain", "2", "--out",
+                     str(tmp_path / "x.npy")]) == 1
+        assert "--test-gain does not apply to method rx" in capsys.readouterr().err
+    finally:
+        unregister("rx-gain-test")
