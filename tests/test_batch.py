@@ -288,3 +288,24 @@ def test_georeferenced_input_gives_a_georeferenced_tif(tmp_path, client):
     rows = run(iter_batch(expand_inputs([str(tmp_path / "geo.tif")]), tmp_path / "n", method="rx",
                           client=client, fmt="npy"))
     assert rows[0]["scores"] == "geo.tif.scores.npy"
+
+
+def test_a_large_input_is_spread_in_blocks_with_progress(scenes, tmp_path, client, monkeypatch):
+    """An input too large for one task: read on the client, its row blocks dask tasks, progress per
+    block; the map is the pipeline's blocked map."""
+    import napari_hsi_anomaly.core.batch as batch
+    import napari_hsi_anomaly.core.pipeline as pipeline
+    import napari_hsi_anomaly.core.scoring.blocks as blocks
+    from napari_hsi_anomaly.core.io import read_cube
+
+    monkeypatch.setattr(batch, "LARGE_FILE_BYTES", 0)
+    monkeypatch.setattr(pipeline, "BLOCK_SCENE_PIXELS", 100)
+    monkeypatch.setattr(blocks, "BLOCK_PIXELS", 6 * 26)  # 24 rows in 4 blocks
+    messages = []
+    rows = run(iter_batch(expand_inputs([str(scenes / "scene0.npy")]), tmp_path / "o", method="rx",
+                          client=client), lambda p: messages.append(p.message))
+    assert not rows[0]["error"]
+    assert [m for m in messages if "of 24 rows" in m][-1].startswith("scene0.npy: rx: 24 of 24 rows")
+    expected = run(pipeline.iter_score(pipeline.Job("rx"), read_cube(scenes / "scene0.npy")))
+    assert expected.plan.blocked
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / "scene0.npy.scores.npy"), expected.score_map)
