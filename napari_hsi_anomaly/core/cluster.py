@@ -9,7 +9,6 @@ the machine has CPU cores.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -126,9 +125,9 @@ def connect(scheduler: str | None = None, workers: int | None = None, *, schedul
         conn = Connection(client)
     else:
         n, note = clamp_workers(workers)
-        dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                               dashboard_address=dashboard, memory_limit=memory_limit, silence_logs=40)
+                               dashboard_address=":0", memory_limit=memory_limit,  # a free port
+                               silence_logs=40)
         conn = Connection(Client(cluster, set_as_default=False), cluster, [note] if note else [])
     link = _dashboard(conn.client)
     if link:
