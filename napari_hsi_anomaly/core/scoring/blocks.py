@@ -151,13 +151,14 @@ def _iter_dask_blocks(scorer: Any, cube: Cube, ranges: list, p_min: int | None, 
     token = uuid.uuid4().hex
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     todo = deque(ranges)
-    pending: dict[Any, tuple[int, int]] = {}
+    pending: dict[Any, tuple[int, int, Any]] = {}
 
     def submit(ac: Any = None) -> None:
         r0, r1, a0, a1 = todo.popleft()
-        fut = client.submit(_dask_block, token, state, _materialised(cube, a0, a1), r0 - a0, r1 - a0,
-                            p_min, pure=False, key=f"hsi-block-{token[:8]}-{r0}")
-        pending[fut] = (r0, r1)
+        [block] = client.scatter([_materialised(cube, a0, a1)], hash=False)  # data, not graph
+        fut = client.submit(_dask_block, token, state, block, r0 - a0, r1 - a0, p_min, pure=False,
+                            key=f"hsi-block-{token[:8]}-{r0}")
+        pending[fut] = (r0, r1, block)
         if ac is not None:
             ac.add(fut)
 
@@ -167,18 +168,20 @@ def _iter_dask_blocks(scorer: Any, cube: Cube, ranges: list, p_min: int | None, 
     ac = as_completed(list(pending), loop=client.loop)
     try:
         for fut in ac:
-            r0, r1 = pending.pop(fut)
+            r0, r1, block = pending.pop(fut)
             out[r0:r1] = fut.result()
             fut.release()
-            del fut
+            block.release()
+            del fut, block
             done += r1 - r0
             if todo:
                 submit(ac)
             yield Progress(done, cube.rows, f"{scorer.detector}: {done} of {cube.rows} rows ({workers} "
                            f"worker{'s' if workers > 1 else ''})")
     finally:
-        for fut in list(pending):
+        for fut, (_, _, block) in list(pending.items()):
             fut.cancel()
+            block.release()
         state.release()
 
 
