@@ -336,18 +336,27 @@ def write_summary(out_dir: Path, rows: Sequence[dict]) -> Path:
     return path
 
 
-def _write(path: Path, arr: np.ndarray, like: Any, fmt: str) -> None:
-    """``arr`` to ``path`` through a temporary name beside it (``write_map``: georeferenced like the
-    input; ``cog`` asks ``write_map`` for a cloud-optimised GeoTIFF)."""
+def cog_kwargs() -> dict[str, Any]:
+    """How ``write_map`` is asked for a cloud-optimised GeoTIFF; one line where it cannot write one."""
     import inspect
 
     from napari_hsi_anomaly.core.io import write_map
 
+    accepts = inspect.signature(write_map).parameters
+    for name, value in (("cog", True), ("format", "cog"), ("driver", "COG")):
+        if name in accepts:
+            return {name: value}
+    raise HsiAnomalyError("--format cog: this version's core.io.write_map writes no cloud-optimised "
+                          "GeoTIFF; use --format tif.")
+
+
+def _write(path: Path, arr: np.ndarray, like: Any, fmt: str) -> None:
+    """``arr`` to ``path`` through a temporary name beside it (``write_map``: georeferenced like the
+    input; ``cog`` asks ``write_map`` for a cloud-optimised GeoTIFF)."""
+    from napari_hsi_anomaly.core.io import write_map
+
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    kwargs: dict[str, Any] = {}
-    if fmt == "cog":
-        accepts = inspect.signature(write_map).parameters
-        kwargs = {"cog": True} if "cog" in accepts else {"format": "cog"}
+    kwargs = cog_kwargs() if fmt == "cog" else {}
     try:
         write_map(tmp, arr, like=like, **kwargs)
         os.replace(tmp, path)
@@ -458,6 +467,8 @@ def iter_batch(items: Sequence[BatchItem], out_dir: str | os.PathLike, *, profil
 
     if fmt is not None and fmt not in FORMATS:
         raise HsiAnomalyError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}.")
+    if fmt == "cog":
+        cog_kwargs()  # refused before any work where write_map cannot
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     if profile:
