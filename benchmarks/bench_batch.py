@@ -64,17 +64,15 @@ def main() -> str:
     paths = write_scenes(cache, a.n, a.size)
     t_scenes = time.perf_counter() - t0
     settings = {"method": method, "params": {}, "t_anom": 0.7, "layout": "bands-first"}
-    single = Path(tempfile.mkdtemp(prefix="hsi_single_"))
     times = []
     for p in paths:
-        row = score_item(BatchItem(str(p), p.stem), str(single), settings)
+        row = score_item(BatchItem(str(p), p.name), settings)["row"]  # the maps come back, unwritten
         if row["error"]:
             raise SystemExit(f"{p}: {row['error']}")
         times.append(float(row["seconds"]))
         print(f"single {p.stem}: {row['seconds']} s", flush=True)
-    shutil.rmtree(single, ignore_errors=True)
     out = Path(tempfile.mkdtemp(prefix="hsi_batch_out_"))
-    items = [BatchItem(str(p), p.stem) for p in paths]
+    items = [BatchItem(str(p), p.name) for p in paths]
     t0 = time.perf_counter()
     rows = run(iter_batch(items, out, method=method, workers=a.workers, layout="bands-first"),
                lambda pr: print(f"batch {pr.done}/{pr.total} {pr.message}", flush=True))

@@ -81,10 +81,10 @@ def test_synth_writes_cube_and_labels(tiny, capsys):
 
 def test_large_scene_is_scored_in_blocks(tiny, monkeypatch, capsys):
     """Over the block threshold, score fits on strips and scores row blocks: same map as iter_detect."""
-    import napari_hsi_anomaly.cli.score_commands as sc
+    import napari_hsi_anomaly.core.pipeline as pipeline
     import napari_hsi_anomaly.core.scoring.blocks as blocks
 
-    monkeypatch.setattr(sc, "BLOCK_SCENE_PIXELS", 100)
+    monkeypatch.setattr(pipeline, "BLOCK_SCENE_PIXELS", 100)
     monkeypatch.setattr(blocks, "BLOCK_PIXELS", 400)  # 40 x 40 in blocks of 10 rows
     monkeypatch.setattr(blocks, "REFERENCE_PIXELS", 800)  # fitted on strips, not the whole scene
     out = tiny / "blocked.npy"
@@ -120,3 +120,25 @@ def test_score_takes_the_detectors_parameters(tiny, tmp_path, capsys):
     assert main(["score", str(cube_path), "--profile", str(tmp_path), "--rx-ridge", "0", "--out",
                  str(tmp_path / "y.npy")]) == 1
     assert "cannot be given with --profile" in capsys.readouterr().err
+
+
+def test_dates_count_from_one(tmp_path, capsys):
+    """``--date 1`` is the first date (as the viewer shows it); 0 and past-the-end are one line each."""
+    rng = np.random.default_rng(4)
+    stack = rng.normal(1.0, 0.05, (3, 20, 20, 4)).astype(np.float32)
+    stack[0, 5:8, 5:8] += 1.0
+    np.save(tmp_path / "stack.npy", stack)
+    np.save(tmp_path / "first.npy", stack[0])
+    assert main(["score", str(tmp_path / "stack.npy"), "--date", "1", "--method", "rx", "--out",
+                 str(tmp_path / "d1.npy")]) == 0
+    assert main(["score", str(tmp_path / "first.npy"), "--method", "rx", "--out",
+                 str(tmp_path / "f.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "d1.npy"), np.load(tmp_path / "f.npy"))
+    capsys.readouterr()
+    for k, needle in (("0", "dates count from 1"), ("4", "has 3 dates (1-3); --date 4 is out of range")):
+        assert main(["score", str(tmp_path / "stack.npy"), "--date", k, "--method", "rx", "--out",
+                     str(tmp_path / "x.npy")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+    assert main(["fit", str(tmp_path / "stack.npy"), "--dates", "0,1", "--out", str(tmp_path / "p")]) == 1
+    assert "--dates 0: dates count from 1" in capsys.readouterr().err

@@ -141,7 +141,7 @@ def test_writers_save_2d_layers(tmp_path):
 
 
 def test_writer_georeferences_like_the_scene(tmp_path):
-    rasterio = pytest.importorskip("rasterio")
+    import rasterio
     scene = Cube(np.zeros((3, 6, 7), np.float32),
                  georef={"crs": "EPSG:32633", "transform": (20.0, 0.0, 5e5, 0.0, -20.0, 4e6)})
     score = np.random.default_rng(0).random((6, 7)).astype(np.float32)

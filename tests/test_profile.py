@@ -148,12 +148,12 @@ def test_cli_fit_and_score_with_profile(tmp_path, capsys):
     stack[0, 10:14, 10:14] += 1.0
     np.save(tmp_path / "stack.npy", stack)
     prof = tmp_path / "prof"
-    assert main(["fit", str(tmp_path / "stack.npy"), "--dates", "1,2", "--out", str(prof),
+    assert main(["fit", str(tmp_path / "stack.npy"), "--dates", "2,3", "--out", str(prof),
                  "--method", "rx"]) == 0
     info = json.loads((prof / PROFILE_JSON).read_text())
     assert len(info["references"]) == 2 and info["detector"] == "rx"
     out, mask = tmp_path / "s.npy", tmp_path / "m.npy"
-    assert main(["score", str(tmp_path / "stack.npy"), "--date", "0", "--profile", str(prof),
+    assert main(["score", str(tmp_path / "stack.npy"), "--date", "1", "--profile", str(prof),
                  "--out", str(out), "--mask-out", str(mask), "--t-anom", "0.7"]) == 0
     s = np.load(out)
     assert s.shape == (30, 30) and s[11, 11] > np.percentile(s, 95)
@@ -167,7 +167,7 @@ def test_cli_fit_and_score_with_profile(tmp_path, capsys):
     assert "fitted on 5" in err and len([x for x in err.splitlines() if "error:" in x]) == 1
     info["format_version"] = 7
     (prof / PROFILE_JSON).write_text(json.dumps(info))
-    assert main(["score", str(tmp_path / "stack.npy"), "--date", "0", "--profile", str(prof), "--out",
+    assert main(["score", str(tmp_path / "stack.npy"), "--date", "1", "--profile", str(prof), "--out",
                  str(tmp_path / "y.npy")]) == 1
     err = capsys.readouterr().err
     assert "format 7" in err and len([x for x in err.splitlines() if "error:" in x]) == 1
@@ -188,12 +188,12 @@ def test_sentinel2_hazy_dates_flagged_clear_date_clean(shared_data, tmp_path, ca
     2 <= 5 %."""
     stack = str(shared_data / "sentinel2" / "sentinel2-eolearn-ref.npz")  # names its bands
     prof = tmp_path / "s2-profile"
-    assert main(["fit", stack, "--dates", "3,4", "--out", str(prof)]) == 0
+    assert main(["fit", stack, "--dates", "4,5", "--out", str(prof)]) == 0  # dates count from 1
     assert "left out: B09, B10" in capsys.readouterr().err
     flagged = {}
     for k in (*HAZY, CLEAR):
         mask = tmp_path / f"d{k}_mask.npy"
-        assert main(["score", stack, "--date", str(k), "--profile", str(prof), "--out",
+        assert main(["score", stack, "--date", str(k + 1), "--profile", str(prof), "--out",
                      str(tmp_path / f"d{k}.npy"), "--mask-out", str(mask)]) == 0
         flagged[k] = float(np.load(mask).mean())
     hazy = np.mean([flagged[k] for k in HAZY])

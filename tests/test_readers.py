@@ -88,7 +88,7 @@ def test_hsi_ad_npz_transposed(shared_data, stem):
 
 def test_sentinel2_time_series_npy_needs_a_date(shared_data):
     path = shared_data / "sentinel2" / "eo-learn_REFERENCE_SCENES.npy"
-    with pytest.raises(ShapeError, match=r"4-D array \(5, 101, 100, 13\).*--date K \(0-4\)"):
+    with pytest.raises(ShapeError, match=r"4-D array \(5, 101, 100, 13\).*--date K \(1-5; dates count"):
         read_cube(path)
     cube = read_cube(path, date=3)
     assert cube.shape == (13, 101, 100)

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
+from rasterio.transform import from_origin
 
-rasterio = pytest.importorskip("rasterio")
-from rasterio.transform import from_origin  # noqa: E402
-
-from napari_hsi_anomaly.core.bands import default_band_selection  # noqa: E402
-from napari_hsi_anomaly.core.errors import CubeReadError  # noqa: E402
-from napari_hsi_anomaly.core.io import read_cube  # noqa: E402
-from napari_hsi_anomaly.core.io.safe import NATIVE_M, S2_BANDS, S2B_NM, is_safe  # noqa: E402
+from napari_hsi_anomaly.core.bands import default_band_selection
+from napari_hsi_anomaly.core.errors import CubeReadError
+from napari_hsi_anomaly.core.io import read_cube
+from napari_hsi_anomaly.core.io.safe import NATIVE_M, S2_BANDS, S2B_NM, is_safe
 
 N60 = 3  # pixels per side at 60 m (18 at 10 m)
 ORIGIN = (600000.0, 5000040.0)

@@ -56,9 +56,9 @@ def test_npz_stack_with_wavelengths(tmp_path):
 
 def test_cli_date(stack_file, tmp_path, capsys):
     path, _ = stack_file
-    assert main(["info", str(path), "--date", "1"]) == 0
+    assert main(["info", str(path), "--date", "2"]) == 0
     out = tmp_path / "s.npy"
-    assert main(["score", str(path), "--date", "1", "--method", "rx", "--out", str(out)]) == 0
+    assert main(["score", str(path), "--date", "2", "--method", "rx", "--out", str(out)]) == 0  # 1-based
     s = np.load(out)
     assert s.shape == (20, 22) and s[6, 6] > np.percentile(s, 95)
     capsys.readouterr()

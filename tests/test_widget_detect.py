@@ -326,8 +326,8 @@ def test_a_layer_called_ground_truth_is_chosen_automatically(detect, qtbot):
 
 def test_form_follows_the_registry_param_declarations(detect, qtbot):
     """A detector registered in a test gets its magicgui form; the values reach the detector."""
-    reg = pytest.importorskip("napari_hsi_anomaly.core.detectors.registry")
     from napari_hsi_anomaly._widgets.detect_params import ParamsForm
+    from napari_hsi_anomaly.core.detectors import registry as reg
     from napari_hsi_anomaly.core.detectors.base import Param
 
     rx_cls = reg.get_detector("rx")

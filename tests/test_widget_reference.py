@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from test_widget_detect import WORKER_TIMEOUT_MS, make_cube
 
-pytest.importorskip("napari_hsi_anomaly.core.detectors")
 pytestmark = pytest.mark.gui
 
 
@@ -74,7 +73,6 @@ def test_bad_reference_choices_are_one_notification_each(two_cubes, qtbot, monke
 
 def _fitted_on_normal(two_cubes, qtbot):
     """The Detect dock scored with "normal from: reference layers" = the ``normal`` layer."""
-    pytest.importorskip("napari_hsi_anomaly.core.profile")
     widget = two_cubes[1]
     ref = widget.reference
     ref.set_mode("references")

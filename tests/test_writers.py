@@ -194,7 +194,7 @@ def test_map_like_envi_copies_map_info(tmp_path):
 
 def _geotiff_cube(tmp_path):
     """A 3-band GeoTIFF with a CRS (UTM 33N), a transform and a no-data value, written by rasterio."""
-    rasterio = pytest.importorskip("rasterio")
+    import rasterio
     from rasterio.transform import from_origin
 
     data = np.random.default_rng(1).normal(100, 10, (3, 8, 10)).astype(np.float32)

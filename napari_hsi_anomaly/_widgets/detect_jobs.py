@@ -4,8 +4,7 @@
 - reference cubes: one fit on the references, every target scored against it.
 - a loaded profile (a fitted ``Scorer``): no fit, every target scored against it.
 
-Without the detector registry (``core.detectors``) the job falls back to ``core.scoring.iter_detect``
-("this cube" only).
+Each scene goes through ``core.pipeline`` (whole scene or row blocks, as the CLI decides it).
 """
 
 from __future__ import annotations
@@ -71,17 +70,6 @@ def _trained_model(*objs: Any) -> Any:
     return None
 
 
-def _iter_score(scorer: Any, cube: Any) -> Generator[Progress, None, Any]:
-    """A loaded profile cuts the target to its band selection first (``core.profile``)."""
-    if getattr(scorer, "profile_path", None) is not None:
-        from napari_hsi_anomaly.core.profile import iter_score_profile
-
-        det = yield from iter_score_profile(scorer, cube)
-        return det
-    det = yield from scorer.iter_score(cube)
-    return det
-
-
 def score_job(
     targets: Sequence[Target],
     method: str,
@@ -94,30 +82,30 @@ def score_job(
     """Score every target; see the module docstring for where the normal model comes from."""
     if not targets:
         raise HsiAnomalyError("Nothing to score: open a cube first.")
-    from napari_hsi_anomaly.core.detectors import registry as reg
+
+    from napari_hsi_anomaly.core.pipeline import Job, iter_normal, iter_score
 
     out = JobResult(scorer=scorer)
     many = len(targets) > 1
     if scorer is None and references:
-        detector = reg.get_detector(method)(**params)
         label = f"fitting on {len(references)} reference cube{'s' if len(references) > 1 else ''}: "
-        scorer = yield from _relay(detector.iter_fit(list(references), model=model), label)
+        job = Job(method, dict(params), references=list(references), model=model)
+        scorer = yield from _relay(iter_normal(job), label)
         out.scorer = scorer
         out.model = _trained_model(scorer)
     for i, t in enumerate(targets):
         prefix = f"{t.name} ({i + 1}/{len(targets)}): " if many else ""
-        fitted = scorer
-        if fitted is None:  # this cube: fitted on itself
-            detector = reg.get_detector(method)(**params)
-            fitted = yield from _relay(detector.iter_fit([t.cube], model=model), prefix)
-            model = model or _trained_model(fitted)
-            out.model = out.model or _trained_model(fitted)
+        job = Job(method, dict(params), scorer=scorer, model=model)  # no scorer: fitted on the scene
+        done = yield from _relay(iter_score(job, t.cube), prefix)
+        if scorer is None:
+            model = model or _trained_model(done.scorer)
+            out.model = out.model or _trained_model(done.scorer)
             if not many:
-                out.scorer = fitted
-        det = yield from _relay(_iter_score(fitted, t.cube), prefix)
-        det.extras.setdefault("scorer", fitted)  # its normal model: Mark as normal, false-alarm rate
+                out.scorer = done.scorer
+        det = done.detection
+        det.extras.setdefault("scorer", done.scorer)  # its normal model: Mark as normal, false-alarm rate
         det.extras.setdefault("analysed_cube", t.cube)  # what it was scored on (band selection applied)
         out.model = out.model or _trained_model(det)
         out.scenes.append(SceneResult(t.name, t.full if t.full is not None else t.cube, det, t.layer,
-                                          t.rgb_layer, t.date))
+                                      t.rgb_layer, t.date))
     return out

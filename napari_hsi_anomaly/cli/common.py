@@ -72,8 +72,8 @@ def add_cube_options(p: argparse.ArgumentParser, *, fill: bool = False) -> None:
     p.add_argument("--layout", choices=LAYOUTS, default=None, help=LAYOUT_HELP)
     p.add_argument("--key", default="cube", help=KEY_HELP)
     p.add_argument("--date", type=int, default=None, metavar="K",
-                   help="date K (0-based) of a 4-D stack (dates, rows, cols, bands); every cube named "
-                   "on the command line is read at that date")
+                   help="date K (1-based: 1 = the first, as the viewer) of a 4-D stack (dates, rows, "
+                   "cols, bands); every cube named on the command line is read at that date")
     p.add_argument("--resolution", type=int, choices=(10, 20, 60), default=60, metavar="M",
                    help="grid in metres of a Sentinel-2 .SAFE folder or .zip: 10, 20 or 60 (default 60)")
     if fill:
@@ -91,13 +91,33 @@ def read_input(path: str, args: argparse.Namespace, what: str = "cube", *, quiet
     from napari_hsi_anomaly.core.io.safe import is_safe
 
     check_input_path(path, what, directory=os.path.isdir(os.path.expanduser(path)) and is_safe(path))
-    cube = read_cube(path, layout=getattr(args, "layout", None), key=getattr(args, "key", "cube"),
-                     date=getattr(args, "date", None), resolution=getattr(args, "resolution", 60))
+    date = date_index(getattr(args, "date", None))
+    try:
+        cube = read_cube(path, layout=getattr(args, "layout", None), key=getattr(args, "key", "cube"),
+                         date=date, resolution=getattr(args, "resolution", 60))
+    except HsiAnomalyError as exc:
+        if date is not None and "out of range" in str(exc):
+            from napari_hsi_anomaly.core.stack import read_stack
+
+            layout = getattr(args, "layout", None)
+            n = read_stack(path, layout=layout if layout in ("bands-last", "bands-first") else None).n_dates
+            raise type(exc)(f"{os.path.basename(path)} has {n} dates (1-{n}); --date {date + 1} is out "
+                            "of range (dates count from 1).") from None
+        raise
     for note in [] if quiet else cube.metadata.get("notes", []):
         say(f"note: {cube.name}: {note}")
     for warning in [] if quiet else cube.metadata.get("warnings", []):
         say(f"warning: {warning}")
     return cube
+
+
+def date_index(value: int | None, option: str = "--date") -> int | None:
+    """A 1-based ``--date`` (1 = the first date, as the viewer shows) as the 0-based index readers take."""
+    if value is None:
+        return None
+    if int(value) < 1:
+        raise HsiAnomalyError(f"{option} {value}: dates count from 1 (1 = the first date).")
+    return int(value) - 1
 
 
 def check_usable(cube: Cube, args: argparse.Namespace | None = None) -> Cube:

@@ -111,31 +111,32 @@ def _train(args: argparse.Namespace) -> int:
         raise HsiAnomalyError(
             f"--crop {args.crop} is larger than the cube ({side} px at most); use --crop {side} or less."
         )
-    if args.crop or args.window:  # a lower bound before importing torch: input, one map, output
-        side = args.crop or args.window
-        check_allocation(12.0 * args.batch_size * cubes[0].bands * float(side) ** 2,
-                         f"Training on {side}-px windows x {cubes[0].bands} bands, batch {args.batch_size}",
-                         hint="use a smaller --window, --crop or --batch-size")
     from napari_hsi_anomaly.core.guards import check_cae_size
-    from napari_hsi_anomaly.core.model import PRESETS, TrainOptions, iter_train, save_model
+    from napari_hsi_anomaly.core.model import PRESETS, iter_train, save_model
+    from napari_hsi_anomaly.core.pipeline import train_options_for
 
     preset = PRESETS[args.preset]
     if args.window:
         preset = dataclasses.replace(preset, window=args.window)
+    options = train_options_for(  # the Model dock's automatic options, then what was given
+        cubes, preset, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        learning_rate=args.lr, seed=args.seed, device=args.device, threads=args.threads,
+        val_fraction=args.val_fraction, flips=True if args.flips else None, crop=args.crop,
+        steps_per_epoch=args.steps_per_epoch, scaling=args.scaling)
+    if args.window and not args.crop:  # an explicit window: the window grid, as the thesis trains
+        options = dataclasses.replace(options, crop=None, steps_per_epoch=args.steps_per_epoch)
+    side = options.crop or preset.window  # a lower bound before importing torch: input, one map, output
+    check_allocation(12.0 * options.batch_size * cubes[0].bands * float(side) ** 2,
+                     f"Training on {side}-px windows x {cubes[0].bands} bands, batch {options.batch_size}",
+                     hint="use a smaller --window, --crop or --batch-size")
     config = preset.with_bands(cubes[0].bands)
-    check_cae_size(config, window=args.crop or config.window, batch=args.batch_size, training=True,
+    check_cae_size(config, window=options.crop or config.window, batch=options.batch_size, training=True,
                    what="Training")
     from napari_hsi_anomaly.core.guards import cae_parameter_count, check_free_space
 
     weights = 4.0 * cae_parameter_count(config.kernels, config.kernel_size, config.bias)
     check_free_space(Path(args.out).expanduser(), weights + 1024**2,  # before minutes of training
                      f"Saving the trained model to --out {args.out}")
-    options = TrainOptions(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        learning_rate=args.lr, seed=args.seed, device=args.device, threads=args.threads,
-        val_fraction=args.val_fraction, flips=args.flips, crop=args.crop,
-        steps_per_epoch=args.steps_per_epoch, scaling=args.scaling,
-    )
     line = ProgressLine()
     try:
         model = run(iter_train(cubes, preset, options), line)  # Ctrl-C here: nothing written yet
@@ -231,19 +232,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     t.add_argument("--preset", choices=LazyChoices(_presets), default="fast", metavar="PRESET",
                    help="network: fast (light, CPU) or thesis (48 kernels 5x5x5)")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--optimizer", choices=("adadelta", "adam"), default="adadelta")
+    t.add_argument("--epochs", type=int, default=None,
+                   help="default: the automatic training the Model dock uses (scene-adapted: random "
+                   "crops, Adam, a fixed amount of work); any option given replaces its part")
+    t.add_argument("--batch-size", type=int, default=None, help="default: automatic (4)")
+    t.add_argument("--optimizer", choices=("adadelta", "adam"), default=None, help="default: adam")
     t.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 1.0 for adadelta, 1e-3 for adam)")
     t.add_argument("--window", type=int, default=None, help="window size (default: the preset's)")
     t.add_argument("--crop", type=int, default=None,
-                   help="train on random crops of this size (small scenes, e.g. 32)")
+                   help="train on random crops of this size (default: automatic, 32 px at most; "
+                   "with --window and no --crop: the window grid)")
     t.add_argument("--steps-per-epoch", type=int, default=None)
     t.add_argument("--flips", action="store_true", help="random horizontal/vertical flips")
     t.add_argument("--scaling", choices=("global", "band"), default="global",
                    help="min-max scaling: one min/max (thesis) or one per band")
-    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--val-fraction", type=float, default=None, help="default: automatic (0)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")

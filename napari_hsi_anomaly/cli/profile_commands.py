@@ -1,7 +1,5 @@
-"""``fit`` (a normal model from reference cubes, saved as a profile) and ``batch`` (many scenes on dask).
-
-Also ``score_with_profile``, which ``score --profile`` calls.
-"""
+"""``fit`` (a normal model from reference cubes, saved as a profile) and ``batch`` (many scenes on dask):
+thin callers of ``core.pipeline`` and ``core.batch``."""
 
 from __future__ import annotations
 
@@ -9,7 +7,6 @@ import argparse
 import shutil
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -18,11 +15,12 @@ from napari_hsi_anomaly.cli.common import (
     LazyChoices,
     add_cube_options,
     check_usable,
+    date_index,
     pick_bands,
     read_input,
     say,
-    write_results,
 )
+from napari_hsi_anomaly.cli.detector_options import add_detector_options, given_params, params_from_args
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.progress import Progress, run
 
@@ -33,60 +31,11 @@ def _names() -> list[str]:
     return detector_names()
 
 
-def _presets() -> list[str]:
-    from napari_hsi_anomaly.core.model import PRESETS
-
-    return sorted(PRESETS)
-
-
-def _all_params() -> dict:
-    """Every registered detector's parameters by name (the first declaration wins)."""
-    from napari_hsi_anomaly.core.detectors import REGISTRY
-
-    seen: dict = {}
-    for cls in REGISTRY.values():
-        for p in cls.params:
-            seen.setdefault(p.name, p)
-    return seen
-
-
-# options handled by hand (not from the Param declarations)
-_OWN = {"preset"}
-
-
 def _add_detector_options(p: argparse.ArgumentParser) -> None:
     """``--method``, and one option per declared detector parameter (default None = the detector's)."""
     p.add_argument("--method", choices=LazyChoices(_names), default=None, metavar="M",
                    help="detector (default: the registry's default; see `hsi-anomaly score --help`)")
-    for name, param in _all_params().items():
-        if name in _OWN:
-            continue
-        kind = str if param.kind is bool else param.kind
-        p.add_argument(param.option, dest=f"param_{name}", type=kind, default=None,
-                       metavar=name.upper(),
-                       help=f"{param.help} (detectors that declare it)".replace("%", "%%"))
-
-
-def _detector_params(args: argparse.Namespace, method: str) -> dict:
-    """The parameter options given on the command line, checked against ``method``'s declarations."""
-    from napari_hsi_anomaly.core.detectors import get_detector
-
-    cls = get_detector(method)
-    declared = {p.name for p in cls.params}
-    out = {}
-    for key, value in vars(args).items():
-        if not key.startswith("param_") or value is None:
-            continue
-        name = key[len("param_"):]
-        if name not in declared:
-            raise HsiAnomalyError(f"--{name.replace('_', '-')} does not apply to method {method} (it takes: "
-                                  f"{', '.join('--' + n.replace('_', '-') for n in declared) or 'nothing'}).")
-        out[name] = value
-    if getattr(args, "preset", None) is not None:
-        if "preset" not in declared:
-            raise HsiAnomalyError(f"--preset does not apply to method {method}: it uses no CAE.")
-        out["preset"] = args.preset
-    return out
+    add_detector_options(p)
 
 
 class Bar:
@@ -96,6 +45,10 @@ class Bar:
         self.width, self.open = width, False
 
     def __call__(self, p: Progress) -> None:
+        if p.values.get("note"):  # a line worth keeping (a clamped worker count, the dashboard)
+            self.close()
+            say(f"note: {p.values['note']}")
+            return
         frac = p.fraction if p.total else 0.0
         n = int(round(frac * self.width))
         text = f"\r[{'#' * n}{'.' * (self.width - n)}] {p.done}/{p.total} {p.message}"
@@ -117,7 +70,8 @@ def _band_selection(spec: str | None, cube, model=None) -> np.ndarray | None:
 
 # -- fit --------------------------------------------------------------------------------------------
 def _references(args: argparse.Namespace) -> list[tuple[str, argparse.Namespace]]:
-    """(path, options) per reference cube: ``--dates 3,4`` expands each stack REF into those dates."""
+    """(path, options) per reference cube: ``--dates 3,4`` expands each stack REF into those dates
+    (1-based, as ``--date``)."""
     if not args.dates:
         return [(p, args) for p in args.refs]
     if args.date is not None:
@@ -129,19 +83,23 @@ def _references(args: argparse.Namespace) -> list[tuple[str, argparse.Namespace]
                               f"{args.dates!r}.") from None
     if not dates:
         raise HsiAnomalyError("--dates names no date; give e.g. --dates 3,4.")
+    for k in dates:
+        date_index(k, "--dates")
     return [(p, argparse.Namespace(**{**vars(args), "date": k})) for p in args.refs for k in dates]
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    """``fit``: ``core.pipeline.iter_fit`` on the references, saved as a profile."""
     from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD, get_detector
     from napari_hsi_anomaly.core.guards import check_input_path, check_number, check_output_dir
+    from napari_hsi_anomaly.core.pipeline import Job, iter_fit, train_options_for
     from napari_hsi_anomaly.core.profile import _replaceable
 
     method = args.method or DEFAULT_METHOD
     cls = get_detector(method)
-    params = _detector_params(args, method)
+    params = params_from_args(args, method)
     check_number(args.epochs, "--epochs", minimum=1, integer=True)
-    if args.model and (args.epochs is not None or args.preset is not None):
+    if args.model and (args.epochs is not None or "preset" in params):
         raise HsiAnomalyError("Give either --model DIR or --preset/--epochs (to train a CAE), not both.")
     if (args.model or args.epochs is not None) and not cls.needs_model:
         raise HsiAnomalyError(f"Method {method} uses no CAE: --model/--epochs do not apply.")
@@ -162,46 +120,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
     selection = _band_selection(args.bands, refs[0][0], model)  # a bad --bands: before pixels are read
     cubes = [check_usable(c, a) for c, a in refs]
     if args.epochs is not None and model is None:
-        from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options
-
-        train_options = default_train_options(cubes, getattr(args, "preset", "fast"))
-        train_options.epochs = int(args.epochs)
-    from napari_hsi_anomaly.core.profile import iter_fit_profile, save_profile
-
+        train_options = train_options_for(cubes, params.get("preset", "fast"), epochs=args.epochs)
+    job = Job(method, params, model=model, train_options=train_options)
     bar = Bar()
     t0 = time.perf_counter()
     try:
-        scorer = run(iter_fit_profile(cubes, method, band_selection=selection, model=model,
-                                      train_options=train_options, **params), bar)
+        scorer = run(iter_fit(job, cubes, band_selection=selection), bar)
     finally:
         bar.close()
-    names = [c.name if c.metadata.get("date") is None else f"{c.name}[date {c.metadata['date']}]"
+    from napari_hsi_anomaly.core.profile import save_profile
+
+    names = [c.name if c.metadata.get("date") is None else f"{c.name}[date {c.metadata['date'] + 1}]"
              for c in cubes]
     path = save_profile(scorer, out, references=names)
     say(f"profile: {path} ({method}, {scorer.bands} bands, {len(cubes)} reference cube(s), "
         f"{time.perf_counter() - t0:.1f} s)")
-    return 0
-
-
-# -- score --profile --------------------------------------------------------------------------------
-def score_with_profile(args: argparse.Namespace, cube, out_path: Path, mask_path: Path | None) -> int:
-    """``score TARGET --profile DIR``: the target scored against the saved normal model."""
-    from napari_hsi_anomaly.core.profile import iter_score_profile, load_profile
-
-    if getattr(args, "model", None):
-        raise HsiAnomalyError("--model does not apply with --profile (the profile holds its own CAE).")
-    scorer = load_profile(args.profile)
-    bar = Bar()
-    try:
-        det = run(iter_score_profile(scorer, cube), bar)
-    finally:
-        bar.close()
-    if getattr(args, "p_min", None) is not None:
-        if not det.can_rescore:
-            raise HsiAnomalyError(f"--p-min does not apply: the profile's method {det.method} has no p_min.")
-        det.rescore(int(args.p_min))
-    write_results(det.score_map, cube, out_path, mask_path, args.t_anom,
-                  f"{det.method} against profile {args.profile}")
     return 0
 
 
@@ -216,7 +149,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     )
 
     check_threshold(args.t_anom)
-    check_number(args.workers, "--workers", minimum=1, maximum=1024, integer=True)
+    check_number(args.workers, "--workers", minimum=1, integer=True)
+    check_number(args.worker_timeout, "--worker-timeout", minimum=0, exclusive_min=True)
+    date = date_index(args.date)
     if args.profile and args.method:
         raise HsiAnomalyError("Give either --profile DIR or --method M, not both.")
     if args.profile and args.bands:
@@ -227,22 +162,25 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from napari_hsi_anomaly.core.profile import read_profile_info
 
         read_profile_info(args.profile)  # a bad profile fails here, not once per input
-        if any(v is not None for k, v in vars(args).items() if k.startswith("param_")):
+        if given_params(args):
             raise HsiAnomalyError("Detector options do not apply with --profile (it holds its own).")
     else:
         from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD
 
-        params = _detector_params(args, args.method or DEFAULT_METHOD)
+        params = params_from_args(args, args.method or DEFAULT_METHOD)
     out = check_output_dir(args.out, inputs=args.inputs, what="--out")
-    items = expand_inputs(args.inputs, date=args.date)
+    items = expand_inputs(args.inputs, date=date, out_dir=out)
     if not items:
-        raise HsiAnomalyError("No input: the names, folders and patterns given match no file.")
+        raise HsiAnomalyError(f"No input: the names, folders and patterns given match no file outside --out "
+                              f"{out} (the batch never reads its own output folder).")
     bar = Bar()
     t0 = time.perf_counter()
     try:
         rows = run(iter_batch(items, out, profile=args.profile, method=args.method, params=params,
-                              t_anom=args.t_anom, scheduler=args.scheduler, workers=args.workers,
-                              layout=args.layout, key=args.key, bands=args.bands), bar)
+                              t_anom=args.t_anom, scheduler=args.scheduler,
+                              scheduler_file=args.scheduler_file, workers=args.workers, layout=args.layout,
+                              key=args.key, bands=args.bands, fmt=args.format,
+                              worker_timeout=args.worker_timeout), bar)
     finally:
         bar.close()
     errors = [r for r in rows if r.get("error")]
@@ -262,11 +200,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", required=True, metavar="PROFILE_DIR", help="profile folder to write")
     _add_detector_options(f)
     f.add_argument("--model", metavar="DIR", help="a trained CAE (CAE detectors; default: train one)")
-    f.add_argument("--preset", choices=LazyChoices(_presets), default=None, metavar="P",
-                   help="CAE preset trained on the references when no --model (default fast)")
-    f.add_argument("--epochs", type=int, default=None, help="training epochs when no --model")
+    f.add_argument("--epochs", type=int, default=None, help="training epochs when no --model (the other "
+                   "training options: as the Model dock's automatic ones)")
     f.add_argument("--dates", default=None, metavar="K1,K2",
-                   help="dates of a 4-D stack REF used as references, e.g. 3,4 (--date: one date)")
+                   help="dates of a 4-D stack REF used as references, 1-based, e.g. 3,4 (--date: one date)")
     f.add_argument("--bands", default=None, metavar="SPEC",
                    help=BANDS_HELP + "; targets are cut the same way")
     add_cube_options(f, fill=True)
@@ -275,17 +212,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("batch", help="score many cubes (files, folders, globs) on dask.distributed")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="cube files, folders or glob patterns")
     b.add_argument("--out", required=True, metavar="OUT_DIR",
-                   help="folder for <stem>.scores.npy, <stem>.mask.npy and summary.csv")
+                   help="folder for NAME.scores.EXT, NAME.mask.EXT (NAME: the input's file name), "
+                   "summary.csv and manifest.json; nothing in it is ever taken as an input")
     b.add_argument("--profile", metavar="PROFILE_DIR", help="score against this profile (from `fit`)")
     _add_detector_options(b)
-    b.add_argument("--preset", choices=LazyChoices(_presets), default=None, metavar="P",
-                   help="CAE preset trained per input (CAE methods without --profile)")
+    b.add_argument("--format", choices=("npy", "tif", "cog"), default=None,
+                   help="maps as .npy, GeoTIFF or cloud-optimised GeoTIFF (default: tif for a "
+                   "georeferenced input, else npy)")
     b.add_argument("--t-anom", type=float, default=0.7, help="threshold for masks and summary (default 0.7)")
     b.add_argument("--bands", default=None, metavar="SPEC", help=BANDS_HELP + " (with --profile: the "
                    "profile's bands)")
     b.add_argument("--scheduler", metavar="ADDRESS",
                    help="an existing dask scheduler, tcp://host:port (default: a local cluster)")
+    b.add_argument("--scheduler-file", metavar="FILE",
+                   help="an existing dask scheduler's file (`dask scheduler --scheduler-file FILE`)")
+    b.add_argument("--worker-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds to wait for a worker of an existing scheduler (default 60)")
     b.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="workers of the local cluster (default: CPU cores, at most 4)")
+                   help="workers of the local cluster (default: CPU cores, at most 4; never more than "
+                   "the CPU cores)")
     add_cube_options(b)
     b.set_defaults(func=cmd_batch)

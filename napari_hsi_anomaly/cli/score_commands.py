@@ -18,7 +18,7 @@ from napari_hsi_anomaly.cli.common import (
     read_input,
     write_results,
 )
-from napari_hsi_anomaly.core.detectors.glosh_cae import FEATURES
+from napari_hsi_anomaly.cli.detector_options import add_detector_options, given_params, params_from_args
 from napari_hsi_anomaly.core.detectors.registry import DEFAULT_METHOD, REGISTRY, detector_names
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import Progress, run
@@ -29,15 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="anomaly score map of a cube (float32 in [0, 1])")
     p.add_argument("cube", help="cube file (.hdr/.img, .npy, .npz, .tif)")
     p.add_argument("--model", help="trained model directory (default: train a fast model on the cube)")
-    p.add_argument("--preset", default="fast", help="preset to train when no --model (default fast)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs when no --model")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs when no --model (the other "
+                   "training options: as the Model dock's automatic ones)")
     p.add_argument("--method", choices=detector_names(), default=DEFAULT_METHOD,
                    help=f"detector (default {DEFAULT_METHOD})")
-    p.add_argument("--feature", choices=FEATURES, default="pixel", help="CAE feature for glosh")
-    p.add_argument("--p-min", type=int, default=None,
-                   help="HDBSCAN minimum cluster size (default: auto = max(100, 8 %% of the pixels) per "
-                   "pixel; 100 of 2925 as in the thesis for windows/sections)")
-    p.add_argument("--min-samples", type=int, default=10, help="HDBSCAN min_samples (default 10)")
     p.add_argument("--t-anom", type=float, default=0.7, help="threshold for --mask-out (default 0.7)")
     p.add_argument("--mask-out", help="also write the mask score >= t-anom here (uint8)")
     p.add_argument("--bands", default=None, metavar="SPEC", help=BANDS_HELP + " (with --profile: the "
@@ -47,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score against a normal model saved by `hsi-anomaly fit` (--method and its "
                    "options are the profile's; --p-min re-condenses its reference hierarchy)")
     add_cube_options(p, fill=True)
-    _add_param_options(p)
+    add_detector_options(p)
     p.set_defaults(func=cmd_score)
 
     e = sub.add_parser("evaluate", help="TPR, FNR, precision, F-score and AUC of a score map")
@@ -73,12 +68,6 @@ def _progress(p: Progress) -> None:
     print(f"\r[{p.done}/{p.total}] {p.message}"[:100].ljust(100), end="", file=sys.stderr, flush=True)
 
 
-def _check_finite(cube) -> None:
-    valid = cube.valid_mask()
-    if not valid.any():
-        raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")
-
-
 def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """Options and paths of ``score``, before anything is read (guards); the resolved outputs."""
     from napari_hsi_anomaly.core.guards import (
@@ -93,8 +82,8 @@ def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
     from napari_hsi_anomaly.core.io.writers import MAP_SUFFIXES
 
     check_threshold(args.t_anom)
-    check_p_min(args.p_min)
-    check_min_samples(args.min_samples)
+    check_p_min(getattr(args, "param_p_min", None))
+    check_min_samples(getattr(args, "param_min_samples", None))
     check_number(args.epochs, "--epochs", minimum=1, integer=True)
     check_input_path(args.cube, "cube")
     if args.model:
@@ -108,47 +97,46 @@ def _check_score_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
     return out, mask_out
 
 
-_OWN_OPTIONS = {"p_min", "min_samples", "feature", "preset"}  # score's own options (above)
-
-
-def _add_param_options(p: argparse.ArgumentParser) -> None:
-    """One option per other declared detector parameter (``--rx-ridge``, ``--components``, ...): as
-    ``fit``'s, default None = the detector's own."""
-    seen: dict = {}
-    for cls in REGISTRY.values():
-        for q in cls.params:
-            seen.setdefault(q.name, q)
-    for name, q in seen.items():
-        if name in _OWN_OPTIONS:
-            continue
-        p.add_argument(q.option, dest=f"param_{name}", type=str if q.kind is bool else q.kind, default=None,
-                       metavar=name.upper(), help=f"{q.help} (detectors that declare it)".replace("%", "%%"))
-
-
-def _extra_params(args: argparse.Namespace) -> dict:
-    """The detector options given, checked against ``--method``'s declarations (none with --profile)."""
-    given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
-    if given and args.profile:
+def _profile_options(args: argparse.Namespace) -> int | None:
+    """With ``--profile`` only ``--p-min`` (a re-condense) of the detector options applies."""
+    given = given_params(args)
+    p_min = given.pop("p_min", None)
+    if given:
         raise HsiAnomalyError(f"--{next(iter(given)).replace('_', '-')} cannot be given with --profile: the "
                               "profile fixes the detector's parameters.")
-    declared = {q.name for q in REGISTRY[args.method].params}
-    for name in given:
-        if name not in declared:
-            takes = ", ".join("--" + n.replace("_", "-") for n in sorted(declared - _OWN_OPTIONS)) or "none"
-            raise HsiAnomalyError(f"--{name.replace('_', '-')} does not apply to method {args.method} "
-                                  f"(its options: {takes}).")
-    return given
+    for flag, value in (("--bands", args.bands), ("--model", args.model), ("--epochs", args.epochs)):
+        if value is not None:
+            raise HsiAnomalyError(f"{flag} cannot be given with --profile: the profile fixes the bands, "
+                                  "the detector and its CAE.")
+    return p_min
+
+
+def _check_clustering(cube: Any, method: str, params: dict) -> None:
+    """A GLOSH-based method on a cube with too few valid pixels: one line naming what fits."""
+    from napari_hsi_anomaly.core.guards import check_p_min
+
+    cls = REGISTRY[method]
+    if not cls.uses_p_min:
+        return
+    n = cube.metadata["valid_pixels"]
+    check_p_min(params.get("p_min"), n)
+    min_samples = cls(**params).params.get("min_samples")
+    if min_samples is not None and min_samples >= n:
+        raise HsiAnomalyError(
+            f"{cube.name} has {n:,} valid pixels, too few to cluster with min_samples {min_samples}: use "
+            f"--min-samples {max(1, n - 1)} or less, a larger cube, or a method that does not cluster "
+            "(e.g. --method rx).")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from napari_hsi_anomaly.core.guards import check_allocation, check_p_min
+    """``score``: one ``core.pipeline`` job (normal: the scene itself or a profile), written here."""
+    from napari_hsi_anomaly.core.pipeline import Job, iter_score, train_options_for
 
     out_path, mask_path = _check_score_args(args)
-    extra = _extra_params(args)
-    if args.profile and args.bands:
-        raise HsiAnomalyError("--bands cannot be given with --profile: the profile fixes the bands.")
+    p_min = _profile_options(args) if args.profile else None
+    params = {} if args.profile else params_from_args(args, args.method)
     cube = read_input(args.cube, args)
-    model = None
+    model = train_options = None
     if args.model:
         from napari_hsi_anomaly.core.model import load_model
 
@@ -158,71 +146,25 @@ def cmd_score(args: argparse.Namespace) -> int:
         if sel is not None:
             cube = cube.select_bands(sel)
     cube = check_usable(cube, args)
-    n = cube.metadata["valid_pixels"]
-    if not args.profile and getattr(REGISTRY.get(args.method), "uses_p_min", True):  # GLOSH-based
-        check_p_min(args.p_min, n)
-        if args.min_samples is not None and args.min_samples >= n:
-            raise HsiAnomalyError(
-                f"{cube.name} has {n:,} valid pixels, too few to cluster with min_samples "
-                f"{args.min_samples}: use --min-samples {max(1, n - 1)} or less, a larger cube, or a "
-                "method that does not cluster (e.g. --method rx)."
-            )
-    blocked = _use_blocks(cube, args)
-    if blocked:  # a large scene without a model: fitted on strips, scored block by block (bounded memory)
-        check_allocation(4 * cube.rows * cube.cols * 3, f"Scoring {cube.name} in blocks (score map)",
-                         hint="crop the cube or score it in tiles")
-        return _score_blocks(args, cube, out_path, mask_path, extra)
-    # One float32 copy of the cube: a cube whose float32 copy alone exceeds the budget is refused here.
-    check_allocation(float32_bytes(cube, 1), f"Scoring {cube.name} ({cube.bands}x{cube.rows}x{cube.cols})",
-                     hint="crop the cube or score it in tiles")
     if args.profile:
-        from napari_hsi_anomaly.cli.profile_commands import score_with_profile
+        from napari_hsi_anomaly.core.guards import check_p_min
 
-        return score_with_profile(args, cube, out_path, mask_path)
-    train_options = None
-    if model is not None:
-        model.check_cube(cube)
-    elif args.epochs is not None and REGISTRY[args.method].needs_model:
-        from napari_hsi_anomaly.core.detectors.glosh_cae import default_train_options
-
-        train_options = default_train_options([cube], args.preset)
-        train_options.epochs = int(args.epochs)
-    from napari_hsi_anomaly.core.scoring.detect import iter_detect
-
-    det = run(
-        iter_detect(cube, args.method, model=model, feature=args.feature, p_min=args.p_min,
-                    min_samples=args.min_samples, train_options=train_options, preset=args.preset, **extra),
-        _progress,
-    )
+        check_p_min(p_min, cube.metadata["valid_pixels"])
+    else:
+        _check_clustering(cube, args.method, params)
+        if model is not None:
+            model.check_cube(cube)
+        elif args.epochs is not None and REGISTRY[args.method].needs_model:
+            train_options = train_options_for([cube], params.get("preset", "fast"), epochs=args.epochs)
+    job = Job(args.method, params, profile=args.profile, model=model, train_options=train_options,
+              p_min=p_min)
+    outcome = run(iter_score(job, cube), _progress)
     print(file=sys.stderr)
-    write_results(det.score_map, cube, out_path, mask_path if args.mask_out else None, args.t_anom,
-                  f"{det.method}, feature {det.feature}")
-    return 0
-
-
-BLOCK_SCENE_PIXELS = 4_000_000  # larger scenes are scored in row blocks (core.scoring.blocks)
-
-
-def _use_blocks(cube: Any, args: argparse.Namespace) -> bool:
-    """Score in row blocks: a scene over ``BLOCK_SCENE_PIXELS`` with a detector that needs no CAE."""
-    if args.profile or args.model or cube.rows * cube.cols <= BLOCK_SCENE_PIXELS:
-        return False
-    return not REGISTRY[args.method].needs_model
-
-
-def _score_blocks(args: argparse.Namespace, cube: Any, out_path: Path, mask_path: Path | None,
-                  extra: dict | None = None) -> int:
-    """``iter_detect_blocks``: the normal model from evenly spaced strips, every block scored against it."""
-    from napari_hsi_anomaly.core.scoring.blocks import iter_detect_blocks
-
-    declared = {p.name for p in REGISTRY[args.method].params}
-    offered = {"p_min": args.p_min, "min_samples": args.min_samples}
-    params = {k: v for k, v in offered.items() if k in declared and v is not None}
-    params.update(extra or {})
-    scores = run(iter_detect_blocks(cube, args.method, **params), _progress)
-    print(file=sys.stderr)
-    write_results(scores, cube, out_path, mask_path if args.mask_out else None, args.t_anom,
-                  f"{args.method}, scored in row blocks")
+    det = outcome.detection
+    what = (f"{det.method} against profile {args.profile}" if args.profile else
+            f"{det.method}, scored in row blocks" if outcome.plan.blocked else
+            f"{det.method}, feature {det.feature}")
+    write_results(outcome.score_map, cube, out_path, mask_path, args.t_anom, what)
     return 0
 
 

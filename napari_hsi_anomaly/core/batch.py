@@ -1,19 +1,29 @@
-"""Scoring many scenes on ``dask.distributed``: one task per input, a summary table, resumable.
+"""Scoring many scenes on ``dask.distributed``: results written by the client, resumed by identity.
 
-``iter_batch(items, out_dir, ...)`` yields ``Progress`` and returns the summary rows. Each task reads
-its cube, scores it (against a saved profile, or with a detector fitted on the cube itself), and
-writes ``<stem>.scores.npy`` (and ``<stem>.mask.npy``) under a temporary name, then renames them, so a
-file with the final name is always complete. A re-run skips inputs whose outputs exist; one bad
-input becomes one row with its error. ``summary.csv`` is rewritten (atomically) after every task.
-Runs on a ``LocalCluster`` by default or on an existing scheduler (``tcp://host:port``); input and
-profile paths must then be readable by the workers.
+``iter_batch(items, out_dir, ...)`` yields ``Progress`` and returns the summary rows.
+
+- Inputs (``expand_inputs``) are absolute paths resolved on the client; nothing inside ``out_dir`` is
+  ever an input. Output names keep the input's whole file name (``scene.npy.scores.npy`` and
+  ``scene.npz.scores.npy`` never meet; equal names from different folders get a hash of the path).
+- A task reads its input on a worker and scores it through ``core.pipeline`` (the same plan, whole or
+  row blocks, as ``score``); it returns the maps, and the client writes them (``core.io.write_map``,
+  georeferenced like the input; ``npy``, ``tif`` or ``cog``) through a temporary name, reads back what
+  it wrote and only then records it. An output that cannot be written or read back is an error row.
+- An input too large for one task (``core.pipeline.plan``) is read on the client and its row blocks
+  become dask tasks over every worker (progress per block).
+- ``manifest.json`` ties every output to its input's full path, size and modification time and to the
+  settings, with each file's size and SHA-256; a re-run skips an input only when all of these still
+  hold, so a damaged, foreign or stale output is scored again, never trusted.
+- Futures are released as they complete: a worker lost later costs only what it was running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import glob
+import hashlib
 import json
 import os
 import threading
@@ -29,14 +39,17 @@ from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.progress import Progress
 
 SUMMARY = "summary.csv"
-SETTINGS = "batch.json"
-COLUMNS = ("input", "rows", "cols", "bands", "flagged_fraction", "max_score", "seconds", "error")
-CONNECT_TIMEOUT_S = 5.0
+MANIFEST = "manifest.json"
+COLUMNS = ("input", "rows", "cols", "bands", "flagged_fraction", "max_score", "seconds", "scores", "error")
+FORMATS = ("npy", "tif", "cog")
+LARGE_FILE_BYTES = 64 * 2**20  # inputs above this are planned on the client (whole or blocks)
+TRACE_ENV = "HSI_ANOMALY_BATCH_TRACE"  # a file every task appends its input to when it starts
 
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One scene: a cube file, or date ``date`` of a 4-D stack; ``stem`` names its outputs."""
+    """One scene: a cube file (absolute path), or date ``date`` (0-based) of a 4-D stack; ``stem``
+    names its outputs."""
 
     path: str
     stem: str
@@ -44,7 +57,17 @@ class BatchItem:
 
     @property
     def label(self) -> str:
-        return self.path if self.date is None else f"{self.path} (date {self.date})"
+        return self.path if self.date is None else f"{self.path} (date {self.date + 1})"
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        path.resolve().relative_to(folder)
+        return True
+    except (ValueError, OSError):
+        return False
 
 
 def _cube_files(folder: Path) -> list[Path]:
@@ -56,36 +79,39 @@ def _cube_files(folder: Path) -> list[Path]:
     out = []
     for p in files:
         s = p.suffix.lower()
-        if s == ".hdr" or (s in (".npy", ".npz", ".tif", ".tiff", ".zip") and not p.name.endswith(
-                (".scores.npy", ".mask.npy"))):
+        if s == ".hdr" or (s in (".npy", ".npz", ".tif", ".tiff", ".zip") and ".scores." not in p.name
+                           and ".mask." not in p.name):
             out.append(p)
         elif s in suffixes and p.with_suffix("") in headers:
             continue  # an ENVI data file: its .hdr is listed
     return out
 
 
-def expand_inputs(inputs: Sequence[str], *, date: int | None = None) -> list[BatchItem]:
-    """Files, folders (their cube files) and glob patterns -> items; a 4-D stack gives one item per date
-    (or only ``date``). A name that matches nothing stays an item (its row will say why)."""
+def expand_inputs(inputs: Sequence[str], *, date: int | None = None,
+                  out_dir: str | os.PathLike | None = None) -> list[BatchItem]:
+    """Files, folders (their cube files) and glob patterns -> items with absolute paths; a 4-D stack
+    gives one item per date (or only ``date``, 0-based). Anything inside ``out_dir`` is left out. A
+    name that matches nothing stays an item (its row will say why)."""
     from napari_hsi_anomaly.core.stack import is_stack_file, read_stack
 
+    out = Path(out_dir).expanduser().resolve() if out_dir is not None else None
     paths: list[Path] = []
     for text in inputs:
-        p = Path(text).expanduser()
+        p = Path(os.path.abspath(Path(text).expanduser()))
         if p.is_dir() and not p.name.upper().endswith(".SAFE"):
             from napari_hsi_anomaly.core.io.safe import find_products
 
             paths.extend(_cube_files(p) + find_products(p))  # .SAFE folders inside it too
         elif not p.exists() and glob.has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text)))
+            matches = sorted(Path(os.path.abspath(m)) for m in glob.glob(os.path.expanduser(text)))
             paths.extend(m for m in matches if m.is_file() or m.name.upper().endswith(".SAFE"))
             if not matches:
                 paths.append(p)
         else:
             paths.append(p)
-    items: list[BatchItem] = []
-    seen: dict[str, int] = {}
-    for p in dict.fromkeys(paths):  # unique, in order
+    paths = [p for p in dict.fromkeys(paths) if not _inside(p, out)]  # unique, in order; never our own
+    entries: list[tuple[Path, int | None, str]] = []
+    for p in paths:
         dates: list[int | None] = [date]
         if date is None and is_stack_file(p):
             try:
@@ -93,22 +119,22 @@ def expand_inputs(inputs: Sequence[str], *, date: int | None = None) -> list[Bat
             except HsiAnomalyError:
                 dates = [None]
         for d in dates:
-            stem = p.stem if p.suffix.lower() != ".hdr" else p.with_suffix("").name
-            if d is not None:
-                stem = f"{stem}_date{d}"
-            n = seen.get(stem, 0)
-            seen[stem] = n + 1
-            items.append(BatchItem(str(p), stem if n == 0 else f"{stem}-{n + 1}", d))
-    return items
+            entries.append((p, d, p.name if d is None else f"{p.name}_date{d + 1}"))
+    counts: dict[str, int] = {}
+    for _, _, name in entries:
+        counts[name] = counts.get(name, 0) + 1
+    return [BatchItem(str(p), name if counts[name] == 1 else
+                      f"{name}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}", d)
+            for p, d, name in entries]
 
 
-def outputs(out_dir: Path, item: BatchItem, mask: bool = True) -> list[Path]:
-    names = [f"{item.stem}.scores.npy"] + ([f"{item.stem}.mask.npy"] if mask else [])
-    return [out_dir / n for n in names]
+def output_names(stem: str, fmt: str) -> dict[str, str]:
+    ext = "npy" if fmt == "npy" else "tif"
+    return {"scores": f"{stem}.scores.{ext}", "mask": f"{stem}.mask.{ext}"}
 
 
 # -- the task (runs on a worker) -------------------------------------------------------------------
-_SCORERS: dict[tuple, Any] = {}  # per worker thread: (profile, mtime, thread) -> Scorer
+_SCORERS: dict[tuple, Any] = {}  # per worker: (profile, mtime, thread) -> Scorer
 _LOCK = threading.Lock()
 
 
@@ -125,27 +151,7 @@ def _profile_scorer(profile: str) -> Any:
     return scorer
 
 
-def _peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-    except (ImportError, OSError):  # pragma: no cover - not Linux
-        return float("nan")
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """``array`` to ``path`` through a temporary name in the same folder, then an atomic rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}.npy")
-    try:
-        np.save(tmp, array)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _limit_threads() -> None:
+def limit_threads() -> None:
     """In a worker with ``OMP_NUM_THREADS`` set (dask's single-threaded workers: 1), numba's kernels use
     that many threads too (numba reads its own variable, and otherwise takes every core)."""
     limit = os.environ.get("OMP_NUM_THREADS", "").strip()
@@ -159,81 +165,165 @@ def _limit_threads() -> None:
         pass
 
 
-def score_item(item: BatchItem, out_dir: str, settings: dict) -> dict:
-    """Score one input and write its outputs; always returns a summary row (``error`` on failure)."""
-    _limit_threads()
-    row: dict[str, Any] = {"input": item.label, "rows": "", "cols": "", "bands": "",
-                           "flagged_fraction": "", "max_score": "", "seconds": "", "error": ""}
+def _peak_rss_mb() -> float:
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    except (ImportError, OSError):  # pragma: no cover - not Linux
+        return float("nan")
+
+
+def read_item(item: BatchItem, settings: dict) -> Any:
+    from napari_hsi_anomaly.core.io import read_cube
+
+    return read_cube(item.path, date=item.date, layout=settings.get("layout"),
+                     key=settings.get("key") or "cube")
+
+
+def item_job(cube: Any, settings: dict, client: Any = None) -> tuple[Any, Any]:
+    """``(cube, Job)`` for one input: its band selection applied (without a profile), the normal
+    model the settings name (a profile, else the scene itself)."""
+    from napari_hsi_anomaly.core.pipeline import Job
+
+    if settings.get("profile"):
+        return cube, Job(scorer=_profile_scorer(settings["profile"]), client=client)
+    from napari_hsi_anomaly.core.bands import bands_for
+
+    sel = bands_for(cube, settings.get("bands"))  # as `score`: ranges, "all", or the default
+    cube = cube if sel is None else cube.select_bands(sel)
+    return cube, Job(method=settings["method"], params=dict(settings.get("params", {})), client=client)
+
+
+def _like(cube: Any) -> dict:
+    """What ``write_map(like=...)`` needs of the input, small enough to travel back to the client."""
+    meta = {k: cube.metadata[k] for k in ("geotiff", "envi") if k in cube.metadata}
+    return {"georef": dict(cube.georef or {}), "metadata": meta}
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, HsiAnomalyError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, MemoryError):
+        return "out of memory on the worker"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+
+
+def score_item(item: BatchItem, settings: dict) -> dict:
+    """Score one input on a worker; returns its row and (without an error) its ``scores``/``mask``."""
+    limit_threads()
+    trace = os.environ.get(TRACE_ENV)
+    if trace:
+        with open(trace, "a") as f:
+            f.write(f"{item.stem}\n")
+    row: dict[str, Any] = {"input": item.label, "error": ""}
+    result: dict[str, Any] = {"row": row}
     t0 = time.perf_counter()
     try:
-        from napari_hsi_anomaly.core.io import read_cube
+        from napari_hsi_anomaly.core.pipeline import iter_score
         from napari_hsi_anomaly.core.progress import run
 
-        cube = read_cube(item.path, date=item.date, layout=settings.get("layout"),
-                         key=settings.get("key") or "cube")
+        cube = read_item(item, settings)
         row.update(rows=cube.rows, cols=cube.cols, bands=cube.bands)
-        if settings.get("profile"):
-            from napari_hsi_anomaly.core.profile import iter_score_profile
-
-            det = run(iter_score_profile(_profile_scorer(settings["profile"]), cube))
-        else:
-            from napari_hsi_anomaly.core.bands import bands_for
-            from napari_hsi_anomaly.core.scoring.detect import iter_detect
-
-            sel = bands_for(cube, settings.get("bands"))  # as `score`: ranges, "all", or the default
-            cube = cube if sel is None else cube.select_bands(sel)
-            det = run(iter_detect(cube, settings["method"], **settings.get("params", {})))
-        t_anom = float(settings.get("t_anom", 0.7))
-        scores = np.asarray(det.score_map, dtype=np.float32)
-        mask = det.mask(t_anom).astype(np.uint8)
-        scores_path, mask_path = outputs(Path(out_dir), item)
-        _save_npy(mask_path, mask)
-        _save_npy(scores_path, scores)  # last: a scores file with its final name marks the input done
-        row.update(flagged_fraction=round(float(mask.mean()), 6), max_score=round(float(scores.max()), 6))
-    except HsiAnomalyError as exc:
-        row["error"] = " ".join(str(exc).split())
-    except MemoryError:
-        row["error"] = "out of memory on the worker"
-    except Exception as exc:  # noqa: BLE001 - one bad input is one row, never a stopped batch
-        row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+        cube, job = item_job(cube, settings)
+        outcome = run(iter_score(job, cube))
+        scores = np.asarray(outcome.score_map, dtype=np.float32)
+        result.update(scores=scores, mask=outcome.detection.mask(float(settings.get("t_anom", 0.7))),
+                      like=_like(cube))
+    except (Exception, MemoryError) as exc:  # noqa: BLE001 - one bad input is one row, never a stopped batch
+        row["error"] = _error_text(exc)
     row["seconds"] = round(time.perf_counter() - t0, 3)
     gc.collect()  # a worker scores scene after scene: nothing of this one may wait for a GC pass
     row["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     row["worker_pid"] = os.getpid()
-    return row
+    return result
 
 
-# -- driver ----------------------------------------------------------------------------------------
-def check_settings(out_dir: Path, settings: dict) -> None:
-    """``out_dir`` holds results of these settings, or none yet (``batch.json`` records them)."""
-    path = out_dir / SETTINGS
-    keep = {k: settings.get(k) for k in ("profile", "method", "params", "t_anom", "layout", "key", "bands")}
-    if path.is_file():
+# -- the client: outputs, manifest, summary --------------------------------------------------------
+def settings_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def identity(path: str) -> list:
+    """``[name, size, mtime_ns]`` of the input and, for an ENVI header, of its data file(s)."""
+    p = Path(path)
+    files = [p]
+    if p.suffix.lower() == ".hdr":
+        files += [q for q in (p.with_suffix(s) for s in ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw"))
+                  if q.is_file()]
+    out = []
+    for f in files:
         try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError):
-            old = None
-        if isinstance(old, dict):
-            old.setdefault("bands", None)  # written before --bands existed
-        if old is not None and old != json.loads(json.dumps(keep)):
-            raise HsiAnomalyError(
-                f"{out_dir} holds results of another batch ({path.name}: {json.dumps(old)}); re-running "
-                "would mix them: use a new --out folder, or delete that one."
-            )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(keep, indent=1))
-    os.replace(tmp, path)
+            st = f.stat()
+            out.append([str(f), int(st.st_size), int(st.st_mtime_ns)])
+        except OSError:
+            out.append([str(f), None, None])
+    return out
 
 
-def read_summary(out_dir: Path) -> dict[str, dict]:
-    path = out_dir / SUMMARY
-    if not path.is_file():
-        return {}
-    try:
-        with open(path, newline="") as f:
-            return {r["input"]: r for r in csv.DictReader(f) if r.get("input")}
-    except (OSError, csv.Error, UnicodeDecodeError, KeyError):
-        return {}
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_entry(path: Path) -> list:
+    return [path.name, path.stat().st_size, _sha256(path)]
+
+
+class Manifest:
+    """``manifest.json`` in the output folder: the settings and, per output stem, what made it."""
+
+    def __init__(self, out_dir: Path, settings: dict) -> None:
+        self.path = out_dir / MANIFEST
+        self.out = out_dir
+        self.settings = json.loads(json.dumps(settings, default=str))
+        self.key = settings_key(self.settings)
+        self.outputs: dict[str, dict] = {}
+        old = None
+        if self.path.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                old = json.loads(self.path.read_text())
+        if isinstance(old, dict) and isinstance(old.get("outputs"), dict):
+            if old.get("settings") != self.settings:
+                raise HsiAnomalyError(
+                    f"{out_dir} holds results of another batch ({MANIFEST}: "
+                    f"{json.dumps(old.get('settings'))}); re-running would mix them: use a new --out "
+                    "folder, or delete that one.")
+            self.outputs = old["outputs"]
+        self.save()  # the settings are recorded before any output
+
+    def trusted(self, item: BatchItem) -> dict | None:
+        """The recorded row of ``item`` when its outputs are whole and made from this very input with
+        these settings; None otherwise (score it again)."""
+        e = self.outputs.get(item.stem)
+        if not isinstance(e, dict) or e.get("input") != item.path or e.get("date") != item.date:
+            return None
+        if e.get("settings") != self.key or e.get("identity") != identity(item.path):
+            return None
+        try:
+            for name, size, digest in e["files"].values():
+                f = self.out / name
+                if not f.is_file() or f.stat().st_size != size or _sha256(f) != digest:
+                    return None
+        except (OSError, KeyError, TypeError, ValueError, AttributeError):
+            return None
+        row = e.get("row")
+        return dict(row) if isinstance(row, dict) else None
+
+    def record(self, item: BatchItem, files: dict[str, Path], row: dict) -> None:
+        self.outputs[item.stem] = {"input": item.path, "date": item.date, "identity": identity(item.path),
+                                   "settings": self.key, "row": {k: row.get(k, "") for k in COLUMNS},
+                                   "files": {k: _file_entry(p) for k, p in files.items()}}
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({"format": "hsi-anomaly-batch", "version": 1, "settings": self.settings,
+                                   "outputs": self.outputs}, indent=1))
+        os.replace(tmp, self.path)
 
 
 def write_summary(out_dir: Path, rows: Sequence[dict]) -> Path:
@@ -248,125 +338,205 @@ def write_summary(out_dir: Path, rows: Sequence[dict]) -> Path:
     return path
 
 
-def _done_row(out_dir: Path, item: BatchItem, old: dict | None, t_anom: float) -> dict:
-    """The row of an input whose outputs exist (from the old summary, or from the files)."""
-    if old and not old.get("error"):
-        return {**{k: old.get(k, "") for k in COLUMNS}, "skipped": True}
-    scores_path, mask_path = outputs(out_dir, item)
-    s = np.load(scores_path, mmap_mode="r")
-    m = np.load(mask_path, mmap_mode="r")
-    return {"input": item.label, "rows": s.shape[0], "cols": s.shape[1], "bands": "",
-            "flagged_fraction": round(float(np.mean(m)), 6), "max_score": round(float(np.max(s)), 6),
-            "seconds": "", "error": "", "skipped": True}
+def cog_kwargs() -> dict[str, Any]:
+    """How ``write_map`` is asked for a cloud-optimised GeoTIFF; one line where it cannot write one."""
+    import inspect
+
+    from napari_hsi_anomaly.core.io import write_map
+
+    accepts = inspect.signature(write_map).parameters
+    for name, value in (("cog", True), ("format", "cog"), ("driver", "COG")):
+        if name in accepts:
+            return {name: value}
+    raise HsiAnomalyError("--format cog: this version's core.io.write_map writes no cloud-optimised "
+                          "GeoTIFF; use --format tif.")
 
 
-def _probe_scheduler(addr: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Ask ``addr`` who it is; ``OSError``/``TimeoutError`` if nothing answers, ``ValueError`` if what
-    answers is not a dask scheduler."""
-    import asyncio
+def _write(path: Path, arr: np.ndarray, like: Any, fmt: str) -> None:
+    """``arr`` to ``path`` through a temporary name beside it (``write_map``: georeferenced like the
+    input; ``cog`` asks ``write_map`` for a cloud-optimised GeoTIFF)."""
+    from napari_hsi_anomaly.core.io import write_map
 
-    from distributed.comm import connect as comm_connect
-
-    async def ask() -> object:
-        comm = await comm_connect(addr, timeout=timeout)
-        try:
-            await comm.write({"op": "identity"})
-            return await asyncio.wait_for(comm.read(), timeout)
-        finally:
-            comm.abort()
-
-    reply = asyncio.run(asyncio.wait_for(ask(), 2 * timeout))
-    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
-        raise ValueError("not a dask scheduler")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    kwargs = cog_kwargs() if fmt == "cog" else {}
+    try:
+        write_map(tmp, arr, like=like, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def connect(scheduler: str | None = None, workers: int | None = None, *, processes: bool = True,
-            memory_limit: str | None = "auto") -> tuple[Any, Any]:
-    """``(client, cluster)``: a client of ``scheduler`` (``tcp://host:port``) or of a new
-    ``LocalCluster`` (``workers`` single-threaded workers); ``HsiAnomalyError`` within seconds when the
-    scheduler does not answer."""
-    from distributed import Client, LocalCluster
+def _read_back(path: Path) -> tuple[int, ...]:
+    if path.suffix == ".npy":
+        return tuple(np.load(path, mmap_mode="r").shape)
+    import tifffile
 
-    if scheduler:
-        addr = scheduler if "://" in scheduler else f"tcp://{scheduler}"
-        try:
-            _probe_scheduler(addr)  # fails cleanly (a refused Client lingers and blocks at exit)
-            client = Client(addr, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise HsiAnomalyError(
-                f"Cannot reach the dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S:g} s "
-                f"({type(exc).__name__}); start one with `dask scheduler` (and `dask worker ADDRESS` on "
-                "each machine) or leave out --scheduler to use a local cluster."
-            ) from None
-        except (Exception, MemoryError) as exc:  # something answered, but not as a dask scheduler
-            raise HsiAnomalyError(
-                f"Cannot reach the dask scheduler at {scheduler}: what answers there is not a dask "
-                f"scheduler ({type(exc).__name__}); check the address and port (default 8786)."
-            ) from None
-        return client, None
-    n = int(workers) if workers else max(1, min(4, os.cpu_count() or 1))
-    if n < 1:
-        raise HsiAnomalyError(f"--workers must be at least 1; got {workers}.")
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                           dashboard_address=None, memory_limit=memory_limit, silence_logs=40)
-    return Client(cluster, set_as_default=False), cluster
+    with tifffile.TiffFile(path) as tif:
+        return tuple(tif.pages[0].shape[:2])
+
+
+def store(out: Path, item: BatchItem, result: dict, fmt: str | None, manifest: Manifest) -> dict:
+    """Write one result's maps on the client, check them, record them; returns the row (an error row
+    when an output cannot be written or read back)."""
+    from napari_hsi_anomaly.core.cube import Cube
+
+    row = dict(result["row"])
+    if row.get("error"):
+        return row
+    scores, mask = result["scores"], np.asarray(result["mask"], dtype=np.uint8)
+    like = result["like"]
+    georef = like["georef"]
+    chosen = fmt or ("tif" if georef.get("crs") or georef.get("transform") or like["metadata"].get("geotiff")
+                     else "npy")
+    shape = scores.shape
+    like_cube = Cube(np.broadcast_to(np.float32(0), (1, *shape)), georef=georef, metadata=like["metadata"])
+    files = {k: out / n for k, n in output_names(item.stem, chosen).items()}
+    try:
+        _write(files["mask"], mask, like_cube, chosen)
+        _write(files["scores"], scores, like_cube, chosen)
+        for f in files.values():
+            if _read_back(f) != shape:
+                raise HsiAnomalyError(f"{f} does not read back as a {shape[0]}x{shape[1]} map")
+    except (Exception, MemoryError) as exc:  # noqa: BLE001 - an output the client cannot see is an error
+        row["error"] = f"output not written: {_error_text(exc)}"
+        return row
+    row.update(flagged_fraction=round(float(mask.mean()), 6), max_score=round(float(scores.max()), 6),
+               scores=files["scores"].name)
+    manifest.record(item, files, row)
+    return row
+
+
+# -- driver ----------------------------------------------------------------------------------------
+def _is_large(item: BatchItem) -> bool:
+    try:
+        return os.stat(item.path).st_size > LARGE_FILE_BYTES
+    except OSError:
+        return False
+
+
+def _iter_large(item: BatchItem, settings: dict, client: Any) -> Generator[Progress, None, dict]:
+    """An input read on the client: scored whole on a worker when ``plan`` allows, else its normal
+    model fitted (on strips) and its row blocks spread over every worker."""
+    from napari_hsi_anomaly.core.pipeline import iter_score, plan
+    from napari_hsi_anomaly.core.profile import prepare_target
+
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {"input": item.label, "error": ""}
+    result: dict[str, Any] = {"row": row}
+    try:
+        cube = read_item(item, settings)
+        row.update(rows=cube.rows, cols=cube.cols, bands=cube.bands)
+        cube, job = item_job(cube, settings, client)
+        target = cube if job.scorer is None else prepare_target(job.scorer, cube)
+        if not plan(target, needs_model=_needs_model(job)).blocked:
+            fut = client.submit(score_item, item, settings, pure=False)
+            res = fut.result()
+            del fut
+            return res
+        gen = iter_score(job, cube)
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                outcome = stop.value
+                break
+            yield Progress(p.done, p.total, f"{item.stem}: {p.message}")
+        result.update(scores=np.asarray(outcome.score_map, np.float32),
+                      mask=outcome.detection.mask(float(settings.get("t_anom", 0.7))), like=_like(cube))
+    except (Exception, MemoryError) as exc:  # noqa: BLE001 - one bad input is one row
+        row["error"] = _error_text(exc)
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _needs_model(job: Any) -> bool:
+    from napari_hsi_anomaly.core.detectors import get_detector
+
+    name = job.scorer.detector if job.scorer is not None else job.method
+    return bool(get_detector(name).needs_model)
 
 
 def iter_batch(items: Sequence[BatchItem], out_dir: str | os.PathLike, *, profile: str | None = None,
                method: str | None = None, params: dict | None = None, t_anom: float = 0.7,
-               scheduler: str | None = None, workers: int | None = None, client: Any = None,
-               processes: bool = True, layout: str | None = None, key: str | None = None,
-               bands: str | None = None) -> Generator[Progress, None, list[dict]]:
-    """Score ``items`` into ``out_dir`` on dask (see module docstring); returns the summary rows in
-    input order (skipped inputs: ``skipped=True``)."""
+               scheduler: str | None = None, scheduler_file: str | None = None, workers: int | None = None,
+               client: Any = None, processes: bool = True, layout: str | None = None, key: str | None = None,
+               bands: str | None = None, fmt: str | None = None, worker_timeout: float | None = None,
+               ) -> Generator[Progress, None, list[dict]]:
+    """Score ``items`` into ``out_dir`` on dask (see the module docstring); returns the summary rows in
+    input order (skipped inputs: ``skipped=True``). Progress ``values["note"]``: a line for the user."""
+    from napari_hsi_anomaly.core.cluster import WORKER_TIMEOUT_S, connect
     from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD
 
-    out = Path(out_dir).expanduser()
+    if fmt is not None and fmt not in FORMATS:
+        raise HsiAnomalyError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}.")
+    if fmt == "cog":
+        cog_kwargs()  # refused before any work where write_map cannot
+    out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     if profile:
         profile = str(Path(profile).expanduser().resolve())
     settings = {"profile": profile, "method": None if profile else (method or DEFAULT_METHOD),
                 "params": dict(params or {}), "t_anom": float(t_anom), "layout": layout, "key": key,
-                "bands": bands}
-    check_settings(out, settings)
-    old = read_summary(out)
+                "bands": bands, "format": fmt}
+    manifest = Manifest(out, settings)
+    items = [i for i in items if not _inside(Path(i.path), out)]
     rows: list[dict | None] = [None] * len(items)
     todo = []
     for i, item in enumerate(items):
-        if all(p.is_file() for p in outputs(out, item)):
-            rows[i] = _done_row(out, item, old.get(item.label), t_anom)
+        old = manifest.trusted(item)
+        if old is not None:
+            rows[i] = {**old, "skipped": True}
         else:
             todo.append(i)
-    total = len(items)
-    done = total - len(todo)
+    total, done = len(items), len(items) - len(todo)
     yield Progress(done, total, f"{done} already done, {len(todo)} to score")
     if todo:
-        own = client is None
-        cluster = None
-        if own:
-            client, cluster = connect(scheduler, workers, processes=processes)
+        conn = None
+        if client is None:
+            conn = connect(scheduler, workers, scheduler_file=scheduler_file, processes=processes,
+                           worker_timeout=WORKER_TIMEOUT_S if worker_timeout is None else worker_timeout)
+            client = conn.client
+            for note in conn.notes:
+                yield Progress(done, total, note, {"note": note})
         try:
-            from distributed import as_completed
-
-            futures = {client.submit(score_item, items[i], str(out), settings, pure=False,
-                                     key=f"hsi-score-{i}-{items[i].stem}-{time.time_ns()}"): i
-                       for i in todo}
-            for fut in as_completed(list(futures), loop=client.loop):
-                i = futures[fut]
-                try:
-                    row = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a lost worker: that input's row says so
-                    row = {"input": items[i].label, "error": f"worker failed: {type(exc).__name__}: {exc}"}
+            for p in _iter_results(items, todo, settings, out, fmt, manifest, client):
+                if "item" not in p.values:  # inside a large input
+                    yield Progress(done, total, p.message)
+                    continue
+                i, row = p.values["item"], p.values["row"]
                 rows[i] = row
                 done += 1
                 write_summary(out, [r for r in rows if r is not None])
                 status = "error" if row.get("error") else f"max {row.get('max_score')}"
                 yield Progress(done, total, f"{items[i].stem}: {status}", {"row": row})
         finally:
-            if own:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+            if conn is not None:
+                conn.close()
     final = [r for r in rows if r is not None]
     write_summary(out, final)
     return final
+
+
+def _iter_results(items: Sequence[BatchItem], todo: list[int], settings: dict, out: Path, fmt: str | None,
+                  manifest: Manifest, client: Any) -> Generator[Progress, None, None]:
+    """Small inputs as one task each (released as they complete), then large ones block by block;
+    a finished input is a ``Progress`` with ``values`` ``item`` (its index) and ``row``."""
+    from distributed import as_completed
+
+    small = [i for i in todo if not _is_large(items[i])]
+    large = [i for i in todo if i not in set(small)]
+    futures = {client.submit(score_item, items[i], settings, pure=False,
+                             key=f"hsi-score-{i}-{time.time_ns()}"): i for i in small}
+    ac = as_completed(list(futures), loop=client.loop)
+    for fut in ac:
+        i = futures.pop(fut)
+        try:
+            result = fut.result()
+        except Exception as exc:  # noqa: BLE001 - a lost worker: that input's row says so
+            result = {"row": {"input": items[i].label, "error": f"worker failed: {_error_text(exc)}"}}
+        fut.release()  # nothing finished stays referenced: a later worker loss recomputes none of it
+        del fut
+        yield Progress(0, 1, "", {"item": i, "row": store(out, items[i], result, fmt, manifest)})
+    for i in large:
+        result = yield from _iter_large(items[i], settings, client)
+        yield Progress(0, 1, "", {"item": i, "row": store(out, items[i], result, fmt, manifest)})

@@ -90,7 +90,8 @@ def to_bands_first(
     if arr.ndim == 4:
         raise ShapeError(
             f"{name} is a 4-D array {arr.shape}: a stack of {arr.shape[0]} dates; pick one with "
-            f"--date K (0-{arr.shape[0] - 1}), or read_cube(path, date=K) / core.stack.read_stack."
+            f"--date K (1-{arr.shape[0]}; dates count from 1), or read_cube(path, date=K - 1) / "
+            "core.stack.read_stack."
         )
     if arr.ndim != 3:
         raise ShapeError(f"{name} is a {arr.ndim}-D array {arr.shape}; a cube needs 3 dimensions.")

@@ -6,6 +6,11 @@ detectors (local RX, attribute filters), is a view of the cube read from disk on
 written into one float32 ``(rows, cols)`` output (an array or a ``np.memmap``). Only one block's
 working set is in memory at a time, so the peak grows with the block, not the scene.
 
+With a dask ``client`` the blocks are dask tasks instead: the fitted model goes to the workers once
+(``client.scatter`` of its ``state()``, rebuilt once per worker), each task gets its block's pixels
+(read here, so workers need not see the file) and returns its rows of the map; at most a few blocks per
+worker are in flight, each released as it completes, so one tile spreads over every worker.
+
 ``iter_detect_blocks(cube, method)`` is the one-scene convenience: the normal model is fitted on
 ``reference_strips`` (evenly spaced full-width strips of the scene, about ``REFERENCE_PIXELS`` pixels in
 all), then every block is scored against it (GLOSH parts through ``GloshScorer.predictor``). A scene
@@ -15,6 +20,9 @@ that fits the reference budget is fitted and scored whole, exactly as ``iter_det
 from __future__ import annotations
 
 import gc
+import threading
+import uuid
+from collections import deque
 from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
@@ -55,6 +63,29 @@ def reference_strips(cube: Cube, pixels: int = REFERENCE_PIXELS, n_strips: int =
     return [rows_view(cube, int(s), int(s) + height) for s in starts]
 
 
+def _block_ranges(rows: int, cols: int, block_pixels: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """``(r0, r1, a0, a1)``: the rows a block scores and the rows it reads (with the halo)."""
+    step = max(1, block_pixels // max(1, cols))
+    return [(r0, min(rows, r0 + step), max(0, r0 - halo), min(rows, r0 + step + halo))
+            for r0 in range(0, rows, step)]
+
+
+def _score_block(scorer: Any, block: Cube, lo: int, hi: int, p_min: int | None) -> np.ndarray:
+    """Rows ``[lo, hi)`` of ``block``'s map (0 where the block has no valid pixel)."""
+    from napari_hsi_anomaly.core.progress import run
+
+    if not block.valid_mask()[lo:hi].any():
+        return np.zeros((hi - lo, block.cols), np.float32)
+    det = run(scorer.iter_score(block))
+    if p_min is not None and getattr(det, "can_rescore", False):
+        det.rescore(int(p_min))
+    out = np.array(det.score_map[lo:hi], dtype=np.float32)
+    del det
+    gc.collect()  # any reference cycle through a Detection: without a collection its per-pixel
+    # arrays (~25 bytes a pixel) outlive the block
+    return out
+
+
 def iter_score_blocks(
     scorer: Any,
     cube: Cube | np.ndarray,
@@ -62,35 +93,96 @@ def iter_score_blocks(
     block_pixels: int = BLOCK_PIXELS,
     p_min: int | None = None,
     out: np.ndarray | None = None,
+    client: Any = None,
 ) -> Generator[Progress, None, np.ndarray]:
     """Score ``cube`` with a fitted ``scorer`` in row blocks; returns the ``(rows, cols)`` float32 map.
 
     ``p_min``: a GLOSH-based detector's minimum cluster size (None: the detector's own choice, the
     same for every block since it comes from the reference). ``out``: where to write (e.g. a memmap).
+    ``client``: a dask client; the blocks are its tasks (see the module docstring).
     """
     cube = scorer.check_target(as_cube(cube, "Scoring"))
     rows, cols = cube.rows, cube.cols
     if out is None:
         out = np.zeros((rows, cols), dtype=np.float32)
-    halo = halo_rows(scorer)
-    step = max(1, block_pixels // max(1, cols))
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
-        a0, a1 = max(0, r0 - halo), min(rows, r1 + halo)
-        block = rows_view(cube, a0, a1)
-        if not block.valid_mask()[r0 - a0 : r1 - a0].any():
-            out[r0:r1] = 0.0
-        else:
-            det = yield from scorer.iter_score(block)
-            if p_min is not None and getattr(det, "can_rescore", False):
-                det.rescore(int(p_min))
-            out[r0:r1] = det.score_map[r0 - a0 : r1 - a0]
-            del det
-            gc.collect()  # any reference cycle through a Detection: without a collection its per-pixel
-            # arrays (~25 bytes a pixel) outlived the block (2.5 GB anonymous memory half-way through a
-            # 10980^2 tile before GloshPredictor stopped holding itself through its cached labels)
+    ranges = _block_ranges(rows, cols, block_pixels, halo_rows(scorer))
+    if client is not None:
+        yield from _iter_dask_blocks(scorer, cube, ranges, p_min, out, client)
+        return out
+    for r0, r1, a0, a1 in ranges:
+        out[r0:r1] = _score_block(scorer, rows_view(cube, a0, a1), r0 - a0, r1 - a0, p_min)
         yield Progress(r1, rows, f"{scorer.detector}: {r1} of {rows} rows")
     return out
+
+
+# -- blocks as dask tasks ---------------------------------------------------------------------------
+_WORKER_SCORERS: dict[str, Any] = {}  # per worker process: token -> the scorer rebuilt from its state
+_WORKER_LOCK = threading.Lock()
+
+
+def _dask_block(token: str, state: tuple, block: Cube, lo: int, hi: int, p_min: int | None) -> np.ndarray:
+    """A dask task: rows ``[lo, hi)`` of ``block``'s map against the scattered model ``state``."""
+    from napari_hsi_anomaly.core.batch import limit_threads
+    from napari_hsi_anomaly.core.detectors.registry import scorer_from_state
+
+    limit_threads()
+    with _WORKER_LOCK:
+        scorer = _WORKER_SCORERS.get(token)
+        if scorer is None:
+            scorer = _WORKER_SCORERS[token] = scorer_from_state(*state)
+            for key in list(_WORKER_SCORERS)[:-4]:  # a few models per worker at most
+                _WORKER_SCORERS.pop(key, None)
+    return _score_block(scorer, block, lo, hi, p_min)
+
+
+def _materialised(cube: Cube, a0: int, a1: int) -> Cube:
+    """Rows ``[a0, a1)`` as a cube holding its own pixels (what a task carries to a worker)."""
+    view = rows_view(cube, a0, a1)
+    fill = None if view.fill is None else np.array(view.fill)
+    return replace(view, data=np.ascontiguousarray(view.data[:, :, :]), fill=fill)
+
+
+def _iter_dask_blocks(scorer: Any, cube: Cube, ranges: list, p_min: int | None, out: np.ndarray,
+                      client: Any) -> Generator[Progress, None, None]:
+    from distributed import as_completed
+
+    arrays, meta = scorer.state()
+    [state] = client.scatter([(arrays, meta)], broadcast=True, hash=False)
+    token = uuid.uuid4().hex
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    todo = deque(ranges)
+    pending: dict[Any, tuple[int, int, Any]] = {}
+
+    def submit(ac: Any = None) -> None:
+        r0, r1, a0, a1 = todo.popleft()
+        [block] = client.scatter([_materialised(cube, a0, a1)], hash=False)  # data, not graph
+        fut = client.submit(_dask_block, token, state, block, r0 - a0, r1 - a0, p_min, pure=False,
+                            key=f"hsi-block-{token[:8]}-{r0}")
+        pending[fut] = (r0, r1, block)
+        if ac is not None:
+            ac.add(fut)
+
+    for _ in range(min(len(todo), 2 * workers)):
+        submit()
+    done = 0
+    ac = as_completed(list(pending), loop=client.loop)
+    try:
+        for fut in ac:
+            r0, r1, block = pending.pop(fut)
+            out[r0:r1] = fut.result()
+            fut.release()
+            block.release()
+            del fut, block
+            done += r1 - r0
+            if todo:
+                submit(ac)
+            yield Progress(done, cube.rows, f"{scorer.detector}: {done} of {cube.rows} rows ({workers} "
+                           f"worker{'s' if workers > 1 else ''})")
+    finally:
+        for fut, (_, _, block) in list(pending.items()):
+            fut.cancel()
+            block.release()
+        state.release()
 
 
 def iter_detect_blocks(

@@ -1,4 +1,5 @@
-"""The one-cube convenience: ``iter_detect(cube, method)`` fits ``method`` on ``[cube]`` and scores ``cube``.
+"""The one-cube convenience: ``iter_detect(cube, method)`` fits ``method`` on ``[cube]`` and scores ``cube``
+(``core.pipeline``: a scene too large for one task is fitted on strips and scored in row blocks).
 
 Detectors live in ``core.detectors`` (one module each, one registry: ``detector_names()``); a
 ``Detector`` fitted on reference cubes gives a ``Scorer`` that scores any target with the same bands.
@@ -72,17 +73,15 @@ def iter_detect(
     cube = as_cube(cube, "Detection")
     if not cube.valid_mask().any():
         raise HsiAnomalyError("The cube has no valid pixel (every pixel has NaN or no-data in some band).")
+    from napari_hsi_anomaly.core.pipeline import Job, detector_kwargs, iter_score
+
     offered = {"feature": feature, "p_min": p_min, "min_samples": min_samples, "preset": preset,
                "rx_inner": rx_window[0], "rx_outer": rx_window[1], "max_fit": max_fit, "seed": seed}
-    declared = {p.name for p in cls.params}
-    kwargs = {k: v for k, v in offered.items()
-              if k in declared and not (k in ("max_fit", "seed") and v is None)}
-    kwargs.update(params)
-    detector = cls(**kwargs)
-    scorer = yield from detector.iter_fit([cube], model=model, train_options=train_options)
-    det = yield from scorer.iter_score(cube)
-    det.extras.setdefault("scorer", scorer)  # the normal model (core.feedback, core.thresholds)
-    return det
+    kwargs = {**detector_kwargs(cls.name, offered, strict=False), **params}
+    cls(**kwargs)  # unknown or bad parameters: one line before any work
+    outcome = yield from iter_score(Job(cls.name, kwargs, model=model, train_options=train_options), cube)
+    outcome.detection.extras.setdefault("scorer", outcome.scorer)  # the normal model (core.feedback)
+    return outcome.detection
 
 
 def detect(cube: Cube | np.ndarray, method: str = DEFAULT_METHOD, **kwargs: Any) -> Detection:
