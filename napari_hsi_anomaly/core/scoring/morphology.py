@@ -14,6 +14,11 @@ level at which a pixel's component holds ``area`` pixels; tests/test_morphology.
 force, which ``skimage.morphology.area_opening`` fails on some narrow images) and runs in about 1 s on a
 1830^2 image where scikit-image's max-tree takes 33 s. ``small_objects`` quantises the image to at
 most 65,536 levels first, which makes the sort a radix sort.
+
+The kernels are module-level functions with ``cache=True``: numba keys a cache entry on the pickled
+values a function closes over, and a captured dispatcher pickles differently in every process, so a
+kernel nested in a function (as ``_find`` in ``_area_filter`` once was) was compiled again by every new
+process (tests/test_numba_cache.py checks that a second process compiles nothing).
 """
 
 from __future__ import annotations
@@ -24,77 +29,68 @@ import numpy as np
 LEVELS = 65535
 
 
-def _kernel():  # compiled on first use
-    global _AREA
-    if _AREA is not None:
-        return _AREA
+@numba.njit(cache=True, nogil=True, inline="always")
+def _find(parent, x):  # pragma: no cover - compiled
+    """Root of ``x`` with path compression."""
+    r = x
+    while parent[r] != r:
+        r = parent[r]
+    while parent[x] != r:
+        nx = parent[x]
+        parent[x] = r
+        x = nx
+    return r
 
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def find(parent, x):  # pragma: no cover - compiled
-        r = x
-        while parent[r] != r:
-            r = parent[r]
-        while parent[x] != r:
-            nx = parent[x]
-            parent[x] = r
-            x = nx
-        return r
 
-    @numba.njit(cache=True, nogil=True)
-    def area_filter(img, order, h, w, lam, out):  # pragma: no cover - compiled
-        """Area opening of ``img`` (flat) given its pixels in decreasing order (closing: increasing
-        order of the negated image, see ``_filter``)."""
-        n = h * w
-        parent = np.full(n, -1, np.int64)
-        area = np.zeros(n, np.int64)
-        for i in range(n):
-            p = order[i]
-            parent[p] = p
-            area[p] = 1
-            r0 = p // w
-            c0 = p - r0 * w
-            for k in range(4):
-                if k == 0:
-                    if r0 == 0:
-                        continue
-                    q = p - w
-                elif k == 1:
-                    if r0 == h - 1:
-                        continue
-                    q = p + w
-                elif k == 2:
-                    if c0 == 0:
-                        continue
-                    q = p - 1
-                else:
-                    if c0 == w - 1:
-                        continue
-                    q = p + 1
-                if parent[q] < 0:
+@numba.njit(cache=True, nogil=True)
+def _area_filter(img, order, h, w, lam, out):  # pragma: no cover - compiled
+    """Area opening of ``img`` (flat) given its pixels in decreasing order (closing: increasing
+    order of the negated image, see ``_filter``)."""
+    n = h * w
+    parent = np.full(n, -1, np.int64)
+    area = np.zeros(n, np.int64)
+    for i in range(n):
+        p = order[i]
+        parent[p] = p
+        area[p] = 1
+        r0 = p // w
+        c0 = p - r0 * w
+        for k in range(4):
+            if k == 0:
+                if r0 == 0:
                     continue
-                r = find(parent, q)
-                if r != p:
-                    if img[r] == img[p] or area[r] < lam:
-                        area[p] += area[r]
-                        parent[r] = p
-                    else:
-                        area[p] = lam
-        for i in range(n - 1, -1, -1):
-            p = order[i]
-            out[p] = img[p] if parent[p] == p else out[parent[p]]
-        return out
-
-    _AREA = area_filter
-    return _AREA
-
-
-_AREA = None
+                q = p - w
+            elif k == 1:
+                if r0 == h - 1:
+                    continue
+                q = p + w
+            elif k == 2:
+                if c0 == 0:
+                    continue
+                q = p - 1
+            else:
+                if c0 == w - 1:
+                    continue
+                q = p + 1
+            if parent[q] < 0:
+                continue
+            r = _find(parent, q)
+            if r != p:
+                if img[r] == img[p] or area[r] < lam:
+                    area[p] += area[r]
+                    parent[r] = p
+                else:
+                    area[p] = lam
+    for i in range(n - 1, -1, -1):
+        p = order[i]
+        out[p] = img[p] if parent[p] == p else out[parent[p]]
+    return out
 
 
 def _filter(img: np.ndarray, area: int, order: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(img).reshape(-1)
     out = np.empty_like(flat)
-    return _kernel()(flat, order, img.shape[0], img.shape[1], int(area), out).reshape(img.shape)
+    return _area_filter(flat, order, img.shape[0], img.shape[1], int(area), out).reshape(img.shape)
 
 
 def area_opening(img: np.ndarray, area: int) -> np.ndarray:
