@@ -96,3 +96,18 @@ def test_attribute_parameters_are_bounded_before_any_work():
         get_detector("spectral-spatial")(max_area=5000)
     with pytest.raises(HsiAnomalyError, match="attr_components must be at least 1"):
         get_detector("attribute")(attr_components=0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_small_objects_in_tiles_equals_the_definition(seed, monkeypatch):
+    """Tiles with a halo of the area (here tiles smaller than the objects) give the whole-image result."""
+    from napari_hsi_anomaly.core.scoring import morphology
+
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        h, w = (int(v) for v in rng.integers(1, 45, 2))
+        x = rng.integers(0, int(rng.integers(2, 30)), (h, w)).astype(np.float64)
+        area = int(rng.integers(2, 12))
+        monkeypatch.setattr(morphology, "TILE", int(rng.integers(1, 9)))
+        expected = -_opening_by_definition(-x, area) - _opening_by_definition(x, area)
+        np.testing.assert_array_equal(small_objects(x, area, step=1.0), expected.astype(np.float32))

@@ -13,7 +13,9 @@ than ``area``; then every pixel takes its component's level. It equals the defin
 level at which a pixel's component holds ``area`` pixels; tests/test_morphology.py checks it by brute
 force, which ``skimage.morphology.area_opening`` fails on some narrow images) and runs in about 1 s on a
 1830^2 image where scikit-image's max-tree takes 33 s. ``small_objects`` quantises the image to at
-most 65,536 levels first, which makes the sort a radix sort.
+most 65,536 levels first and filters it in tiles with a halo of ``area`` (exact: a pixel's opening
+depends on its surroundings within ``area - 1`` steps only), each sorted by counting and small enough
+for the CPU cache: about 3x faster than one union-find over the whole image.
 
 The kernels are module-level functions with ``cache=True``: numba keys a cache entry on the pickled
 values a function closes over, and a captured dispatcher pickles differently in every process, so a
@@ -27,6 +29,7 @@ import numba
 import numpy as np
 
 LEVELS = 65535
+TILE = 256  # small_objects filters tiles of TILE^2 pixels (+ a halo of the area): in the CPU cache
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -108,12 +111,53 @@ def area_closing(img: np.ndarray, area: int) -> np.ndarray:
     return -_filter(neg, area, order)
 
 
+@numba.njit(cache=True, nogil=True)
+def _small_objects_tiles(q, lam, tile, halo, out):  # pragma: no cover - compiled
+    """``closing - opening`` of the integer image ``q`` (levels >= 0) into ``out``, tile by tile:
+    each ``tile`` x ``tile`` block is filtered with ``halo`` rows and columns of its surroundings, so
+    the union-find's arrays stay in the CPU cache. Exact when ``halo >= lam - 1``: a pixel's opening is
+    decided by connected sets of ``lam`` pixels through it, which lie within ``lam - 1`` steps."""
+    h, w = q.shape
+    for t0 in range(0, h, tile):
+        for u0 in range(0, w, tile):
+            r0, r1 = max(0, t0 - halo), min(h, t0 + tile + halo)
+            c0, c1 = max(0, u0 - halo), min(w, u0 + tile + halo)
+            th, tw = r1 - r0, c1 - c0
+            n = th * tw
+            sub = np.empty(n, np.int32)
+            lo, hi = q[r0, c0], q[r0, c0]
+            for r in range(th):
+                for c in range(tw):
+                    v = q[r0 + r, c0 + c]
+                    sub[r * tw + c] = v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+            start = np.zeros(hi - lo + 2, np.int64)  # counting sort: increasing level, stable
+            for i in range(n):
+                start[sub[i] - lo + 1] += 1
+            for v in range(1, start.size):
+                start[v] += start[v - 1]
+            inc = np.empty(n, np.int64)
+            for i in range(n):
+                v = sub[i] - lo
+                inc[start[v]] = i
+                start[v] += 1
+            opened = _area_filter(sub, inc[::-1].copy(), th, tw, lam, np.empty(n, np.int32))
+            neg = (hi - sub).astype(np.int32)
+            closed = _area_filter(neg, inc, th, tw, lam, np.empty(n, np.int32))
+            for r in range(t0 - r0, min(t0 + tile, h) - r0):
+                for c in range(u0 - c0, min(u0 + tile, w) - c0):
+                    i = r * tw + c
+                    out[r0 + r, c0 + c] = (hi - closed[i]) - opened[i]
+    return out
+
+
 def small_objects(img: np.ndarray, area: int, step: float | None = None) -> np.ndarray:
     """``(img - opening) + (closing - img)`` with ``area``, float32 in ``img``'s units.
 
     ``img`` (2-D, finite) is quantised to multiples of ``step`` (default: its own range in ``LEVELS``
-    steps; doubled until the range fits ``LEVELS``), so one radix sort serves both filters (the closing
-    is the opening of the inverted levels, whose order is the reverse). A fixed ``step`` gives the same
+    steps; doubled until the range fits ``LEVELS``), so one counting sort per tile serves both filters
+    (the closing is the opening of the inverted levels, whose order is the reverse). A fixed ``step`` gives the same
     result on any crop of the image up to the filter's reach (row blocks, ``core.scoring.blocks``)."""
     img = np.asarray(img, dtype=np.float64)
     lo, hi = float(img.min()), float(img.max())
@@ -126,8 +170,6 @@ def small_objects(img: np.ndarray, area: int, step: float | None = None) -> np.n
     q = np.rint(img / step)
     q -= q.min()
     q = q.astype(np.int32)
-    inc = np.argsort(q.reshape(-1).astype(np.uint16), kind="stable")  # radix sort: increasing
-    opened = _filter(q, area, inc[::-1].copy())
-    top = int(q.max())
-    closed = top - _filter(top - q, area, inc)
-    return ((q - opened) + (closed - q)).astype(np.float32) * np.float32(step)
+    tile = max(TILE, 6 * int(area))  # the halo adds at most (8/6)^2 - 1 of the work
+    out = _small_objects_tiles(q, int(area), tile, int(area), np.empty(q.shape, np.int32))
+    return out.astype(np.float32) * np.float32(step)
