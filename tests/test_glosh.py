@@ -277,3 +277,22 @@ def test_labels_are_computed_on_first_access_only(blobs, backend):
 def test_warm_up_compiles_kernels_at_construction(blobs):
     GloshScorer(blobs[:50], min_samples=5)
     assert kernels._WARM
+
+
+@pytest.mark.parametrize("dims", [1, 3, 5, 12])
+def test_numba_kdtree_equals_scipy_ckdtree(dims):
+    from scipy.spatial import cKDTree
+
+    from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
+
+    rng = np.random.default_rng(dims)
+    fit = np.vstack([rng.normal(0, 1, (1500, dims)), rng.uniform(-6, 6, (60, dims))])
+    q = np.vstack([rng.normal(0, 1.5, (3000, dims)), fit[:40]])  # 40 rows at distance 0
+    for k in (1, 11, 20):
+        d, i = KDTree(fit, leaf=8).query(q, k, workers=2)
+        d0, i0 = cKDTree(fit).query(q, k=k)
+        np.testing.assert_array_equal(d, d0.reshape(len(q), k))
+        np.testing.assert_array_equal(i, i0.reshape(len(q), k))
+    tiny = fit[:3]
+    d, i = KDTree(tiny).query(q[:5], 3)
+    np.testing.assert_array_equal(i, cKDTree(tiny).query(q[:5], k=3)[1])

@@ -157,8 +157,9 @@ def small_objects(img: np.ndarray, area: int, step: float | None = None) -> np.n
 
     ``img`` (2-D, finite) is quantised to multiples of ``step`` (default: its own range in ``LEVELS``
     steps; doubled until the range fits ``LEVELS``), so one counting sort per tile serves both filters
-    (the closing is the opening of the inverted levels, whose order is the reverse). A fixed ``step`` gives the same
-    result on any crop of the image up to the filter's reach (row blocks, ``core.scoring.blocks``)."""
+    (the closing is the opening of the inverted levels, whose order is the reverse). A fixed ``step``
+    gives the same result on any crop of the image up to the filter's reach (row blocks,
+    ``core.scoring.blocks``)."""
     img = np.asarray(img, dtype=np.float64)
     lo, hi = float(img.min()), float(img.max())
     if not hi > lo or int(area) <= 1:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import numba
 import numpy as np
+
+from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
 
 QUERY_CHUNK = 65_536  # rows per nearest-neighbour query chunk (bounded memory for millions of rows)
 KDTREE_MAX_DIMS = 16  # up to this many features a KD-tree finds neighbours; above, brute-force BLAS
 BRUTE_BLOCK = 16_000_000  # float32 distances per brute-force block (64 MB)
-QUERY_WORKERS = -1  # cKDTree query threads (threads, not processes): -1 = every core, unless limited
+QUERY_WORKERS = -1  # KD-tree query threads (threads, not processes): -1 = every core, unless limited
 
 
 def query_workers() -> int:
-    """cKDTree query threads: ``QUERY_WORKERS``, at most ``OMP_NUM_THREADS`` where that is set (dask sets
+    """KD-tree query threads: ``QUERY_WORKERS``, at most ``OMP_NUM_THREADS`` where that is set (dask sets
     it to 1 in single-threaded workers; two 2-thread queries on 2 cores made a batch 1.7x slower)."""
     limit = os.environ.get("OMP_NUM_THREADS", "").strip()
     if limit.isdigit() and int(limit) > 0:
@@ -50,9 +53,9 @@ def column_range(x: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndar
 class NeighbourSearch:
     """The ``k`` nearest fitted rows of query rows, exact float64 distances in ascending order.
 
-    Few dimensions (<= ``KDTREE_MAX_DIMS``): scipy's cKDTree (threads; measured faster than sklearn's
-    KDTree and than a numba KD-tree here; with the k+1 shortcut below it beats brute force up to about
-    16 dimensions, benchmarks/results/bench_glosh.md). More: brute-force float32 BLAS distances
+    Few dimensions (<= ``KDTREE_MAX_DIMS``): the numba ``kdtree.KDTree`` (threads; the same neighbours
+    and distances as scipy's cKDTree, faster; with the k+1 shortcut below a KD-tree beats brute force up
+    to about 16 dimensions, benchmarks/results/bench_glosh.md). More: brute-force float32 BLAS distances
     ``|f|^2 - 2 q.f`` in blocks pick ``k + 8`` candidates, whose float64 distances are then computed
     exactly and sorted (a KD-tree degenerates in 32 dimensions).
     """
@@ -64,14 +67,12 @@ class NeighbourSearch:
             self.f32 = np.ascontiguousarray(fit_x, dtype=np.float32)
             self.f_sq = (self.f32.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
         else:
-            from scipy.spatial import cKDTree
-
-            self.tree = cKDTree(self.fit_x)
+            self.tree = KDTree(self.fit_x)
 
     def query(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not self.brute:
-            dist, ind = self.tree.query(q, k=k, workers=query_workers())
-            return dist.reshape(q.shape[0], k), ind.reshape(q.shape[0], k).astype(np.int64)
+            workers = query_workers()
+            return self.tree.query(q, k, workers if workers > 0 else (os.cpu_count() or 1))
         n = self.fit_x.shape[0]
         m = min(n, k + 8)
         dist = np.empty((q.shape[0], k))
@@ -116,10 +117,7 @@ def mr_neighbours(search: NeighbourSearch, core: np.ndarray, k: int,
     k1 = min(k + 1, kk)
     dist, ind = search.query(q, k1)
     own = dist[:, min(k, kk - 1)]
-    mr = np.maximum(core[ind], own[:, None])
-    j = mr.argmin(axis=1)
-    rows = np.arange(ind.shape[0])
-    best, nb = mr[rows, j], ind[rows, j]
+    best, nb = _nearest_mr(dist, ind, core, own)
     exact = dist[:, 0] == 0
     same = np.where(exact, ind[:, 0], -1)
     again = np.flatnonzero(best > own) if kk > k1 else np.zeros(0, np.int64)
@@ -132,6 +130,25 @@ def mr_neighbours(search: NeighbourSearch, core: np.ndarray, k: int,
     with np.errstate(divide="ignore"):
         lam = np.where(best > 0, 1.0 / np.where(best > 0, best, 1.0), np.finfo(np.float64).max)
     return nb, lam, exact, same
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest_mr(dist, ind, core, own):  # pragma: no cover - compiled
+    """Per row: ``min_j max(core[ind_j], own)`` and its neighbour (the first minimum, as argmin)."""
+    n, m = ind.shape
+    best = np.empty(n)
+    nb = np.empty(n, np.int64)
+    for r in range(n):
+        bv = np.inf
+        bj = 0
+        for j in range(m):
+            v = max(core[ind[r, j]], own[r])
+            if v < bv:
+                bv = v
+                bj = j
+        best[r] = bv
+        nb[r] = ind[r, bj]
+    return best, nb
 
 
 def neighbours(search: NeighbourSearch, core: np.ndarray, k: int,
