@@ -14,14 +14,15 @@ The package keeps the former module's import path and names. Its parts:
 
 from __future__ import annotations
 
+from napari_hsi_anomaly.core.scoring.glosh import kernels
 from napari_hsi_anomaly.core.scoring.glosh.hierarchy import Condensed, GloshResult
-from napari_hsi_anomaly.core.scoring.glosh.kernels import warm_up as _warm_up
 from napari_hsi_anomaly.core.scoring.glosh.neighbours import (
     BRUTE_BLOCK,
     KDTREE_MAX_DIMS,
     QUERY_CHUNK,
     NeighbourSearch,
     finite_rows,
+    mr_neighbours,
     query_workers,
 )
 from napari_hsi_anomaly.core.scoring.glosh.prediction import GloshPredictor
@@ -33,3 +34,14 @@ __all__ = [
     "GloshResult", "GloshScorer", "NeighbourSearch", "_warm_up", "finite_rows", "minmax_scale",
     "query_workers",
 ]
+
+
+def _warm_up() -> None:
+    """Load every GLOSH kernel from numba's cache (compile once where it is empty): the tree kernels,
+    the KD-tree and the neighbour pick, on a few points (the viewer's warm-up and ``GloshScorer``)."""
+    import numpy as np
+
+    kernels.warm_up()
+    pts = np.arange(24.0).reshape(8, 3)
+    search = NeighbourSearch(pts)
+    mr_neighbours(search, np.ones(8), 2, pts[:3] + 0.5)
