@@ -38,7 +38,9 @@ __all__ = [
 
 def _warm_up() -> None:
     """Load every GLOSH kernel from numba's cache (compile once where it is empty): the tree kernels,
-    the KD-tree and the neighbour pick, on a few points (the viewer's warm-up and ``GloshScorer``)."""
+    the KD-tree and the neighbour pick, on a few points; and import hdbscan (with scikit-learn, the
+    largest share of a first fit in a new process). The viewer runs this in its warm-up thread."""
+    import hdbscan  # noqa: F401
     import numpy as np
 
     kernels.warm_up()

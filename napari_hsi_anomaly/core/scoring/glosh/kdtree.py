@@ -11,6 +11,7 @@ split planes); queries run in threads (the kernel releases the GIL).
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -75,9 +76,21 @@ class KDTree:
         if parts == 1:
             run(0)
         else:
-            with ThreadPoolExecutor(parts) as pool:
-                list(pool.map(run, range(parts)))
+            list(_pool(parts).map(run, range(parts)))
         return dist, ind
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """One thread pool for every query (a new pool per chunk of rows cost thread starts)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:
+            _POOL = ThreadPoolExecutor(n, thread_name_prefix="glosh-kdtree")
+        return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

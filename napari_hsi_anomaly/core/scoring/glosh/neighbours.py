@@ -31,7 +31,9 @@ def query_workers() -> int:
 
 
 def finite_rows(x: np.ndarray) -> np.ndarray:
-    """``(N,)`` bool: rows with finite values in every column (in row chunks, no full-size temporary)."""
+    """``(N,)`` bool: rows with finite values in every column (one pass, no full-size temporary)."""
+    if _fast_rows(x):
+        return _finite_range(x, False)[0]
     out = np.empty(x.shape[0], dtype=bool)
     for a in range(0, x.shape[0], QUERY_CHUNK):
         out[a : a + QUERY_CHUNK] = np.isfinite(x[a : a + QUERY_CHUNK]).all(axis=1)
@@ -39,7 +41,9 @@ def finite_rows(x: np.ndarray) -> np.ndarray:
 
 
 def column_range(x: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column min and max (float64) over the finite rows, in row chunks."""
+    """Per-column min and max (float64) over the finite rows (inf, -inf where there is none)."""
+    if _fast_rows(x):
+        return _finite_range(x, True)[1:]
     lo = np.full(x.shape[1], np.inf)
     hi = np.full(x.shape[1], -np.inf)
     for a in range(0, x.shape[0], QUERY_CHUNK):
@@ -48,6 +52,34 @@ def column_range(x: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndar
             lo = np.minimum(lo, block.min(axis=0).astype(np.float64))
             hi = np.maximum(hi, block.max(axis=0).astype(np.float64))
     return lo, hi
+
+
+def _fast_rows(x: np.ndarray) -> bool:
+    return x.ndim == 2 and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous
+
+
+@numba.njit(cache=True, nogil=True)
+def _finite_range(x, with_range):  # pragma: no cover - compiled
+    """Rows finite in every column and (``with_range``) each column's min and max over those rows."""
+    n, d = x.shape
+    finite = np.empty(n, np.bool_)
+    lo = np.full(d, np.inf)
+    hi = np.full(d, -np.inf)
+    for r in range(n):
+        ok = True
+        for c in range(d):
+            if not np.isfinite(x[r, c]):
+                ok = False
+                break
+        finite[r] = ok
+        if ok and with_range:
+            for c in range(d):
+                v = np.float64(x[r, c])
+                if v < lo[c]:
+                    lo[c] = v
+                if v > hi[c]:
+                    hi[c] = v
+    return finite, lo, hi
 
 
 class NeighbourSearch:
