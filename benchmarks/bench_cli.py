@@ -8,12 +8,15 @@ the disk as a user meets them). Wall time and peak memory come from ``/usr/bin/t
 maximum resident set); each method's time is also given as a multiple of RX's in the same round, since
 the machine is shared (``uptime`` before and after is saved with the table). The maps of the last
 round are compared with ``--baseline DIR`` (maps saved by an earlier ``--keep DIR``): largest absolute
-difference and AUC against the scene's ground truth. Saves benchmarks/results/bench_cli.md.
+difference and AUC against the scene's ground truth. ``--compare-tree DIR`` also runs the default
+from another source tree (``git archive OLD | tar -x -C DIR``) in every round, and compares the maps
+with its. Saves benchmarks/results/bench_cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -32,16 +35,22 @@ RUNS = {
 }
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one CLI call in a new process."""
-    p = subprocess.run(["/usr/bin/time", "-v", *CLI, *argv], capture_output=True, text=True, cwd=REPO)
+def timed(argv: list[str], tree: Path | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one CLI call in a new process
+    (``tree``: run that source tree's package instead, for a same-round comparison)."""
+    env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
+    p = subprocess.run(["/usr/bin/time", "-v", *CLI, *argv], capture_output=True, text=True,
+                       cwd=tree or REPO, env=env)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{p.stderr[-3000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
-    assert wall and rss, p.stderr[-2000:]
+    user = re.search(r"User time \(seconds\): ([\d.]+)", p.stderr)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", p.stderr)
+    assert wall and rss and user and system, p.stderr[-2000:]
     h, m, s = wall.groups()
-    return int(h or 0) * 3600 + int(m) * 60 + float(s), int(rss.group(1)) / 1024
+    cpu = float(user.group(1)) + float(system.group(1))
+    return int(h or 0) * 3600 + int(m) * 60 + float(s), cpu, int(rss.group(1)) / 1024
 
 
 def uptime() -> str:
@@ -55,6 +64,8 @@ def main() -> None:
     ap.add_argument("--cae", action="store_true", help="also the CAE glosh per pixel (sample model)")
     ap.add_argument("--keep", type=Path, help="keep the scene and the last round's maps here")
     ap.add_argument("--baseline", type=Path, help="maps of an earlier --keep to compare with")
+    ap.add_argument("--compare-tree", type=Path, help="also the default from this source tree (e.g. a "
+                    "`git archive` of an older commit) in every round; its map is the baseline")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_cli_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -63,33 +74,49 @@ def main() -> None:
         subprocess.run([*CLI, "sample", "--rows", str(args.size), "--cols", str(args.size), "--out",
                         str(work)], check=True, capture_output=True, cwd=REPO)
     names = ["rx", "default"] + (["cae-glosh-pixel"] if args.cae else [])
+    if args.compare_tree:
+        names.append("default-compare")
     before = uptime()
-    rows: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    rows: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
     for _ in range(args.repeat):
         for name in names:
-            rows[name].append(timed(["score", str(scene), *RUNS[name], "--out", str(work / f"{name}.npy")]))
+            tree = args.compare_tree if name == "default-compare" else None
+            run_args = RUNS["default" if tree else name]
+            out = str(work / f"{name}.npy")
+            rows[name].append(timed(["score", str(scene), *run_args, "--out", out], tree))
             print(name, rows[name][-1], flush=True)
     after = uptime()
     gt_file = work / "scene_000_gt.npy"
     gt = np.load(gt_file).ravel() > 0 if gt_file.exists() else None
     lines = [f"# CLI end to end, {args.size}x{args.size}x12 (`hsi-anomaly sample`), fresh process per call",
              "", f"Commit {git_head()}; {args.repeat} rounds; load before: `{before}`; after: `{after}`.",
-             "Ratio: the call's wall time over global RX's in the same round (median over rounds).", "",
-             "| what | wall s (median) | ratio to RX (median, min-max) | peak RSS MB (max) | AUC |"
-             " max abs diff to baseline |", "|---|---|---|---|---|---|"]
+             "Ratios: the call's wall (CPU: user + system) time over global RX's in the same round, median "
+             "over rounds (min-max); CPU time is the steadier on a shared machine. "
+             f"default-compare: {args.compare_tree}.", "",
+             "| what | wall s (median) | wall ratio to RX | CPU s (median) | CPU ratio to RX | peak RSS MB"
+             " (max) | AUC | max abs diff to baseline |", "|---|---|---|---|---|---|---|---|"]
     from sklearn.metrics import roc_auc_score
 
+    baseline = args.baseline
+    if args.compare_tree:
+        baseline = work / "compare"
+        baseline.mkdir(exist_ok=True)
+        (baseline / "default.npy").write_bytes((work / "default-compare.npy").read_bytes())
     for name in names:
-        walls = np.array([w for w, _ in rows[name]])
-        ratios = walls / np.array([w for w, _ in rows["rx"]])
-        peak = max(m for _, m in rows[name])
+        walls = np.array([w for w, _, _ in rows[name]])
+        cpus = np.array([c for _, c, _ in rows[name]])
+        ratios = walls / np.array([w for w, _, _ in rows["rx"]])
+        cratios = cpus / np.array([c for _, c, _ in rows["rx"]])
+        peak = max(m for _, _, m in rows[name])
         out = np.load(work / f"{name}.npy")
         auc = f"{roc_auc_score(gt, np.nan_to_num(out.ravel())):.4f}" if gt is not None else "-"
         diff = "-"
-        if args.baseline and (args.baseline / f"{name}.npy").exists():
-            diff = f"{np.nanmax(np.abs(out - np.load(args.baseline / f'{name}.npy'))):.2e}"
+        if baseline and (baseline / f"{name}.npy").exists():
+            diff = f"{np.nanmax(np.abs(out - np.load(baseline / f'{name}.npy'))):.2e}"
         lines.append(f"| {name} | {np.median(walls):.2f} | {np.median(ratios):.2f} "
-                     f"({ratios.min():.2f}-{ratios.max():.2f}) | {peak:.0f} | {auc} | {diff} |")
+                     f"({ratios.min():.2f}-{ratios.max():.2f}) | {np.median(cpus):.2f} | "
+                     f"{np.median(cratios):.2f} ({cratios.min():.2f}-{cratios.max():.2f}) | {peak:.0f} | "
+                     f"{auc} | {diff} |")
     save_table("bench_cli", "\n".join(lines) + "\n")
 
 
