@@ -8,7 +8,7 @@ the disk as a user meets them). Wall time and peak memory come from ``/usr/bin/t
 maximum resident set); each method's time is also given as a multiple of RX's in the same round, since
 the machine is shared (``uptime`` before and after is saved with the table). The maps of the last
 round are compared with ``--baseline DIR`` (maps saved by an earlier ``--keep DIR``): largest absolute
-difference and AUC against the scene's ground truth. ``--compare-tree DIR`` also runs the default
+difference and AUC against the scene's ground truth. ``--compare-tree DIR`` also runs each method
 from another source tree (``git archive OLD | tar -x -C DIR``) in every round, and compares the maps
 with its. Saves benchmarks/results/bench_cli.md.
 """
@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1830)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cae", action="store_true", help="also the CAE glosh per pixel (sample model)")
+    ap.add_argument("--name", default="bench_cli", help="results/NAME.md")
     ap.add_argument("--keep", type=Path, help="keep the scene and the last round's maps here")
     ap.add_argument("--baseline", type=Path, help="maps of an earlier --keep to compare with")
     ap.add_argument("--compare-tree", type=Path, help="also the default from this source tree (e.g. a "
@@ -73,15 +74,14 @@ def main() -> None:
     if not scene.exists():
         subprocess.run([*CLI, "sample", "--rows", str(args.size), "--cols", str(args.size), "--out",
                         str(work)], check=True, capture_output=True, cwd=REPO)
-    names = ["rx", "default"] + (["cae-glosh-pixel"] if args.cae else [])
-    if args.compare_tree:
-        names.append("default-compare")
+    methods = ["default"] + (["cae-glosh-pixel"] if args.cae else [])
+    names = ["rx", *methods] + ([f"{m}-compare" for m in methods] if args.compare_tree else [])
     before = uptime()
     rows: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
     for _ in range(args.repeat):
         for name in names:
-            tree = args.compare_tree if name == "default-compare" else None
-            run_args = RUNS["default" if tree else name]
+            tree = args.compare_tree if name.endswith("-compare") else None
+            run_args = RUNS[name.removesuffix("-compare")]
             out = str(work / f"{name}.npy")
             rows[name].append(timed(["score", str(scene), *run_args, "--out", out], tree))
             print(name, rows[name][-1], flush=True)
@@ -92,7 +92,7 @@ def main() -> None:
              "", f"Commit {git_head()}; {args.repeat} rounds; load before: `{before}`; after: `{after}`.",
              "Ratios: the call's wall (CPU: user + system) time over global RX's in the same round, median "
              "over rounds (min-max); CPU time is the steadier on a shared machine. "
-             f"default-compare: {args.compare_tree}.", "",
+             f"*-compare: the same call from {args.compare_tree}.", "",
              "| what | wall s (median) | wall ratio to RX | CPU s (median) | CPU ratio to RX | peak RSS MB"
              " (max) | AUC | max abs diff to baseline |", "|---|---|---|---|---|---|---|---|"]
     from sklearn.metrics import roc_auc_score
@@ -101,7 +101,8 @@ def main() -> None:
     if args.compare_tree:
         baseline = work / "compare"
         baseline.mkdir(exist_ok=True)
-        (baseline / "default.npy").write_bytes((work / "default-compare.npy").read_bytes())
+        for m in methods:
+            (baseline / f"{m}.npy").write_bytes((work / f"{m}-compare.npy").read_bytes())
     for name in names:
         walls = np.array([w for w, _, _ in rows[name]])
         cpus = np.array([c for _, c, _ in rows[name]])
@@ -117,7 +118,7 @@ def main() -> None:
                      f"({ratios.min():.2f}-{ratios.max():.2f}) | {np.median(cpus):.2f} | "
                      f"{np.median(cratios):.2f} ({cratios.min():.2f}-{cratios.max():.2f}) | {peak:.0f} | "
                      f"{auc} | {diff} |")
-    save_table("bench_cli", "\n".join(lines) + "\n")
+    save_table(args.name, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
