@@ -52,6 +52,7 @@ def test_second_process_compiles_nothing(tmp_path: Path) -> None:
     second = _run(cache)
     assert {n: v for n, v in second["misses"].items() if v} == {}, second
     # kernels called only from other kernels come with their caller's cache entry; the callers hit
-    assert second["hits"].get("napari_hsi_anomaly.core.scoring.morphology._area_filter", 0) > 0, second
+    tiles = "napari_hsi_anomaly.core.scoring.morphology._small_objects_tiles"
+    assert second["hits"].get(tiles, 0) > 0, second
     assert sum(second["hits"].values()) > 0, second
     assert _files(cache) == files  # no new or rewritten cache entry
