@@ -11,6 +11,7 @@ split planes); queries run in threads (the kernel releases the GIL).
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -89,8 +90,14 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return _POOL
 
 
+def _forget_pool() -> None:  # a forked child has none of the parent's threads
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
