@@ -8,7 +8,7 @@ GLOSH (vectorised here, neighbours cached, so a p_min change stays a re-condense
 A full refit at 100,000 points is only run with ``--full-100k`` (REFERENCE: 100k x 16 took 55 s).
 ``score(p_min)`` returns the scores; the labels (EOM cluster selection) are computed when
 ``GloshResult.labels`` is first read, timed in its own column. The last column is hdbscan's Cython
-path (``glosh._HAVE_NUMBA = False``: condense_tree, outlier_scores, compute_stability, get_clusters)
+path (``glosh._hdbscan.CythonCondensed``: condense_tree, outlier_scores, compute_stability, get_clusters)
 for the same new p_min, scores and labels.
 Prints a markdown table and saves it to benchmarks/results/bench_glosh.md; ``--neighbours`` runs only
 the last section (neighbour search for non-fitted rows, CPU seconds) and replaces it in that file.
@@ -25,6 +25,8 @@ from common import save_table
 from hdbscan.prediction import approximate_predict_scores
 
 from napari_hsi_anomaly.core.scoring import GloshScorer, glosh, threshold
+from napari_hsi_anomaly.core.scoring.glosh._hdbscan import CythonCondensed
+from napari_hsi_anomaly.core.scoring.glosh.hierarchy import Condensed
 
 DIMS = 16
 NEW_P_MIN = (150, 160, 170, 180, 190)  # "new p_min": median over these (the first is compared to a refit)
@@ -68,14 +70,16 @@ def main() -> str:
         labels = res.labels
         _, t_cached = timed(scorer.score, 100)
         scorer._cache.clear()
-        glosh._HAVE_NUMBA = False
+        scorer._condensed.clear()
+        glosh.scorer.Condensed = CythonCondensed  # hdbscan's Cython functions (the tests' oracle)
         try:
             t = time.perf_counter()
             cy = scorer.score(150)
             cy_labels = cy.labels
             t_cython = time.perf_counter() - t
         finally:
-            glosh._HAVE_NUMBA = True
+            glosh.scorer.Condensed = Condensed
+            scorer._condensed.clear()
         assert np.array_equal(cy.scores, res.scores) and np.array_equal(cy_labels, labels)
         if n <= 20000 or full_100k:
             fitted, t_refit = timed(hdbscan.HDBSCAN(min_cluster_size=150, min_samples=10).fit, x)
@@ -121,11 +125,12 @@ def main() -> str:
 def neighbours() -> str:
     """Nearest mutual-reachability neighbours of 50,000 rows against a 20,000-row fit, CPU seconds
     (``time.process_time``: all threads; the machine is shared): the old sklearn KDTree (2k neighbours),
-    scipy's cKDTree with the k+1 shortcut, and brute-force float32 BLAS + torch.topk."""
+    the numba KD-tree (glosh.kdtree) with the k+1 shortcut, and brute-force float32 BLAS + torch.topk."""
     from sklearn.neighbors import KDTree
 
     lines = ["## Neighbours of non-fitted rows: 50,000 queries, 20,000 fitted rows, k = 10 (CPU s)", "",
-             "| dims | sklearn KDTree, 2k (before) | cKDTree, k+1 shortcut | brute float32 + topk | used |",
+             "| dims | sklearn KDTree, 2k (before) | numba KD-tree, k+1 shortcut | brute float32 + topk "
+             "| used |",
              "|---|---|---|---|---|"]
     for dims in (5, 8, 16, 24, 32):
         x = blobs(70000, dims=dims)
@@ -136,20 +141,18 @@ def neighbours() -> str:
         t_old = time.process_time() - c
         times = {}
         for brute in (False, True):
-            search = glosh._NeighbourSearch(fit)
+            search = glosh.neighbours.NeighbourSearch(fit)
             search.brute = brute
             if brute:
                 search.f32 = fit.astype(np.float32)
                 search.f_sq = (fit ** 2).sum(axis=1).astype(np.float32)
             else:
-                from scipy.spatial import cKDTree
-
-                search.tree = cKDTree(fit)
+                search.tree = glosh.kdtree.KDTree(fit)
             core = search.query(fit, 10)[0][:, -1]
             c = time.process_time()
-            glosh._mr_neighbours(search, core, 10, q)
+            glosh.neighbours.mr_neighbours(search, core, 10, q)
             times[brute] = time.process_time() - c
-        used = "brute" if dims > glosh.KDTREE_MAX_DIMS else "cKDTree"
+        used = "brute" if dims > glosh.KDTREE_MAX_DIMS else "KD-tree"
         lines.append(f"| {dims} | {t_old:.2f} | {times[False]:.2f} | {times[True]:.2f} | {used} |")
     return "\n".join(lines) + "\n"
 

@@ -9,28 +9,27 @@ from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
 from hdbscan.prediction import approximate_predict_scores
 
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
-from napari_hsi_anomaly.core.scoring import GloshScorer, glosh, minmax_scale
+from napari_hsi_anomaly.core.scoring import GloshScorer, minmax_scale
+from napari_hsi_anomaly.core.scoring.glosh import kernels, neighbours
+from napari_hsi_anomaly.core.scoring.glosh import scorer as scorer_mod
+from napari_hsi_anomaly.core.scoring.glosh._hdbscan import CythonCondensed
+from napari_hsi_anomaly.core.scoring.glosh.hierarchy import Condensed
 
 
 @pytest.fixture(params=["numba", "cython"])
 def backend(request, monkeypatch) -> str:
-    """Run a test on the numba kernels and on hdbscan's Cython fallback (``_HAVE_NUMBA = False``)."""
+    """Run a test on the numba kernels and on hdbscan's Cython functions as the oracle
+    (``_hdbscan.CythonCondensed`` in place of ``hierarchy.Condensed``)."""
     if request.param == "cython":
-        monkeypatch.setattr(glosh, "_HAVE_NUMBA", False)
+        monkeypatch.setattr(scorer_mod, "Condensed", CythonCondensed)
 
         def fail(*args):
             raise AssertionError("numba kernel called on the Cython path")
 
-        for name in ("_nb_condense", "_nb_glosh", "_nb_labels"):
-            monkeypatch.setattr(glosh, name, fail)
+        for name in ("condense", "glosh", "labels"):
+            monkeypatch.setattr(kernels, name, fail)
     else:
-        assert glosh._HAVE_NUMBA, "numba is a dependency: the fast path must be available"
-
-        def fail(*args):
-            raise AssertionError("Cython function called on the numba path")
-
-        for name in ("condense_tree", "_outlier_scores", "compute_stability", "get_clusters"):
-            monkeypatch.setattr(glosh, name, fail)
+        assert scorer_mod.Condensed is Condensed
     return request.param
 
 
@@ -111,7 +110,7 @@ def test_outlier_scores_higher_than_inliers(blobs):
 
 
 def test_subsample_matches_hdbscan_approximate_predict(blobs, monkeypatch, backend):
-    monkeypatch.setattr(glosh, "QUERY_CHUNK", 97)  # several neighbour-query chunks
+    monkeypatch.setattr(neighbours, "QUERY_CHUNK", 97)  # several neighbour-query chunks
     scorer = GloshScorer(blobs, min_samples=10, scale=False, max_fit=500, seed=3)
     assert scorer.subsampled and scorer.n_fit == 500
     fit_x = blobs[scorer._fit_rows]
@@ -138,8 +137,8 @@ def _reference_rows(dims: int, n: int = 3000, seed: int = 11) -> tuple[np.ndarra
 
 @pytest.mark.parametrize("dims", [5, 24])  # KD-tree path and brute-force BLAS path
 def test_predictor_equals_hdbscan_approximate_predict_scores(dims, monkeypatch, backend):
-    monkeypatch.setattr(glosh, "QUERY_CHUNK", 1000)
-    monkeypatch.setattr(glosh, "BRUTE_BLOCK", 300_000)  # several brute-force blocks per chunk
+    monkeypatch.setattr(neighbours, "QUERY_CHUNK", 1000)
+    monkeypatch.setattr(neighbours, "BRUTE_BLOCK", 300_000)  # several brute-force blocks per chunk
     ref, new = _reference_rows(dims)
     scorer = GloshScorer(ref, min_samples=10, scale=True)
     pred = scorer.predictor(new)
@@ -244,12 +243,12 @@ def test_numba_kernels_equal_hdbscan_cython():
                       dtype=np.float64)
     for p_min in (2, 10, 50, 400):
         ref = condense_tree(tree, p_min)
-        parent, child, lam, size = glosh._nb_condense(tree, np.int64(p_min))
+        parent, child, lam, size = kernels.condense(tree, np.int64(p_min))
         for field, ours in (("parent", parent), ("child", child), ("lambda_val", lam), ("child_size", size)):
             np.testing.assert_array_equal(ours, ref[field])  # same rows in the same order
-        scores, _, pt_cluster, _ = glosh._nb_glosh(parent, child, lam, np.int64(len(x)))
+        scores, _, pt_cluster, _ = kernels.glosh(parent, child, lam, np.int64(len(x)))
         np.testing.assert_array_equal(scores, outlier_scores(ref))
-        labels = glosh._nb_labels(parent, child, lam, size, pt_cluster)
+        labels = kernels.labels(parent, child, lam, size, pt_cluster)
         expected = get_clusters(ref, compute_stability(ref), "eom", False, False, 0.0, 0)[0]
         np.testing.assert_array_equal(labels, expected)
 
@@ -260,9 +259,9 @@ def test_glosh_infinite_lambda_scores_zero_like_hdbscan():
     tree = np.array([[0, 1, 0.0, 2], [2, 3, 0.5, 2], [4, 5, 1.0, 4], [6, 7, 2.0, 5]], dtype=np.float64)
     for p_min in (2, 3):
         ref = condense_tree(tree, p_min)
-        parent, child, lam, size = glosh._nb_condense(tree, np.int64(p_min))
+        parent, child, lam, size = kernels.condense(tree, np.int64(p_min))
         np.testing.assert_array_equal(lam, ref["lambda_val"])
-        scores = glosh._nb_glosh(parent, child, lam, np.int64(5))[0]
+        scores = kernels.glosh(parent, child, lam, np.int64(5))[0]
         np.testing.assert_array_equal(scores, outlier_scores(ref))
 
 
@@ -277,4 +276,23 @@ def test_labels_are_computed_on_first_access_only(blobs, backend):
 
 def test_warm_up_compiles_kernels_at_construction(blobs):
     GloshScorer(blobs[:50], min_samples=5)
-    assert glosh._WARM
+    assert kernels._WARM
+
+
+@pytest.mark.parametrize("dims", [1, 3, 5, 12])
+def test_numba_kdtree_equals_scipy_ckdtree(dims):
+    from scipy.spatial import cKDTree
+
+    from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
+
+    rng = np.random.default_rng(dims)
+    fit = np.vstack([rng.normal(0, 1, (1500, dims)), rng.uniform(-6, 6, (60, dims))])
+    q = np.vstack([rng.normal(0, 1.5, (3000, dims)), fit[:40]])  # 40 rows at distance 0
+    for k in (1, 11, 20):
+        d, i = KDTree(fit, leaf=8).query(q, k, workers=2)
+        d0, i0 = cKDTree(fit).query(q, k=k)
+        np.testing.assert_array_equal(d, d0.reshape(len(q), k))
+        np.testing.assert_array_equal(i, i0.reshape(len(q), k))
+    tiny = fit[:3]
+    d, i = KDTree(tiny).query(q[:5], 3)
+    np.testing.assert_array_equal(i, cKDTree(tiny).query(q[:5], k=3)[1])

@@ -124,3 +124,18 @@ def test_attribute_sees_targets_of_every_size_up_to_max_area():
     assert np.median(big) > np.percentile(det.score_map[~gt], 99)  # the 20x20 target's interior stands out
     old = detect(cube.astype(np.float32), "attribute", max_area=25).score_map  # one 25-px filter
     assert np.median(old[50:70, 50:70]) < np.percentile(old[~gt], 99)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_small_objects_in_tiles_equals_the_definition(seed, monkeypatch):
+    """Tiles with a halo of the area (here tiles smaller than the objects) give the whole-image result."""
+    from napari_hsi_anomaly.core.scoring import morphology
+
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        h, w = (int(v) for v in rng.integers(1, 45, 2))
+        x = rng.integers(0, int(rng.integers(2, 30)), (h, w)).astype(np.float64)
+        area = int(rng.integers(2, 12))
+        monkeypatch.setattr(morphology, "TILE", int(rng.integers(1, 9)))
+        expected = -_opening_by_definition(-x, area) - _opening_by_definition(x, area)
+        np.testing.assert_array_equal(small_objects(x, area, step=1.0), expected.astype(np.float32))

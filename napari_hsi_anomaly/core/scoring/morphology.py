@@ -13,7 +13,14 @@ than ``area``; then every pixel takes its component's level. It equals the defin
 level at which a pixel's component holds ``area`` pixels; tests/test_morphology.py checks it by brute
 force, which ``skimage.morphology.area_opening`` fails on some narrow images) and runs in about 1 s on a
 1830^2 image where scikit-image's max-tree takes 33 s. ``small_objects`` quantises the image to at
-most 65,536 levels first, which makes the sort a radix sort.
+most 65,536 levels first and filters it in tiles with a halo of ``area`` (exact: a pixel's opening
+depends on its surroundings within ``area - 1`` steps only), each sorted by counting and small enough
+for the CPU cache: about 3x faster than one union-find over the whole image.
+
+The kernels are module-level functions with ``cache=True``: numba keys a cache entry on the pickled
+values a function closes over, and a captured dispatcher pickles differently in every process, so a
+kernel nested in a function (as ``_find`` in ``_area_filter`` once was) was compiled again by every new
+process (tests/test_numba_cache.py checks that a second process compiles nothing).
 """
 
 from __future__ import annotations
@@ -22,79 +29,71 @@ import numba
 import numpy as np
 
 LEVELS = 65535
+TILE = 256  # small_objects filters tiles of TILE^2 pixels (+ a halo of the area): in the CPU cache
 
 
-def _kernel():  # compiled on first use
-    global _AREA
-    if _AREA is not None:
-        return _AREA
+@numba.njit(cache=True, nogil=True, inline="always")
+def _find(parent, x):  # pragma: no cover - compiled
+    """Root of ``x`` with path compression."""
+    r = x
+    while parent[r] != r:
+        r = parent[r]
+    while parent[x] != r:
+        nx = parent[x]
+        parent[x] = r
+        x = nx
+    return r
 
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def find(parent, x):  # pragma: no cover - compiled
-        r = x
-        while parent[r] != r:
-            r = parent[r]
-        while parent[x] != r:
-            nx = parent[x]
-            parent[x] = r
-            x = nx
-        return r
 
-    @numba.njit(cache=True, nogil=True)
-    def area_filter(img, order, h, w, lam, out):  # pragma: no cover - compiled
-        """Area opening of ``img`` (flat) given its pixels in decreasing order (closing: increasing
-        order of the negated image, see ``_filter``)."""
-        n = h * w
-        parent = np.full(n, -1, np.int64)
-        area = np.zeros(n, np.int64)
-        for i in range(n):
-            p = order[i]
-            parent[p] = p
-            area[p] = 1
-            r0 = p // w
-            c0 = p - r0 * w
-            for k in range(4):
-                if k == 0:
-                    if r0 == 0:
-                        continue
-                    q = p - w
-                elif k == 1:
-                    if r0 == h - 1:
-                        continue
-                    q = p + w
-                elif k == 2:
-                    if c0 == 0:
-                        continue
-                    q = p - 1
-                else:
-                    if c0 == w - 1:
-                        continue
-                    q = p + 1
-                if parent[q] < 0:
+@numba.njit(cache=True, nogil=True)
+def _area_filter(img, order, h, w, lam, out):  # pragma: no cover - compiled
+    """Area opening of ``img`` (flat) given its pixels in decreasing order (closing: increasing
+    order of the negated image, see ``_filter``)."""
+    n = h * w
+    parent = np.full(n, -1, np.int64)
+    area = np.zeros(n, np.int64)
+    for i in range(n):
+        p = order[i]
+        parent[p] = p
+        area[p] = 1
+        r0 = p // w
+        c0 = p - r0 * w
+        for k in range(4):
+            if k == 0:
+                if r0 == 0:
                     continue
-                r = find(parent, q)
-                if r != p:
-                    if img[r] == img[p] or area[r] < lam:
-                        area[p] += area[r]
-                        parent[r] = p
-                    else:
-                        area[p] = lam
-        for i in range(n - 1, -1, -1):
-            p = order[i]
-            out[p] = img[p] if parent[p] == p else out[parent[p]]
-        return out
-
-    _AREA = area_filter
-    return _AREA
-
-
-_AREA = None
+                q = p - w
+            elif k == 1:
+                if r0 == h - 1:
+                    continue
+                q = p + w
+            elif k == 2:
+                if c0 == 0:
+                    continue
+                q = p - 1
+            else:
+                if c0 == w - 1:
+                    continue
+                q = p + 1
+            if parent[q] < 0:
+                continue
+            r = _find(parent, q)
+            if r != p:
+                if img[r] == img[p] or area[r] < lam:
+                    area[p] += area[r]
+                    parent[r] = p
+                else:
+                    area[p] = lam
+    for i in range(n - 1, -1, -1):
+        p = order[i]
+        out[p] = img[p] if parent[p] == p else out[parent[p]]
+    return out
 
 
 def _filter(img: np.ndarray, area: int, order: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(img).reshape(-1)
     out = np.empty_like(flat)
-    return _kernel()(flat, order, img.shape[0], img.shape[1], int(area), out).reshape(img.shape)
+    return _area_filter(flat, order, img.shape[0], img.shape[1], int(area), out).reshape(img.shape)
 
 
 def area_opening(img: np.ndarray, area: int) -> np.ndarray:
@@ -112,13 +111,55 @@ def area_closing(img: np.ndarray, area: int) -> np.ndarray:
     return -_filter(neg, area, order)
 
 
+@numba.njit(cache=True, nogil=True)
+def _small_objects_tiles(q, lam, tile, halo, out):  # pragma: no cover - compiled
+    """``closing - opening`` of the integer image ``q`` (levels >= 0) into ``out``, tile by tile:
+    each ``tile`` x ``tile`` block is filtered with ``halo`` rows and columns of its surroundings, so
+    the union-find's arrays stay in the CPU cache. Exact when ``halo >= lam - 1``: a pixel's opening is
+    decided by connected sets of ``lam`` pixels through it, which lie within ``lam - 1`` steps."""
+    h, w = q.shape
+    for t0 in range(0, h, tile):
+        for u0 in range(0, w, tile):
+            r0, r1 = max(0, t0 - halo), min(h, t0 + tile + halo)
+            c0, c1 = max(0, u0 - halo), min(w, u0 + tile + halo)
+            th, tw = r1 - r0, c1 - c0
+            n = th * tw
+            sub = np.empty(n, np.int32)
+            lo, hi = q[r0, c0], q[r0, c0]
+            for r in range(th):
+                for c in range(tw):
+                    v = q[r0 + r, c0 + c]
+                    sub[r * tw + c] = v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+            start = np.zeros(hi - lo + 2, np.int64)  # counting sort: increasing level, stable
+            for i in range(n):
+                start[sub[i] - lo + 1] += 1
+            for v in range(1, start.size):
+                start[v] += start[v - 1]
+            inc = np.empty(n, np.int64)
+            for i in range(n):
+                v = sub[i] - lo
+                inc[start[v]] = i
+                start[v] += 1
+            opened = _area_filter(sub, inc[::-1].copy(), th, tw, lam, np.empty(n, np.int32))
+            neg = (hi - sub).astype(np.int32)
+            closed = _area_filter(neg, inc, th, tw, lam, np.empty(n, np.int32))
+            for r in range(t0 - r0, min(t0 + tile, h) - r0):
+                for c in range(u0 - c0, min(u0 + tile, w) - c0):
+                    i = r * tw + c
+                    out[r0 + r, c0 + c] = (hi - closed[i]) - opened[i]
+    return out
+
+
 def small_objects(img: np.ndarray, area: int, step: float | None = None) -> np.ndarray:
     """``(img - opening) + (closing - img)`` with ``area``, float32 in ``img``'s units.
 
     ``img`` (2-D, finite) is quantised to multiples of ``step`` (default: its own range in ``LEVELS``
-    steps; doubled until the range fits ``LEVELS``), so one radix sort serves both filters (the closing
-    is the opening of the inverted levels, whose order is the reverse). A fixed ``step`` gives the same
-    result on any crop of the image up to the filter's reach (row blocks, ``core.scoring.blocks``)."""
+    steps; doubled until the range fits ``LEVELS``), so one counting sort per tile serves both filters
+    (the closing is the opening of the inverted levels, whose order is the reverse). A fixed ``step``
+    gives the same result on any crop of the image up to the filter's reach (row blocks,
+    ``core.scoring.blocks``)."""
     img = np.asarray(img, dtype=np.float64)
     lo, hi = float(img.min()), float(img.max())
     if not hi > lo or int(area) <= 1:
@@ -130,8 +171,6 @@ def small_objects(img: np.ndarray, area: int, step: float | None = None) -> np.n
     q = np.rint(img / step)
     q -= q.min()
     q = q.astype(np.int32)
-    inc = np.argsort(q.reshape(-1).astype(np.uint16), kind="stable")  # radix sort: increasing
-    opened = _filter(q, area, inc[::-1].copy())
-    top = int(q.max())
-    closed = top - _filter(top - q, area, inc)
-    return ((q - opened) + (closed - q)).astype(np.float32) * np.float32(step)
+    tile = max(TILE, 6 * int(area))  # the halo adds at most (8/6)^2 - 1 of the work
+    out = _small_objects_tiles(q, int(area), tile, int(area), np.empty(q.shape, np.int32))
+    return out.astype(np.float32) * np.float32(step)

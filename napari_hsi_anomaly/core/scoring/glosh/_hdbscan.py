@@ -1,0 +1,66 @@
+"""Every use of hdbscan's API, private parts included, in one place.
+
+Production needs only the single-linkage tree of an HDBSCAN fit (``single_linkage_tree``: hdbscan's
+``_single_linkage_tree``, which depends on ``min_samples`` alone). The condensing, GLOSH and cluster
+selection are numba ports (``kernels``); hdbscan's Cython versions stay here as the oracle the tests
+compare them with (``CythonCondensed``, a drop-in for ``hierarchy.Condensed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from napari_hsi_anomaly.core.scoring.glosh.hierarchy import Condensed
+
+
+def single_linkage_tree(x: np.ndarray, min_samples: int, n_jobs: int = 1) -> np.ndarray:
+    """hdbscan's single-linkage tree of rows ``x`` (mutual reachability with ``min_samples``):
+    ``(n - 1, 4)`` float64 rows ``(left, right, distance, size)``."""
+    from hdbscan import HDBSCAN
+
+    n = x.shape[0]
+    # min_cluster_size does not change the single-linkage tree; any value will do here.
+    clusterer = HDBSCAN(min_cluster_size=max(2, min(5, n)), min_samples=min_samples,
+                        core_dist_n_jobs=max(1, int(n_jobs or 1)))
+    clusterer.fit(x)
+    return np.asarray(clusterer._single_linkage_tree, dtype=np.float64)
+
+
+def point_exits(condensed: np.ndarray, n_fit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From hdbscan's condensed tree: cluster deaths (max lambda over each cluster and its
+    descendants) and, per fitted point, the cluster it leaves and the lambda it leaves at."""
+    parent = condensed["parent"].astype(np.int64)
+    child = condensed["child"].astype(np.int64)
+    lam = condensed["lambda_val"].astype(np.float64)
+    n_nodes = int(max(parent.max(), child.max())) + 1
+    deaths = np.zeros(n_nodes)
+    np.maximum.at(deaths, parent, lam)
+    for n in np.nonzero(child >= n_fit)[0][::-1]:  # propagate up, cluster rows only
+        if deaths[child[n]] > deaths[parent[n]]:
+            deaths[parent[n]] = deaths[child[n]]
+    is_point = child < n_fit
+    pt_cluster = np.empty(n_fit, dtype=np.int64)
+    pt_lambda = np.empty(n_fit)
+    pt_cluster[child[is_point]] = parent[is_point]
+    pt_lambda[child[is_point]] = lam[is_point]
+    return deaths, pt_cluster, pt_lambda
+
+
+class CythonCondensed(Condensed):
+    """Test oracle: ``hierarchy.Condensed``'s fields from hdbscan's Cython ``condense_tree``,
+    ``outlier_scores``, ``compute_stability`` and ``get_clusters`` (EOM, as hdbscan's defaults)."""
+
+    def __init__(self, tree: np.ndarray, p: int, n_fit: int) -> None:  # noqa: D107 - no super(): no kernels
+        from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters, outlier_scores
+
+        condensed = condense_tree(tree, p)
+        self.scores = np.asarray(outlier_scores(condensed), dtype=np.float64)
+        self.deaths, self.pt_cluster, self.pt_lambda = point_exits(condensed, n_fit)
+
+        def labels() -> np.ndarray:
+            stability = compute_stability(condensed)
+            return get_clusters(condensed, stability, "eom", False, False, 0.0, 0)[0]
+        self._labels: Callable[[], np.ndarray] = labels
+        self._label_cache: np.ndarray | None = None
