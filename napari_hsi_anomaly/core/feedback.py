@@ -280,7 +280,7 @@ def _rest_neighbours(fo: Any, a: dict, x_rest: np.ndarray, ref_rest: np.ndarray,
         exact[keep], same[keep] = a["rest_exact"][p].astype(bool), a["rest_same"][p]
     todo = np.flatnonzero(redo)
     if todo.size:
-        nb[todo], lam_out[todo], exact[todo], same[todo] = fo._neighbours(x_rest[todo], None)
+        nb[todo], lam_out[todo], exact[todo], same[todo] = fo.neighbours(x_rest[todo], None)
     return nb, lam_out, exact, same
 
 
