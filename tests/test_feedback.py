@@ -118,8 +118,8 @@ def test_extended_glosh_matches_a_full_neighbour_search():
     arrays, meta = new.state(rows=True)
     fitted = meta["n_drawn"] - 1000  # the copies fitted in the old share; the others count as weight
     assert 50 < fitted < 200 and meta["n_points"] == 3040 + fitted and meta["n_finite"] == 3340
-    x = np.vstack([ref, extra])[arrays["rest"]]  # _neighbours scales them
-    nb, lam, exact, same = new._neighbours(x, None)
+    x = np.vstack([ref, extra])[arrays["rest"]]  # neighbours() scales them
+    nb, lam, exact, same = new.neighbours(x, None)
     np.testing.assert_allclose(arrays["rest_lam"], lam)
     assert (arrays["rest_same"] == same).all() and (arrays["rest_exact"].astype(bool) == exact).all()
     p = 200

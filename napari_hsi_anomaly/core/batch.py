@@ -37,6 +37,7 @@ import numpy as np
 
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.progress import Progress
+from napari_hsi_anomaly.core.threads import limit_threads
 
 SUMMARY = "summary.csv"
 MANIFEST = "manifest.json"
@@ -149,20 +150,6 @@ def _profile_scorer(profile: str) -> Any:
         with _LOCK:
             _SCORERS[key] = scorer
     return scorer
-
-
-def limit_threads() -> None:
-    """In a worker with ``OMP_NUM_THREADS`` set (dask's single-threaded workers: 1), numba's kernels use
-    that many threads too (numba reads its own variable, and otherwise takes every core)."""
-    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if not (limit.isdigit() and int(limit) > 0):
-        return
-    try:
-        import numba
-
-        numba.set_num_threads(min(int(limit), numba.config.NUMBA_NUM_THREADS))
-    except ImportError:  # pragma: no cover - numba is a dependency
-        pass
 
 
 def _peak_rss_mb() -> float:

@@ -122,8 +122,8 @@ _WORKER_LOCK = threading.Lock()
 
 def _dask_block(token: str, state: tuple, block: Cube, lo: int, hi: int, p_min: int | None) -> np.ndarray:
     """A dask task: rows ``[lo, hi)`` of ``block``'s map against the scattered model ``state``."""
-    from napari_hsi_anomaly.core.batch import limit_threads
     from napari_hsi_anomaly.core.detectors.registry import scorer_from_state
+    from napari_hsi_anomaly.core.threads import limit_threads
 
     limit_threads()
     with _WORKER_LOCK:
