@@ -43,7 +43,7 @@ def test_local_rx_contributions_sum_to_the_local_distance(scene):
 
 def test_default_detector_parts_point_at_the_planted_bands(scene, tmp_path):
     cube, a, b = scene
-    scorer = get_detector("spectral-spatial")().fit(cube)
+    scorer = get_detector("spectral-spatial")(local_weight=0.33).fit(cube)  # every part weighed
     det = scorer.score(cube)
     det.extras["scorer"] = scorer
     ex = explain(det, cube, a)
@@ -59,6 +59,15 @@ def test_default_detector_parts_point_at_the_planted_bands(scene, tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert {r["part"] for r in rows} == set(names)
     assert sum(1 for r in rows if r["part"] == "rx-local" and r["item"] == "band") == cube.bands
+
+
+def test_default_detector_explains_only_the_parts_it_weighs(scene):
+    """local_weight 0 (the default): local RX is neither fitted nor offered as a reason."""
+    cube, a, _ = scene
+    scorer = get_detector("spectral-spatial")().fit(cube)
+    det = scorer.score(cube)
+    det.extras["scorer"] = scorer
+    assert [p.part for p in explain(det, cube, a).parts] == ["glosh-spectral", "attribute"]
 
 
 def test_explain_checks_where(scene):

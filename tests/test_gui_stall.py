@@ -130,7 +130,7 @@ def test_no_gui_stall_during_score_sliders_and_scene_change(make_napari_viewer, 
     qtbot.wait(50)
 
     monitor.start()
-    # Score with the default detector (GLOSH + local RX + area filters): the first mask layer appears
+    # Score with the default detector (GLOSH spectra + area filters): the first mask layer appears
     monitor.phase = "score"
     widget.set_method(DEFAULT_METHOD)
     worker = widget.run_score()
