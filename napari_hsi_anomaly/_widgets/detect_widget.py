@@ -41,8 +41,9 @@ from napari_hsi_anomaly._widgets.detect_results import NO_GT, ResultsPanel  # no
 from napari_hsi_anomaly._widgets.progress_bar import LightProgressBar
 from napari_hsi_anomaly._widgets.reference_panel import ReferencePanel
 from napari_hsi_anomaly._widgets.scene_table import SceneTable
+from napari_hsi_anomaly._widgets.scenes import SceneResults
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import start_generator_worker
+from napari_hsi_anomaly._widgets.workers import guarded, start_generator_worker
 from napari_hsi_anomaly.core.progress import Progress
 
 WINDOW_FEATURES = ("f1", "f2", "f3", "f4")  # window/section features (the thesis's window level)
@@ -85,9 +86,11 @@ class DetectWidget(QWidget):
         self._build()
         self.params.p_min_moved.connect(self._on_p_min_moved)
         self.params.changed.connect(self._on_params_changed)
-        self.table.scene_selected.connect(self.select_scene)
+        self.table.scene_selected.connect(lambda i: guarded(self.select_scene, i))
         self.results.committed.connect(self._on_committed)
-        self.state.cube_changed.connect(self._on_cube_changed)
+        self.state.cube_changed.connect(lambda c: guarded(self._on_cube_changed, c))
+        if self.state.scenes is not None:
+            self.state.scenes.leaving.connect(lambda s: guarded(self._on_leaving, s))
         if hasattr(self.state, "bands_changed"):
             self.state.bands_changed.connect(self._on_bands_changed)
         if hasattr(self.state, "ground_truth_changed"):
@@ -186,6 +189,8 @@ class DetectWidget(QWidget):
     def _on_cube_changed(self, cube: Any) -> None:
         if self._switching or cube is None:
             return
+        if self._restore(cube):
+            return
         idx = self._scene_of(cube)
         if idx >= 0:  # a scored scene (a date or layer of the table): show its results
             self.select_scene(idx, publish=False)
@@ -195,7 +200,7 @@ class DetectWidget(QWidget):
                 self.results.scores.shape == tuple(cube.shape[1:]):
             self.status.setText(f"Cube {name} changed (bands?): press Score to detect again.")
             return
-        retired = self.layers.retire()
+        retired = self.layers.retire()  # another date of the stack on screen: its own results
         self.rescore.gen.next()
         self.detection = None
         self.scenes, self.current = [], -1
@@ -207,6 +212,54 @@ class DetectWidget(QWidget):
         self.params.show_auto_p_min(cube)
         kept = " (earlier results hidden as '[scene]' layers)" if retired else ""
         self.status.setText(f"Cube {name} ({cube.bands} bands): press Score.{kept}")
+
+    def _on_leaving(self, scene: Any) -> None:
+        """Another scene comes on screen: file what this one shows (restored as it is on return)."""
+        scene.detector, scene.normal_from = self.method_name, self.reference.mode_key
+        scene.references = self.reference.checked_names()
+        if self.results.scores is None or not 0 <= self.current < len(self.scenes):
+            return
+        r = self.results
+        scene.results = SceneResults(
+            self.scenes, self.current, float(self.t_anom.value()), int(self.p_min.value()),
+            r.gt_combo.currentText(), r.scores, r.mask_u8, dict(r.metrics))
+
+    def _restore(self, cube: Any) -> bool:
+        """The scene on screen has results filed: show them as they were (no new Score)."""
+        mgr = self.state.scenes
+        scene = mgr.active if mgr is not None else None
+        saved = scene.results if scene is not None else None
+        if saved is None:
+            return False
+        self.scenes = saved.batch
+        idx = self._scene_of(cube)
+        if idx < 0:
+            return False
+        if scene.detector and scene.detector != self.method_name:
+            self.params.set_method(scene.detector)
+        if scene.normal_from:
+            self.reference.set_mode(scene.normal_from)
+        self.t_anom.blockSignals(True)
+        self.t_anom.setValue(saved.t_anom)
+        self.t_anom.blockSignals(False)
+        if saved.mask_u8 is not None and saved.index == idx:
+            self.results.mask_u8 = saved.mask_u8  # the mask layer's own buffer, as it was
+        self.table.set_scenes(self.scenes, saved.t_anom)
+        self.per_scene_btn.setVisible(len(self.scenes) > 1)
+        self.current = -1
+        self.select_scene(idx, publish=False)
+        self.status.setText(f"{scene.name}: results as they were (t_anom {saved.t_anom:.2f}).")
+        return True
+
+    def _file_batch(self) -> None:
+        """Every opened scene scored by the last run keeps its row, so it comes back scored."""
+        mgr = self.state.scenes
+        if mgr is None:
+            return
+        for i, s in enumerate(self.scenes):
+            scene = mgr.named(s.layer)
+            if scene is not None and (scene.results is None or scene.results.batch is not self.scenes):
+                scene.results = SceneResults(self.scenes, i, float(self.t_anom.value()))
 
     def _scene_of(self, cube: Any) -> int:
         return scene_index(self.scenes, cube, self.state.cube_layer)
@@ -309,6 +362,7 @@ class DetectWidget(QWidget):
             self.state.set_model(result.model)  # reused by the next Score and the Model dock
         self.reference.set_fitted(result.scorer)
         self.scenes = list(result.scenes)
+        self._file_batch()
         t = float(self.t_anom.value())
         self.table.set_scenes(self.scenes, t)
         self.per_scene_btn.setVisible(len(self.scenes) > 1)
@@ -344,28 +398,21 @@ class DetectWidget(QWidget):
 
     def _publish(self, scene: Any) -> None:
         """Make ``scene`` the shared cube (Inspect follows) and bring its images into view."""
-        if scene.date is not None and scene.layer in self.viewer.layers:
-            layer = self.viewer.layers[scene.layer]
-            axis = self.viewer.dims.ndim - layer.ndim + int(layer.metadata.get("date_axis", 0))
-            if 0 <= axis < self.viewer.dims.ndim:
-                self._switching = True  # the date slider may publish the date's cube itself
-                try:
-                    self.viewer.dims.set_current_step(axis, scene.date)
-                finally:
-                    self._switching = False
-        elif scene.layer is not None:
-            for s in self.scenes:
-                for name in (s.layer, s.rgb_layer):
-                    if name in self.viewer.layers:
-                        self.viewer.layers[name].visible = s is scene and (name == s.rgb_layer
-                                                                          or s.rgb_layer is None)
-        if self.state.cube is scene.cube:
-            return
-        self._switching = True
+        mgr = self.state.scenes
+        owner = mgr.named(scene.layer) if mgr is not None else None
+        self._switching = True  # the Cube dock and the date slider publish the cube themselves
         try:
-            self.state.set_cube(scene.cube, scene.layer or self.state.cube_layer,
-                                scene.rgb_layer or self.state.rgb_layer,
-                                getattr(self.state, "band_selection", None))
+            if owner is not None and owner is not mgr.active:
+                mgr.activate(owner)
+            if scene.date is not None and scene.layer in self.viewer.layers:
+                layer = self.viewer.layers[scene.layer]
+                axis = self.viewer.dims.ndim - layer.ndim + int(layer.metadata.get("date_axis", 0))
+                if 0 <= axis < self.viewer.dims.ndim:
+                    self.viewer.dims.set_current_step(axis, scene.date)
+            if self.state.cube is not scene.cube:
+                self.state.set_cube(scene.cube, scene.layer or self.state.cube_layer,
+                                    scene.rgb_layer or self.state.rgb_layer,
+                                    getattr(self.state, "band_selection", None))
         finally:
             self._switching = False
 

@@ -1,5 +1,5 @@
-"""One scene on screen at a time: which layers belong to the chosen cube, what is shown of it
-(the RGB composite, or one band that the band slider moves), its ground truth, a view that fits it.
+"""What is shown of the scene on screen (the RGB composite, or one band that the band slider moves),
+its ground truth, a view that fits it. Which layers are in the viewer is ``scenes.SceneManager``'s.
 
 A layer belongs to a scene when its ``metadata["cube"]`` is that scene's ``Cube`` (the reader's band
 stack, RGB composite and ground truth; the Cube dock tags the reader's "ground truth" Labels layer).
@@ -108,20 +108,12 @@ class SceneView:
         viewer.dims.events.current_step.connect(self._on_step)
 
     def activate(self, cube: Cube, stack: Any, rgb: Any, fit: bool = True, key: Any = None) -> None:
-        """Hide the other scenes' layers, show this one's (as the mode says), fit the view to it."""
-        if key is None and stack is not None:
-            key = stack.metadata.get("stack")  # every date of a stack is one scene of its layers
+        """Show this scene's images as the mode says and fit the view to it (the other scenes' layers
+        are out of the viewer: ``scenes.SceneManager``)."""
         self._quiet += 1
         try:
-            for layer in self.viewer.layers:
-                owner = scene_key(layer)
-                if owner is None:
-                    continue
-                mine = owner is (key if key is not None else cube)
-                if not mine and layer.visible:
-                    layer.visible = False
-                    layer.metadata[HIDDEN_KEY] = True
-                elif mine and layer.metadata.pop(HIDDEN_KEY, False):
+            for layer in self.viewer.layers:  # layers hidden by an earlier version's scene switch
+                if layer.metadata.pop(HIDDEN_KEY, False):
                     layer.visible = True
             self.stack, self.rgb = stack, rgb
             self._apply()

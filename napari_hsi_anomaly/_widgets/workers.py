@@ -82,6 +82,16 @@ def notify_error(exc: BaseException) -> None:
     notifications.show_error(error_message(exc))
 
 
+def guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a GUI callback: an exception becomes one notification, never a crash
+    (and is logged with its traceback unless it is a user's ``HsiAnomalyError``); returns None then."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        notify_error(exc)
+        return None
+
+
 class Generation:
     """A counter that tells whether a result still belongs to the newest request."""
 
