@@ -260,6 +260,10 @@ class CubeWidget(QWidget):
             self._restore_camera(scene.camera)
             QTimer.singleShot(0, lambda c=scene.camera: self._restore_camera(c))
 
+    def refit(self) -> None:
+        """Fit the view to the scene on screen (after a window resize)."""
+        self.scene.fit(self.scene.rgb if self.scene.mode == "rgb" else self.scene.stack)
+
     def _restore_camera(self, view: tuple) -> None:
         cam = camera(self.viewer)
         if len(view[0]) >= 2:

@@ -26,9 +26,21 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 from superqt.utils import qdebounced
 
-from napari_hsi_anomaly._widgets.detect_layers import MASK_LAYER, SCORE_LAYER, ResultLayers, score_rgba
+from napari_hsi_anomaly._widgets.detect_layers import (
+    MASK_LAYER,
+    OUTCOME_LAYER,
+    SCORE_LAYER,
+    ResultLayers,
+    outcome_legend,
+    score_rgba,
+)
 from napari_hsi_anomaly._widgets.plots import RocPlot, ScoreHistogram
-from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
+from napari_hsi_anomaly._widgets.workers import (
+    Generation,
+    notify_error,
+    notify_saved,
+    start_function_worker,
+)
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.regions import label_mask
 from napari_hsi_anomaly.core.scoring.metrics import roc_curve
@@ -47,17 +59,20 @@ def ground_truth_array(layer: Any, shape: tuple[int, int]) -> np.ndarray | None:
     return np.asarray(data) > 0
 
 
-def _is_gt_candidate(layer: Any) -> bool:
-    if layer.name in (SCORE_LAYER, MASK_LAYER) or layer.name.startswith((SCORE_LAYER, MASK_LAYER)):
+def _is_gt_candidate(layer: Any, shape: tuple | None = None) -> bool:
+    """A Labels layer of the scene's ``shape`` (rows, cols) that is not a result or a re-opened map."""
+    if layer.name.startswith((SCORE_LAYER, MASK_LAYER, OUTCOME_LAYER)) or layer.metadata.get("map"):
         return False
-    kind = layer.__class__.__name__
-    return kind in ("Labels", "Image") and layer.ndim == 2 and not getattr(layer, "rgb", False)
+    if layer.__class__.__name__ != "Labels" or layer.ndim != 2:
+        return False
+    return shape is None or tuple(layer.data.shape) == tuple(shape)
 
 
 class ResultsPanel(QWidget):
     """Everything below Score: the shown score map, its mask, and what is measured on them."""
 
     committed = Signal()  # the slider rested: regions counted, mask published
+    roc_shown = Signal(bool)  # an ROC curve is (or is no longer) computed for the shown scores
 
     def __init__(self, viewer: Any, state: Any, layers: ResultLayers) -> None:
         super().__init__()
@@ -66,6 +81,8 @@ class ResultsPanel(QWidget):
         self.mask_u8: np.ndarray | None = None  # preallocated mask buffer, the Labels data
         self.scene: str | None = None
         self._gt: np.ndarray | None = None
+        self._gt2: np.ndarray | None = None  # 2 x truth (uint8), for the TP / FP / FN overlay
+        self._outcome: np.ndarray | None = None  # the overlay's buffer
         self._wanted_gt: str | None = None  # the scene's ground-truth layer (state.ground_truth)
         self._gt_counts: tuple[int, int] = (0, 0)  # (positives, negatives) among finite scores
         self._auc = float("nan")
@@ -79,6 +96,8 @@ class ResultsPanel(QWidget):
         self.t_anom.valueChanged.connect(self._on_t_changed)
         viewer.layers.events.inserted.connect(self._refresh_gt_choices)
         viewer.layers.events.removed.connect(self._refresh_gt_choices)
+        if getattr(state, "scenes", None) is not None:
+            state.scenes.activated.connect(self._refresh_gt_choices)
         self._refresh_gt_choices()
 
     def _build(self) -> None:
@@ -94,11 +113,16 @@ class ResultsPanel(QWidget):
         self.hist.set_colorbar(score_rgba())  # the heatmap's colour bar, under the score axis
         self.hist.setVisible(False)  # no empty placeholder plot before the first Score
         self.gt_combo = QComboBox()
-        self.gt_combo.setToolTip("a Labels/Image layer of the cube's size: non-zero = anomaly")
+        self.gt_combo.setToolTip("a Labels layer of the scene's size: non-zero = anomaly. With one chosen, "
+                                 "the mask is drawn as TP / FP / FN in three colours (legend below).")
+        self.legend = QLabel(outcome_legend())
+        self.legend.setWordWrap(True)
+        self.legend.setVisible(False)
         self.metrics_label = QLabel("")
         self.metrics_label.setWordWrap(True)
-        self.roc = RocPlot(theme=theme)
-        self.roc.setVisible(False)
+        self.roc = RocPlot(theme=theme)  # the Detect dock puts it in a tab beside the scene table
+        self.roc.setMinimumHeight(160)
+        self.roc_ready = False
         self.save_scores_btn = QPushButton("Save scores…")
         self.save_mask_btn = QPushButton("Save mask…")
 
@@ -119,7 +143,8 @@ class ResultsPanel(QWidget):
         layout.addWidget(self.hist)
         layout.addLayout(gt_form)
         layout.addWidget(self.metrics_label)
-        layout.addWidget(self.roc)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.roc)  # (moved into the Detect dock's tabs)
         layout.addLayout(export)
         self.gt_combo.currentIndexChanged.connect(self._on_gt_changed)
         self.save_scores_btn.clicked.connect(lambda: self._export_dialog("scores"))
@@ -177,14 +202,15 @@ class ResultsPanel(QWidget):
         self.scores = None
         self.mask_u8 = None  # the retired mask layer keeps the old buffer
         self.scene = None
-        self._gt = None
+        self._gt = self._gt2 = self._outcome = None
+        self.legend.setVisible(False)
         self._auc = float("nan")
         self.metrics, self.metrics_text = {}, ""
         self.counts.setText(message)
         self.hist.set_scores(None)
         self.hist.setVisible(False)
         self.roc.clear()
-        self.roc.setVisible(False)
+        self._roc_visible(False)
         self._set_enabled(False)
         self.metrics_label.setText(self._gt_hint())
 
@@ -196,6 +222,9 @@ class ResultsPanel(QWidget):
             return
         np.greater_equal(self.scores, np.float32(t), out=self.mask_u8.view(bool))
         self.layers.refresh_mask()
+        if self._outcome is not None:  # mask + 2 x truth: 1 FP, 2 FN, 3 TP
+            np.add(self.mask_u8, self._gt2, out=self._outcome)
+            self.layers.refresh_outcome()
         n = int(np.count_nonzero(self.mask_u8))
         self.n_flagged = n
         self.counts.setText(f"flagged: {n:,} px ({100.0 * n / self.scores.size:.2f} %) …")
@@ -220,8 +249,13 @@ class ResultsPanel(QWidget):
 
     # ---------------------------------------------------------------- ground truth
     def _refresh_gt_choices(self, *_: Any) -> None:
+        mgr = getattr(self.state, "scenes", None)
+        if mgr is not None and mgr.moving:  # a scene switch: refreshed once the new scene is on screen
+            return
         before = self.gt_combo.currentText() or NO_GT
-        names = [layer.name for layer in self.viewer.layers if _is_gt_candidate(layer)]
+        cube = self.state.cube
+        shape = (cube.rows, cube.cols) if cube is not None else None
+        names = [layer.name for layer in self.viewer.layers if _is_gt_candidate(layer, shape)]
         want = before
         if want == NO_GT and self._wanted_gt in names:  # the scene's, listed now
             want = self._wanted_gt
@@ -268,10 +302,24 @@ class ResultsPanel(QWidget):
             return ""
         return f"Ground truth '{name}' chosen: metrics appear after Score."
 
+    def _show_outcome(self) -> None:
+        """The TP / FP / FN overlay and its legend while a ground truth and scores are shown."""
+        on = self._gt is not None and self.mask_u8 is not None
+        self.legend.setVisible(on)
+        if not on:
+            self._gt2 = self._outcome = None
+            self.layers.show_outcome(None)
+            return
+        self._gt2 = self._gt.astype(np.uint8) * np.uint8(2)
+        self._outcome = np.add(self.mask_u8, self._gt2)
+        self.layers.show_outcome(self._outcome)
+
     def _load_gt(self) -> None:
         """Read the chosen ground-truth layer for the shown score map (kept when chosen before)."""
         name = self.gt_combo.currentText()
         self._gt = None
+        if self.scores is None or name in ("", NO_GT) or name not in self.viewer.layers:
+            self._show_outcome()
         if name in ("", NO_GT) or name not in self.viewer.layers:
             self.metrics_label.setText("")
             return
@@ -279,6 +327,7 @@ class ResultsPanel(QWidget):
             self.metrics_label.setText(self._gt_hint())
             return
         self._gt = ground_truth_array(self.viewer.layers[name], self.scores.shape)
+        self._show_outcome()
         if self._gt is None:
             self.metrics_label.setText(f"'{name}' does not match the score map's shape "
                                        f"{self.scores.shape[0]}x{self.scores.shape[1]}.")
@@ -294,7 +343,7 @@ class ResultsPanel(QWidget):
         token = self._roc_gen.next()
         self._auc = float("nan")
         self.roc.clear()
-        self.roc.setVisible(self._gt is not None and self.scores is not None)
+        self._roc_visible(self._gt is not None and self.scores is not None)
         if self._gt is None or self.scores is None:
             return
         finite = np.isfinite(self.scores)
@@ -306,6 +355,10 @@ class ResultsPanel(QWidget):
             on_error=lambda exc: self.metrics_label.setText(str(exc)),
             notify=False, desc="ROC curve", progress_bar=False,
         )
+
+    def _roc_visible(self, on: bool) -> None:
+        self.roc_ready = on
+        self.roc_shown.emit(on)
 
     def _on_roc(self, token: int, roc: tuple) -> None:
         if not self._roc_gen.is_current(token):
@@ -363,4 +416,5 @@ class ResultsPanel(QWidget):
         except Exception as exc:  # shown to the user, never raised into Qt
             notify_error(exc)
             return None
+        notify_saved("the score map" if what == "scores" else "the mask", out)
         return out

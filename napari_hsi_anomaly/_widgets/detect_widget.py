@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -38,10 +39,14 @@ from napari_hsi_anomaly._widgets.detect_layers import (  # noqa: F401 - re-expor
 from napari_hsi_anomaly._widgets.detect_params import ParamsForm
 from napari_hsi_anomaly._widgets.detect_rescore import LiveRescore
 from napari_hsi_anomaly._widgets.detect_results import NO_GT, ResultsPanel  # noqa: F401
+from napari_hsi_anomaly._widgets.detect_scenes import (  # noqa: F401 - re-exported
+    SceneResultsMixin,
+    scene_index,
+    scene_name,
+)
 from napari_hsi_anomaly._widgets.progress_bar import LightProgressBar
 from napari_hsi_anomaly._widgets.reference_panel import ReferencePanel
 from napari_hsi_anomaly._widgets.scene_table import SceneTable
-from napari_hsi_anomaly._widgets.scenes import SceneResults
 from napari_hsi_anomaly._widgets.state import get_state
 from napari_hsi_anomaly._widgets.workers import guarded, start_generator_worker
 from napari_hsi_anomaly.core.progress import Progress
@@ -49,24 +54,7 @@ from napari_hsi_anomaly.core.progress import Progress
 WINDOW_FEATURES = ("f1", "f2", "f3", "f4")  # window/section features (the thesis's window level)
 
 
-def scene_name(state: Any) -> str:
-    """The name results are filed under: the cube layer's name (or the cube's)."""
-    cube = state.cube
-    return str(state.cube_layer or (cube.name if cube is not None else "scene"))
-
-
-def scene_index(scenes: list, cube: Any, layer: str | None) -> int:
-    """The table row of ``cube``: the same object, or the same date of the same stack layer (-1: none)."""
-    date = cube.metadata.get("date") if isinstance(getattr(cube, "metadata", None), dict) else None
-    for i, s in enumerate(scenes):
-        if s.cube is cube:
-            return i
-        if date is not None and s.date == date and s.layer == layer:
-            return i
-    return -1
-
-
-class DetectWidget(QWidget):
+class DetectWidget(SceneResultsMixin, QWidget):
     """Normal from, method, parameters, Score/Cancel, scene table and live results."""
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -126,9 +114,19 @@ class DetectWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.table)
-        layout.addWidget(self.per_scene_btn)
         layout.addWidget(self.results)
+        self.tabs = QTabWidget()  # below the fold-critical part: Score, t_anom, histogram, metrics
+        scenes_page = QWidget()
+        scenes_layout = QVBoxLayout(scenes_page)
+        scenes_layout.setContentsMargins(0, 0, 0, 0)
+        scenes_layout.addWidget(self.table)
+        scenes_layout.addWidget(self.per_scene_btn)
+        self.tabs.addTab(scenes_page, "scenes")
+        self.tabs.addTab(self.results.roc, "ROC")
+        self.tabs.setVisible(False)
+        self.table.shown.connect(self._show_tabs)
+        self.results.roc_shown.connect(self._show_tabs)
+        layout.addWidget(self.tabs)
         layout.addStretch(1)
         for combo in body.findChildren(QComboBox):  # long names must not widen the dock past its column
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -146,6 +144,15 @@ class DetectWidget(QWidget):
         self.per_scene_btn.clicked.connect(self.add_scene_layers)
         self.reference.save_requested.connect(self.reference.save)
         self.reference.saved.connect(self.status.setText)
+
+    def _show_tabs(self, *_: Any) -> None:
+        """The scenes / ROC tabs show once either has something; the ROC tab leads for one scene."""
+        table, roc = self.table.rowCount() > 1, self.results.roc_ready
+        self.tabs.setVisible(table or roc)
+        self.tabs.setTabEnabled(0, table)
+        self.tabs.setTabEnabled(1, roc)
+        if not table and roc:
+            self.tabs.setCurrentIndex(1)
 
     # ---------------------------------------------------------------- facade (tests, other docks)
     t_anom = property(lambda self: self.results.t_anom)
@@ -184,85 +191,6 @@ class DetectWidget(QWidget):
 
     def show_scores(self, score_map: np.ndarray) -> None:
         self.results.show_scores(score_map, self.layers.scene or scene_name(self.state))
-
-    # ---------------------------------------------------------------- scene changes
-    def _on_cube_changed(self, cube: Any) -> None:
-        if self._switching or cube is None:
-            return
-        if self._restore(cube):
-            return
-        idx = self._scene_of(cube)
-        if idx >= 0:  # a scored scene (a date or layer of the table): show its results
-            self.select_scene(idx, publish=False)
-            return
-        name = scene_name(self.state)
-        if self.results.scores is not None and self.layers.scene == name and \
-                self.results.scores.shape == tuple(cube.shape[1:]):
-            self.status.setText(f"Cube {name} changed (bands?): press Score to detect again.")
-            return
-        retired = self.layers.retire()  # another date of the stack on screen: its own results
-        self.rescore.gen.next()
-        self.detection = None
-        self.scenes, self.current = [], -1
-        self.table.clear_scenes()
-        self.per_scene_btn.setVisible(False)
-        self.results.reset()
-        self.state.set_detection(None)
-        self.state.set_mask(None)
-        self.params.show_auto_p_min(cube)
-        kept = " (earlier results hidden as '[scene]' layers)" if retired else ""
-        self.status.setText(f"Cube {name} ({cube.bands} bands): press Score.{kept}")
-
-    def _on_leaving(self, scene: Any) -> None:
-        """Another scene comes on screen: file what this one shows (restored as it is on return)."""
-        scene.detector, scene.normal_from = self.method_name, self.reference.mode_key
-        scene.references = self.reference.checked_names()
-        if self.results.scores is None or not 0 <= self.current < len(self.scenes):
-            return
-        r = self.results
-        scene.results = SceneResults(
-            self.scenes, self.current, float(self.t_anom.value()), int(self.p_min.value()),
-            r.gt_combo.currentText(), r.scores, r.mask_u8, dict(r.metrics))
-
-    def _restore(self, cube: Any) -> bool:
-        """The scene on screen has results filed: show them as they were (no new Score)."""
-        mgr = self.state.scenes
-        scene = mgr.active if mgr is not None else None
-        saved = scene.results if scene is not None else None
-        if saved is None:
-            return False
-        self.scenes = saved.batch
-        idx = self._scene_of(cube)
-        if idx < 0:
-            return False
-        if scene.detector and scene.detector != self.method_name:
-            self.params.set_method(scene.detector)
-        if scene.normal_from:
-            self.reference.set_mode(scene.normal_from)
-        self.t_anom.blockSignals(True)
-        self.t_anom.setValue(saved.t_anom)
-        self.t_anom.blockSignals(False)
-        if saved.mask_u8 is not None and saved.index == idx:
-            self.results.mask_u8 = saved.mask_u8  # the mask layer's own buffer, as it was
-        self.table.set_scenes(self.scenes, saved.t_anom)
-        self.per_scene_btn.setVisible(len(self.scenes) > 1)
-        self.current = -1
-        self.select_scene(idx, publish=False)
-        self.status.setText(f"{scene.name}: results as they were (t_anom {saved.t_anom:.2f}).")
-        return True
-
-    def _file_batch(self) -> None:
-        """Every opened scene scored by the last run keeps its row, so it comes back scored."""
-        mgr = self.state.scenes
-        if mgr is None:
-            return
-        for i, s in enumerate(self.scenes):
-            scene = mgr.named(s.layer)
-            if scene is not None and (scene.results is None or scene.results.batch is not self.scenes):
-                scene.results = SceneResults(self.scenes, i, float(self.t_anom.value()))
-
-    def _scene_of(self, cube: Any) -> int:
-        return scene_index(self.scenes, cube, self.state.cube_layer)
 
     def _on_bands_changed(self, bands: Any) -> None:
         if self.results.scores is not None:
@@ -377,53 +305,6 @@ class DetectWidget(QWidget):
         took = time.perf_counter() - self._t0
         what = f"{len(self.scenes)} scenes" if len(self.scenes) > 1 else "the cube"
         self.status.setText(f"Scored {what} with {self.method.currentText()}{note} in {took:.1f}\u00a0s.")
-
-    # ---------------------------------------------------------------- scenes
-    def select_scene(self, index: int, publish: bool = True) -> None:
-        """Show scene ``index`` of the table: its images (date or layer), heatmap and mask."""
-        if not 0 <= index < len(self.scenes):
-            return
-        scene = self.scenes[index]
-        self.current = index
-        self.detection = scene.detection
-        self.rescore.gen.next()  # rescoring results of another scene are stale now
-        if publish:
-            self._publish(scene)
-        det = scene.detection
-        if det.params.get("p_min"):
-            self.params.show_p_min(int(det.params["p_min"]))
-        self.results.show_scores(det.score_map, scene.name)
-        self.table.select(index)
-        self.state.set_detection(det)
-
-    def _publish(self, scene: Any) -> None:
-        """Make ``scene`` the shared cube (Inspect follows) and bring its images into view."""
-        mgr = self.state.scenes
-        owner = mgr.named(scene.layer) if mgr is not None else None
-        self._switching = True  # the Cube dock and the date slider publish the cube themselves
-        try:
-            if owner is not None and owner is not mgr.active:
-                mgr.activate(owner)
-            if scene.date is not None and scene.layer in self.viewer.layers:
-                layer = self.viewer.layers[scene.layer]
-                axis = self.viewer.dims.ndim - layer.ndim + int(layer.metadata.get("date_axis", 0))
-                if 0 <= axis < self.viewer.dims.ndim:
-                    self.viewer.dims.set_current_step(axis, scene.date)
-            if self.state.cube is not scene.cube:
-                self.state.set_cube(scene.cube, scene.layer or self.state.cube_layer,
-                                    scene.rgb_layer or self.state.rgb_layer,
-                                    getattr(self.state, "band_selection", None))
-        finally:
-            self._switching = False
-
-    def add_scene_layers(self) -> list:
-        """Each scored scene's heatmap in a hidden layer of its own ("anomaly score [scene]")."""
-        return [self.layers.scene_layer(s.name, np.asarray(s.detection.score_map, dtype=np.float32))
-                for s in self.scenes]
-
-    def _on_committed(self) -> None:
-        if 0 <= self.current < len(self.scenes):
-            self.table.update_rows(self.scenes, float(self.t_anom.value()))
 
     # ---------------------------------------------------------------- p_min
     _rescore_debounced = property(lambda self: self.rescore.debounced)

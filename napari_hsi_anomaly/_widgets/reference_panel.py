@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_hsi_anomaly._widgets.detect_jobs import Target
-from napari_hsi_anomaly._widgets.workers import notify_error, start_function_worker
+from napari_hsi_anomaly._widgets.workers import notify_error, notify_saved, start_function_worker
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
 MODES = (("this cube", "cube"), ("reference layers / dates", "references"), ("saved profile", "profile"))
@@ -318,5 +318,6 @@ class ReferencePanel(QWidget):
 
     def _on_saved(self, out: Any) -> None:
         self.status_text = f"Saved the profile to {out}."
+        notify_saved("the profile", out)
         self.saved.emit(self.status_text)
 

@@ -83,6 +83,24 @@ def adopt_ground_truth(layer: Any, cube: Cube, state: Any) -> None:
     state.set_ground_truth(layer.name)
 
 
+GT_COLOR = "yellow"
+
+
+def style_ground_truth(layer: Any) -> None:
+    """The truth as a yellow outline at full opacity: the scene shows inside it and no result layer
+    (the TP / FP / FN overlay draws above it) hides where it is."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    if layer.metadata.get("gt_styled"):
+        return
+    layer.metadata["gt_styled"] = True
+    try:
+        layer.colormap = DirectLabelColormap(color_dict={0: "transparent", None: GT_COLOR})
+        layer.opacity, layer.contour = 1.0, 1
+    except Exception:  # an older napari without these: keep its colours
+        return
+
+
 def scene_ground_truth(viewer: Any, cube: Cube, state: Any) -> Any:
     """``cube``'s ground truth; an untagged one of its size (added before the dock) is adopted."""
     gt = ground_truth_layer(viewer, cube)
@@ -90,6 +108,8 @@ def scene_ground_truth(viewer: Any, cube: Cube, state: Any) -> Any:
         gt = next((lay for lay in viewer.layers if is_new_ground_truth(lay, cube)), None)
         if gt is not None:
             adopt_ground_truth(gt, cube, state)
+    if gt is not None:
+        style_ground_truth(gt)
     return gt
 
 

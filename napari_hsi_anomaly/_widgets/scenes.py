@@ -145,10 +145,14 @@ class SceneManager:
         if self.moving:
             return
         scene = self._adopt(event.value)
-        if scene is not None and scene is self.pending:
-            from qtpy.QtCore import QTimer
+        if scene is None or scene is not self.pending:
+            return
+        if self.active is None:  # nothing to take out of the viewer: on screen at once
+            self.activate_pending()
+            return
+        from qtpy.QtCore import QTimer  # taking layers out inside napari's insertion is not safe
 
-            QTimer.singleShot(0, self.activate_pending)
+        QTimer.singleShot(0, self.activate_pending)
 
     def _adopt(self, layer: Any) -> Scene | None:
         """File ``layer`` under its scene (a new one for an unknown cube/stack); returns a new scene."""
@@ -188,7 +192,9 @@ class SceneManager:
         layer = event.value
         scene = self._owner.pop(id(layer), None)
         if scene is not None and _is_band_stack(layer) and _key(layer) is scene.key:
-            self.close(scene)  # the user deleted the scene's cube: the scene goes with it
+            from qtpy.QtCore import QTimer  # the user deleted the scene's cube: the scene goes with it
+
+            QTimer.singleShot(0, lambda: self.close(scene))  # (after napari's removal handlers)
 
     # ---- switching
     def activate_pending(self) -> None:
@@ -204,20 +210,23 @@ class SceneManager:
             self.pending = None
         old = self.active
         layers = self.viewer.layers
-        strangers = [lay for lay in layers if self._owner.get(id(lay)) is not scene]
-        if old is scene and not strangers:
+        for lay in layers:  # layers there before any scene: the first scene's
+            self._owner.setdefault(id(lay), old or scene)
+        if old is scene and all(self._owner.get(id(lay)) is scene for lay in layers):
             return
         if old is not None and old is not scene:
             self.leaving.emit(old)
             self._remember_view(old)
         self.moving += 1
         try:
+            strangers = [lay for lay in layers if self._owner.get(id(lay)) is not scene]
             for lay in strangers:  # out, in order, into their own scenes
                 owner = self._owner.get(id(lay)) or old
                 if owner is not None and owner is not scene:
                     owner.layers.append(lay)
             for lay in strangers:
-                layers.remove(lay)
+                if lay in layers:
+                    layers.remove(lay)
             back, scene.layers = scene.layers, []
             for lay in back:
                 self._owner[id(lay)] = scene

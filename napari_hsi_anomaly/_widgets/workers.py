@@ -82,6 +82,13 @@ def notify_error(exc: BaseException) -> None:
     notifications.show_error(error_message(exc))
 
 
+def notify_saved(what: str, path: Any) -> None:
+    """Every save confirms with its path (one info notification)."""
+    from napari.utils import notifications
+
+    notifications.show_info(f"Saved {what} to {path}")
+
+
 def guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` in a GUI callback: an exception becomes one notification, never a crash
     (and is logged with its traceback unless it is a user's ``HsiAnomalyError``); returns None then."""

@@ -14,6 +14,7 @@ from napari_hsi_anomaly.core.detectors import (  # noqa: F401  (importing regist
     pyod_knn,
     recon,
     rx,
+    rx_classic,
     rx_local,
 )
 from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer
