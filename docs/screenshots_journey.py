@@ -1,6 +1,7 @@
 """Screenshots of a day's work in the viewer (issue 22), whole window, run under Xvfb:
 
-    xvfb-run -a -s "-screen 0 1920x1080x24" python docs/screenshots_journey.py --size 1920x1080 [--stages journey,thesis]
+    xvfb-run -a -s "-screen 0 1920x1080x24" python docs/screenshots_journey.py --size 1920x1080 \
+        [--stages journey,thesis]
 
 - ``journey``: sample scene (scored) -> Sentinel-2 stack (scored) -> jasperRidge (198 bands) -> can_tmr
   (6 bands) -> back to the sample (``journey_sample_<W>.png``: its heatmap, TP / FP / FN and t_anom as
