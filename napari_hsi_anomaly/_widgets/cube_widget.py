@@ -49,7 +49,7 @@ from napari_hsi_anomaly._widgets.scene_view import (
 )
 from napari_hsi_anomaly._widgets.scroll import scroll_dock
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import guarded, notify_error, start_function_worker
+from napari_hsi_anomaly._widgets.workers import connect_alive, guarded, notify_error, start_function_worker
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
@@ -80,9 +80,9 @@ class CubeWidget(QWidget):
         self.slider_labels = BandSliderLabels(napari_viewer, self.canvas_text, lambda: self._layer_obj)
         self.viewer.dims.events.current_step.connect(self._on_dims)
         self.state.cube_changed.connect(self._follow)
-        self.mgr.changed.connect(self._refresh_layers)
-        self.mgr.leaving.connect(self._on_leaving)
-        self.mgr.activated.connect(lambda s: guarded(self._on_activated, s))
+        connect_alive(self, self.mgr.changed, self._refresh_layers)
+        connect_alive(self, self.mgr.leaving, self._on_leaving)
+        connect_alive(self, self.mgr.activated, lambda s: guarded(self._on_activated, s))
         self._refresh_layers()
         if self.mgr.active is not None:
             self._on_activated(self.mgr.active)
@@ -256,6 +256,7 @@ class CubeWidget(QWidget):
         finally:
             self._publishing = False
         self._follow(cube, fit=scene.camera is None)
+        QTimer.singleShot(50, self.slider_labels.update)  # after napari rebuilt its sliders
         if scene.camera is not None:
             self._restore_camera(scene.camera)
             QTimer.singleShot(0, lambda c=scene.camera: self._restore_camera(c))

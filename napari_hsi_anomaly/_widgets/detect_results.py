@@ -37,6 +37,7 @@ from napari_hsi_anomaly._widgets.detect_layers import (
 from napari_hsi_anomaly._widgets.plots import RocPlot, ScoreHistogram
 from napari_hsi_anomaly._widgets.workers import (
     Generation,
+    connect_alive,
     notify_error,
     notify_saved,
     start_function_worker,
@@ -97,7 +98,7 @@ class ResultsPanel(QWidget):
         viewer.layers.events.inserted.connect(self._refresh_gt_choices)
         viewer.layers.events.removed.connect(self._refresh_gt_choices)
         if getattr(state, "scenes", None) is not None:
-            state.scenes.activated.connect(self._refresh_gt_choices)
+            connect_alive(self, state.scenes.activated, self._refresh_gt_choices)
         self._refresh_gt_choices()
 
     def _build(self) -> None:

@@ -98,6 +98,9 @@ class SceneResultsMixin:
         self.per_scene_btn.setVisible(len(self.scenes) > 1)
         self.current = -1
         self.select_scene(idx, publish=False)
+        from qtpy.QtCore import QTimer  # the mask again once every dock has followed the cube (Inspect's
+
+        QTimer.singleShot(0, self.results.commit)  # regions are counted from it)
         self.status.setText(f"{scene.name}: results as they were (t_anom {saved.t_anom:.2f}).")
         return True
 

@@ -48,7 +48,7 @@ from napari_hsi_anomaly._widgets.progress_bar import LightProgressBar
 from napari_hsi_anomaly._widgets.reference_panel import ReferencePanel
 from napari_hsi_anomaly._widgets.scene_table import SceneTable
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import guarded, start_generator_worker
+from napari_hsi_anomaly._widgets.workers import connect_alive, guarded, start_generator_worker
 from napari_hsi_anomaly.core.progress import Progress
 
 WINDOW_FEATURES = ("f1", "f2", "f3", "f4")  # window/section features (the thesis's window level)
@@ -76,9 +76,9 @@ class DetectWidget(SceneResultsMixin, QWidget):
         self.params.changed.connect(self._on_params_changed)
         self.table.scene_selected.connect(lambda i: guarded(self.select_scene, i))
         self.results.committed.connect(self._on_committed)
-        self.state.cube_changed.connect(lambda c: guarded(self._on_cube_changed, c))
+        connect_alive(self, self.state.cube_changed, lambda c: guarded(self._on_cube_changed, c))
         if self.state.scenes is not None:
-            self.state.scenes.leaving.connect(lambda s: guarded(self._on_leaving, s))
+            connect_alive(self, self.state.scenes.leaving, lambda s: guarded(self._on_leaving, s))
         if hasattr(self.state, "bands_changed"):
             self.state.bands_changed.connect(self._on_bands_changed)
         if hasattr(self.state, "ground_truth_changed"):

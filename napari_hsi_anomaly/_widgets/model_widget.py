@@ -28,7 +28,7 @@ from napari_hsi_anomaly._widgets.loss_plot import LossPlot
 from napari_hsi_anomaly._widgets.model_params import TrainForm
 from napari_hsi_anomaly._widgets.scroll import fit_label_height, scroll_dock
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import notify_error, start_generator_worker
+from napari_hsi_anomaly._widgets.workers import connect_alive, notify_error, start_generator_worker
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError
 from napari_hsi_anomaly.core.progress import Progress
 
@@ -64,7 +64,7 @@ class ModelWidget(QWidget):
             layer.events.name.connect(self._on_layers_changed)
         self.state.cube_changed.connect(self._on_cube_changed)
         if self.state.scenes is not None:
-            self.state.scenes.changed.connect(self._refresh_population)
+            connect_alive(self, self.state.scenes.changed, self._refresh_population)
         self.state.bands_changed.connect(self._show_model)
         self.state.model_changed.connect(self._show_model)
         self._refresh_population()

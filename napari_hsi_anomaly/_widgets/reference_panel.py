@@ -31,7 +31,12 @@ from qtpy.QtWidgets import (
 )
 
 from napari_hsi_anomaly._widgets.detect_jobs import Target
-from napari_hsi_anomaly._widgets.workers import notify_error, notify_saved, start_function_worker
+from napari_hsi_anomaly._widgets.workers import (
+    connect_alive,
+    notify_error,
+    notify_saved,
+    start_function_worker,
+)
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
 MODES = (("this cube", "cube"), ("reference layers / dates", "references"), ("saved profile", "profile"))
@@ -171,7 +176,7 @@ class ReferencePanel(QWidget):
         self.load_btn.clicked.connect(self._load_dialog)
         self.save_btn.clicked.connect(self._save_dialog)
         if state.scenes is not None:
-            state.scenes.changed.connect(self.refresh)
+            connect_alive(self, state.scenes.changed, self.refresh)
         state.cube_changed.connect(self.refresh)
         self.refresh()
         self._on_mode()

@@ -194,7 +194,14 @@ class SceneManager:
         if scene is not None and _is_band_stack(layer) and _key(layer) is scene.key:
             from qtpy.QtCore import QTimer  # the user deleted the scene's cube: the scene goes with it
 
-            QTimer.singleShot(0, lambda: self.close(scene))  # (after napari's removal handlers)
+            QTimer.singleShot(0, lambda: self._closed_by_removal(scene))  # after napari's handlers
+
+    def _closed_by_removal(self, scene: Scene) -> None:
+        """Close ``scene``; a neighbour comes on screen unless the viewer was emptied (closing)."""
+        from napari_hsi_anomaly._widgets.workers import guarded
+
+        if scene in self.scenes:
+            guarded(self.close, scene, bring_next=len(self.viewer.layers) > 0)
 
     # ---- switching
     def activate_pending(self) -> None:
@@ -237,13 +244,13 @@ class SceneManager:
         self._restore_view(scene)
         self.activated.emit(scene)
 
-    def close(self, scene: Scene) -> None:
+    def close(self, scene: Scene, bring_next: bool = True) -> None:
         """Close ``scene``: its layers leave the viewer for good; a neighbour comes on screen."""
         if scene not in self.scenes:
             return
         i = self.scenes.index(scene)
         others = [s for s in self.scenes if s is not scene]
-        if scene is self.active and others:
+        if scene is self.active and others and bring_next:
             self.activate(others[min(i, len(others) - 1)])
         if scene is self.active:  # the last one
             self.moving += 1

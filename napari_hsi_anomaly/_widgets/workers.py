@@ -20,6 +20,7 @@ signals, same callbacks, in the same order), for scripts and tests that want no 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import deque
@@ -87,6 +88,18 @@ def notify_saved(what: str, path: Any) -> None:
     from napari.utils import notifications
 
     notifications.show_info(f"Saved {what} to {path}")
+
+
+def connect_alive(widget: Any, signal: Any, slot: Any) -> None:
+    """``signal.connect(slot)`` until ``widget`` (a QObject) is destroyed (a per-viewer model outlives
+    the docks: no call into a deleted widget)."""
+    signal.connect(slot)
+
+    def _drop(*_: Any) -> None:
+        with contextlib.suppress(Exception):  # already gone
+            signal.disconnect(slot)
+
+    widget.destroyed.connect(_drop)
 
 
 def guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
