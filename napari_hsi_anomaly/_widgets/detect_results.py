@@ -249,9 +249,12 @@ class ResultsPanel(QWidget):
         self.committed.emit()
 
     # ---------------------------------------------------------------- ground truth
-    def _refresh_gt_choices(self, *_: Any) -> None:
+    def _refresh_gt_choices(self, event: Any = None) -> None:
         mgr = getattr(self.state, "scenes", None)
         if mgr is not None and mgr.moving:  # a scene switch: refreshed once the new scene is on screen
+            return
+        name = str(getattr(getattr(event, "value", None), "name", ""))
+        if name.startswith((SCORE_LAYER, MASK_LAYER, OUTCOME_LAYER)):  # our own layers: no choice changes
             return
         before = self.gt_combo.currentText() or NO_GT
         cube = self.state.cube

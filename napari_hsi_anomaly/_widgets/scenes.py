@@ -201,7 +201,15 @@ class SceneManager:
         from napari_hsi_anomaly._widgets.workers import guarded
 
         if scene in self.scenes:
-            guarded(self.close, scene, bring_next=len(self.viewer.layers) > 0)
+            guarded(self.close, scene, bring_next=self._viewer_open())
+
+    def _viewer_open(self) -> bool:
+        """False once napari closed the viewer's window (its layers were cleared as it closed)."""
+        try:
+            window = getattr(self.viewer, "window", None)
+        except Exception:  # a closed viewer may refuse
+            return False
+        return window is None or getattr(window, "_qt_window", None) is not None
 
     # ---- switching
     def activate_pending(self) -> None:
