@@ -74,7 +74,7 @@ def dock_widgets(viewer: Any) -> list[str]:
 
 def arrange(viewer: Any) -> None:
     """Column widths and the Detect/Inspect split for the window's current size: the canvas keeps at
-    least half the width at 1920 px, the right column ~60 % Detect (with Model) and ~40 % Inspect."""
+    least half the width at 1920 px, the right column ~70 % Detect (with Model) and ~30 % Inspect."""
     from qtpy.QtCore import Qt
 
     qw = viewer.window._qt_window
@@ -92,7 +92,7 @@ def arrange(viewer: Any) -> None:
         qw.resizeDocks([controls, layer_list, docks["Cube"]], [360, height - 360 - cube_h, cube_h],
                        Qt.Orientation.Vertical)
     if "Detect" in docks and "Inspect" in docks:  # Score ... metrics above the fold at 1024 px
-        top = int(height * (0.6 if height >= 1050 else 0.7))
+        top = int(height * 0.7)
         qw.resizeDocks([docks["Detect"], docks["Inspect"]], [top, height - top], Qt.Orientation.Vertical)
 
 

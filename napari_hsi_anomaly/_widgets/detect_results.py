@@ -178,6 +178,8 @@ class ResultsPanel(QWidget):
         self._set_enabled(True)
         if new_shape or self._gt is None:
             self._load_gt()
+        else:
+            self._show_outcome()  # this scene's overlay layer (layers travel with their scene)
         self._on_t_changed(self.t_anom.value(), deferred=True)
         if live:
             self.settle_debounced()

@@ -144,7 +144,7 @@ class ReferencePanel(QWidget):
         self.refs = QListWidget()
         self.refs.setToolTip("Check the reference scenes or dates (those with this scene's number of bands): "
                              "their pixels are fitted together")
-        self.refs.setMaximumHeight(110)
+        self.refs.setMaximumHeight(84)
         self.load_btn = QPushButton("Load…")
         self.profile_label = QLabel("no profile loaded")
         self.profile_label.setWordWrap(True)
