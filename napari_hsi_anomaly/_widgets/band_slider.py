@@ -180,6 +180,7 @@ class BandSliderLabels:
             w.curslice_label.setText(str(step + 1))
             w.totslice_label.setText(str(nsteps))
             w.curslice_label.setToolTip(tip)
+            w.update()  # repaint the whole slider row: no stale digits under the new ones
             if id(w) not in self._patched:
                 w.curslice_label.editingFinished.disconnect()
                 w.curslice_label.editingFinished.connect(lambda w=w, a=axis: self._typed(w, a))

@@ -124,8 +124,11 @@ class ResultLayers:
             self.viewer.layers.remove(layer)
             layer = None
         if layer is None:
+            selected = set(self.viewer.layers.selection)
             layer = self._add("labels", buffer, name=OUTCOME_LAYER, colormap=outcome_colormap(), opacity=0.8,
                               metadata={"scene": self.scene}, **self._scene_kwargs())
+            if selected:  # keep the user's selection (napari selects the layer just added)
+                self.viewer.layers.selection = {lay for lay in selected if lay in self.viewer.layers}
         elif layer.data is not buffer:
             layer.data = buffer
         else:

@@ -130,10 +130,9 @@ class SceneManager:
         return next((s for s in self.scenes if s.name == name), None)
 
     def layers_of(self, scene: Scene) -> list:
-        """The scene's layers (the viewer's when it is on screen)."""
-        if scene is self.active:
-            return [lay for lay in self.viewer.layers if self._owner.get(id(lay)) is scene]
-        return list(scene.layers)
+        """The scene's layers: those in the viewer (on screen, or just added) and those kept aside."""
+        shown = [lay for lay in self.viewer.layers if self._owner.get(id(lay)) is scene]
+        return shown + [lay for lay in scene.layers if lay not in shown]
 
     def band_stack(self, scene: Scene) -> Any:
         """The scene's band-stack (or stack-of-dates) Image layer."""
