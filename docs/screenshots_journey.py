@@ -84,12 +84,11 @@ class Journey:
         from napari_hsi_anomaly.cli.main import main as cli
 
         folder = Path(tempfile.mkdtemp(prefix="hsi-thesis-"))
-        common = ["--out", str(folder), "--rows", "192", "--cols", "192", "--format", "npy"]
+        common = ["--out", str(folder), "--rows", "192", "--cols", "192"]
         cli(["sample", *common, "--scenes", "3", "--seed", "0", "--clouds", "0", "--name", "clear"])
         cli(["sample", *common, "--scenes", "3", "--seed", "3", "--clouds", "0.2", "--name", "cloudy"])
-        for path in sorted(folder.glob("*.npy")):
-            if not path.stem.endswith(("_gt", "_classes")):
-                self.open(path)
+        for path in sorted(folder.glob("*.hdr")):
+            self.open(path)
         ref = self.detect.reference
         ref.set_mode("references")
         ref.set_references([t.name for t in ref._candidates if t.name.startswith("clear")])
@@ -100,6 +99,10 @@ class Journey:
         cloudy = next(i for i, r in enumerate(rows) if r[0].startswith("cloudy"))
         self.detect.table.selectRow(cloudy)
         settle(0.5)
+        from qtpy.QtWidgets import QScrollArea
+
+        self.detect.tabs.setCurrentIndex(0)
+        self.detect.findChild(QScrollArea).ensureWidgetVisible(self.detect.table)  # the table in view
         self.shot("thesis_table")
         clear = next(i for i, r in enumerate(rows) if r[0].startswith("clear"))
         self.detect.table.selectRow(clear)
