@@ -350,6 +350,8 @@ class CubeWidget(QWidget):
     def _add_cube_layers(self, layer_data: list[tuple[Any, dict, str]]) -> None:
         from napari.layers import Layer
 
-        for data, kwargs, kind in layer_data:  # the band stack first: it becomes the cube
+        for i, (data, kwargs, kind) in enumerate(layer_data):  # the band stack first: it becomes the cube
             self.viewer.add_layer(Layer.create(data, kwargs, kind))
-        guarded(self.mgr.activate_pending)  # on screen now (not after the next event-loop turn)
+            if i == 0:  # on screen now: its RGB and ground truth join it (no "ground truth [1]")
+                guarded(self.mgr.activate_pending)
+        guarded(self.mgr.activate_pending)

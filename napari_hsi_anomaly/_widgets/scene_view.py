@@ -77,6 +77,7 @@ def adopt_ground_truth(layer: Any, cube: Cube, state: Any) -> None:
     """Tag ``layer`` as ``cube``'s ground truth (a name napari suffixed, "ground truth [1]", becomes
     "ground truth [<scene>]") and publish it as the state's ground truth."""
     layer.metadata["cube"] = cube
+    style_ground_truth(layer)
     base = layer.name.split(" [")[0]
     if layer.name != base and state.scene_name:
         layer.name = f"{base} [{state.scene_name}]"
