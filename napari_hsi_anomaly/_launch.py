@@ -74,7 +74,7 @@ def dock_widgets(viewer: Any) -> list[str]:
 
 def arrange(viewer: Any) -> None:
     """Column widths and the Detect/Inspect split for the window's current size: the canvas keeps at
-    least half the width at 1920 px, the right column ~60 % Detect (with Model) and ~40 % Inspect."""
+    least half the width at 1920 px, the right column ~70 % Detect (with Model) and ~30 % Inspect."""
     from qtpy.QtCore import Qt
 
     qw = viewer.window._qt_window
@@ -91,9 +91,54 @@ def arrange(viewer: Any) -> None:
         cube_h = min(420, max(300, height - 640))
         qw.resizeDocks([controls, layer_list, docks["Cube"]], [360, height - 360 - cube_h, cube_h],
                        Qt.Orientation.Vertical)
-    if "Detect" in docks and "Inspect" in docks:
-        top = int(height * 0.6)
+    if "Detect" in docks and "Inspect" in docks:  # Score ... metrics above the fold at 1024 px
+        top = int(height * 0.7)
         qw.resizeDocks([docks["Detect"], docks["Inspect"]], [top, height - top], Qt.Orientation.Vertical)
+
+
+def refit(viewer: Any) -> None:
+    """Fit the view to the scene on screen again (the Cube dock's fit: its composite or band stack)."""
+    from napari_hsi_anomaly._widgets.cube_widget import CubeWidget
+
+    docks = getattr(viewer.window._qt_window, "_hsi_docks", {})
+    cube = docks.get("Cube")
+    widget = cube.widget() if cube is not None else None
+    widget = widget if isinstance(widget, CubeWidget) else (widget.findChild(CubeWidget) if widget else None)
+    if widget is not None:
+        widget.refit()
+    else:
+        viewer.reset_view()
+
+
+def follow_resizes(viewer: Any) -> Any:
+    """Re-arrange the docks and re-fit the view whenever the window is resized (debounced)."""
+    from qtpy.QtCore import QEvent, QObject, QTimer
+
+    qw = viewer.window._qt_window
+    timer = QTimer(qw)
+    timer.setSingleShot(True)
+    timer.setInterval(150)
+    timer.timeout.connect(lambda: (arrange(viewer), refit(viewer)))
+
+    class _Resized(QObject):
+        def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+            if event.type() == QEvent.Type.Resize:
+                timer.start()
+            return False
+
+    watcher = _Resized(qw)
+    qw.installEventFilter(watcher)
+    qw._hsi_resize_watcher = watcher
+    return watcher
+
+
+def fill_screen(viewer: Any) -> None:
+    """The window takes the screen's available area (a maximised window) on first launch."""
+    qw = viewer.window._qt_window
+    screen = qw.screen() if hasattr(qw, "screen") else None
+    if screen is not None:
+        qw.setGeometry(screen.availableGeometry())
+    qw.showMaximized()
 
 
 def _select_composite(viewer: Any) -> None:
@@ -120,6 +165,8 @@ def launch(
     if show:
         from qtpy.QtCore import QTimer
 
-        QTimer.singleShot(0, lambda: arrange(viewer))
+        fill_screen(viewer)
+        follow_resizes(viewer)
+        QTimer.singleShot(0, lambda: (arrange(viewer), refit(viewer)))
         napari.run()
     return viewer

@@ -51,3 +51,33 @@ def test_loss_curve_is_on_screen_while_training(launched, qtbot):
     scroll = model.findChild(__import__("qtpy.QtWidgets", fromlist=["QScrollArea"]).QScrollArea)
     bottom = model.loss_plot.mapTo(scroll.widget(), model.loss_plot.rect().bottomLeft()).y()
     assert bottom <= scroll.viewport().height(), (bottom, scroll.viewport().height())
+
+
+def test_results_above_the_fold_at_1280x1024(launched, qtbot, monkeypatch):
+    """Score, t_anom, the histogram and the metrics (with the TP / FP / FN legend) show without
+    scrolling the Detect dock at 1280x1024, the scene table and ROC being tabs below them."""
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_hsi_anomaly._launch import follow_resizes
+    from napari_hsi_anomaly._widgets import workers
+
+    monkeypatch.setenv(workers.SYNC_ENV, "1")
+    viewer = launched
+    qw = viewer.window._qt_window
+    follow_resizes(viewer)
+    qw.resize(1280, 1024)
+    qtbot.waitUntil(lambda: qw.width() == 1280, timeout=10000)
+    arrange(viewer)
+    detect = qw._hsi_docks["Detect"].widget()
+    detect.set_method("rx")
+    detect.run_score()
+    qtbot.waitUntil(lambda: detect._worker is None, timeout=120_000)
+    detect._commit_debounced.flush()
+    qtbot.wait(50)
+    assert detect.metrics_text and detect.results.legend.isVisibleTo(detect)
+    scroll = detect.findChild(QScrollArea)
+    height = scroll.viewport().height()
+    for w in (detect.score_btn, detect.t_anom, detect.hist, detect.metrics_label, detect.results.legend):
+        bottom = w.mapTo(scroll.widget(), w.rect().bottomLeft()).y()
+        assert bottom <= height, (w, bottom, height)
+    assert scroll.verticalScrollBar().value() == 0

@@ -67,11 +67,16 @@ def test_two_cubes_in_a_row(docks, qtbot, tmp_path):
     open_cube(cube_w, qtbot, tmp_path / "second.npz")
     layers = viewer.layers
     assert state.cube_layer == "second" and state.scene >= 2
-    # the first scene's images, ground truth and results are hidden; the second's are shown
-    first = [lay for lay in layers if lay.metadata.get("cube") is layers["first"].metadata["cube"]]
-    assert first and not any(lay.visible for lay in first)
+    # the first scene's images, ground truth and results are out of the viewer (kept in its Scene);
+    # the second's are shown
+    mgr = state.scenes
+    first = mgr.named("first")
+    assert "first" not in layers and first is not None and mgr.active is mgr.named("second")
+    assert {"first", "first RGB", "ground truth", "anomaly score", "anomaly mask"} <= {
+        lay.name for lay in first.layers}
+    assert all(mgr.owner(lay) is mgr.active for lay in layers)
     assert layers["second RGB"].visible and not layers["second"].visible  # composite mode
-    assert "anomaly score" not in [lay.name for lay in layers if lay.visible]
+    assert "anomaly score" not in layers
     # Detect and Inspect start afresh; the new ground truth is the second file's
     assert detect_w.scores is None and detect_w.counts.text() == "flagged: -"
     assert inspect_w.regions == [] and inspect_w.table.rowCount() == 0 and inspect_w.picked is None
@@ -83,8 +88,9 @@ def test_two_cubes_in_a_row(docks, qtbot, tmp_path):
     np.testing.assert_allclose(viewer.camera.center[-2:], (19.5, 19.5), atol=1.0)
 
     score(detect_w, qtbot)
-    names = [lay.name for lay in layers]
-    assert names[-2:] == ["anomaly score", "anomaly mask"]  # above every image of the scene
+    names = [lay.name for lay in layers]  # above every image of the scene (TP / FP / FN: a truth)
+    assert names[-3:] == ["anomaly score", "anomaly mask", "TP / FP / FN"], names
+    assert not layers["anomaly mask"].visible and layers["TP / FP / FN"].visible  # the truth is never hidden
     inspect_w._refresh_debounced.flush()
     assert inspect_w.regions and inspect_w.regions[0].bbox[0] >= 14  # the second scene's target
 
@@ -120,7 +126,7 @@ def test_choosing_the_other_cube_switches_the_scene(docks, qtbot, tmp_path):
     open_cube(cube_w, qtbot, tmp_path / "b.npz")
     with qtbot.waitSignal(cube_w.state.cube_changed, timeout=WAIT_MS):
         cube_w.layer_combo.setCurrentText("a")
-    assert viewer.layers["a RGB"].visible and not viewer.layers["b RGB"].visible
+    assert viewer.layers["a RGB"].visible and "b RGB" not in viewer.layers
     assert cube_w.state.ground_truth is not None
     assert viewer.layers[cube_w.state.ground_truth].metadata["cube"] is cube_w.state.cube
 

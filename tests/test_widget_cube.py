@@ -61,8 +61,9 @@ def test_layer_with_cube_metadata_is_picked_up_and_list_stays_in_sync(make_napar
     c1, c2 = small_cube(seed=1), small_cube(seed=2)
     viewer.add_image(c1.data, name="first", metadata={"cube": c1})
     viewer.add_image(c2.data, name="second", metadata={"cube": c2})
-    assert state.cube is c2 and state.cube_layer == "second"  # a newly read cube takes over
-    assert changed == [c1, c2]
+    qtbot.waitUntil(lambda: state.cube is c2)  # a newly read cube takes over (after the insertion)
+    assert state.cube_layer == "second" and changed == [c1, c2]
+    assert "first" not in viewer.layers  # the other scene's layers are out of the viewer
     assert [w.layer_combo.itemText(i) for i in range(w.layer_combo.count())] == ["first", "second"]
     assert "443–2190 nm" in w.info_label.text()
     # RGB defaults by wavelength: 665 / 560 / 490 nm
@@ -73,10 +74,13 @@ def test_layer_with_cube_metadata_is_picked_up_and_list_stays_in_sync(make_napar
     assert "renamed" in [w.layer_combo.itemText(i) for i in range(w.layer_combo.count())]
 
     w.layer_combo.setCurrentText("first")
-    assert state.cube is c1
+    assert state.cube is c1 and "renamed" not in viewer.layers
+    w.layer_combo.setCurrentText("renamed")
+    assert state.cube is c2
 
-    viewer.layers.remove("first")
-    assert state.cube is c2 and w.layer_combo.count() == 1
+    viewer.layers.remove("renamed")  # deleting a scene's cube closes the scene
+    qtbot.waitUntil(lambda: w.layer_combo.count() == 1)
+    assert state.cube is c1 and "first" in viewer.layers
 
 
 def test_band_slider_label(make_napari_viewer, qtbot, shown):

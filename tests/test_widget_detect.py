@@ -291,18 +291,21 @@ def test_second_cube_retires_results_and_resets_the_panel(detect, qtbot):
     other, _ = make_cube(size=48, bands=6)  # same size: the old results must not pass for its own
     viewer.add_image(other.data, name="cube 2")
     viewer.add_image(other.rgb(), rgb=True, name="cube 2 RGB")
-    get_state(viewer).set_cube(other, "cube 2", "cube 2 RGB")
+    mgr = get_state(viewer).scenes
+    qtbot.waitUntil(lambda: mgr.active is mgr.named("cube 2"))  # a new scene, on screen
+    get_state(viewer).set_cube(other, "cube 2", "cube 2 RGB")  # (the Cube dock's part)
     names = [layer.name for layer in viewer.layers]
-    assert "anomaly score" not in names and "anomaly mask" not in names
-    assert "anomaly score [cube]" in names and "anomaly mask [cube]" in names
-    assert not viewer.layers["anomaly score [cube]"].visible
+    assert "anomaly score" not in names and "anomaly mask" not in names  # left with their scene
+    first = mgr.named("cube")
+    kept = {lay.name: lay for lay in first.layers}
+    assert {"anomaly score", "anomaly mask"} <= set(kept)
     assert widget.scores is None and widget.counts.text() == "flagged: -"
     assert not widget.hist.isVisibleTo(widget) and not widget.t_anom.isEnabled()
     assert get_state(viewer).detection is None and get_state(viewer).mask is None
     score(widget, qtbot, "rx")
     assert [lay.name for lay in viewer.layers][-2:] == ["anomaly score", "anomaly mask"]
     assert viewer.layers["anomaly score"].metadata["scene"] == "cube 2"
-    assert viewer.layers["anomaly score [cube]"].data is not widget.scores
+    assert kept["anomaly score"].data is not widget.scores
 
 
 def test_ground_truth_chosen_before_score_sticks(detect, qtbot):

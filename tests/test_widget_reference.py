@@ -136,7 +136,7 @@ def stack_viewer(make_napari_viewer, qtbot):
     rng = np.random.default_rng(3)
     dates, size, bands = 3, 40, 5
     data = rng.normal(0.3, 0.02, size=(dates, size, size, bands)).astype(np.float32)
-    data[0, :, :20] += 0.2  # date 0: "haze" over half the scene
+    data[0, :, :20] += 0.2  # date 1: "haze" over half the scene
     stack = Stack(data, wavelengths=np.linspace(450, 900, bands))
     viewer = make_napari_viewer()
     for d, kw, kind in stack_layers(stack):
@@ -154,9 +154,9 @@ def test_stack_normal_from_dates_fills_the_scene_table(stack_viewer, qtbot):
     viewer, widget, stack = stack_viewer
     ref = widget.reference
     names = [ref.refs.item(i).text() for i in range(ref.refs.count())]
-    assert names == ["stack: date 0", "stack: date 1", "stack: date 2"]
+    assert names == ["stack: date 1", "stack: date 2", "stack: date 3"]  # dates counted from 1
     ref.set_mode("references")
-    ref.set_references(["stack: date 1", "stack: date 2"])
+    ref.set_references(["stack: date 2", "stack: date 3"])
     ref.every.setChecked(True)
     widget.t_anom.setValue(0.5)
     _wait_score(widget, qtbot)
@@ -165,10 +165,10 @@ def test_stack_normal_from_dates_fills_the_scene_table(stack_viewer, qtbot):
     rows = table.values()
     assert [r[0] for r in rows] == names
     assert rows[0][1] > 30 and rows[0][1] > 3 * max(rows[1][1], rows[2][1])  # the hazy date stands out
-    assert widget.current == 0 and widget.layers.scene == "stack: date 0"
+    assert widget.current == 0 and widget.layers.scene == "stack: date 1"
     # selecting a row shows that date: its heatmap, and the date slider moves there
     table.selectRow(2)
-    assert widget.current == 2 and widget.layers.scene == "stack: date 2"
+    assert widget.current == 2 and widget.layers.scene == "stack: date 3"
     np.testing.assert_array_equal(widget.scores, widget.scenes[2].detection.score_map)
     assert viewer.dims.current_step[1] == 2
     assert get_state(viewer).cube.metadata["date"] == 2
@@ -185,7 +185,7 @@ def test_a_heatmap_layer_per_scene(stack_viewer, qtbot):
     _wait_score(widget, qtbot)  # normal from this cube: each date fitted on itself
     assert widget.per_scene_btn.isVisibleTo(widget)
     layers = widget.add_scene_layers()
-    names = [f"anomaly score [stack: date {k}]" for k in range(3)]
+    names = [f"anomaly score [stack: date {k + 1}]" for k in range(3)]
     assert [lay.name for lay in layers] == names and not any(lay.visible for lay in layers)
     for k, name in enumerate(names):
         np.testing.assert_array_equal(viewer.layers[name].data, widget.scenes[k].detection.score_map)

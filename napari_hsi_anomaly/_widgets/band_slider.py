@@ -70,6 +70,7 @@ def canvas_line(viewer: Any, state: Any, mode: str, rgb_layer: Any) -> str:
     if mode == "band":
         return band_line(viewer, state)
     bands = (rgb_layer.metadata.get("rgb_bands") if rgb_layer is not None else None) or ()
+    bands = [b for b in bands if 0 <= int(b) < cube.bands]  # never another scene's band numbers
     parts = " / ".join(f"{c} {cube.band_label(int(b))}" for c, b in zip("RGB", bands))
     return f"{state.scene_name}{_date(cube)}" + (f" · {parts}" if parts else "")
 
@@ -147,6 +148,12 @@ class BandSliderLabels:
         self._timer.start()
 
     def update(self) -> None:
+        """The canvas line and the slider labels; an error is one notification, never a crash."""
+        from napari_hsi_anomaly._widgets.workers import guarded
+
+        guarded(self._update)
+
+    def _update(self) -> None:
         text = self._text()
         overlay = text_overlay(self.viewer)
         overlay.text = fit_text(text, canvas_width(self.viewer) or 0, overlay.font_size)
@@ -173,6 +180,7 @@ class BandSliderLabels:
             w.curslice_label.setText(str(step + 1))
             w.totslice_label.setText(str(nsteps))
             w.curslice_label.setToolTip(tip)
+            w.update()  # repaint the whole slider row: no stale digits under the new ones
             if id(w) not in self._patched:
                 w.curslice_label.editingFinished.disconnect()
                 w.curslice_label.editingFinished.connect(lambda w=w, a=axis: self._typed(w, a))

@@ -1,5 +1,6 @@
-"""The Cube dock: pick or open a cube (one scene on screen at a time), see what it is, choose the
-bands analysis uses, show the RGB composite or one band, and choose the composite's bands."""
+"""The Cube dock: open, switch and close scenes (one on screen at a time: ``scenes.SceneManager``), see
+what the cube is, choose the bands analysis uses, show the RGB composite or one band, and choose the
+composite's bands."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from napari_hsi_anomaly._widgets.rgb_box import RgbBox
 from napari_hsi_anomaly._widgets.scene_view import (
     SceneView,
     adopt_ground_truth,
+    camera,
     is_new_ground_truth,
     rgb_layer_for,
     scene_ground_truth,
@@ -47,7 +49,7 @@ from napari_hsi_anomaly._widgets.scene_view import (
 )
 from napari_hsi_anomaly._widgets.scroll import scroll_dock
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import notify_error, start_function_worker
+from napari_hsi_anomaly._widgets.workers import connect_alive, guarded, notify_error, start_function_worker
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
@@ -69,6 +71,7 @@ class CubeWidget(QWidget):
         self._publishing = False
         self.scene = SceneView(napari_viewer, on_mode=self._show_mode)
         self._build()
+        self.mgr = self.state.scenes
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_inserted)
         layers.events.removed.connect(self._on_removed)
@@ -77,24 +80,33 @@ class CubeWidget(QWidget):
         self.slider_labels = BandSliderLabels(napari_viewer, self.canvas_text, lambda: self._layer_obj)
         self.viewer.dims.events.current_step.connect(self._on_dims)
         self.state.cube_changed.connect(self._follow)
+        connect_alive(self, self.mgr.changed, self._refresh_layers)
+        connect_alive(self, self.mgr.leaving, self._on_leaving)
+        connect_alive(self, self.mgr.activated, lambda s: guarded(self._on_activated, s))
         self._refresh_layers()
-        self._on_layer_chosen()
+        if self.mgr.active is not None:
+            self._on_activated(self.mgr.active)
         self.slider_labels.schedule()
 
     # ---- layout
     def _build(self) -> None:
         self.layer_combo = QComboBox()
-        self.layer_combo.setToolTip("The scene (image layer: bands, rows, cols) the other docks work on.")
+        self.layer_combo.setToolTip("The scene on screen (a cube or a stack of dates): choosing another "
+                                    "brings its layers and results back as they were.")
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.layer_combo.setMinimumContentsLength(10)
         self.layer_combo.currentIndexChanged.connect(self._on_layer_chosen)
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Read an ENVI .hdr, .npy/.npz, GeoTIFF or Sentinel-2 SAFE (in a worker).")
         self.open_button.clicked.connect(self._open_dialog)
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("Close this scene: its layers and results leave the viewer.")
+        self.close_button.clicked.connect(self.close_scene)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.layer_combo, 1)
         row.addWidget(self.open_button)
+        row.addWidget(self.close_button)
 
         self.info_label = QLabel("No cube yet: open a file or add an image layer.")
         self.info_label.setWordWrap(True)
@@ -152,87 +164,113 @@ class CubeWidget(QWidget):
         self._busy = max(0, self._busy - 1)
         self._set_enabled()
 
-    # ---- layer list
-    def _refresh_layers(self) -> None:
-        names = [layer.name for layer in self.viewer.layers if is_cube_layer(layer)]
-        current = self.state.cube_layer
-        if current not in names:
-            current = self.layer_combo.currentText()
+    # ---- the scene list (one entry per opened file or cube layer)
+    def _refresh_layers(self, *_: Any) -> None:
+        names = [s.name for s in self.mgr.scenes]
+        active = self.mgr.active
+        current = active.name if active is not None else self.layer_combo.currentText()
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         self.layer_combo.addItems(names)
         if current in names:
             self.layer_combo.setCurrentIndex(names.index(current))
         self.layer_combo.blockSignals(False)
+        self.close_button.setEnabled(bool(names))
 
     def _on_inserted(self, event: Any) -> None:
         layer = event.value
         layer.events.name.connect(self._on_renamed)
-        self._refresh_layers()
         cube = self.state.cube
-        if not is_cube_layer(layer):
-            if cube is None:
-                return
-            mine = scene_of(layer) is cube or (self._layer_obj is not None
-                                               and scene_key(layer) is scene_key(self._layer_obj))
-            if getattr(layer, "rgb", False) and self._rgb_obj is None and mine:
-                self._rgb_obj, self.state.rgb_layer = layer, layer.name  # the reader's composite
-                self.scene.activate(cube, self._layer_obj, layer, fit=False)
-            elif is_new_ground_truth(layer, cube):
-                adopt_ground_truth(layer, cube, self.state)
-                QTimer.singleShot(0, self.scene.reselect)  # napari selects the layer just added
+        if self.mgr.moving or cube is None or is_cube_layer(layer):
             return
-        if isinstance(layer.metadata.get("cube"), Cube) or cube is None:
-            self.layer_combo.setCurrentText(layer.name)
-            self._on_layer_chosen()
+        mine = self.mgr.owner(layer) is self.mgr.active and self.mgr.pending is None
+        if getattr(layer, "rgb", False) and self._rgb_obj is None and mine and (
+                scene_of(layer) is cube or scene_key(layer) is scene_key(self._layer_obj)):
+            self._rgb_obj, self.state.rgb_layer = layer, layer.name  # the reader's composite
+            self.scene.activate(cube, self._layer_obj, layer, fit=False)
+        elif mine and is_new_ground_truth(layer, cube):
+            adopt_ground_truth(layer, cube, self.state)
+            QTimer.singleShot(0, self.scene.reselect)  # napari selects the layer just added
 
     def _on_removed(self, event: Any) -> None:
         layer = event.value
         layer.events.name.disconnect(self._on_renamed)
+        if self.mgr.moving:
+            return
         if layer is self._rgb_obj:
             self._rgb_obj, self.state.rgb_layer = None, None
         if layer.name == self.state.ground_truth:
             self.state.set_ground_truth(None)
-        was_current = self.layer_combo.currentText() == layer.name
-        self._refresh_layers()
-        if was_current and self.layer_combo.count():
-            self._on_layer_chosen()
 
     def _on_renamed(self, event: Any) -> None:
         layer = event.source
         if layer is self._layer_obj:
             self.state.cube_layer = layer.name
+            scene = self.mgr.owner(layer)
+            if scene is not None:
+                scene.name = layer.name
         elif layer is self._rgb_obj:
             self.state.rgb_layer = layer.name
         self._refresh_layers()
 
     def _on_layer_chosen(self, *_: Any) -> None:
-        name = self.layer_combo.currentText()
-        if not name or name not in self.viewer.layers:
-            self._show_cube(self.state.cube)
+        scene = self.mgr.named(self.layer_combo.currentText())
+        if scene is None or scene is self.mgr.active:
             return
-        layer = self.viewer.layers[name]
+        guarded(self.mgr.activate, scene)
+
+    def close_scene(self) -> None:
+        """Close the scene on screen (its layers and results go); a neighbour comes on screen."""
+        if self.mgr.active is not None:
+            guarded(self.mgr.close, self.mgr.active)
+        if self.mgr.active is None:
+            self._layer_obj = self._rgb_obj = None
+            self.state.set_cube(None)
+            self.info_label.setText("No cube yet: open a file or add an image layer.")
+        self._refresh_layers()
+
+    def _on_leaving(self, scene: Any) -> None:
+        scene.band_selection, scene.bands_chosen = self.state.band_selection, True
+        scene.mode = self.scene.preferred
+
+    def _on_activated(self, scene: Any) -> None:
+        """A scene is on screen (its layers are the viewer's): publish its cube, show it as it was."""
+        self._refresh_layers()
+        layer = self.mgr.band_stack(scene)
+        if layer is None:
+            return
         try:
             cube = date_cube(self.viewer, layer) or layer_cube(layer)
         except HsiAnomalyError as exc:
             notify_error(exc)
             return
-        if cube is None:
-            return
         if layer.ndim == 3 and tuple(layer.axis_labels) == DEFAULT_AXIS_LABELS:
             layer.axis_labels = AXIS_LABELS  # the viewer's dims follow the layers' labels
-        if cube is not self.state.cube or name != self.state.cube_layer:
-            rgb = rgb_layer_for(self.viewer, layer, cube)
-            self._publishing = True
-            try:
-                self.state.set_cube(cube, name, rgb.name if rgb is not None else None,
-                                    self.bands.default_for(cube))
-            finally:
-                self._publishing = False
-            self._follow(cube)
-        self._show_cube(cube)
+        rgb = rgb_layer_for(self.viewer, layer, cube)
+        bands = scene.band_selection if scene.bands_chosen else self.bands.default_for(cube)
+        self.scene.preferred = scene.mode
+        self._layer_obj = None  # a new layer for _follow: fit the view unless the scene has one
+        self._publishing = True
+        try:
+            self.state.set_cube(cube, layer.name, rgb.name if rgb is not None else None, bands)
+        finally:
+            self._publishing = False
+        self._follow(cube, fit=scene.camera is None)
+        QTimer.singleShot(50, self.slider_labels.update)  # after napari rebuilt its sliders
+        if scene.camera is not None:
+            self._restore_camera(scene.camera)
+            QTimer.singleShot(0, lambda c=scene.camera: self._restore_camera(c))
 
-    def _follow(self, cube: Any, *_: Any) -> None:
+    def refit(self) -> None:
+        """Fit the view to the scene on screen (after a window resize)."""
+        self.scene.fit(self.scene.rgb if self.scene.mode == "rgb" else self.scene.stack)
+
+    def _restore_camera(self, view: tuple) -> None:
+        cam = camera(self.viewer)
+        if len(view[0]) >= 2:
+            cam.center, cam.zoom = view[0], view[1]
+
+    def _follow(self, cube: Any, *_: Any, fit: bool | None = None) -> None:
         """The shared cube changed (here, or in another dock): show its scene, its ground truth."""
         if self._publishing or cube is None:
             return
@@ -243,11 +281,7 @@ class CubeWidget(QWidget):
         new_layer = layer is not self._layer_obj
         rgb = rgb_layer_for(self.viewer, layer, cube)
         self._layer_obj, self._rgb_obj = layer, rgb
-        if self.layer_combo.currentText() != name:
-            self.layer_combo.blockSignals(True)
-            self.layer_combo.setCurrentText(name)
-            self.layer_combo.blockSignals(False)
-        self.scene.activate(cube, layer, rgb, fit=new_layer)
+        self.scene.activate(cube, layer, rgb, fit=new_layer if fit is None else fit)
         gt = scene_ground_truth(self.viewer, cube, self.state)
         self.state.set_ground_truth(gt.name if gt is not None else None)
         self._show_cube(cube)
@@ -316,5 +350,8 @@ class CubeWidget(QWidget):
     def _add_cube_layers(self, layer_data: list[tuple[Any, dict, str]]) -> None:
         from napari.layers import Layer
 
-        for data, kwargs, kind in layer_data:  # the band stack first: it becomes the cube
+        for i, (data, kwargs, kind) in enumerate(layer_data):  # the band stack first: it becomes the cube
             self.viewer.add_layer(Layer.create(data, kwargs, kind))
+            if i == 0:  # on screen now: its RGB and ground truth join it (no "ground truth [1]")
+                guarded(self.mgr.activate_pending)
+        guarded(self.mgr.activate_pending)

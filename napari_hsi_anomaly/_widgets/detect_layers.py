@@ -21,6 +21,11 @@ import numpy as np
 SCORE_LAYER = "anomaly score"
 MASK_LAYER = "anomaly mask"
 MASK_COLOR = "cyan"
+OUTCOME_LAYER = "TP / FP / FN"
+# outcome values: mask (0/1) + 2 * ground truth (0/1)
+OUTCOME_COLORS = {1: "#ff8c00", 2: "#ff00ff", 3: "#00e000"}  # FP orange, FN magenta, TP green
+OUTCOME_NAMES = {3: "TP (flagged, in the truth)", 1: "FP (flagged, not in the truth)",
+                 2: "FN (missed truth)"}
 
 
 @lru_cache(maxsize=1)
@@ -47,6 +52,18 @@ def mask_colormap() -> Any:
     from napari.utils.colormaps import DirectLabelColormap
 
     return DirectLabelColormap(color_dict={0: "transparent", 1: MASK_COLOR, None: "transparent"})
+
+
+def outcome_colormap() -> Any:
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={0: "transparent", **OUTCOME_COLORS, None: "transparent"})
+
+
+def outcome_legend() -> str:
+    """HTML: a coloured square and a name per outcome (under the metrics)."""
+    return "&nbsp;&nbsp;".join(f'<span style="color:{OUTCOME_COLORS[v]}">&#9632;</span> {OUTCOME_NAMES[v]}'
+                               for v in (3, 1, 2))
 
 
 def find_layer(viewer: Any, name: str) -> Any:
@@ -88,6 +105,41 @@ class ResultLayers:
     @property
     def mask(self) -> Any:
         return find_layer(self.viewer, MASK_LAYER)
+
+    @property
+    def outcome(self) -> Any:
+        return find_layer(self.viewer, OUTCOME_LAYER)
+
+    def show_outcome(self, buffer: np.ndarray | None) -> None:
+        """With a ground truth: the TP / FP / FN layer (``buffer``: mask + 2 x truth) on top and the
+        mask hidden (the overlay holds it); without: the overlay removed, the mask shown."""
+        layer, mask = self.outcome, self.mask
+        if buffer is None or mask is None:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            if mask is not None:
+                mask.visible = True
+            return
+        if layer is not None and layer.data.shape != buffer.shape:
+            self.viewer.layers.remove(layer)
+            layer = None
+        if layer is None:
+            selected = set(self.viewer.layers.selection)
+            layer = self._add("labels", buffer, name=OUTCOME_LAYER, colormap=outcome_colormap(), opacity=0.8,
+                              metadata={"scene": self.scene}, **self._scene_kwargs())
+            if selected:  # keep the user's selection (napari selects the layer just added)
+                self.viewer.layers.selection = {lay for lay in selected if lay in self.viewer.layers}
+        elif layer.data is not buffer:
+            layer.data = buffer
+        else:
+            layer.refresh()
+        mask.visible = False
+        self.raise_to_top()
+
+    def refresh_outcome(self) -> None:
+        layer = self.outcome
+        if layer is not None:
+            layer.refresh()
 
     def _scene_kwargs(self) -> dict:
         """Scale/translate of the cube's layers so the maps overlay the scene."""
@@ -135,10 +187,9 @@ class ResultLayers:
             layers.selection = {layer for layer in selected if layer in layers}
 
     def raise_to_top(self) -> None:
-        """Heatmap then mask above every other layer (one move, only when needed)."""
+        """Heatmap, mask, then the TP / FP / FN overlay above every other layer (one move, when needed)."""
         layers = self.viewer.layers
-        heat, mask = self.heat, self.mask
-        ours = [lay for lay in (heat, mask) if lay is not None]
+        ours = [lay for lay in (self.heat, self.mask, self.outcome) if lay is not None]
         if not ours:
             return
         n = len(layers)

@@ -146,7 +146,7 @@ class ParamsForm(QWidget):
         self.p_min_auto = QCheckBox("auto")
         self.p_min_auto.setChecked(True)
         self.p_min_auto.setToolTip(
-            "Score picks p_min: max(100, 1 % of the pixels) per pixel, the thesis's 100 of 2925 per "
+            "Score picks p_min: max(100, 8 % of the pixels) per pixel, the thesis's 100 of 2925 per "
             "window/section (a group of p_min similar pixels is a cluster, not an anomaly). "
             "Moving the slider turns auto off."
         )

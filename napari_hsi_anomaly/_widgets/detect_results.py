@@ -3,7 +3,8 @@
 The t_anom slider only thresholds the shown score map into a preallocated uint8 buffer (the mask
 layer's data) and refreshes that layer; regions are labelled once the slider rests (debounced). The
 ROC curve and AUC are computed once per (scores, ground truth) in a worker. A ground truth chosen
-before Score is kept and used as soon as scores arrive.
+before Score is kept and used as soon as scores arrive. Ground truth, the TP / FP / FN overlay,
+metrics and ROC are ``detect_truth.TruthMixin``'s.
 """
 
 from __future__ import annotations
@@ -26,38 +27,34 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 from superqt.utils import qdebounced
 
-from napari_hsi_anomaly._widgets.detect_layers import MASK_LAYER, SCORE_LAYER, ResultLayers, score_rgba
+from napari_hsi_anomaly._widgets.detect_layers import (
+    ResultLayers,
+    outcome_legend,
+    score_rgba,
+)
+from napari_hsi_anomaly._widgets.detect_truth import (  # noqa: F401 - re-exported
+    GT_NAMES,
+    NO_GT,
+    TruthMixin,
+    _is_gt_candidate,
+    ground_truth_array,
+)
 from napari_hsi_anomaly._widgets.plots import RocPlot, ScoreHistogram
-from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
+from napari_hsi_anomaly._widgets.workers import (
+    Generation,
+    connect_alive,
+    notify_error,
+    notify_saved,
+)
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.regions import label_mask
-from napari_hsi_anomaly.core.scoring.metrics import roc_curve
-
-NO_GT = "(none)"
-GT_NAMES = ("ground truth", "gt")  # chosen automatically when such a layer of the right size appears
 
 
-def ground_truth_array(layer: Any, shape: tuple[int, int]) -> np.ndarray | None:
-    """``(rows, cols)`` bool from a Labels/Image layer (non-zero = anomaly), or None if it won't fit."""
-    if getattr(layer, "rgb", False) or getattr(layer, "multiscale", False):
-        return None
-    data = layer.data
-    if tuple(data.shape) != tuple(shape):
-        return None
-    return np.asarray(data) > 0
-
-
-def _is_gt_candidate(layer: Any) -> bool:
-    if layer.name in (SCORE_LAYER, MASK_LAYER) or layer.name.startswith((SCORE_LAYER, MASK_LAYER)):
-        return False
-    kind = layer.__class__.__name__
-    return kind in ("Labels", "Image") and layer.ndim == 2 and not getattr(layer, "rgb", False)
-
-
-class ResultsPanel(QWidget):
+class ResultsPanel(TruthMixin, QWidget):
     """Everything below Score: the shown score map, its mask, and what is measured on them."""
 
     committed = Signal()  # the slider rested: regions counted, mask published
+    roc_shown = Signal(bool)  # an ROC curve is (or is no longer) computed for the shown scores
 
     def __init__(self, viewer: Any, state: Any, layers: ResultLayers) -> None:
         super().__init__()
@@ -66,6 +63,8 @@ class ResultsPanel(QWidget):
         self.mask_u8: np.ndarray | None = None  # preallocated mask buffer, the Labels data
         self.scene: str | None = None
         self._gt: np.ndarray | None = None
+        self._gt2: np.ndarray | None = None  # 2 x truth (uint8), for the TP / FP / FN overlay
+        self._outcome: np.ndarray | None = None  # the overlay's buffer
         self._wanted_gt: str | None = None  # the scene's ground-truth layer (state.ground_truth)
         self._gt_counts: tuple[int, int] = (0, 0)  # (positives, negatives) among finite scores
         self._auc = float("nan")
@@ -79,6 +78,8 @@ class ResultsPanel(QWidget):
         self.t_anom.valueChanged.connect(self._on_t_changed)
         viewer.layers.events.inserted.connect(self._refresh_gt_choices)
         viewer.layers.events.removed.connect(self._refresh_gt_choices)
+        if getattr(state, "scenes", None) is not None:
+            connect_alive(self, state.scenes.activated, self._refresh_gt_choices)
         self._refresh_gt_choices()
 
     def _build(self) -> None:
@@ -94,11 +95,16 @@ class ResultsPanel(QWidget):
         self.hist.set_colorbar(score_rgba())  # the heatmap's colour bar, under the score axis
         self.hist.setVisible(False)  # no empty placeholder plot before the first Score
         self.gt_combo = QComboBox()
-        self.gt_combo.setToolTip("a Labels/Image layer of the cube's size: non-zero = anomaly")
+        self.gt_combo.setToolTip("a Labels layer of the scene's size: non-zero = anomaly. With one chosen, "
+                                 "the mask is drawn as TP / FP / FN in three colours (legend below).")
+        self.legend = QLabel(outcome_legend())
+        self.legend.setWordWrap(True)
+        self.legend.setVisible(False)
         self.metrics_label = QLabel("")
         self.metrics_label.setWordWrap(True)
-        self.roc = RocPlot(theme=theme)
-        self.roc.setVisible(False)
+        self.roc = RocPlot(theme=theme)  # the Detect dock puts it in a tab beside the scene table
+        self.roc.setMinimumHeight(160)
+        self.roc_ready = False
         self.save_scores_btn = QPushButton("Save scores…")
         self.save_mask_btn = QPushButton("Save mask…")
 
@@ -123,9 +129,8 @@ class ResultsPanel(QWidget):
         layout.addWidget(self.hist)
         layout.addLayout(gt_form)
         layout.addWidget(self.metrics_label)
-        layout.addWidget(self.roc)
-        layout.addWidget(self.analyst.pr)
-        layout.addWidget(self.analyst.compare)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.roc)  # (moved into the Detect dock's tabs)
         layout.addLayout(export)
         self.gt_combo.currentIndexChanged.connect(self._on_gt_changed)
         self.save_scores_btn.clicked.connect(lambda: self._export_dialog("scores"))
@@ -158,6 +163,8 @@ class ResultsPanel(QWidget):
         self._set_enabled(True)
         if new_shape or self._gt is None:
             self._load_gt()
+        else:
+            self._show_outcome()  # this scene's overlay layer (layers travel with their scene)
         self._on_t_changed(self.t_anom.value(), deferred=True)
         if live:
             self.settle_debounced()
@@ -183,14 +190,15 @@ class ResultsPanel(QWidget):
         self.scores = None
         self.mask_u8 = None  # the retired mask layer keeps the old buffer
         self.scene = None
-        self._gt = None
+        self._gt = self._gt2 = self._outcome = None
+        self.legend.setVisible(False)
         self._auc = float("nan")
         self.metrics, self.metrics_text = {}, ""
         self.counts.setText(message)
         self.hist.set_scores(None)
         self.hist.setVisible(False)
         self.roc.clear()
-        self.roc.setVisible(False)
+        self._roc_visible(False)
         self._set_enabled(False)
         self.metrics_label.setText(self._gt_hint())
 
@@ -202,6 +210,9 @@ class ResultsPanel(QWidget):
             return
         np.greater_equal(self.scores, np.float32(t), out=self.mask_u8.view(bool))
         self.layers.refresh_mask()
+        if self._outcome is not None:  # mask + 2 x truth: 1 FP, 2 FN, 3 TP
+            np.add(self.mask_u8, self._gt2, out=self._outcome)
+            self.layers.refresh_outcome()
         n = int(np.count_nonzero(self.mask_u8))
         self.n_flagged = n
         self.counts.setText(f"flagged: {n:,} px ({100.0 * n / self.scores.size:.2f} %) …")
@@ -223,126 +234,6 @@ class ResultsPanel(QWidget):
         self._update_metrics()
         self.state.set_mask(mask.copy(), labels)
         self.committed.emit()
-
-    # ---------------------------------------------------------------- ground truth
-    def _refresh_gt_choices(self, *_: Any) -> None:
-        before = self.gt_combo.currentText() or NO_GT
-        names = [layer.name for layer in self.viewer.layers if _is_gt_candidate(layer)]
-        want = before
-        if want == NO_GT and self._wanted_gt in names:  # the scene's, listed now
-            want = self._wanted_gt
-        elif want == NO_GT:  # a ground-truth layer of this scene that appears is chosen automatically
-            want = next((n for n in names if n.lower() in GT_NAMES and self._of_this_scene(n)), NO_GT)
-        self.gt_combo.blockSignals(True)
-        self.gt_combo.clear()
-        self.gt_combo.addItem(NO_GT)
-        self.gt_combo.addItems(names)
-        self.gt_combo.setCurrentIndex(max(self.gt_combo.findText(want), 0))
-        self.gt_combo.blockSignals(False)
-        if self.gt_combo.currentText() != before:
-            self._on_gt_changed()
-
-    def _of_this_scene(self, name: str) -> bool:
-        """Whether layer ``name`` belongs to the current cube (its reader's metadata, else its shape)."""
-        cube, layer = self.state.cube, self.viewer.layers[name]
-        if cube is None:
-            return True
-        owner = layer.metadata.get("cube")
-        if owner is not None:
-            return owner is cube
-        return tuple(layer.data.shape[-2:]) == (cube.rows, cube.cols)
-
-    def set_ground_truth(self, name: str) -> None:
-        """Select a ground-truth layer by name (``"(none)"`` to clear)."""
-        idx = self.gt_combo.findText(name)
-        if idx < 0:
-            raise ValueError(f"no usable layer named {name!r}")
-        self.gt_combo.setCurrentIndex(idx)
-        self._on_gt_changed()
-
-    def follow_ground_truth(self, name: str | None) -> None:
-        """The scene's ground-truth layer (the Cube dock's choice); a scene without one clears the box
-        (another scene's ground truth never stays chosen). A layer not listed yet is chosen when it is."""
-        self._wanted_gt = name
-        target = name if name and self.gt_combo.findText(name) >= 0 else NO_GT
-        if self.gt_combo.currentText() != target:
-            self.set_ground_truth(target)
-
-    def _gt_hint(self) -> str:
-        name = self.gt_combo.currentText()
-        if name in ("", NO_GT):
-            return ""
-        return f"Ground truth '{name}' chosen: metrics appear after Score."
-
-    def _load_gt(self) -> None:
-        """Read the chosen ground-truth layer for the shown score map (kept when chosen before)."""
-        name = self.gt_combo.currentText()
-        self._gt = None
-        if name in ("", NO_GT) or name not in self.viewer.layers:
-            self.metrics_label.setText("")
-            return
-        if self.scores is None:
-            self.metrics_label.setText(self._gt_hint())
-            return
-        self._gt = ground_truth_array(self.viewer.layers[name], self.scores.shape)
-        if self._gt is None:
-            self.metrics_label.setText(f"'{name}' does not match the score map's shape "
-                                       f"{self.scores.shape[0]}x{self.scores.shape[1]}.")
-
-    def _on_gt_changed(self, *_: Any) -> None:
-        self._load_gt()
-        self._start_roc()
-        self._update_metrics()
-
-    # ---------------------------------------------------------------- metrics
-    def _start_roc(self) -> None:
-        """Compute the ROC curve and AUC once per (scores, ground truth) in a worker."""
-        token = self._roc_gen.next()
-        self._auc = float("nan")
-        self.roc.clear()
-        self.roc.setVisible(self._gt is not None and self.scores is not None)
-        if self._gt is None or self.scores is None:
-            return
-        finite = np.isfinite(self.scores)
-        pos = int(np.count_nonzero(self._gt & finite))
-        self._gt_counts = (pos, int(np.count_nonzero(finite)) - pos)
-        start_function_worker(
-            roc_curve, self.scores, self._gt,
-            on_returned=lambda roc, tok=token: self._on_roc(tok, roc),
-            on_error=lambda exc: self.metrics_label.setText(str(exc)),
-            notify=False, desc="ROC curve", progress_bar=False,
-        )
-
-    def _on_roc(self, token: int, roc: tuple) -> None:
-        if not self._roc_gen.is_current(token):
-            return
-        fpr, tpr, _ = roc
-        self._auc = float(np.trapezoid(tpr, fpr))
-        self.roc.set_curve(fpr, tpr, self._auc)
-        self._update_metrics()
-
-    def _update_metrics(self) -> None:
-        """TPR/FNR/precision/F-score at the current mask (as ``metrics.evaluate``) and the AUC."""
-        if self._gt is None or self.scores is None or self.mask_u8 is None:
-            return
-        mask = self.mask_u8.view(bool)  # NaN scores are never flagged, as in evaluate
-        tp = int(np.count_nonzero(mask & self._gt))
-        fp = int(np.count_nonzero(mask)) - tp
-        pos, neg = self._gt_counts
-        fn = pos - tp
-        tpr = tp / pos if pos else float("nan")
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        f = 2 * precision * tpr / (precision + tpr) if (precision + tpr) > 0 else 0.0
-        fpr = fp / neg if neg else float("nan")
-        self.metrics = {"tpr": tpr, "fnr": 1.0 - tpr, "precision": precision, "f_score": f,
-                        "auc": self._auc, "tp": tp, "fp": fp, "fn": fn, "far": fpr}
-        auc = "…" if self._auc != self._auc else f"{self._auc:.3f}"
-        self.metrics_text = (f"TPR {tpr:.3f}   FNR {1 - tpr:.3f}   precision {precision:.3f}\n"
-                             f"F-score {f:.3f}   AUC {auc}\n"
-                             f"TP {tp:,}   FP {fp:,}   FN {fn:,}   false-alarm rate {fpr:.2e}")
-        self.metrics_label.setText(self.metrics_text)
-        if fpr == fpr:
-            self.roc.set_point(fpr, tpr)
 
     # ---------------------------------------------------------------- export
     def _export_dialog(self, what: str) -> None:
@@ -370,4 +261,5 @@ class ResultsPanel(QWidget):
         except Exception as exc:  # shown to the user, never raised into Qt
             notify_error(exc)
             return None
+        notify_saved("the score map" if what == "scores" else "the mask", out)
         return out

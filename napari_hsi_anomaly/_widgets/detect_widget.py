@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -38,34 +39,22 @@ from napari_hsi_anomaly._widgets.detect_layers import (  # noqa: F401 - re-expor
 from napari_hsi_anomaly._widgets.detect_params import ParamsForm
 from napari_hsi_anomaly._widgets.detect_rescore import LiveRescore
 from napari_hsi_anomaly._widgets.detect_results import NO_GT, ResultsPanel  # noqa: F401
+from napari_hsi_anomaly._widgets.detect_scenes import (  # noqa: F401 - re-exported
+    SceneResultsMixin,
+    scene_index,
+    scene_name,
+)
 from napari_hsi_anomaly._widgets.progress_bar import LightProgressBar
 from napari_hsi_anomaly._widgets.reference_panel import ReferencePanel
 from napari_hsi_anomaly._widgets.scene_table import SceneTable
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import start_generator_worker
+from napari_hsi_anomaly._widgets.workers import connect_alive, guarded, start_generator_worker
 from napari_hsi_anomaly.core.progress import Progress
 
 WINDOW_FEATURES = ("f1", "f2", "f3", "f4")  # window/section features (the thesis's window level)
 
 
-def scene_name(state: Any) -> str:
-    """The name results are filed under: the cube layer's name (or the cube's)."""
-    cube = state.cube
-    return str(state.cube_layer or (cube.name if cube is not None else "scene"))
-
-
-def scene_index(scenes: list, cube: Any, layer: str | None) -> int:
-    """The table row of ``cube``: the same object, or the same date of the same stack layer (-1: none)."""
-    date = cube.metadata.get("date") if isinstance(getattr(cube, "metadata", None), dict) else None
-    for i, s in enumerate(scenes):
-        if s.cube is cube:
-            return i
-        if date is not None and s.date == date and s.layer == layer:
-            return i
-    return -1
-
-
-class DetectWidget(QWidget):
+class DetectWidget(SceneResultsMixin, QWidget):
     """Normal from, method, parameters, Score/Cancel, scene table and live results."""
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -85,9 +74,11 @@ class DetectWidget(QWidget):
         self._build()
         self.params.p_min_moved.connect(self._on_p_min_moved)
         self.params.changed.connect(self._on_params_changed)
-        self.table.scene_selected.connect(self.select_scene)
+        self.table.scene_selected.connect(lambda i: guarded(self.select_scene, i))
         self.results.committed.connect(self._on_committed)
-        self.state.cube_changed.connect(self._on_cube_changed)
+        connect_alive(self, self.state.cube_changed, lambda c: guarded(self._on_cube_changed, c))
+        if self.state.scenes is not None:
+            connect_alive(self, self.state.scenes.leaving, lambda s: guarded(self._on_leaving, s))
         if hasattr(self.state, "bands_changed"):
             self.state.bands_changed.connect(self._on_bands_changed)
         if hasattr(self.state, "ground_truth_changed"):
@@ -125,9 +116,22 @@ class DetectWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.table)
-        layout.addWidget(self.per_scene_btn)
         layout.addWidget(self.results)
+        self.tabs = QTabWidget()  # below the fold-critical part: Score, t_anom, histogram, metrics
+        scenes_page = QWidget()
+        scenes_layout = QVBoxLayout(scenes_page)
+        scenes_layout.setContentsMargins(0, 0, 0, 0)
+        scenes_layout.addWidget(self.table)
+        scenes_layout.addWidget(self.per_scene_btn)
+        self.tabs.addTab(scenes_page, "scenes")
+        self.tabs.addTab(self.results.roc, "ROC")
+        self.tabs.addTab(self.results.analyst.pr, "precision-recall")
+        self.tabs.addTab(self.results.analyst.compare, "compare detectors")
+        self.tabs.setVisible(False)
+        self.table.shown.connect(self._show_tabs)
+        self.results.roc_shown.connect(self._show_tabs)
+        self.results.committed.connect(self._show_tabs)
+        layout.addWidget(self.tabs)
         layout.addStretch(1)
         for combo in body.findChildren(QComboBox):  # long names must not widen the dock past its column
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -145,6 +149,17 @@ class DetectWidget(QWidget):
         self.per_scene_btn.clicked.connect(self.add_scene_layers)
         self.reference.save_requested.connect(self.reference.save)
         self.reference.saved.connect(self.status.setText)
+
+    def _show_tabs(self, *_: Any) -> None:
+        """The scenes / ROC tabs show once either has something; the ROC tab leads for one scene."""
+        table, roc = self.table.rowCount() > 1, self.results.roc_ready
+        scored = self.results.scores is not None  # "compare detectors" needs only a scored scene
+        self.tabs.setVisible(table or roc or scored)
+        self.tabs.setTabEnabled(0, table)
+        self.tabs.setTabEnabled(1, roc)
+        self.tabs.setTabEnabled(2, roc)
+        if not table and roc:
+            self.tabs.setCurrentIndex(1)
 
     # ---------------------------------------------------------------- facade (tests, other docks)
     t_anom = property(lambda self: self.results.t_anom)
@@ -184,32 +199,6 @@ class DetectWidget(QWidget):
     def show_scores(self, score_map: np.ndarray) -> None:
         self.results.show_scores(score_map, self.layers.scene or scene_name(self.state))
 
-    # ---------------------------------------------------------------- scene changes
-    def _on_cube_changed(self, cube: Any) -> None:
-        if self._switching or cube is None:
-            return
-        idx = self._scene_of(cube)
-        if idx >= 0:  # a scored scene (a date or layer of the table): show its results
-            self.select_scene(idx, publish=False)
-            return
-        name = scene_name(self.state)
-        if self.results.scores is not None and self.layers.scene == name and \
-                self.results.scores.shape == tuple(cube.shape[1:]):
-            self.status.setText(f"Cube {name} changed (bands?): press Score to detect again.")
-            return
-        retired = self.layers.retire()
-        self.rescore.gen.next()
-        self.detection = None
-        self.scenes, self.current = [], -1
-        self.table.clear_scenes()
-        self.per_scene_btn.setVisible(False)
-        self.results.reset()
-        self.state.set_detection(None)
-        self.state.set_mask(None)
-        self.params.show_auto_p_min(cube)
-        kept = " (earlier results hidden as '[scene]' layers)" if retired else ""
-        self.status.setText(f"Cube {name} ({cube.bands} bands): press Score.{kept}")
-
     def _adopt(self, det: Any) -> None:
         """Show a detection another dock derived from the shown one (refitted, or the one before)."""
         if det is None or det is self.detection or not 0 <= self.current < len(self.scenes):
@@ -219,9 +208,6 @@ class DetectWidget(QWidget):
         self.detection = self.scenes[self.current].detection = det
         self.rescore.gen.next()
         self.results.show_scores(det.score_map, self.scenes[self.current].name)
-
-    def _scene_of(self, cube: Any) -> int:
-        return scene_index(self.scenes, cube, self.state.cube_layer)
 
     def _on_bands_changed(self, bands: Any) -> None:
         if self.results.scores is not None:
@@ -321,6 +307,7 @@ class DetectWidget(QWidget):
             self.state.set_model(result.model)  # reused by the next Score and the Model dock
         self.reference.set_fitted(result.scorer)
         self.scenes = list(result.scenes)
+        self._file_batch()
         t = float(self.t_anom.value())
         self.table.set_scenes(self.scenes, t)
         self.per_scene_btn.setVisible(len(self.scenes) > 1)
@@ -335,60 +322,6 @@ class DetectWidget(QWidget):
         took = time.perf_counter() - self._t0
         what = f"{len(self.scenes)} scenes" if len(self.scenes) > 1 else "the cube"
         self.status.setText(f"Scored {what} with {self.method.currentText()}{note} in {took:.1f}\u00a0s.")
-
-    # ---------------------------------------------------------------- scenes
-    def select_scene(self, index: int, publish: bool = True) -> None:
-        """Show scene ``index`` of the table: its images (date or layer), heatmap and mask."""
-        if not 0 <= index < len(self.scenes):
-            return
-        scene = self.scenes[index]
-        self.current = index
-        self.detection = scene.detection
-        self.rescore.gen.next()  # rescoring results of another scene are stale now
-        if publish:
-            self._publish(scene)
-        det = scene.detection
-        if det.params.get("p_min"):
-            self.params.show_p_min(int(det.params["p_min"]))
-        self.results.show_scores(det.score_map, scene.name)
-        self.table.select(index)
-        self.state.set_detection(det)
-
-    def _publish(self, scene: Any) -> None:
-        """Make ``scene`` the shared cube (Inspect follows) and bring its images into view."""
-        if scene.date is not None and scene.layer in self.viewer.layers:
-            layer = self.viewer.layers[scene.layer]
-            axis = self.viewer.dims.ndim - layer.ndim + int(layer.metadata.get("date_axis", 0))
-            if 0 <= axis < self.viewer.dims.ndim:
-                self._switching = True  # the date slider may publish the date's cube itself
-                try:
-                    self.viewer.dims.set_current_step(axis, scene.date)
-                finally:
-                    self._switching = False
-        elif scene.layer is not None:
-            for s in self.scenes:
-                for name in (s.layer, s.rgb_layer):
-                    if name in self.viewer.layers:
-                        self.viewer.layers[name].visible = s is scene and (name == s.rgb_layer
-                                                                          or s.rgb_layer is None)
-        if self.state.cube is scene.cube:
-            return
-        self._switching = True
-        try:
-            self.state.set_cube(scene.cube, scene.layer or self.state.cube_layer,
-                                scene.rgb_layer or self.state.rgb_layer,
-                                getattr(self.state, "band_selection", None))
-        finally:
-            self._switching = False
-
-    def add_scene_layers(self) -> list:
-        """Each scored scene's heatmap in a hidden layer of its own ("anomaly score [scene]")."""
-        return [self.layers.scene_layer(s.name, np.asarray(s.detection.score_map, dtype=np.float32))
-                for s in self.scenes]
-
-    def _on_committed(self) -> None:
-        if 0 <= self.current < len(self.scenes):
-            self.table.update_rows(self.scenes, float(self.t_anom.value()))
 
     # ---------------------------------------------------------------- p_min
     _rescore_debounced = property(lambda self: self.rescore.debounced)

@@ -24,7 +24,7 @@ from napari_hsi_anomaly._widgets.scene_view import camera
 from napari_hsi_anomaly._widgets.scroll import scroll_dock
 from napari_hsi_anomaly._widgets.spectrum_panel import SpectrumPanel
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
+from napari_hsi_anomaly._widgets.workers import Generation, notify_error, notify_saved, start_function_worker
 from napari_hsi_anomaly.core.regions import (
     RegionInfo,
     band_deviation,
@@ -308,6 +308,7 @@ class InspectWidget(QWidget):
             notify_error(exc)
             return None
         self.table_label.setText(f"Saved {len(self.regions):,} regions to {out}.")
+        notify_saved(f"{len(self.regions):,} regions (CSV)", out)
         return out
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API

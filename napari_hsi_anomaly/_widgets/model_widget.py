@@ -28,7 +28,7 @@ from napari_hsi_anomaly._widgets.loss_plot import LossPlot
 from napari_hsi_anomaly._widgets.model_params import TrainForm
 from napari_hsi_anomaly._widgets.scroll import fit_label_height, scroll_dock
 from napari_hsi_anomaly._widgets.state import get_state
-from napari_hsi_anomaly._widgets.workers import notify_error, start_generator_worker
+from napari_hsi_anomaly._widgets.workers import connect_alive, notify_error, start_generator_worker
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError
 from napari_hsi_anomaly.core.progress import Progress
 
@@ -63,6 +63,8 @@ class ModelWidget(QWidget):
         for layer in layers:
             layer.events.name.connect(self._on_layers_changed)
         self.state.cube_changed.connect(self._on_cube_changed)
+        if self.state.scenes is not None:
+            connect_alive(self, self.state.scenes.changed, self._refresh_population)
         self.state.bands_changed.connect(self._show_model)
         self.state.model_changed.connect(self._show_model)
         self._refresh_population()
@@ -152,13 +154,21 @@ class ModelWidget(QWidget):
 
     def _refresh_population(self) -> None:
         chosen = {item.text() for item in self.population.selectedItems()}
-        names = [layer.name for layer in self.viewer.layers if is_cube_layer(layer)]
+        names = list(self._population_layers())
         if not chosen & set(names) and self.state.cube_layer in names:
             chosen = {self.state.cube_layer}
         self.population.clear()
         self.population.addItems(names)
         for i, name in enumerate(names):
             self.population.item(i).setSelected(name in chosen)
+
+    def _population_layers(self) -> dict:
+        """Every opened scene's cube layer by name (the scenes off screen too), else the viewer's."""
+        mgr = self.state.scenes
+        if mgr is not None and mgr.scenes:
+            pairs = ((s.name, mgr.band_stack(s)) for s in mgr.scenes)
+            return {name: lay for name, lay in pairs if lay is not None}
+        return {layer.name: layer for layer in self.viewer.layers if is_cube_layer(layer)}
 
     def _on_cube_changed(self, cube: Any) -> None:
         if len(self.population.selectedItems()) <= 1:  # follow the Cube dock unless several chosen
@@ -170,10 +180,10 @@ class ModelWidget(QWidget):
 
     def population_cubes(self) -> list[Any]:
         """The selected layers' cubes (the current cube when none), with the Cube dock's band selection."""
-        cubes = []
+        cubes, layers = [], self._population_layers()
         for item in self.population.selectedItems():
-            if item.text() in self.viewer.layers:
-                cube = layer_cube(self.viewer.layers[item.text()])
+            if item.text() in layers:
+                cube = layer_cube(layers[item.text()])
                 if cube is not None:
                     cubes.append(cube)
         if not cubes and self.state.cube is not None:

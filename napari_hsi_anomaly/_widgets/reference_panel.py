@@ -6,8 +6,9 @@ normal from:
   thesis's reference population); every target is scored against that one fit;
 - **saved profile**: a profile folder (``core.profile.load_profile``, loaded in a worker).
 
-"score every scene" scores every date of the current stack (or every cube layer) and fills the scene
-table. "Save profile..." writes the last fitted normal model (``core.profile.save_profile``, in a worker).
+"score every scene" scores every date of the current stack (or every opened cube with its bands) and
+fills the scene table. "Save profile..." writes the last fitted normal model
+(``core.profile.save_profile``, in a worker).
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from qtpy.QtWidgets import (
 )
 
 from napari_hsi_anomaly._widgets.detect_jobs import Target
-from napari_hsi_anomaly._widgets.workers import notify_error, start_function_worker
+from napari_hsi_anomaly._widgets.workers import (
+    connect_alive,
+    notify_error,
+    notify_saved,
+    start_function_worker,
+)
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 
 MODES = (("this cube", "cube"), ("reference layers / dates", "references"), ("saved profile", "profile"))
@@ -50,9 +56,9 @@ def layer_cube(layer: Any) -> Any:
     return cube if isinstance(cube, Cube) else None
 
 
-def rgb_of(viewer: Any, layer: Any, cube: Any) -> str | None:
+def rgb_of(layers: Any, layer: Any, cube: Any) -> str | None:
     """The RGB composite layer added with ``layer`` (same cube or named ``"<layer> RGB"``)."""
-    for other in viewer.layers:
+    for other in layers:
         if other is layer or not getattr(other, "rgb", False):
             continue
         if (cube is not None and other.metadata.get("cube") is cube) or other.name == f"{layer.name} RGB":
@@ -60,22 +66,48 @@ def rgb_of(viewer: Any, layer: Any, cube: Any) -> str | None:
     return None
 
 
-def scene_candidates(viewer: Any) -> list[Target]:
-    """Every scene the viewer holds: each date of each stack layer, then each cube layer."""
+def date_name(scene: str, k: int) -> str:
+    """A date's name in every list and table: counted from 1, like the date slider."""
+    return f"{scene}: date {k + 1}"
+
+
+def scene_candidates(viewer: Any, scenes: Any = None) -> list[Target]:
+    """Every scene the viewer holds (on screen or not): each date of each stack, then each cube."""
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    mgr = scenes if scenes is not None else get_state(viewer).scenes
     out: list[Target] = []
-    for layer in viewer.layers:
-        if getattr(layer, "rgb", False):  # composites carry the cube too: one entry per scene
+    for scene in (mgr.scenes if mgr is not None else []):
+        layer = mgr.band_stack(scene)
+        if layer is None:
             continue
         stack = layer_stack(layer)
         if stack is not None:
-            rgb = rgb_of(viewer, layer, None)
-            for k in range(int(stack.n_dates)):
-                out.append(Target(f"{layer.name}: date {k}", None, layer.name, rgb, k))
+            rgb = rgb_of(mgr.layers_of(scene), layer, None)
+            out.extend(Target(date_name(scene.name, k), None, layer.name, rgb, k)
+                       for k in range(int(stack.n_dates)))
             continue
         cube = layer_cube(layer)
         if cube is not None:
-            out.append(Target(layer.name, cube, layer.name, rgb_of(viewer, layer, cube)))
+            out.append(Target(layer.name, cube, layer.name, rgb_of(mgr.layers_of(scene), layer, cube)))
     return out
+
+
+def target_bands(viewer: Any, target: Target) -> int:
+    """The number of bands of a candidate (a stack's from its first date)."""
+    if target.cube is not None:
+        return int(target.cube.bands)
+    return int(_stack_of(viewer, target.layer).cube(0).bands)
+
+
+def _stack_of(viewer: Any, name: str | None) -> Any:
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    mgr = get_state(viewer).scenes
+    scene = mgr.named(name) if mgr is not None else None
+    if scene is not None and scene.is_stack:
+        return scene.key
+    return layer_stack(viewer.layers[name])
 
 
 def resolve(viewer: Any, target: Target, bands: Any = None) -> Target:
@@ -83,9 +115,10 @@ def resolve(viewer: Any, target: Target, bands: Any = None) -> Target:
     (0-based indices, the Cube dock's band selection; None = every band)."""
     full = target.cube
     if full is None:
-        full = layer_stack(viewer.layers[target.layer]).cube(int(target.date))
+        full = _stack_of(viewer, target.layer).cube(int(target.date))
     cube = full
-    if bands is not None and hasattr(full, "select_bands") and full.bands > len(bands):
+    if bands is not None and hasattr(full, "select_bands") and full.bands > len(bands) \
+            and int(max(bands)) < full.bands:
         cube = full.select_bands(bands)
     return Target(target.name, cube, target.layer, target.rgb_layer, target.date, full)
 
@@ -109,8 +142,9 @@ class ReferencePanel(QWidget):
             self.mode.addItem(label, key)
         self.mode.setToolTip("What the detector learns 'normal' from")
         self.refs = QListWidget()
-        self.refs.setToolTip("Check the reference layers or dates: their pixels are fitted together")
-        self.refs.setMaximumHeight(110)
+        self.refs.setToolTip("Check the reference scenes or dates (those with this scene's number of bands): "
+                             "their pixels are fitted together")
+        self.refs.setMaximumHeight(84)
         self.load_btn = QPushButton("Load…")
         self.profile_label = QLabel("no profile loaded")
         self.profile_label.setWordWrap(True)
@@ -141,8 +175,9 @@ class ReferencePanel(QWidget):
         self.mode.currentIndexChanged.connect(self._on_mode)
         self.load_btn.clicked.connect(self._load_dialog)
         self.save_btn.clicked.connect(self._save_dialog)
-        viewer.layers.events.inserted.connect(self.refresh)
-        viewer.layers.events.removed.connect(self.refresh)
+        if state.scenes is not None:
+            connect_alive(self, state.scenes.changed, self.refresh)
+        state.cube_changed.connect(self.refresh)
         self.refresh()
         self._on_mode()
 
@@ -163,9 +198,11 @@ class ReferencePanel(QWidget):
 
     # ---------------------------------------------------------------- references
     def refresh(self, *_: Any) -> None:
-        """List every cube layer and every date of every stack as a possible reference."""
+        """List every scene and every date of every stack with the current scene's bands."""
         checked = set(self.checked_names())
-        self._candidates = scene_candidates(self.viewer)
+        cube = self.state.cube
+        self._candidates = [t for t in scene_candidates(self.viewer, self.state.scenes)
+                            if cube is None or target_bands(self.viewer, t) == cube.bands]
         self.refs.clear()
         for t in self._candidates:
             item = QListWidgetItem(t.name)
@@ -201,7 +238,7 @@ class ReferencePanel(QWidget):
         """The scenes to score: every scene when asked, else [] (the dock scores the current cube)."""
         if not self.every.isChecked():
             return []
-        current = self.state.cube_layer
+        current = self.state.cube_layer  # a stack's dates; else every cube with this scene's bands
         stacks = [t for t in self._candidates if t.date is not None and t.layer == current]
         chosen = stacks or [t for t in self._candidates if t.date is None] or self._candidates
         bands = getattr(self.state, "band_selection", None)
@@ -286,5 +323,6 @@ class ReferencePanel(QWidget):
 
     def _on_saved(self, out: Any) -> None:
         self.status_text = f"Saved the profile to {out}."
+        notify_saved("the profile", out)
         self.saved.emit(self.status_text)
 

@@ -49,7 +49,8 @@ class RgbBox(QGroupBox):
 
     def show_cube(self, cube: Cube, current: tuple | None = None) -> None:
         """List the cube's bands; select ``current`` (the composite's bands) or the cube's default."""
-        chosen = current if current is not None and len(current) == 3 else cube.rgb_bands()
+        fits = current is not None and len(current) == 3 and all(0 <= int(b) < cube.bands for b in current)
+        chosen = current if fits else cube.rgb_bands()
         for combo, band in zip(self.combos, chosen):
             combo.blockSignals(True)
             combo.clear()

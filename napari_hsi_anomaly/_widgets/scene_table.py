@@ -15,6 +15,7 @@ class SceneTable(QTableWidget):
     """Name or date, flagged fraction at the current t_anom, max score; hidden for a single scene."""
 
     scene_selected = Signal(int)
+    shown = Signal(bool)  # rows for more than one scene (the dock shows its scenes tab)
 
     def __init__(self) -> None:
         super().__init__(0, len(COLUMNS))
@@ -26,7 +27,6 @@ class SceneTable(QTableWidget):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setVisible(False)
         self.itemSelectionChanged.connect(self._on_selection)
         self._quiet = False
 
@@ -34,7 +34,7 @@ class SceneTable(QTableWidget):
         self._quiet = True
         self.setRowCount(0)
         self._quiet = False
-        self.setVisible(False)
+        self.shown.emit(False)
 
     def set_scenes(self, scenes: list, t_anom: float) -> None:
         """One row per scene (``SceneResult``); shown when there is more than one."""
@@ -44,10 +44,10 @@ class SceneTable(QTableWidget):
             self.setItem(i, 0, QTableWidgetItem(s.name))
         self._quiet = False
         self.update_rows(scenes, t_anom)
-        rows = min(len(scenes), 8)  # up to 8 rows without scrolling
+        rows = min(len(scenes), 6)  # up to 6 rows without scrolling
         row_h = self.verticalHeader().defaultSectionSize()
         self.setFixedHeight(self.horizontalHeader().height() + rows * row_h + 4)
-        self.setVisible(len(scenes) > 1)
+        self.shown.emit(len(scenes) > 1)
 
     def update_rows(self, scenes: list, t_anom: float) -> None:
         """Flagged % at ``t_anom`` and the max score of every scene (one pass over each map)."""

@@ -1,5 +1,5 @@
-"""One scene on screen at a time: which layers belong to the chosen cube, what is shown of it
-(the RGB composite, or one band that the band slider moves), its ground truth, a view that fits it.
+"""What is shown of the scene on screen (the RGB composite, or one band that the band slider moves),
+its ground truth, a view that fits it. Which layers are in the viewer is ``scenes.SceneManager``'s.
 
 A layer belongs to a scene when its ``metadata["cube"]`` is that scene's ``Cube`` (the reader's band
 stack, RGB composite and ground truth; the Cube dock tags the reader's "ground truth" Labels layer).
@@ -77,10 +77,29 @@ def adopt_ground_truth(layer: Any, cube: Cube, state: Any) -> None:
     """Tag ``layer`` as ``cube``'s ground truth (a name napari suffixed, "ground truth [1]", becomes
     "ground truth [<scene>]") and publish it as the state's ground truth."""
     layer.metadata["cube"] = cube
+    style_ground_truth(layer)
     base = layer.name.split(" [")[0]
     if layer.name != base and state.scene_name:
         layer.name = f"{base} [{state.scene_name}]"
     state.set_ground_truth(layer.name)
+
+
+GT_COLOR = "yellow"
+
+
+def style_ground_truth(layer: Any) -> None:
+    """The truth as a yellow outline at full opacity: the scene shows inside it and no result layer
+    (the TP / FP / FN overlay draws above it) hides where it is."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    if layer.metadata.get("gt_styled"):
+        return
+    layer.metadata["gt_styled"] = True
+    try:
+        layer.colormap = DirectLabelColormap(color_dict={0: "transparent", None: GT_COLOR})
+        layer.opacity, layer.contour = 1.0, 1
+    except Exception:  # an older napari without these: keep its colours
+        return
 
 
 def scene_ground_truth(viewer: Any, cube: Cube, state: Any) -> Any:
@@ -90,6 +109,8 @@ def scene_ground_truth(viewer: Any, cube: Cube, state: Any) -> Any:
         gt = next((lay for lay in viewer.layers if is_new_ground_truth(lay, cube)), None)
         if gt is not None:
             adopt_ground_truth(gt, cube, state)
+    if gt is not None:
+        style_ground_truth(gt)
     return gt
 
 
@@ -108,20 +129,12 @@ class SceneView:
         viewer.dims.events.current_step.connect(self._on_step)
 
     def activate(self, cube: Cube, stack: Any, rgb: Any, fit: bool = True, key: Any = None) -> None:
-        """Hide the other scenes' layers, show this one's (as the mode says), fit the view to it."""
-        if key is None and stack is not None:
-            key = stack.metadata.get("stack")  # every date of a stack is one scene of its layers
+        """Show this scene's images as the mode says and fit the view to it (the other scenes' layers
+        are out of the viewer: ``scenes.SceneManager``)."""
         self._quiet += 1
         try:
-            for layer in self.viewer.layers:
-                owner = scene_key(layer)
-                if owner is None:
-                    continue
-                mine = owner is (key if key is not None else cube)
-                if not mine and layer.visible:
-                    layer.visible = False
-                    layer.metadata[HIDDEN_KEY] = True
-                elif mine and layer.metadata.pop(HIDDEN_KEY, False):
+            for layer in self.viewer.layers:  # layers hidden by an earlier version's scene switch
+                if layer.metadata.pop(HIDDEN_KEY, False):
                     layer.visible = True
             self.stack, self.rgb = stack, rgb
             self._apply()

@@ -8,6 +8,9 @@ Contract for the docks (all signals fire in the GUI thread):
 - ``bands_changed(indices | None)``: the band selection of the Cube dock changed (None = all bands).
   Detectors, training and profiles use ``analysis_cube()`` (the cube restricted to those bands);
   display (RGB, band slider, spectra) uses the full ``cube``.
+- ``scenes`` (``scenes.SceneManager``): the opened scenes and the one on screen; only its layers are
+  in ``viewer.layers``. A switch emits ``leaving(old)``, then ``activated(new)``, then (the Cube dock)
+  ``cube_changed``; docks restore a scene's saved results instead of resetting.
 - ``ground_truth_changed(name | None)``: the Labels layer holding the current scene's ground truth
   (the reader's ``"ground truth"`` layer is chosen automatically); Detect's ground-truth combo follows.
 """
@@ -43,6 +46,7 @@ class AppState:
         self.detection: Any = None  # core.scoring.detect.Detection
         self.mask: Any = None
         self.mask_labels: Any = None  # 8-connected components of ``mask`` (int32), labelled once
+        self.scenes: Any = None  # scenes.SceneManager of the viewer (set by ``get_state``)
 
     @property
     def scene_name(self) -> str | None:
@@ -117,4 +121,8 @@ def get_state(viewer: Any) -> AppState:
     state = _STATES.get(viewer)
     if state is None:
         state = _STATES[viewer] = AppState()
+        if hasattr(viewer, "layers") and hasattr(getattr(viewer.layers, "events", None), "inserted"):
+            from napari_hsi_anomaly._widgets.scenes import SceneManager
+
+            state.scenes = SceneManager(viewer)
     return state

@@ -20,6 +20,7 @@ signals, same callbacks, in the same order), for scripts and tests that want no 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import deque
@@ -80,6 +81,35 @@ def notify_error(exc: BaseException) -> None:
     if not isinstance(exc, HsiAnomalyError):
         log.error("worker failed", exc_info=(type(exc), exc, exc.__traceback__))
     notifications.show_error(error_message(exc))
+
+
+def notify_saved(what: str, path: Any) -> None:
+    """Every save confirms with its path (one info notification)."""
+    from napari.utils import notifications
+
+    notifications.show_info(f"Saved {what} to {path}")
+
+
+def connect_alive(widget: Any, signal: Any, slot: Any) -> None:
+    """``signal.connect(slot)`` until ``widget`` (a QObject) is destroyed (a per-viewer model outlives
+    the docks: no call into a deleted widget)."""
+    signal.connect(slot)
+
+    def _drop(*_: Any) -> None:
+        with contextlib.suppress(Exception):  # already gone
+            signal.disconnect(slot)
+
+    widget.destroyed.connect(_drop)
+
+
+def guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a GUI callback: an exception becomes one notification, never a crash
+    (and is logged with its traceback unless it is a user's ``HsiAnomalyError``); returns None then."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        notify_error(exc)
+        return None
 
 
 class Generation:

@@ -70,7 +70,7 @@ class RxDetector(Detector):
     scorer_class = RxScorer
     order = 6
     name = "rx"
-    label = "RX (global)"
+    label = "RX (global, shrunk covariance)"
     calibration_z0 = 1.8  # fitted on the development scenes (bench_scenes.py)
     summary = "global RX: Mahalanobis distance to the reference's mean and (shrunk) covariance"
     params = (RX_RIDGE,)
