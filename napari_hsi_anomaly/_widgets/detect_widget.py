@@ -151,14 +151,18 @@ class DetectWidget(SceneResultsMixin, QWidget):
         self.reference.saved.connect(self.status.setText)
 
     def _show_tabs(self, *_: Any) -> None:
-        """The scenes / ROC tabs show once either has something; the ROC tab leads for one scene."""
+        """The tabs show once a scene is scored; a scene table that appears leads, else a new ROC (for
+        one scene). A tab the user chose is left alone while nothing new appears."""
         table, roc = self.table.rowCount() > 1, self.results.roc_ready
-        scored = self.results.scores is not None  # "compare detectors" needs only a scored scene
-        self.tabs.setVisible(table or roc or scored)
+        self.tabs.setVisible(table or roc or self.results.scores is not None)
         self.tabs.setTabEnabled(0, table)
         self.tabs.setTabEnabled(1, roc)
         self.tabs.setTabEnabled(2, roc)
-        if not table and roc:
+        had_table, had_roc = getattr(self, "_tabs_had", (False, False))
+        self._tabs_had = (table, roc)
+        if table and not had_table:
+            self.tabs.setCurrentIndex(0)
+        elif roc and not had_roc and not table:
             self.tabs.setCurrentIndex(1)
 
     # ---------------------------------------------------------------- facade (tests, other docks)
