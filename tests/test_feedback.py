@@ -51,6 +51,7 @@ def test_marked_group_drops_below_t_anom_others_stay(scene, method):
     assert new.mask(0.7)[a].mean() < 0.1, np.percentile(new.score_map[a], [50, 90])
     assert new.mask(0.7)[b].mean() > 0.9, np.percentile(new.score_map[b], [10, 50])
     assert det.mask(0.7)[a].mean() > 0.9  # undo: the old detection is untouched
+    assert new.extras["calibration"]["z0"] == det.extras["calibration"]["z0"]  # the detector's own z0
     marks = new.extras["marked_normal"]
     assert len(marks) == 1 and marks[0].scene == "planted" and len(marks[0].pixels) == a.sum()
 
@@ -64,6 +65,8 @@ def test_default_detector_marked_group_falls_others_keep_their_score(scene):
     new = mark_normal(det, cube, a)
     assert np.median(det.score_map[a]) > 0.65 and np.percentile(new.score_map[a], 90) < 0.5
     assert abs(np.median(new.score_map[b]) - np.median(det.score_map[b])) < 0.03
+    assert new.extras["calibration"]["z0"] == det.extras["calibration"]["z0"] != 1.5  # not the default
+    assert new.extras["scorer"].detector_class is scorer.detector_class
     assert new.extras["scorer"].parts()[1] is scorer.parts()[1]  # local RX kept as it was
 
 

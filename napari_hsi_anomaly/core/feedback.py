@@ -371,9 +371,13 @@ def iter_mark_normal(target: Any, cube: Cube | np.ndarray, pixels: np.ndarray, *
     if not changed:
         raise HsiAnomalyError(f"{scorer.detector} has only spatial parts (no normal population to teach): "
                               "pick a detector with RX or GLOSH on spectra.")
+    for old_part, part in zip(scorer.parts(), parts):  # a refit part is still its detector's (z0, halo)
+        if part.detector_class is None:
+            part.detector_class = old_part.detector_class
     yield Progress(1, 3, "mark as normal: recalibrating")
     new = parts[0] if len(parts) == 1 and not isinstance(scorer, CombinedScorer) else \
         CombinedScorer(scorer.detector, parts, scorer.params)
+    new.detector_class = scorer.detector_class  # its calibration's z0 is the detector's, not the default
     yield from new.iter_calibrate(refs)
     mark = Mark("normal", scene or str(cube.name), px)
     new.marked_normal = [*getattr(scorer, "marked_normal", []), mark]  # type: ignore[attr-defined]
