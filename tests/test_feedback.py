@@ -130,3 +130,22 @@ def test_extended_glosh_matches_a_full_neighbour_search():
     assert after[3000:3040].mean() < before[3000:3040].mean() - 0.2  # the marked kind is normal now
     far = np.linalg.norm(ref[:3000], axis=1) < 1.5
     np.testing.assert_allclose(after[:3000][far], before[:3000][far], atol=0.05)
+
+
+def test_refit_tree_is_the_one_a_full_fit_builds():
+    """The refit skips hdbscan's labelling, not its tree: the same points, tree and core distances."""
+    from napari_hsi_anomaly.core.feedback import _fit_added
+    from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
+
+    rng = np.random.default_rng(1)
+    old = GloshScorer(rng.normal(0, 1, (1500, 4)), min_samples=10, scale=False)
+    old_fit = old.state(rows=False)[0]["fit_x"]
+    new = np.vstack([rng.normal(4, 0.2, (120, 4)), old_fit[:3], old_fit[:1]])  # duplicates too
+    fo, fo_fit = _fit_added(old_fit, new, 10)
+    full = GloshScorer(np.vstack([old_fit, new]), min_samples=10, scale=False, max_fit=10**6)
+    fa, ref = fo.state(rows=False)[0], full.state(rows=True)[0]
+    assert fo.n_fit == full.n_fit == 1500 + 120
+    np.testing.assert_array_equal(fa["fit_x"], ref["fit_x"])
+    np.testing.assert_array_equal(fa["tree"], ref["tree"])
+    np.testing.assert_allclose(fa["core"], ref["core"])
+    np.testing.assert_array_equal(fo_fit, ref["drawn_fit"])

@@ -218,14 +218,12 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
     ratio = int(meta["n_drawn"]) / max(1, int(meta["n_finite"]))
     fit_idx = np.sort(rng.choice(len(extra), int(round(len(extra) * ratio)), replace=False))
     extra_s = scale(extra)
-    fo = GloshScorer(np.vstack([old_fit, extra_s[fit_idx]]), min_samples=int(meta["min_samples"]),
-                     scale=False, max_fit=len(old_fit) + len(fit_idx) + 1)
-    fa, fm = fo.state(rows=True)
+    fo, fo_fit = _fit_added(old_fit, extra_s[fit_idx], int(meta["min_samples"]))
+    fa, fm = fo.state(rows=False)
     n_prev, n_new = int(prev.sum()), len(fit_idx)  # copies not fitted are weight only, not rows
     base = n_ref + n_prev  # first row of the new extras
     ref_drawn = drawn[~prev]
     new_drawn = np.r_[ref_drawn, n_ref + np.arange(n_prev), base + np.arange(n_new)].astype(np.int64)
-    fo_fit = fa["drawn_fit"].astype(np.int64)  # fo row -> fitted point (old points keep their index)
     new_drawn_fit = np.r_[fo_fit[drawn_fit[~prev]], fo_fit[prev_fit], fo_fit[len(old_fit):]].astype(np.int64)
     finite = np.r_[a["finite"][:n_ref].astype(bool), np.ones(n_prev + n_new, bool)]
     rest_mask = finite.copy()
@@ -245,6 +243,44 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
             "n_finite": int(meta["n_finite"]) + len(extra), "n_drawn": int(meta["n_drawn"]) + n_new,
             "rows": True}
     return GloshScorer.from_state(arrays, meta)
+
+
+def _fit_added(old_fit: np.ndarray, new: np.ndarray, min_samples: int) -> tuple[Any, np.ndarray]:
+    """``GloshScorer(vstack([old_fit, new]), scale=False)`` (the same points, tree and core distances)
+    and each of its rows' fitted point, without hdbscan's cluster labelling, which a GLOSH scorer never
+    reads: the single-linkage tree comes straight from hdbscan's Boruvka KD-tree step, the one its fit
+    runs for these (at most 60) features with the same arguments."""
+    from hdbscan.hdbscan_ import _hdbscan_boruvka_kdtree
+    from scipy.spatial import cKDTree
+
+    from napari_hsi_anomaly.core.scoring.glosh import STATE_FORMAT, GloshScorer
+
+    n0, dims = old_fit.shape
+    rows = np.vstack([old_fit, new])
+    if dims > 60 or n0 < 2 or not len(new):  # hdbscan would pick another algorithm: its own fit
+        fo = GloshScorer(rows, min_samples=min_samples, scale=False, max_fit=len(rows) + 1)
+        return fo, fo.state(rows=True)[0]["drawn_fit"].astype(np.int64)
+    # old_fit's rows are distinct; a new row equal to one of them (or to an earlier new row) is that point
+    dup = cKDTree(old_fit).query(new, 1)[0] == 0
+    own = cKDTree(old_fit).query(new[dup], 1)[1] if dup.any() else np.zeros(0, np.int64)
+    _, first, inverse = np.unique(new[~dup], axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    fit_new = np.empty(len(new), np.int64)
+    fit_new[dup], fit_new[~dup] = own, n0 + rank[inverse.reshape(-1)]
+    fit_x = np.vstack([old_fit, new[~dup][first[order]]])
+    n = len(fit_x)
+    k = max(1, min(min_samples, n - 1))
+    tree = _hdbscan_boruvka_kdtree(fit_x, min_samples=k, core_dist_n_jobs=1)[0]
+    arrays = {"fit_x": fit_x, "core": np.zeros(n), "counts": np.ones(n, np.int64), "lo": np.zeros(dims),
+              "span": np.ones(dims), "const": np.zeros(dims, np.uint8), "tree": np.asarray(tree, np.float64)}
+    meta = {"format": STATE_FORMAT, "min_samples": int(min_samples), "k": k, "scale": False, "max_fit": n + 1,
+            "seed": 0, "n_points": n, "dims": int(dims), "n_finite": n, "n_drawn": n, "n_fit": n,
+            "cache_size": 8, "rows": False}
+    fo = GloshScorer.from_state(arrays, meta)
+    fo._core = fo._search().query(fo._fit_x, min(k, n))[0][:, -1]  # as GloshScorer.__init__
+    return fo, np.r_[np.arange(n0), fit_new].astype(np.int64)
 
 
 def _rest_neighbours(fo: Any, a: dict, x_rest: np.ndarray, ref_rest: np.ndarray, n_old: int) -> tuple:
