@@ -141,7 +141,7 @@ def test_refit_tree_is_the_one_a_full_fit_builds():
     old = GloshScorer(rng.normal(0, 1, (1500, 4)), min_samples=10, scale=False)
     old_fit = old.state(rows=False)[0]["fit_x"]
     new = np.vstack([rng.normal(4, 0.2, (120, 4)), old_fit[:3], old_fit[:1]])  # duplicates too
-    fo, fo_fit = _fit_added(old_fit, new, 10)
+    fo, fo_fit = _fit_added(old_fit, None, new, 10)  # without the old tree: hdbscan's own step
     full = GloshScorer(np.vstack([old_fit, new]), min_samples=10, scale=False, max_fit=10**6)
     fa, ref = fo.state(rows=False)[0], full.state(rows=True)[0]
     assert fo.n_fit == full.n_fit == 1500 + 120
@@ -149,3 +149,31 @@ def test_refit_tree_is_the_one_a_full_fit_builds():
     np.testing.assert_array_equal(fa["tree"], ref["tree"])
     np.testing.assert_allclose(fa["core"], ref["core"])
     np.testing.assert_array_equal(fo_fit, ref["drawn_fit"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_added_points_tree_is_the_minimum_spanning_tree(seed):
+    """From an exact old tree, the incremental tree has the exact mutual-reachability MST's heights,
+    with the new points in groups of their own (far), inside the old cloud and duplicating nothing."""
+    from hdbscan.hdbscan_ import _hdbscan_boruvka_kdtree
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial import cKDTree
+    from scipy.spatial.distance import cdist
+
+    from napari_hsi_anomaly.core.feedback_tree import added_points_tree
+
+    rng = np.random.default_rng(seed)
+    k = 8
+    old = rng.normal(0, 1, (1200, 3))
+    new = np.vstack([rng.normal(5, 0.05, (20, 3)) + rng.normal(0, 0.5, (1, 3)) for _ in range(6)]
+                    + [rng.normal(0, 0.3, (80, 3))])
+    old_tree = _hdbscan_boruvka_kdtree(old, min_samples=k, core_dist_n_jobs=1, approx_min_span_tree=False)[0]
+    tree, core = added_points_tree(old, old_tree, new, k)
+    x = np.vstack([old, new])
+    d, _ = cKDTree(x).query(x, k + 1)
+    np.testing.assert_allclose(core, d[:, k - 1])
+    mr = np.maximum(np.maximum(d[:, k][:, None], d[:, k][None, :]), cdist(x, x))
+    np.fill_diagonal(mr, 0)
+    exact = np.sort(minimum_spanning_tree(mr).data)
+    assert tree.shape == (len(x) - 1, 4) and tree[-1, 3] == len(x)
+    np.testing.assert_allclose(np.sort(tree[:, 2]), exact, rtol=1e-12)

@@ -7,8 +7,9 @@ the old one's state plus the marked pixels; the old object is left as it was, so
 - global RX: the reference mean and covariance merged with the marked pixels' (weighted, see below),
   whitening recomputed;
 - GLOSH on spectra: the marked pixels, projected on the reference's PCA basis, join the fitted points
-  and the hierarchy is rebuilt (``extended_glosh``: the same subsample and scaling as before, so only the
-  marked group changes; every other reference row gets its nearest mutual-reachability neighbour again);
+  and the hierarchy is rebuilt from the old one (``extended_glosh``, ``feedback_tree``: the same
+  subsample and scaling as before, so only the marked group changes; every other reference row gets its
+  nearest mutual-reachability neighbour again);
 - spatial parts (local RX, attribute filters): unchanged (they have no normal population);
 - the calibration is recomputed on the reference cubes (``references``; by default the scene itself).
   GLOSH parts keep the scale of the first fit (``FREEZE_GLOSH_SCALE``: the calibration reads the reference
@@ -44,6 +45,7 @@ from napari_hsi_anomaly.core.progress import Progress, run
 GROUP_FACTOR = 1.25  # a marked group weighs this many times p_min (a cluster with a margin)
 FREEZE_GLOSH_SCALE = True  # see the module docstring
 SAMPLE = 5000  # reference rows sampled: the copies' density, RX's 95th percentile
+INCREMENTAL_TREE = True  # refit GLOSH's tree from the old one (feedback_tree), not from scratch
 SPATIAL = ("rx-local", "attribute")  # parts without a normal population: kept as they are
 
 
@@ -218,7 +220,7 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
     ratio = int(meta["n_drawn"]) / max(1, int(meta["n_finite"]))
     fit_idx = np.sort(rng.choice(len(extra), int(round(len(extra) * ratio)), replace=False))
     extra_s = scale(extra)
-    fo, fo_fit = _fit_added(old_fit, extra_s[fit_idx], int(meta["min_samples"]))
+    fo, fo_fit = _fit_added(old_fit, a.get("tree"), extra_s[fit_idx], int(meta["min_samples"]))
     fa, fm = fo.state(rows=False)
     n_prev, n_new = int(prev.sum()), len(fit_idx)  # copies not fitted are weight only, not rows
     base = n_ref + n_prev  # first row of the new extras
@@ -245,14 +247,18 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
     return GloshScorer.from_state(arrays, meta)
 
 
-def _fit_added(old_fit: np.ndarray, new: np.ndarray, min_samples: int) -> tuple[Any, np.ndarray]:
-    """``GloshScorer(vstack([old_fit, new]), scale=False)`` (the same points, tree and core distances)
-    and each of its rows' fitted point, without hdbscan's cluster labelling, which a GLOSH scorer never
-    reads: the single-linkage tree comes straight from hdbscan's Boruvka KD-tree step, the one its fit
-    runs for these (at most 60) features with the same arguments."""
+def _fit_added(old_fit: np.ndarray, old_tree: np.ndarray | None, new: np.ndarray, min_samples: int
+               ) -> tuple[Any, np.ndarray]:
+    """A ``GloshScorer`` of the points ``vstack([old_fit, new])`` (distinct, as ``GloshScorer`` keeps
+    them, with the same core distances) and each of those rows' fitted point. Its tree: with
+    ``INCREMENTAL_TREE`` and ``old_tree`` (that of ``old_fit``), ``feedback_tree.added_points_tree``;
+    otherwise hdbscan's Boruvka KD-tree step, the one its fit runs for these (at most 60) features
+    with the same arguments, without the cluster labelling a GLOSH scorer never reads (the same tree
+    as ``GloshScorer(rows, scale=False)``)."""
     from hdbscan.hdbscan_ import _hdbscan_boruvka_kdtree
     from scipy.spatial import cKDTree
 
+    from napari_hsi_anomaly.core.feedback_tree import added_points_tree
     from napari_hsi_anomaly.core.scoring.glosh import STATE_FORMAT, GloshScorer
 
     n0, dims = old_fit.shape
@@ -272,14 +278,18 @@ def _fit_added(old_fit: np.ndarray, new: np.ndarray, min_samples: int) -> tuple[
     fit_x = np.vstack([old_fit, new[~dup][first[order]]])
     n = len(fit_x)
     k = max(1, min(min_samples, n - 1))
-    tree = _hdbscan_boruvka_kdtree(fit_x, min_samples=k, core_dist_n_jobs=1)[0]
+    core = None
+    if INCREMENTAL_TREE and old_tree is not None and k == max(1, min(min_samples, n0 - 1)) and n > n0:
+        tree, core = added_points_tree(old_fit, old_tree, fit_x[n0:], k)
+    else:
+        tree = _hdbscan_boruvka_kdtree(fit_x, min_samples=k, core_dist_n_jobs=1)[0]
     arrays = {"fit_x": fit_x, "core": np.zeros(n), "counts": np.ones(n, np.int64), "lo": np.zeros(dims),
               "span": np.ones(dims), "const": np.zeros(dims, np.uint8), "tree": np.asarray(tree, np.float64)}
     meta = {"format": STATE_FORMAT, "min_samples": int(min_samples), "k": k, "scale": False, "max_fit": n + 1,
             "seed": 0, "n_points": n, "dims": int(dims), "n_finite": n, "n_drawn": n, "n_fit": n,
             "cache_size": 8, "rows": False}
     fo = GloshScorer.from_state(arrays, meta)
-    fo._core = fo._search().query(fo._fit_x, min(k, n))[0][:, -1]  # as GloshScorer.__init__
+    fo._core = fo._search().query(fo._fit_x, min(k, n))[0][:, -1] if core is None else core
     return fo, np.r_[np.arange(n0), fit_new].astype(np.int64)
 
 
