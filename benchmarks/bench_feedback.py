@@ -58,7 +58,7 @@ def main() -> None:
              "Mark as normal: one planted 100-px patch of the sample scene; seconds, median of "
              f"{args.repeat}; ratio = mark time / global RX fit+score in the same run.", "",
              "| scene | detector | fit+score s | mark normal s | ratio to RX | patch flagged before/after "
-             "| tree rebuilt: mark s | flagged after (rebuilt) | mean abs score diff |",
+             "| tree rebuilt: mark s | flagged after: rebuilt (refitted) | mean abs score diff |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, cube, gt in scenes(args.large):
         lab, _ = label_mask(gt)

@@ -13,10 +13,10 @@ the old one's state plus the marked pixels; the old object is left as it was, so
 - spatial parts (local RX, attribute filters): unchanged (they have no normal population);
 - the calibration is recomputed on the reference cubes (``references``; by default the scene itself).
   GLOSH parts keep the scale of the first fit (``FREEZE_GLOSH_SCALE``: the calibration reads the reference
-  rows' scores from the hierarchy before any mark). Recalibrating on the refitted hierarchy shrinks the
-  reference's spread, since the marked kind was its upper tail, and flags more pixels elsewhere: on the
-  sample scene, marking one 7-15 px speckle region took glosh-spectral from 583 to 754-850 flagged
-  pixels, against 500-528 with the scale kept (benchmarks/results/bench_feedback.md). A saved profile
+  rows' scores from the hierarchy before any mark). With the tree refitted from the old one the reference
+  rows away from the marked kind keep their scores, so the scale barely moves either way; a tree rebuilt
+  from scratch (``INCREMENTAL_TREE`` False) moves scores all over and, recalibrated, flagged 754 pixels
+  instead of 500 after marking a 15 px speckle region (benchmarks/results/bench_feedback.md). A saved profile
   holds the refitted hierarchy only, so after loading it the GLOSH scale is recomputed from it.
 
 Weight: a marked group counts as ``GROUP_FACTOR`` x ``p_min`` pixels (GLOSH's minimum cluster size, or
