@@ -67,6 +67,9 @@ def test_default_detector_marked_group_falls_others_keep_their_score(scene):
     assert abs(np.median(new.score_map[b]) - np.median(det.score_map[b])) < 0.03
     assert new.extras["calibration"]["z0"] == det.extras["calibration"]["z0"] != 1.5  # not the default
     assert new.extras["scorer"].detector_class is scorer.detector_class
+    assert det.mask(0.7)[b].mean() > 0.9 and new.mask(0.7)[b].mean() > 0.9  # the other group stays flagged
+    again = mark_normal(new, cube, b)  # a second mark refits the refitted tree
+    assert again.mask(0.7)[b].mean() < 0.1 and again.mask(0.7)[a].mean() < 0.1
     assert new.extras["scorer"].parts()[1] is scorer.parts()[1]  # local RX kept as it was
 
 
