@@ -51,6 +51,7 @@ def test_marked_group_drops_below_t_anom_others_stay(scene, method):
     assert new.mask(0.7)[a].mean() < 0.1, np.percentile(new.score_map[a], [50, 90])
     assert new.mask(0.7)[b].mean() > 0.9, np.percentile(new.score_map[b], [10, 50])
     assert det.mask(0.7)[a].mean() > 0.9  # undo: the old detection is untouched
+    assert new.extras["calibration"]["z0"] == det.extras["calibration"]["z0"]  # the detector's own z0
     marks = new.extras["marked_normal"]
     assert len(marks) == 1 and marks[0].scene == "planted" and len(marks[0].pixels) == a.sum()
 
@@ -64,6 +65,11 @@ def test_default_detector_marked_group_falls_others_keep_their_score(scene):
     new = mark_normal(det, cube, a)
     assert np.median(det.score_map[a]) > 0.65 and np.percentile(new.score_map[a], 90) < 0.5
     assert abs(np.median(new.score_map[b]) - np.median(det.score_map[b])) < 0.03
+    assert new.extras["calibration"]["z0"] == det.extras["calibration"]["z0"] != 1.5  # not the default
+    assert new.extras["scorer"].detector_class is scorer.detector_class
+    assert det.mask(0.7)[b].mean() > 0.9 and new.mask(0.7)[b].mean() > 0.9  # the other group stays flagged
+    again = mark_normal(new, cube, b)  # a second mark refits the refitted tree
+    assert again.mask(0.7)[b].mean() < 0.1 and again.mask(0.7)[a].mean() < 0.1
     assert new.extras["scorer"].parts()[1] is scorer.parts()[1]  # local RX kept as it was
 
 
@@ -127,3 +133,50 @@ def test_extended_glosh_matches_a_full_neighbour_search():
     assert after[3000:3040].mean() < before[3000:3040].mean() - 0.2  # the marked kind is normal now
     far = np.linalg.norm(ref[:3000], axis=1) < 1.5
     np.testing.assert_allclose(after[:3000][far], before[:3000][far], atol=0.05)
+
+
+def test_refit_tree_is_the_one_a_full_fit_builds():
+    """The refit skips hdbscan's labelling, not its tree: the same points, tree and core distances."""
+    from napari_hsi_anomaly.core.feedback import _fit_added
+    from napari_hsi_anomaly.core.scoring.glosh import GloshScorer
+
+    rng = np.random.default_rng(1)
+    old = GloshScorer(rng.normal(0, 1, (1500, 4)), min_samples=10, scale=False)
+    old_fit = old.state(rows=False)[0]["fit_x"]
+    new = np.vstack([rng.normal(4, 0.2, (120, 4)), old_fit[:3], old_fit[:1]])  # duplicates too
+    fo, fo_fit = _fit_added(old_fit, None, new, 10)  # without the old tree: hdbscan's own step
+    full = GloshScorer(np.vstack([old_fit, new]), min_samples=10, scale=False, max_fit=10**6)
+    fa, ref = fo.state(rows=False)[0], full.state(rows=True)[0]
+    assert fo.n_fit == full.n_fit == 1500 + 120
+    np.testing.assert_array_equal(fa["fit_x"], ref["fit_x"])
+    np.testing.assert_array_equal(fa["tree"], ref["tree"])
+    np.testing.assert_allclose(fa["core"], ref["core"])
+    np.testing.assert_array_equal(fo_fit, ref["drawn_fit"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_added_points_tree_is_the_minimum_spanning_tree(seed):
+    """From an exact old tree, the incremental tree has the exact mutual-reachability MST's heights,
+    with the new points in groups of their own (far), inside the old cloud and duplicating nothing."""
+    from hdbscan.hdbscan_ import _hdbscan_boruvka_kdtree
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial import cKDTree
+    from scipy.spatial.distance import cdist
+
+    from napari_hsi_anomaly.core.feedback_tree import added_points_tree
+
+    rng = np.random.default_rng(seed)
+    k = 8
+    old = rng.normal(0, 1, (1200, 3))
+    new = np.vstack([rng.normal(5, 0.05, (20, 3)) + rng.normal(0, 0.5, (1, 3)) for _ in range(6)]
+                    + [rng.normal(0, 0.3, (80, 3))])
+    old_tree = _hdbscan_boruvka_kdtree(old, min_samples=k, core_dist_n_jobs=1, approx_min_span_tree=False)[0]
+    tree, core = added_points_tree(old, old_tree, new, k)
+    x = np.vstack([old, new])
+    d, _ = cKDTree(x).query(x, k + 1)
+    np.testing.assert_allclose(core, d[:, k - 1])
+    mr = np.maximum(np.maximum(d[:, k][:, None], d[:, k][None, :]), cdist(x, x))
+    np.fill_diagonal(mr, 0)
+    exact = np.sort(minimum_spanning_tree(mr).data)
+    assert tree.shape == (len(x) - 1, 4) and tree[-1, 3] == len(x)
+    np.testing.assert_allclose(np.sort(tree[:, 2]), exact, rtol=1e-12)

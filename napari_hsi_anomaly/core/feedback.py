@@ -7,15 +7,16 @@ the old one's state plus the marked pixels; the old object is left as it was, so
 - global RX: the reference mean and covariance merged with the marked pixels' (weighted, see below),
   whitening recomputed;
 - GLOSH on spectra: the marked pixels, projected on the reference's PCA basis, join the fitted points
-  and the hierarchy is rebuilt (``extended_glosh``: the same subsample and scaling as before, so only the
-  marked group changes; every other reference row gets its nearest mutual-reachability neighbour again);
+  and the hierarchy is rebuilt from the old one (``extended_glosh``, ``feedback_tree``: the same
+  subsample and scaling as before, so only the marked group changes; every other reference row gets its
+  nearest mutual-reachability neighbour again);
 - spatial parts (local RX, attribute filters): unchanged (they have no normal population);
 - the calibration is recomputed on the reference cubes (``references``; by default the scene itself).
   GLOSH parts keep the scale of the first fit (``FREEZE_GLOSH_SCALE``: the calibration reads the reference
-  rows' scores from the hierarchy before any mark). Recalibrating on the refitted hierarchy shrinks the
-  reference's spread, since the marked kind was its upper tail, and flags more pixels elsewhere: on the
-  sample scene, marking one 7-15 px speckle region took glosh-spectral from 583 to 754-850 flagged
-  pixels, against 500-528 with the scale kept (benchmarks/results/bench_feedback.md). A saved profile
+  rows' scores from the hierarchy before any mark). With the tree refitted from the old one the reference
+  rows away from the marked kind keep their scores, so the scale barely moves either way; a tree rebuilt
+  from scratch (``INCREMENTAL_TREE`` False) moves scores all over and, recalibrated, flagged 754 pixels
+  instead of 500 after marking a 15 px speckle region (benchmarks/results/bench_feedback.md). A saved profile
   holds the refitted hierarchy only, so after loading it the GLOSH scale is recomputed from it.
 
 Weight: a marked group counts as ``GROUP_FACTOR`` x ``p_min`` pixels (GLOSH's minimum cluster size, or
@@ -44,6 +45,7 @@ from napari_hsi_anomaly.core.progress import Progress, run
 GROUP_FACTOR = 1.25  # a marked group weighs this many times p_min (a cluster with a margin)
 FREEZE_GLOSH_SCALE = True  # see the module docstring
 SAMPLE = 5000  # reference rows sampled: the copies' density, RX's 95th percentile
+INCREMENTAL_TREE = True  # refit GLOSH's tree from the old one (feedback_tree), not from scratch
 SPATIAL = ("rx-local", "attribute")  # parts without a normal population: kept as they are
 
 
@@ -218,14 +220,12 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
     ratio = int(meta["n_drawn"]) / max(1, int(meta["n_finite"]))
     fit_idx = np.sort(rng.choice(len(extra), int(round(len(extra) * ratio)), replace=False))
     extra_s = scale(extra)
-    fo = GloshScorer(np.vstack([old_fit, extra_s[fit_idx]]), min_samples=int(meta["min_samples"]),
-                     scale=False, max_fit=len(old_fit) + len(fit_idx) + 1)
-    fa, fm = fo.state(rows=True)
+    fo, fo_fit = _fit_added(old_fit, a.get("tree"), extra_s[fit_idx], int(meta["min_samples"]))
+    fa, fm = fo.state(rows=False)
     n_prev, n_new = int(prev.sum()), len(fit_idx)  # copies not fitted are weight only, not rows
     base = n_ref + n_prev  # first row of the new extras
     ref_drawn = drawn[~prev]
     new_drawn = np.r_[ref_drawn, n_ref + np.arange(n_prev), base + np.arange(n_new)].astype(np.int64)
-    fo_fit = fa["drawn_fit"].astype(np.int64)  # fo row -> fitted point (old points keep their index)
     new_drawn_fit = np.r_[fo_fit[drawn_fit[~prev]], fo_fit[prev_fit], fo_fit[len(old_fit):]].astype(np.int64)
     finite = np.r_[a["finite"][:n_ref].astype(bool), np.ones(n_prev + n_new, bool)]
     rest_mask = finite.copy()
@@ -245,6 +245,52 @@ def extended_glosh(old: Any, ref_values: np.ndarray, extra: np.ndarray, seed: in
             "n_finite": int(meta["n_finite"]) + len(extra), "n_drawn": int(meta["n_drawn"]) + n_new,
             "rows": True}
     return GloshScorer.from_state(arrays, meta)
+
+
+def _fit_added(old_fit: np.ndarray, old_tree: np.ndarray | None, new: np.ndarray, min_samples: int
+               ) -> tuple[Any, np.ndarray]:
+    """A ``GloshScorer`` of the points ``vstack([old_fit, new])`` (distinct, as ``GloshScorer`` keeps
+    them, with the same core distances) and each of those rows' fitted point. Its tree: with
+    ``INCREMENTAL_TREE`` and ``old_tree`` (that of ``old_fit``), ``feedback_tree.added_points_tree``;
+    otherwise hdbscan's Boruvka KD-tree step, the one its fit runs for these (at most 60) features
+    with the same arguments, without the cluster labelling a GLOSH scorer never reads (the same tree
+    as ``GloshScorer(rows, scale=False)``)."""
+    from hdbscan.hdbscan_ import _hdbscan_boruvka_kdtree
+    from scipy.spatial import cKDTree
+
+    from napari_hsi_anomaly.core.feedback_tree import added_points_tree
+    from napari_hsi_anomaly.core.scoring.glosh import STATE_FORMAT, GloshScorer
+
+    n0, dims = old_fit.shape
+    rows = np.vstack([old_fit, new])
+    if dims > 60 or n0 < 2 or not len(new):  # hdbscan would pick another algorithm: its own fit
+        fo = GloshScorer(rows, min_samples=min_samples, scale=False, max_fit=len(rows) + 1)
+        return fo, fo.state(rows=True)[0]["drawn_fit"].astype(np.int64)
+    # old_fit's rows are distinct; a new row equal to one of them (or to an earlier new row) is that point
+    dup = cKDTree(old_fit).query(new, 1)[0] == 0
+    own = cKDTree(old_fit).query(new[dup], 1)[1] if dup.any() else np.zeros(0, np.int64)
+    _, first, inverse = np.unique(new[~dup], axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    fit_new = np.empty(len(new), np.int64)
+    fit_new[dup], fit_new[~dup] = own, n0 + rank[inverse.reshape(-1)]
+    fit_x = np.vstack([old_fit, new[~dup][first[order]]])
+    n = len(fit_x)
+    k = max(1, min(min_samples, n - 1))
+    core = None
+    if INCREMENTAL_TREE and old_tree is not None and k == max(1, min(min_samples, n0 - 1)) and n > n0:
+        tree, core = added_points_tree(old_fit, old_tree, fit_x[n0:], k)
+    else:
+        tree = _hdbscan_boruvka_kdtree(fit_x, min_samples=k, core_dist_n_jobs=1)[0]
+    arrays = {"fit_x": fit_x, "core": np.zeros(n), "counts": np.ones(n, np.int64), "lo": np.zeros(dims),
+              "span": np.ones(dims), "const": np.zeros(dims, np.uint8), "tree": np.asarray(tree, np.float64)}
+    meta = {"format": STATE_FORMAT, "min_samples": int(min_samples), "k": k, "scale": False, "max_fit": n + 1,
+            "seed": 0, "n_points": n, "dims": int(dims), "n_finite": n, "n_drawn": n, "n_fit": n,
+            "cache_size": 8, "rows": False}
+    fo = GloshScorer.from_state(arrays, meta)
+    fo._core = fo._search().query(fo._fit_x, min(k, n))[0][:, -1] if core is None else core
+    return fo, np.r_[np.arange(n0), fit_new].astype(np.int64)
 
 
 def _rest_neighbours(fo: Any, a: dict, x_rest: np.ndarray, ref_rest: np.ndarray, n_old: int) -> tuple:
@@ -371,9 +417,13 @@ def iter_mark_normal(target: Any, cube: Cube | np.ndarray, pixels: np.ndarray, *
     if not changed:
         raise HsiAnomalyError(f"{scorer.detector} has only spatial parts (no normal population to teach): "
                               "pick a detector with RX or GLOSH on spectra.")
+    for old_part, part in zip(scorer.parts(), parts):  # a refit part is still its detector's (z0, halo)
+        if part.detector_class is None:
+            part.detector_class = old_part.detector_class
     yield Progress(1, 3, "mark as normal: recalibrating")
     new = parts[0] if len(parts) == 1 and not isinstance(scorer, CombinedScorer) else \
         CombinedScorer(scorer.detector, parts, scorer.params)
+    new.detector_class = scorer.detector_class  # its calibration's z0 is the detector's, not the default
     yield from new.iter_calibrate(refs)
     mark = Mark("normal", scene or str(cube.name), px)
     new.marked_normal = [*getattr(scorer, "marked_normal", []), mark]  # type: ignore[attr-defined]
