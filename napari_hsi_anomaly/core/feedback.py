@@ -255,11 +255,11 @@ def _fit_added(old_fit: np.ndarray, old_tree: np.ndarray | None, new: np.ndarray
     otherwise hdbscan's Boruvka KD-tree step, the one its fit runs for these (at most 60) features
     with the same arguments, without the cluster labelling a GLOSH scorer never reads (the same tree
     as ``GloshScorer(rows, scale=False)``)."""
-    from hdbscan.hdbscan_ import _hdbscan_boruvka_kdtree
     from scipy.spatial import cKDTree
 
     from napari_hsi_anomaly.core.feedback_tree import added_points_tree
     from napari_hsi_anomaly.core.scoring.glosh import STATE_FORMAT, GloshScorer
+    from napari_hsi_anomaly.core.scoring.glosh._hdbscan import boruvka_kdtree as _hdbscan_boruvka_kdtree
 
     n0, dims = old_fit.shape
     rows = np.vstack([old_fit, new])

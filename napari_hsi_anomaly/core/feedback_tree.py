@@ -85,10 +85,11 @@ def added_points_tree(old_x: np.ndarray, old_tree: np.ndarray, new_x: np.ndarray
     """``(tree, core)`` of the points ``old_x`` then ``new_x`` (distinct rows): the single-linkage tree
     as hdbscan's fit with ``min_samples=k`` gives it, from ``old_tree`` (that of ``old_x``), and each
     point's distance to its ``k``-th nearest (itself included; ``GloshScorer``'s core)."""
-    from hdbscan._hdbscan_linkage import label
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
+
+    from napari_hsi_anomaly.core.scoring.glosh._hdbscan import label
 
     n0 = len(old_x)
     x = np.vstack([old_x, new_x])

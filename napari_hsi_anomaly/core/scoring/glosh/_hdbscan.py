@@ -28,6 +28,21 @@ def single_linkage_tree(x: np.ndarray, min_samples: int, n_jobs: int = 1) -> np.
     return np.asarray(clusterer._single_linkage_tree, dtype=np.float64)
 
 
+def boruvka_kdtree(*args, **kwargs):
+    """hdbscan's Boruvka KD-tree step of a fit (its single-linkage tree, no cluster labelling): the
+    mark-as-normal refit (``core.feedback``) runs it with the fit's own arguments."""
+    from hdbscan.hdbscan_ import _hdbscan_boruvka_kdtree
+
+    return _hdbscan_boruvka_kdtree(*args, **kwargs)
+
+
+def label(*args, **kwargs):
+    """hdbscan's ``label``: a sorted minimum spanning tree as a single-linkage tree."""
+    from hdbscan._hdbscan_linkage import label as _label
+
+    return _label(*args, **kwargs)
+
+
 def point_exits(condensed: np.ndarray, n_fit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From hdbscan's condensed tree: cluster deaths (max lambda over each cluster and its
     descendants) and, per fitted point, the cluster it leaves and the lambda it leaves at."""
