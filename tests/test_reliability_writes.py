@@ -167,3 +167,25 @@ def test_unreadable_tiff_map_is_one_line(tmp_path):
     bad.write_bytes(b"II*\x00" + b"\x00" * 20)
     with pytest.raises(HsiAnomalyError, match="bad.tif is not a readable TIFF"):
         read_map(bad, "scores")
+
+
+@pytest.mark.parametrize("name", ["m.npy", "m.hdr"])
+def test_uncompressed_map_on_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch, name):
+    from napari_hsi_anomaly.core import guards
+
+    monkeypatch.setattr(guards, "free_space", lambda path: 1000)
+    with pytest.raises(HsiAnomalyError, match="disk space"):
+        write_map(tmp_path / name, np.ones((60, 70), np.float32))
+    with pytest.raises(HsiAnomalyError, match="disk space"):
+        write_cube(tmp_path / name, _cube())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_message_says_what_is_free(tmp_path, monkeypatch):
+    def short_write(*args, **kwargs):  # NumPy's own words when a write comes up short
+        raise OSError("40000 requested and 7136 written")
+
+    monkeypatch.setattr(np.lib.format, "write_array", short_write)
+    with pytest.raises(WriteError, match=r"7136 written \(.* free in "):
+        write_map(tmp_path / "s.npy", np.ones((100, 100), np.float32))
+    assert list(tmp_path.iterdir()) == []

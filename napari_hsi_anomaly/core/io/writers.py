@@ -4,6 +4,7 @@ beside the target, ``fsync``, then a rename: a crash or a full disk never leaves
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from collections.abc import Iterator
@@ -36,8 +37,22 @@ class WriteError(HsiAnomalyError):
     """A file could not be written (names the file and why)."""
 
 
-def _why(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
+def _why(exc: OSError, where: Path) -> str:
+    """Why a write failed; a full disk (``ENOSPC``, or NumPy's "requested and written") says how much
+    is free there."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (None, errno.ENOSPC):
+        from napari_hsi_anomaly.core.guards import free_space, human_bytes
+
+        text += f" ({human_bytes(free_space(where.parent))} free in {where.parent})"
+    return text
+
+
+def _check_space(path: Path, nbytes: float) -> None:
+    """An uncompressed output that cannot fit on its disk is refused before anything is written."""
+    from napari_hsi_anomaly.core.guards import check_free_space
+
+    check_free_space(path.parent, nbytes, f"Writing {path.name}")
 
 
 @contextlib.contextmanager
@@ -49,7 +64,7 @@ def _atomic(path: Path) -> Iterator[Path]:
         with atomic_file(path) as tmp:
             yield tmp
     except OSError as exc:
-        raise WriteError(f"Cannot write {path.name}: {_why(exc)}.") from exc
+        raise WriteError(f"Cannot write {path.name}: {_why(exc, path)}.") from exc
 
 
 def _envi_pair(path: Path) -> tuple[Path, Path]:
@@ -92,6 +107,8 @@ def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None
     suffix = path.suffix.lower()
     if fmt == "cog" and suffix not in (".tif", ".tiff"):
         raise WriteError(f"Cannot write {path.name} as a COG: use a .tif name.")
+    if suffix in (".npy", ".hdr", ".img"):
+        _check_space(path, arr.nbytes)
     if suffix == ".npy":
         with _atomic(path) as tmp, open(tmp, "wb") as f:
             np.save(f, arr)
@@ -145,7 +162,7 @@ def _rasterio_write(path: Path, data: np.ndarray, georef: dict, nodata: float | 
     except (RasterioError, ValueError, TypeError) as exc:
         raise WriteError(f"Cannot write {path.name} as a GeoTIFF: {exc}.") from exc
     except OSError as exc:
-        raise WriteError(f"Cannot write {path.name}: {_why(exc)}.") from exc
+        raise WriteError(f"Cannot write {path.name}: {_why(exc, path)}.") from exc
 
 
 def _write_raw_tags(path: Path, arr: np.ndarray, geo: dict) -> None:
@@ -207,7 +224,7 @@ def _write_envi(hdr: Path, img: Path, data: np.ndarray, fields: dict[str, object
     try:
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{hdr.stem}.", dir=hdr.parent))
     except OSError as exc:
-        raise WriteError(f"Cannot write {hdr.name}: {_why(exc)}.") from exc
+        raise WriteError(f"Cannot write {hdr.name}: {_why(exc, hdr)}.") from exc
     try:
         t_hdr = tmp_dir / hdr.name
         image = envi.create_image(str(t_hdr), head, dtype=dt, ext=img.suffix or "", force=True)
@@ -223,7 +240,7 @@ def _write_envi(hdr: Path, img: Path, data: np.ndarray, fields: dict[str, object
         with _atomic(hdr) as tmp:
             os.replace(t_hdr, tmp)
     except OSError as exc:
-        raise WriteError(f"Cannot write {img.name} / {hdr.name}: {_why(exc)}.") from exc
+        raise WriteError(f"Cannot write {img.name} / {hdr.name}: {_why(exc, hdr)}.") from exc
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
@@ -236,6 +253,8 @@ def write_cube(path: str | Path, cube: Cube, *, fmt: str = "tif") -> Path:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix in (".npy", ".hdr", ".img"):
+        _check_space(path, float(cube.bands) * cube.rows * cube.cols * np.dtype(cube.dtype).itemsize)
     if suffix == ".npy":
         with _atomic(path) as tmp:
             out = np.lib.format.open_memmap(
