@@ -173,6 +173,7 @@ def setup_issue19(d: Path, p: dict[str, Path], big: bool) -> dict[str, Path]:
     w0.write_bytes(bytes(raw))
     out.update(RESULTS=results, NEG=neg, PROJ=proj, U=d / "i19-u", S=d / "i19-s", PROF=prof,
                GT255=d / "i19-gt255.npy", S255=d / "i19-scores255.npy", W0=w0)
+    out.update(setup_leftovers(d, p))
     if big:
         stack, member = d / "i19-stack.npz", d / "i19-member.npz"
         if not stack.exists():  # 3.2 GB of zeros as a date stack, a few MB on disk
@@ -182,6 +183,35 @@ def setup_issue19(d: Path, p: dict[str, Path], big: bool) -> dict[str, Path]:
         out.update(STACK=stack, MEMBER=member)
     shutil.rmtree(d / "i19-fit-out", ignore_errors=True)
     return out
+
+
+def setup_leftovers(d: Path, p: dict[str, Path]) -> dict[str, Path]:
+    """Issue-19/21 leftovers: a sparse 200000x200000x10 ENVI scene (400 GB declared, nothing on disk),
+    a SAFE zip whose metadata XML inflates to 64 MB, and LZW / ZSTD GeoTIFF score and truth maps."""
+    import zipfile
+
+    import rasterio
+
+    sparse = d / "i19-sparse"
+    sparse.mkdir(exist_ok=True)
+    (sparse / "big.hdr").write_text(
+        "ENVI\nsamples = 200000\nlines = 200000\nbands = 10\nheader offset = 0\n"
+        "file type = ENVI Standard\ndata type = 1\ninterleave = bsq\nbyte order = 0\n")
+    with open(sparse / "big.img", "wb") as fh:
+        fh.truncate(10 * 200_000 * 200_000)
+    safe = d / "S2A_MSIL1C_i19-mtd.zip"
+    if not safe.exists():
+        with zipfile.ZipFile(safe, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("S2A_MSIL1C_X.SAFE/MTD_MSIL1C.xml", b"<a>" + b" " * (64 * 1024**2) + b"</a>")
+            zf.writestr("S2A_MSIL1C_X.SAFE/GRANULE/G/IMG_DATA/T_B02.jp2", b"x")
+    gt = np.load(p["GT"]).astype(np.uint8)
+    scores = np.load(d / "i19-scores01.npy")
+    for name, arr, comp in (("i21-gt-zstd.tif", gt, "zstd"), ("i21-scores-lzw.tif", scores, "lzw")):
+        with rasterio.open(d / name, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1,
+                           dtype=arr.dtype.name, compress=comp) as ds:
+            ds.write(arr, 1)
+    return {"SPARSE": sparse / "big.hdr", "SAFE_MTD": safe, "GT_ZSTD": d / "i21-gt-zstd.tif",
+            "S_LZW": d / "i21-scores-lzw.tif"}
 
 
 def cases(p: dict[str, Path], big: bool) -> list[tuple[str, list]]:
@@ -222,6 +252,11 @@ def cases(p: dict[str, Path], big: bool) -> list[tuple[str, list]]:
         ("i19 synth constant cube", ["synth", D / "constant.npy", "--out", D / "i19-flat", "--window", "32",
                                     "--s-anom", "4"]),
         ("i19 info TIFF ImageWidth 0", ["info", p["W0"]]),
+        ("i19 score sparse 200000x200000x10 ENVI (400 GB declared)", ["score", p["SPARSE"], "--method", "rx",
+                                                                     "--out", D / "s.npy"]),
+        ("i19 info SAFE zip, metadata XML 64 MB inflated", ["info", p["SAFE_MTD"]]),
+        ("i19/i21 evaluate LZW GeoTIFF scores vs ZSTD truth (exit 0)", ["evaluate", "--scores", p["S_LZW"],
+                                                                         "--gt", p["GT_ZSTD"]]),
     ]
     if big:
         B = p["BIG"]

@@ -223,6 +223,8 @@ def load_profile(folder: str | os.PathLike, *, target: Cube | None = None) -> An
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ProfileError(f"{d}: the profile is incomplete or damaged ({type(exc).__name__}: {exc}); "
                            "fit it again.") from None
+    if getattr(scorer, "detector_class", None) is None:  # its own z0 (and halo), not the default's
+        scorer.detector_class = cls
     scorer.profile_path = d
     sel = info.get("band_selection")
     scorer.band_selection = None if sel is None else np.asarray(sel, dtype=np.int64)

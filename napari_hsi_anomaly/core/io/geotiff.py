@@ -149,7 +149,8 @@ def write_geotiff(path: Path, arr: np.ndarray, georef: dict, nodata: float | Non
                   compress: str = "deflate") -> None:
     """Write ``arr`` (``(rows, cols)`` or ``(bands, rows, cols)``) as a tiled, compressed GeoTIFF
     with ``georef``'s CRS and transform, the ``nodata`` tag and band ``descriptions`` (rasterio);
-    ``fmt="cog"``: a Cloud-Optimized GeoTIFF (GDAL's COG driver: tiles, overviews, header first)."""
+    ``fmt="cog"``: a Cloud-Optimized GeoTIFF (GDAL's COG driver: tiles, overviews, header first).
+    Written through ``core.atomic.atomic_file``: ``path`` is whole or as it was, never truncated."""
     import rasterio
     from rasterio.crs import CRS
     from rasterio.errors import NotGeoreferencedWarning
@@ -186,13 +187,15 @@ def write_geotiff(path: Path, arr: np.ndarray, georef: dict, nodata: float | Non
             if descriptions and b < len(descriptions) and descriptions[b]:
                 ds.set_band_description(b + 1, str(descriptions[b]))
 
-    with warnings.catch_warnings():
+    from napari_hsi_anomaly.core.atomic import atomic_file
+
+    with warnings.catch_warnings(), atomic_file(path) as tmp:  # a temporary file, fsync, rename
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a plain TIFF is fine
         if fmt != "cog":
-            with rasterio.open(path, "w", **profile) as ds:
+            with rasterio.open(tmp, "w", **profile) as ds:
                 fill(ds)
-            return
-        _write_cog(path, profile, fill, compress)
+        else:
+            _write_cog(tmp, profile, fill, compress)
 
 
 def _write_cog(path: Path, profile: dict, fill, compress: str) -> None:

@@ -71,7 +71,52 @@ def _from_npz(path: Path, role: str, key: str | None, what: str) -> np.ndarray:
         raise CubeReadError(f"{path.name}: cannot read '{key}' ({exc}).") from exc
 
 
-def _from_tiff(path: Path) -> np.ndarray:
+def _from_tiff(path: Path, what: str) -> np.ndarray:
+    """A TIFF map through rasterio/GDAL (LZW, DEFLATE, ZSTD, LERC, tiled, COG, BigTIFF): the header
+    first (one band, one image, the budget), then the pixels of band 1 only. A TIFF GDAL cannot open
+    falls back to tifffile (uncompressed or zlib pages)."""
+    from napari_hsi_anomaly.core.io.geotiff import tiff_header
+
+    head = tiff_header(path)
+    if head is None:
+        return _from_tifffile(path)
+    shape = (head["count"], head["height"], head["width"])
+    if min(shape) < 1:
+        raise CubeReadError(f"{path.name}: the TIFF declares an empty image (shape {shape}).")
+    pages = _tiff_images(path, head["height"] * head["width"])
+    if head["count"] != 1 or pages > 1:
+        got = shape if head["count"] != 1 else (pages, *shape[1:])
+        raise ShapeError(f"{path.name}: {what} must be one 2-D (rows, cols) map; got shape {got} (a cube: "
+                         "score it first with hsi-anomaly score).")
+    dtype = np.dtype(head["dtype"])
+    check_numbers(dtype, path.name)
+    check_allocation(float(head["height"]) * float(head["width"]) * dtype.itemsize,
+                     f"{path.name} (decompressed)")
+    from rasterio.errors import RasterioError
+
+    from napari_hsi_anomaly.core.io.raster import _open
+
+    try:
+        with _open(path) as ds:
+            return ds.read(1)
+    except (RasterioError, OSError) as exc:
+        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+
+
+def _tiff_images(path: Path, pixels: int) -> int:
+    """How many full-resolution images (pages) the TIFF holds, overviews and masks left out: GDAL shows
+    only the first of a multi-page file, which must not pass for a whole map."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return max(1, int(np.prod(series.shape, dtype=np.int64)) // max(1, pixels))
+    except Exception:  # noqa: BLE001 - a header tifffile cannot parse: GDAL's view stands
+        return 1
+
+
+def _from_tifffile(path: Path) -> np.ndarray:
     import tifffile
 
     try:
@@ -80,8 +125,10 @@ def _from_tiff(path: Path) -> np.ndarray:
             check_allocation(float(np.prod(series.shape, dtype=np.float64)) * series.dtype.itemsize,
                              f"{path.name} (decompressed)")
             return series.asarray()
-    except (tifffile.TiffFileError, ValueError, IndexError, OSError) as exc:
-        raise CubeReadError(f"{path.name} is not a readable TIFF file ({exc}).") from exc
+    except (tifffile.TiffFileError, ValueError, IndexError, OSError, ZeroDivisionError, KeyError,
+            TypeError, OverflowError) as exc:  # a malformed header (e.g. ImageWidth 0) in tifffile
+        raise CubeReadError(f"{path.name} is not a readable TIFF file ({type(exc).__name__}: "
+                            f"{exc}).") from exc
 
 
 def read_map(path: str | Path, role: str = "map", key: str | None = None) -> np.ndarray:
@@ -103,7 +150,7 @@ def read_map(path: str | Path, role: str = "map", key: str | None = None) -> np.
     elif suffix == ".npz":
         arr = _from_npz(path, role, key, what)
     elif suffix in (".tif", ".tiff"):
-        arr = _from_tiff(path)
+        arr = _from_tiff(path, what)
     elif suffix in (".hdr", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip"):
         from napari_hsi_anomaly.core.io.envi import read_envi
 

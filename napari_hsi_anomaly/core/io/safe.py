@@ -106,14 +106,14 @@ def find_product(path: str | Path) -> SafeProduct:
     if path.is_dir():
         names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
         mtd = next((n for n in names if _MTD.search(n) and "/" not in n), None)
-        xml = (path / mtd).read_text(encoding="utf-8", errors="replace") if mtd else None
+        xml = _read_mtd(path, mtd, (path / mtd).open("rb"), (path / mtd).stat().st_size) if mtd else None
         prefix = str(path.resolve()) + "/"
     else:
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
                 mtd = min((n for n in names if _MTD.search(n)), key=len, default=None)
-                xml = zf.read(mtd).decode("utf-8", errors="replace") if mtd else None
+                xml = _read_mtd(path, mtd, zf.open(mtd), zf.getinfo(mtd).file_size) if mtd else None
         except (OSError, zipfile.BadZipFile) as exc:
             raise CubeReadError(f"{path.name} is not a readable zip file ({exc}).") from exc
         prefix = f"/vsizip/{path.resolve()}/"
@@ -127,6 +127,23 @@ def find_product(path: str | Path) -> SafeProduct:
             f"{path.name}: no Sentinel-2 band files (GRANULE/*/IMG_DATA/*_B??.jp2) were found in it."
         )
     return product
+
+
+MTD_MAX_BYTES = 8 * 1024**2  # a product's metadata XML is about 60 kB; more is not a SAFE product's
+
+
+def _read_mtd(path: Path, name: str, fh, declared: int) -> str:
+    """The metadata XML's text, refused (one line) over ``MTD_MAX_BYTES`` before it is read or parsed:
+    the size the folder or the zip directory declares first, then at most that many bytes are read (a
+    zip member that lies about its size is cut off, not inflated)."""
+    with fh:
+        if declared > MTD_MAX_BYTES or len(data := fh.read(MTD_MAX_BYTES + 1)) > MTD_MAX_BYTES:
+            from napari_hsi_anomaly.core.guards import human_bytes
+
+            raise CubeReadError(f"{path.name}: its metadata {Path(name).name} is over "
+                                f"{human_bytes(MTD_MAX_BYTES)} (a product's is about 60 kB), so it is not "
+                                "read: not a Sentinel-2 product's metadata.")
+    return data.decode("utf-8", errors="replace")
 
 
 def _pick(options: dict[int, str], target: int) -> tuple[int, str]:
@@ -209,7 +226,7 @@ def read_safe(path: str | Path, resolution: int = DEFAULT_RESOLUTION) -> Cube:
             shape = (int(ds.height / f), int(ds.width / f))
             transform = ds.transform * ds.transform.scale(f, f)
             crs = ds.crs.to_wkt() if ds.crs else None
-        _check_memory(len(bands) * shape[0] * shape[1] * 2, path)
+        _check_memory((len(bands) + int(bool(product.scl))) * shape[0] * shape[1] * 2, path)  # + SCL
         data = np.zeros((len(bands), *shape), dtype=np.uint16)
         for k, b in enumerate(bands):
             metres, file = picks[b]

@@ -1,8 +1,10 @@
-"""Writers: score maps / masks and whole cubes, always via a temporary file then a rename."""
+"""Writers: score maps / masks and whole cubes, every file through ``core.atomic`` (a temporary file
+beside the target, ``fsync``, then a rename: a crash or a full disk never leaves a truncated file)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hsi_anomaly.core.atomic import atomic_file
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.io.envi_header import _clean, _fmt_scalar, envi_dtype_code
@@ -34,24 +37,34 @@ class WriteError(HsiAnomalyError):
     """A file could not be written (names the file and why)."""
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _why(exc: OSError, where: Path) -> str:
+    """Why a write failed; a full disk (``ENOSPC``, or NumPy's "requested and written") says how much
+    is free there."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (None, errno.ENOSPC):
+        from napari_hsi_anomaly.core.guards import free_space, human_bytes
+
+        text += f" ({human_bytes(free_space(where.parent))} free in {where.parent})"
+    return text
+
+
+def _check_space(path: Path, nbytes: float) -> None:
+    """An uncompressed output that cannot fit on its disk is refused before anything is written."""
+    from napari_hsi_anomaly.core.guards import check_free_space
+
+    check_free_space(path.parent, nbytes, f"Writing {path.name}")
 
 
 @contextlib.contextmanager
-def _atomic(*paths: Path) -> Iterator[list[Path]]:
-    """Yield temporary names for ``paths``; rename them into place only if the block succeeds."""
-    tmps = [_tmp_name(p) for p in paths]
+def _atomic(path: Path) -> Iterator[Path]:
+    """``core.atomic.atomic_file``: a temporary name beside ``path``, ``fsync``-ed and renamed into
+    place only if the block succeeds; an ``OSError`` (a full disk) becomes one ``WriteError`` line and
+    leaves ``path`` as it was."""
     try:
-        yield tmps
-        for tmp, final in zip(tmps, paths):
-            os.replace(tmp, final)
+        with atomic_file(path) as tmp:
+            yield tmp
     except OSError as exc:
-        raise WriteError(f"Cannot write {paths[0].name}: {exc.strerror or exc}.") from exc
-    finally:
-        for tmp in tmps:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        raise WriteError(f"Cannot write {path.name}: {_why(exc, path)}.") from exc
 
 
 def _envi_pair(path: Path) -> tuple[Path, Path]:
@@ -94,8 +107,10 @@ def write_map(path: str | Path, array2d: np.ndarray, *, like: Cube | None = None
     suffix = path.suffix.lower()
     if fmt == "cog" and suffix not in (".tif", ".tiff"):
         raise WriteError(f"Cannot write {path.name} as a COG: use a .tif name.")
+    if suffix in (".npy", ".hdr", ".img"):
+        _check_space(path, arr.nbytes)
     if suffix == ".npy":
-        with _atomic(path) as (tmp,), open(tmp, "wb") as f:
+        with _atomic(path) as tmp, open(tmp, "wb") as f:
             np.save(f, arr)
     elif suffix in (".tif", ".tiff"):
         if description is None:
@@ -142,11 +157,12 @@ def _rasterio_write(path: Path, data: np.ndarray, georef: dict, nodata: float | 
                     descriptions: list[str] | None, fmt: str) -> None:
     from rasterio.errors import RasterioError
 
-    with _atomic(path) as (tmp,):
-        try:
-            write_geotiff(tmp, data, georef, nodata, descriptions=descriptions, fmt=fmt)
-        except (RasterioError, ValueError, TypeError) as exc:
-            raise WriteError(f"Cannot write {path.name} as a GeoTIFF: {exc}.") from exc
+    try:
+        write_geotiff(path, data, georef, nodata, descriptions=descriptions, fmt=fmt)  # atomic itself
+    except (RasterioError, ValueError, TypeError) as exc:
+        raise WriteError(f"Cannot write {path.name} as a GeoTIFF: {exc}.") from exc
+    except OSError as exc:
+        raise WriteError(f"Cannot write {path.name}: {_why(exc, path)}.") from exc
 
 
 def _write_raw_tags(path: Path, arr: np.ndarray, geo: dict) -> None:
@@ -161,7 +177,7 @@ def _write_raw_tags(path: Path, arr: np.ndarray, geo: dict) -> None:
             else:
                 value = tuple(np.ravel(value).tolist())
                 extratags.append((code, dtype, len(value), value, True))
-    with _atomic(path) as (tmp,):
+    with _atomic(path) as tmp:
         tifffile.imwrite(tmp, arr, extratags=extratags, photometric="minisblack")
 
 
@@ -208,7 +224,7 @@ def _write_envi(hdr: Path, img: Path, data: np.ndarray, fields: dict[str, object
     try:
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{hdr.stem}.", dir=hdr.parent))
     except OSError as exc:
-        raise WriteError(f"Cannot write {hdr.name}: {exc.strerror or exc}.") from exc
+        raise WriteError(f"Cannot write {hdr.name}: {_why(exc, hdr)}.") from exc
     try:
         t_hdr = tmp_dir / hdr.name
         image = envi.create_image(str(t_hdr), head, dtype=dt, ext=img.suffix or "", force=True)
@@ -218,10 +234,13 @@ def _write_envi(hdr: Path, img: Path, data: np.ndarray, fields: dict[str, object
         out.flush()
         del out, image
         created = next(p for p in tmp_dir.iterdir() if p.name != t_hdr.name)
-        os.replace(created, img)
-        os.replace(t_hdr, hdr)
+        # each file through core.atomic (fsync, rename); the data first, so a header found is whole
+        with _atomic(img) as tmp:
+            os.replace(created, tmp)
+        with _atomic(hdr) as tmp:
+            os.replace(t_hdr, tmp)
     except OSError as exc:
-        raise WriteError(f"Cannot write {img.name} / {hdr.name}: {exc.strerror or exc}.") from exc
+        raise WriteError(f"Cannot write {img.name} / {hdr.name}: {_why(exc, hdr)}.") from exc
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
@@ -234,8 +253,10 @@ def write_cube(path: str | Path, cube: Cube, *, fmt: str = "tif") -> Path:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix in (".npy", ".hdr", ".img"):
+        _check_space(path, float(cube.bands) * cube.rows * cube.cols * np.dtype(cube.dtype).itemsize)
     if suffix == ".npy":
-        with _atomic(path) as (tmp,):
+        with _atomic(path) as tmp:
             out = np.lib.format.open_memmap(
                 tmp, mode="w+", dtype=cube.dtype, shape=(cube.rows, cube.cols, cube.bands)
             )
