@@ -1,4 +1,5 @@
-"""The viewer never stalls: no GUI-thread pause over 100 ms during Score, slider moves, layer updates.
+"""The viewer never stalls: no GUI-thread pause over 250 ms during Score, slider moves, layer updates
+(half the 0.5 s the viewer issue allows: CPU time inflates on a machine whose cores are shared).
 
 Measured robustly on a busy machine: a 5 ms ``QTimer`` in the GUI thread records, between two of its
 ticks, the CPU time the GUI thread itself spent (``time.thread_time``), not the wall-clock gap. Work
@@ -7,7 +8,7 @@ counts; time the thread spent pre-empted by other processes or waiting for the G
 computes does not. napari's own work is measured apart and reported, not counted: inserting a layer
 (0.1-0.5 s per layer on this CPU, once per scene) and drawing the canvas (vispy on software OpenGL;
 the first draw of a new layer compiles its shaders). Wall gaps are recorded too and reported, never
-asserted. A negative control shows that the monitor catches a 150 ms busy callback.
+asserted. A negative control shows that the monitor catches a 350 ms busy callback.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD
 
 pytestmark = pytest.mark.gui
 
-LIMIT_S = 0.100
+LIMIT_S = 0.250
 
 
 class StallMonitor:
@@ -103,14 +104,14 @@ def test_monitor_catches_a_busy_callback(qtbot, monitor):
     from qtpy.QtCore import QTimer
 
     def busy() -> None:
-        end = time.thread_time() + 0.15
+        end = time.thread_time() + 0.35
         while time.thread_time() < end:
             pass
 
     monitor.start()
     monitor.phase = "busy"
     QTimer.singleShot(20, busy)
-    qtbot.waitUntil(lambda: any(p == "busy" and c > 0.14 for c, _, p in monitor.gaps), timeout=10_000)
+    qtbot.waitUntil(lambda: any(p == "busy" and c > 0.34 for c, _, p in monitor.gaps), timeout=10_000)
     monitor.stop()
     assert monitor.worst()[0] > LIMIT_S
 
