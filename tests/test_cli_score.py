@@ -142,3 +142,17 @@ def test_dates_count_from_one(tmp_path, capsys):
         assert len(err) == 1 and needle in err[0], err
     assert main(["fit", str(tmp_path / "stack.npy"), "--dates", "0,1", "--out", str(tmp_path / "p")]) == 1
     assert "--dates 0: dates count from 1" in capsys.readouterr().err
+
+
+def test_score_refuses_a_full_disk_before_scoring(tiny, monkeypatch, capsys):
+    """The output's room is checked before any scoring: one line, exit 1, nothing written."""
+    from napari_hsi_anomaly.core import guards, pipeline
+
+    monkeypatch.setattr(guards, "free_space", lambda path: 1024)
+    scored = []
+    monkeypatch.setattr(pipeline, "iter_score", lambda *a, **k: scored.append(1))
+    out = tiny / "scores.npy"
+    assert main(["score", str(tiny / "cube.npy"), "--method", "rx", "--out", str(out)]) == 1
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("note:")]
+    assert len(err) == 1 and "disk space" in err[0] and "scores.npy" in err[0]
+    assert not out.exists() and not scored

@@ -128,6 +128,18 @@ def _check_clustering(cube: Any, method: str, params: dict) -> None:
             "(e.g. --method rx).")
 
 
+def _check_room(cube: Any, out_path: Path, mask_path: Path | None) -> None:
+    """The maps must fit on their disks: refused before the scoring, not after (a compressed GeoTIFF
+    is counted at a quarter of its raw size)."""
+    from napari_hsi_anomaly.core.guards import check_free_space
+
+    for path, itemsize in ((out_path, 4.0), (mask_path, 1.0)):
+        if path is not None:
+            raw = itemsize * cube.rows * cube.cols
+            packed = path.suffix.lower() in (".tif", ".tiff")
+            check_free_space(path.parent, raw / 4 if packed else raw, f"Writing {path.name}")
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """``score``: one ``core.pipeline`` job (normal: the scene itself or a profile), written here."""
     from napari_hsi_anomaly.core.pipeline import Job, iter_score, train_options_for
@@ -156,6 +168,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             model.check_cube(cube)
         elif args.epochs is not None and REGISTRY[args.method].needs_model:
             train_options = train_options_for([cube], params.get("preset", "fast"), epochs=args.epochs)
+    _check_room(cube, out_path, mask_path)
     job = Job(args.method, params, profile=args.profile, model=model, train_options=train_options,
               p_min=p_min)
     outcome = run(iter_score(job, cube), _progress)

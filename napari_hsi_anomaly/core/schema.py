@@ -163,11 +163,14 @@ def _check_declared(info: dict, arrays: Mapping[str, np.ndarray], fail: Fail) ->
             raise fail(f"arrays.{name}: {arr.dtype} values are not numbers")
         if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
             raise fail(f"arrays.{name} holds NaN or infinite values")
+        if name.rpartition(".")[2] in FLOAT_ARRAYS and arr.dtype.kind != "f":
+            raise fail(f"arrays.{name}: {arr.dtype} where floating-point values are due")
 
 
 # Arrays whose first axis is the band count (by the last part of their name), and square ones.
 BAND_AXIS0 = {"mean", "whiten", "basis"}
 BAND_AXIS1 = {"fitted", "whiten"}
+FLOAT_ARRAYS = BAND_AXIS0 | BAND_AXIS1 | {"steps"}  # statistics: never integers, whatever the JSON says
 
 
 def _check_band_shapes(arrays: Mapping[str, np.ndarray], bands: int, fail: Fail) -> None:
