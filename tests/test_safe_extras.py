@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import rasterio
+from test_safe import _write_band, make_safe
 
-rasterio = pytest.importorskip("rasterio")
-from test_safe import _write_band, make_safe  # noqa: E402
-
-from napari_hsi_anomaly.core.io import read_cube  # noqa: E402
-from napari_hsi_anomaly.core.io.safe import exclude_scl, find_products, scl_mask  # noqa: E402
+from napari_hsi_anomaly.cli.main import main
+from napari_hsi_anomaly.core.io import read_cube
+from napari_hsi_anomaly.core.io.safe import exclude_scl, find_products, scl_mask
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,20 @@ def test_batch_expands_safe_folders_inside_folders(l2a):
 
     items = expand_inputs([str(l2a.parents[1])])
     assert [i.path for i in items] == [str(l2a)]
+
+
+def test_fit_leaves_classified_clouds_out_when_asked(l2a, tmp_path, capsys):
+    """CLI ``fit --exclude-scl``: the clouds are counted and left out; a cube without a scene
+    classification is one line, nothing written."""
+    clouds = int(scl_mask(read_cube(l2a, resolution=20)).sum())
+    out = tmp_path / "normal"
+    assert main(["fit", str(l2a), "--resolution", "20", "--method", "rx", "--exclude-scl",
+                 "--out", str(out)]) == 0
+    assert f"{clouds:,} classified cloud/shadow/water pixels left out" in capsys.readouterr().err
+    assert (out / "profile.json").exists()
+    plain = tmp_path / "plain.npy"
+    np.save(plain, np.random.default_rng(0).normal(1, 0.1, (20, 20, 4)).astype(np.float32))
+    assert main(["fit", str(plain), "--method", "rx", "--exclude-scl", "--out", str(tmp_path / "n2")]) == 1
+    err = [x for x in capsys.readouterr().err.strip().splitlines() if not x.startswith("note:")]
+    assert len(err) == 1 and "no scene classification" in err[0]
+    assert not (tmp_path / "n2").exists()

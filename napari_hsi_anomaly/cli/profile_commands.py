@@ -88,6 +88,23 @@ def _references(args: argparse.Namespace) -> list[tuple[str, argparse.Namespace]
     return [(p, argparse.Namespace(**{**vars(args), "date": k})) for p in args.refs for k in dates]
 
 
+def _exclude_scl(cubes: list) -> list:
+    """``--exclude-scl``: each reference without its classified clouds, shadows and water (said on
+    stderr); a reference without a scene classification is one clear line."""
+    from napari_hsi_anomaly.core.io.safe import exclude_scl, scl_mask
+
+    out = []
+    for cube in cubes:
+        mask = scl_mask(cube)
+        if mask is None:
+            raise HsiAnomalyError(f"--exclude-scl: {cube.name or 'a reference'} has no scene classification "
+                                  "(only Sentinel-2 L2A products have one).")
+        out.append(exclude_scl(cube))
+        print(f"note: {cube.name}: {int(mask.sum()):,} classified cloud/shadow/water pixels left out of "
+              "the normal population", file=sys.stderr)
+    return out
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     """``fit``: ``core.pipeline.iter_fit`` on the references, saved as a profile."""
     from napari_hsi_anomaly.core.detectors import DEFAULT_METHOD, get_detector
@@ -119,6 +136,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         model = load_model(args.model)
     selection = _band_selection(args.bands, refs[0][0], model)  # a bad --bands: before pixels are read
     cubes = [check_usable(c, a) for c, a in refs]
+    if args.exclude_scl:
+        cubes = _exclude_scl(cubes)
     if args.epochs is not None and model is None:
         train_options = train_options_for(cubes, params.get("preset", "fast"), epochs=args.epochs)
     job = Job(method, params, model=model, train_options=train_options)
@@ -206,6 +225,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dates of a 4-D stack REF used as references, 1-based, e.g. 3,4 (--date: one date)")
     f.add_argument("--bands", default=None, metavar="SPEC",
                    help=BANDS_HELP + "; targets are cut the same way")
+    f.add_argument("--exclude-scl", action="store_true",
+                   help="Sentinel-2 L2A: leave the scene classification's clouds, shadows and water out of "
+                        "the normal population")
     add_cube_options(f, fill=True)
     f.set_defaults(func=cmd_fit)
 
