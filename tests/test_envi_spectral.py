@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spectral.io import envi
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.io import read_cube, write_cube
-
-envi = pytest.importorskip("spectral.io.envi")
 
 
 def _data(dtype="int16"):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-xr = pytest.importorskip("xarray")
+import xarray as xr
 
 from napari_hsi_anomaly.core.errors import ShapeError  # noqa: E402
 from napari_hsi_anomaly.core.xarray_api import dataarray_to_cube, detect_xarray  # noqa: E402
@@ -41,7 +40,7 @@ def test_band_names_and_band_dim_errors():
 
 
 def test_crs_kept_with_rioxarray():
-    pytest.importorskip("rioxarray")
+    import rioxarray  # noqa: F401  (the testing extra installs it)
     da = _da().rio.write_crs("EPSG:32633")
     out = detect_xarray(da, "rx")
     assert out.rio.crs.to_epsg() == 32633
