@@ -136,3 +136,6 @@ def test_p_min_warning_shows_under_the_p_min_slider(make_napari_viewer, qtbot):
     panel.check_p_min_debounced.flush()
     qtbot.waitUntil(lambda: not warn.isVisibleTo(detect), timeout=WAIT_MS)
     assert warn.text() == ""
+    detect._rescore_debounced.flush()  # the slider also re-scores: let it land before the viewer goes
+    qtbot.waitUntil(lambda: detect.detection.params["p_min"] == 1000 and detect._rescoring is None,
+                    timeout=WAIT_MS)
