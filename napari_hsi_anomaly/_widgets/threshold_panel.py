@@ -75,7 +75,9 @@ class ThresholdPanel(QWidget):
         results.t_anom.valueChanged.connect(self.update_far)
         results.committed.connect(self._on_committed)
         self.state.detection_changed.connect(self._on_detection)
-        self.check_p_min_debounced = qdebounced(self.check_p_min, timeout=300)
+        # sooner than the re-score (150 ms, ``detect_rescore``): the risk is judged on the pixels flagged
+        # now, and shows before the new map does
+        self.check_p_min_debounced = qdebounced(self.check_p_min, timeout=100)
 
     # ---------------------------------------------------------------- false-alarm rate
     def _on_detection(self, det: Any) -> None:
