@@ -105,3 +105,37 @@ def test_pr_curve_with_ground_truth(docks, qtbot):
     qtbot.waitUntil(lambda: len(pr.curve.get_xdata()) > 2, timeout=WAIT_MS)
     assert pr.isVisibleTo(detect) and "AP" in pr.ax.get_title()
     assert "false-alarm rate" in detect.metrics_label.text() and "TP " in detect.metrics_label.text()
+
+
+def test_p_min_warning_shows_under_the_p_min_slider(make_napari_viewer, qtbot):
+    """On the sample scene (GLOSH), moving p_min to 300 names the risk right under the slider, in the
+    parameters form (the check runs as the slider moves); a safe p_min hides it again."""
+    from test_widget_detect import score, setup_viewer
+
+    from napari_hsi_anomaly._sample_data import SAMPLE_DIR, _load
+    from napari_hsi_anomaly._widgets.detect_widget import DetectWidget
+
+    cube, _, _ = _load(SAMPLE_DIR)
+    viewer = make_napari_viewer()
+    setup_viewer(viewer, cube)
+    detect = DetectWidget(viewer)
+    qtbot.addWidget(detect)
+    score(detect, qtbot, "glosh-spectral")
+    form, panel = detect.params, detect.results.analyst
+    warn = form.p_min_warning
+    assert warn is panel.pmin_warn and form.isAncestorOf(warn)  # one label, placed in the params form
+    row, _ = form._p_form.getWidgetPosition(warn)
+    assert row == form._p_form.getWidgetPosition(form._p_row)[0] + 1  # the row right under p_min
+    assert not warn.isVisibleTo(detect)  # no risk yet: nothing shown
+    form.p_min.setValue(300)  # the user drags the slider
+    panel.check_p_min_debounced.flush()
+    qtbot.waitUntil(lambda: "keep p_min above" in warn.text(), timeout=WAIT_MS)
+    assert warn.isVisibleTo(detect) and warn.text().startswith("p_min 300:")
+    assert "flagged pixels form" in warn.text()
+    form.p_min.setValue(1000)
+    panel.check_p_min_debounced.flush()
+    qtbot.waitUntil(lambda: not warn.isVisibleTo(detect), timeout=WAIT_MS)
+    assert warn.text() == ""
+    detect._rescore_debounced.flush()  # the slider also re-scores: let it land before the viewer goes
+    qtbot.waitUntil(lambda: detect.detection.params["p_min"] == 1000 and detect._rescoring is None,
+                    timeout=WAIT_MS)

@@ -171,3 +171,50 @@ def test_csv_export_refuses_a_bad_path(inspect, tmp_path, monkeypatch):
     assert widget.regions == regions and widget.table.rowCount() > 0
     out = widget.export_csv(tmp_path / "ok.csv")  # a good path still works afterwards
     assert out is not None and out.read_text().count("\n") == len(regions) + 1
+
+
+def test_export_spectra_writes_pins_region_and_scene(inspect, tmp_path, monkeypatch):
+    """Export spectra…: one row per band; the pinned pixels (named by row/col), the selected region's
+    mean and the scene median/quartiles, in the plot's units; confirmed with the path, a bad path
+    refused with one notification."""
+    import napari.utils.notifications as notifications
+
+    viewer, detect, widget, cube = inspect
+    infos: list[str] = []
+    errors: list[str] = []
+    monkeypatch.setattr(notifications, "show_info", lambda msg, *a, **k: infos.append(str(msg)))
+    monkeypatch.setattr(notifications, "show_error", lambda msg, *a, **k: errors.append(str(msg)))
+    assert widget.spectra_btn.isVisibleTo(widget) and widget.spectra_btn.text() == "Export spectra…"
+    click(widget, viewer, (0, 22, 32))
+    widget.pin_btn.click()
+    click(widget, viewer, (0, 3, 4))
+    widget.pin_btn.click()
+    widget.select_region(0)
+    top = widget.regions[0]
+
+    out = widget.export_spectra(tmp_path / "spectra.csv")
+    assert out is not None and infos == [f"Saved 6 spectra (CSV) to {out}"]
+    with out.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    head, body = rows[0], rows[1:]
+    r, c = top.centroid
+    assert head == ["band", "band_name", "wavelength_nm", "pin 1: pixel row 22 col 32",
+                    "pin 2: pixel row 3 col 4",
+                    f"region #1 mean of {top.area} px at row {r:.1f} col {c:.1f}",
+                    "scene median", "scene q25", "scene q75"]
+    assert len(body) == cube.bands and [int(b[0]) for b in body] == list(range(1, cube.bands + 1))
+    np.testing.assert_allclose([float(b[2]) for b in body], cube.wavelengths)
+    values = np.array([[float(v) for v in b[3:]] for b in body], dtype=np.float32)
+    full = cube.as_float32()
+    np.testing.assert_array_equal(values[:, 0], full[:, 22, 32])
+    np.testing.assert_array_equal(values[:, 1], full[:, 3, 4])
+    inside = widget.label_image == top.label
+    np.testing.assert_allclose(values[:, 2], full[:, inside].mean(axis=1), rtol=1e-5)
+    np.testing.assert_array_equal(values[:, 3:].T, np.stack(widget.stats))
+
+    assert widget.export_spectra(tmp_path / "spectra.txt") is None  # refused before writing
+    assert len(errors) == 1 and "unknown extension" in errors[0]
+    assert not (tmp_path / "spectra.txt").exists()
+    widget.clear_btn.click()  # no pins: the region and the scene remain
+    out = widget.export_spectra(tmp_path / "again.csv")
+    assert out is not None and out.read_text().splitlines()[0].count("pin") == 0

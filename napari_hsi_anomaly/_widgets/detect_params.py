@@ -241,9 +241,19 @@ class ParamsForm(QWidget):
         label = self._p_form.labelForField(self._p_row)
         if label is not None:
             label.setVisible(uses)
+        warning = getattr(self, "p_min_warning", None)
+        if warning is not None and not uses:
+            warning.setVisible(False)  # no p_min, nothing to warn about
         self.changed.emit()
 
     # ---------------------------------------------------------------- p_min
+    def place_p_min_warning(self, label: QWidget) -> None:
+        """Put the p_min warning (``ThresholdPanel.pmin_warn``, which writes it) right under the slider,
+        so the risk shows where p_min is chosen, before the result changes."""
+        self._p_form.addRow(label)
+        self.p_min_warning = label
+        self._on_method()
+
     def show_p_min(self, value: int) -> None:
         """Put a p_min on the slider without a ``p_min_moved`` (the one a Score chose)."""
         self.p_min.blockSignals(True)

@@ -84,6 +84,7 @@ class DetectWidget(SceneResultsMixin, QWidget):
         if hasattr(self.state, "ground_truth_changed"):
             self.state.ground_truth_changed.connect(self.results.follow_ground_truth)
         self.params.p_min_moved.connect(self.results.analyst.check_p_min_debounced)
+        self.params.place_p_min_warning(self.results.analyst.pmin_warn)  # the warning under the slider
         self.state.detection_changed.connect(self._adopt)  # Mark as normal / Undo (Inspect dock)
         self._on_cube_changed(self.state.cube)  # a cube chosen before this dock opened
 

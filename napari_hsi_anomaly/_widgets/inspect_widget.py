@@ -34,6 +34,7 @@ from napari_hsi_anomaly.core.regions import (
     regions_to_csv,
     scene_spectrum_stats,
 )
+from napari_hsi_anomaly.core.spectra_export import pixel_label
 
 SELECTION_LAYER = "selected region"
 
@@ -64,9 +65,10 @@ class InspectWidget(QWidget):
 
     def _build(self) -> None:
         theme = str(getattr(self.viewer, "theme", "dark"))
-        self.panel = SpectrumPanel(theme)
+        self.panel = SpectrumPanel(theme, region=self._region_column)
         self.hint, self.spectrum = self.panel.hint, self.panel.spectrum
         self.pin_btn, self.clear_btn = self.panel.pin_btn, self.panel.clear_btn
+        self.spectra_btn, self.export_spectra = self.panel.export_btn, self.panel.export_spectra
         self.regions_view = RegionTable(self._on_region_selected, self._export_dialog)
         self.table, self.table_label, self.csv_btn = (
             self.regions_view.table, self.regions_view.label, self.regions_view.csv_btn)
@@ -173,7 +175,7 @@ class InspectWidget(QWidget):
         score = f", score {float(scores[row, col]):.2f}" if has else ""
         short = f"({row}, {col})" + (f" {float(scores[row, col]):.2f}" if has else "")
         self.picked = (row, col)
-        self.panel.show_spectrum(spec, short, f"pixel ({row}, {col}){score}")
+        self.panel.show_spectrum(spec, short, f"pixel ({row}, {col}){score}", pixel_label(row, col))
         self.analyst.select_pixel(row, col, self.label_image)
         return spec
 
@@ -210,6 +212,17 @@ class InspectWidget(QWidget):
         self.highlight(region)
         self.show_region(region)
         self.analyst.select_region(region.label, self.label_image, index + 1)
+
+    def _region_name(self, region: RegionInfo) -> str:
+        r, c = region.centroid
+        return f"region #{self.regions.index(region) + 1} mean of {region.area} px at row {r:.1f} col {c:.1f}"
+
+    def _region_column(self) -> tuple[str, np.ndarray] | None:
+        """The selected region's (name, mean spectrum) for "Export spectra…"; None without one."""
+        region = self.selected_region()
+        if region is None or self.label_image is None:
+            return None
+        return self._region_name(region), region_spectrum(self.cube, self.label_image, region.label)
 
     def highlight(self, region: RegionInfo) -> Any:
         """Outline the region's bounding box (one yellow rectangle in a Shapes layer)."""
@@ -261,7 +274,8 @@ class InspectWidget(QWidget):
         mean = region_spectrum(self.cube, self.label_image, region.label)
         rank = self.regions.index(region) + 1
         label = f"region #{rank} mean ({region.area:,} px)"
-        self.panel.show_spectrum(mean, f"region #{rank}", f"{label}, max {region.max_score:.2f}")
+        self.panel.show_spectrum(mean, f"region #{rank}", f"{label}, max {region.max_score:.2f}",
+                                 self._region_name(region))
         recon = self._recon_per_band(region)
         if recon is not None:
             self.bars.set_values(recon, self._band_labels(), "error / scene",

@@ -53,6 +53,7 @@ class ThresholdPanel(QWidget):
         self.pmin_warn = QLabel("")
         self.pmin_warn.setWordWrap(True)
         self.pmin_warn.setStyleSheet("color: #ff8a65;")
+        self.pmin_warn.setVisible(False)  # only while there is a risk to name
         self.pr = PrPlot(theme=str(getattr(results.viewer, "theme", "dark")))
         self.pr.setVisible(False)
         self.compare = ComparePanel(results)
@@ -67,13 +68,16 @@ class ThresholdPanel(QWidget):
         layout.setSpacing(3)
         layout.addWidget(self.far_label)
         layout.addLayout(row)
-        layout.addWidget(self.pmin_warn)  # the host places ``pr`` (beside the ROC) and ``compare``
+        layout.addWidget(self.pmin_warn)  # until the host puts it under the p_min slider
+        # the host places ``pr`` (beside the ROC) and ``compare``
         self.set_btn.clicked.connect(self.set_from_value)
         self.value.returnPressed.connect(self.set_from_value)
         results.t_anom.valueChanged.connect(self.update_far)
         results.committed.connect(self._on_committed)
         self.state.detection_changed.connect(self._on_detection)
-        self.check_p_min_debounced = qdebounced(self.check_p_min, timeout=300)
+        # sooner than the re-score (150 ms, ``detect_rescore``): the risk is judged on the pixels flagged
+        # now, and shows before the new map does
+        self.check_p_min_debounced = qdebounced(self.check_p_min, timeout=100)
 
     # ---------------------------------------------------------------- false-alarm rate
     def _on_detection(self, det: Any) -> None:
@@ -143,11 +147,16 @@ class ThresholdPanel(QWidget):
         return t
 
     # ---------------------------------------------------------------- p_min
+    def show_p_min_warning(self, message: str) -> None:
+        """The one place the p_min warning is written: shown with a message, hidden without."""
+        self.pmin_warn.setText(message)
+        self.pmin_warn.setVisible(bool(message))
+
     def check_p_min(self, p_min: int | None = None) -> Any:
-        """Warn beside the sliders when ``p_min`` lets flagged pixels cluster (``p_min_risk``)."""
+        """Warn beside the p_min slider when ``p_min`` lets flagged pixels cluster (``p_min_risk``)."""
         det = self.state.detection
         if det is None or not getattr(det, "can_rescore", False):
-            self.pmin_warn.setText("")
+            self.show_p_min_warning("")
             return None
         p = int(p_min if p_min is not None else det.params.get("p_min", 0))
         token = self._risk_gen.next()
@@ -155,7 +164,7 @@ class ThresholdPanel(QWidget):
 
         def done(risk: Any) -> None:
             if self._risk_gen.is_current(token) and risk is not None:
-                self.pmin_warn.setText(risk.message)
+                self.show_p_min_warning(risk.message)
 
         return start_function_worker(_safe_risk, det, p, t, on_returned=done, notify=False,
                                      desc="p_min check", progress_bar=False)
