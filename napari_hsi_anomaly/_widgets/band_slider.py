@@ -3,12 +3,17 @@
 
 napari's slider labels show the 0-based step ("5 / 11" for band 6 of 12); ``BandSliderLabels``
 rewrites them to "6 / 12" after napari updates them, and reads a typed number as a 1-based band.
+napari rebuilds its slider rows when the number of axes changes (a 4-D stack after a 3-D cube) and
+drops the old rows with ``deleteLater``: until the event loop deletes them (never, where a script only
+calls ``processEvents``) they stay visible under the new rows, their 0-based digits drawn under ours.
+Every update therefore relabels the live rows and hides rows napari no longer lists.
 The slider widgets are napari internals: every access is guarded, and the canvas text (public API,
 ``viewer.text_overlay``) keeps working if they change.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -82,13 +87,56 @@ def text_overlay(viewer: Any) -> Any:
     return overlays.text if overlays is not None and hasattr(overlays, "text") else viewer.text_overlay
 
 
-def _slider_widget(viewer: Any, axis: int) -> Any:
+def _qt_dims(viewer: Any) -> Any:
+    """napari's ``QtDims`` (the slider rows), or None (no window, headless, internals changed)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return viewer.window._qt_viewer.dims.slider_widgets[axis]
-        except Exception:  # no window, headless, or napari changed its internals
+            dims = viewer.window._qt_viewer.dims
+            return dims if isinstance(dims.slider_widgets, list) else None
+        except Exception:
             return None
+
+
+def _slider_widget(viewer: Any, axis: int) -> Any:
+    dims = _qt_dims(viewer)
+    try:
+        return dims.slider_widgets[axis] if dims is not None else None
+    except IndexError:
+        return None
+
+
+def hide_stale_rows(qt_dims: Any) -> int:
+    """Hide the slider rows napari removed but has not deleted yet (``deleteLater`` waits for the event
+    loop); returns how many were hidden."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QLineEdit, QWidget
+
+    live = list(qt_dims.slider_widgets)
+    hidden = 0
+    for child in qt_dims.findChildren(QWidget, "", Qt.FindChildOption.FindDirectChildrenOnly):
+        if any(child is w for w in live) or child.findChild(QLineEdit, "slice_label") is None:
+            continue
+        if child.isVisible():
+            child.hide()
+            hidden += 1
+    return hidden
+
+
+def fit_slice_labels(qt_dims: Any) -> None:
+    """Widen napari's step labels where a 1-based total needs one more digit ("10" where napari sized
+    them for its "9")."""
+    from qtpy.QtWidgets import QWidget
+
+    need = 0
+    for w in qt_dims.slider_widgets:
+        if w.isVisible():
+            for label in (w.curslice_label, w.totslice_label):
+                need = max(need, label.fontMetrics().horizontalAdvance(label.text()) + 6)
+    labels = [lab for w in qt_dims.slider_widgets for lab in (w.curslice_label, w.totslice_label)]
+    if need and any(lab.width() < need for lab in labels):
+        for lab in qt_dims.findChildren(QWidget, "slice_label"):
+            lab.setFixedWidth(max(need, lab.width()))
 
 
 CHAR_EM = 0.7  # average character width of the overlay font, in em (measured: ~0.68)
@@ -154,6 +202,10 @@ class BandSliderLabels:
         guarded(self._update)
 
     def _update(self) -> None:
+        qt_dims = _qt_dims(self.viewer)
+        if qt_dims is not None:
+            with contextlib.suppress(Exception):  # napari internals changed: the labels still get rewritten
+                hide_stale_rows(qt_dims)
         text = self._text()
         overlay = text_overlay(self.viewer)
         overlay.text = fit_text(text, canvas_width(self.viewer) or 0, overlay.font_size)
@@ -166,6 +218,9 @@ class BandSliderLabels:
         if meta.get("date_axis") is not None and meta.get("n_dates"):
             axis = int(self.viewer.dims.ndim) - int(layer.ndim) + int(meta["date_axis"])
             self._relabel(axis, int(meta["n_dates"]), "Date shown (counted from 1)")
+        if qt_dims is not None:
+            with contextlib.suppress(Exception):
+                fit_slice_labels(qt_dims)
 
     def _relabel(self, axis: int, total: int | None, tip: str) -> None:
         """Slider ``axis`` shows "k / n" counted from 1 (``total``: n, else the slider's length)."""
