@@ -161,7 +161,7 @@ def _max_tree(img, order, h, w, lam, parent, zpar, area):  # pragma: no cover - 
     ``lam`` or at the same level), with the union-find's path compression kept in ``zpar`` so that
     ``parent`` stays the tree. ``area[p]`` is the size of the component ``p`` heads when it was merged
     (at least ``lam`` where it reached a larger one): every opening with an area up to ``lam`` reads
-    off it, see ``_opening_at``."""
+    off it, see ``_openings``."""
     n = h * w
     zpar[:] = -1
     for i in range(n):
@@ -200,14 +200,24 @@ def _max_tree(img, order, h, w, lam, parent, zpar, area):  # pragma: no cover - 
                     area[p] = lam
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _opening_at(img, order, parent, area, lam, val, i):  # pragma: no cover - compiled
-    """Opening of pixel ``order[i]`` with ``lam``, its parent's already in ``val``: its own level where
-    its component holds ``lam`` pixels (or it is the root), else its parent's opening."""
-    p = order[i]
-    v = img[p] if area[p] >= lam or parent[p] == p else val[parent[p]]
-    val[p] = v
-    return p, v
+@numba.njit(cache=True, nogil=True)
+def _openings(img, order, parent, area, lams, sign, res):  # pragma: no cover - compiled
+    """Add ``sign`` x the opening of every pixel with each area in ``lams`` to ``res[p, k]``, in one
+    pass from the root down: a pixel's opening is its own level where its component holds ``lam``
+    pixels (or it is the root), else its parent's opening (already known). ``val`` holds the openings
+    side by side per pixel, so the parent's are one read."""
+    n = order.size
+    m = lams.size
+    val = np.empty((n, m), np.int32)
+    for i in range(n - 1, -1, -1):
+        p = order[i]
+        pp = parent[p]
+        a = area[p]
+        lv = img[p]
+        for k in range(m):
+            v = lv if a >= lams[k] or pp == p else val[pp, k]
+            val[p, k] = v
+            res[p, k] += sign * v
 
 
 @numba.njit(cache=True, nogil=True)
@@ -241,21 +251,16 @@ def _small_objects_multi(q, lams, out):  # pragma: no cover - compiled
     parent = np.empty(n, np.int32)
     zpar = np.empty(n, np.int32)
     area = np.empty(n, np.int32)
-    val = np.empty(n, np.int32)
-    _max_tree(flat, dec, h, w, lam, parent, zpar, area)  # opening: -opening into out
-    for k in range(m):
-        ok = out[k]
-        for i in range(n - 1, -1, -1):
-            p, v = _opening_at(flat, dec, parent, area, lams[k], val, i)
-            ok[p] = -v
+    res = np.zeros((n, m), np.int32)
+    _max_tree(flat, dec, h, w, lam, parent, zpar, area)  # opening
+    _openings(flat, dec, parent, area, lams, -1, res)
     for i in range(n):
         flat[i] = hi - flat[i]
-    _max_tree(flat, inc, h, w, lam, parent, zpar, area)  # closing: the opening of hi - q
-    for k in range(m):
-        ok = out[k]
-        for i in range(n - 1, -1, -1):
-            p, v = _opening_at(flat, inc, parent, area, lams[k], val, i)
-            ok[p] += hi - v
+    _max_tree(flat, inc, h, w, lam, parent, zpar, area)  # closing: hi - the opening of hi - q
+    _openings(flat, inc, parent, area, lams, -1, res)
+    for p in range(n):
+        for k in range(m):
+            out[k, p] = res[p, k] + hi
     return out
 
 
