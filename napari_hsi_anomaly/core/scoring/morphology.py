@@ -17,6 +17,13 @@ most 65,536 levels first and filters it in tiles with a halo of ``area`` (exact:
 depends on its surroundings within ``area - 1`` steps only), each sorted by counting and small enough
 for the CPU cache: about 3x faster than one union-find over the whole image.
 
+``small_objects_multi(img, areas, step)`` gives ``small_objects`` for several areas, equal bit for bit,
+at about the cost of the largest alone: the union-find runs once per polarity over the whole image with
+the largest area as its cap and its parent pointers kept apart from the path compression, so they form
+the part of the max-tree (component tree) below that area; a pixel's opening with any smaller area is
+the level of its first ancestor whose component holds that many pixels, read for all areas in one pass
+from the root down. The attribute detector filters 25, 100 and 400 px this way.
+
 The kernels are module-level functions with ``cache=True``: numba keys a cache entry on the pickled
 values a function closes over, and a captured dispatcher pickles differently in every process, so a
 kernel nested in a function (as ``_find`` in ``_area_filter`` once was) was compiled again by every new
@@ -201,14 +208,13 @@ def _max_tree(img, order, h, w, lam, parent, zpar, area):  # pragma: no cover - 
 
 
 @numba.njit(cache=True, nogil=True)
-def _openings(img, order, parent, area, lams, sign, res):  # pragma: no cover - compiled
+def _openings(img, order, parent, area, lams, sign, val, res):  # pragma: no cover - compiled
     """Add ``sign`` x the opening of every pixel with each area in ``lams`` to ``res[p, k]``, in one
     pass from the root down: a pixel's opening is its own level where its component holds ``lam``
-    pixels (or it is the root), else its parent's opening (already known). ``val`` holds the openings
-    side by side per pixel, so the parent's are one read."""
+    pixels (or it is the root), else its parent's opening (already known). ``val`` (n, m) holds the
+    openings side by side per pixel, so the parent's are one read."""
     n = order.size
     m = lams.size
-    val = np.empty((n, m), np.int32)
     for i in range(n - 1, -1, -1):
         p = order[i]
         pp = parent[p]
@@ -221,10 +227,10 @@ def _openings(img, order, parent, area, lams, sign, res):  # pragma: no cover - 
 
 
 @numba.njit(cache=True, nogil=True)
-def _small_objects_multi(q, lams, out):  # pragma: no cover - compiled
-    """``closing - opening`` of the integer image ``q`` (levels >= 0) for each area in ``lams`` into
-    ``out[k]`` (flat): one max-tree per polarity, then per area one pass from the root down (a pixel's opening
-    is its own level where its subtree holds ``lam`` pixels, else its parent's opening)."""
+def _small_objects_multi(q, lams):  # pragma: no cover - compiled
+    """``closing - opening`` of the integer image ``q`` (levels >= 0) for each area in ``lams``, as
+    ``res[:, k]`` (flat pixel index; the areas side by side): one counting sort, one tree per polarity
+    (``_max_tree`` up to the largest area) and one pass over it for all areas (``_openings``)."""
     h, w = q.shape
     n = h * w
     m = lams.size
@@ -252,16 +258,15 @@ def _small_objects_multi(q, lams, out):  # pragma: no cover - compiled
     zpar = np.empty(n, np.int32)
     area = np.empty(n, np.int32)
     res = np.zeros((n, m), np.int32)
+    val = np.empty((n, m), np.int32)
     _max_tree(flat, dec, h, w, lam, parent, zpar, area)  # opening
-    _openings(flat, dec, parent, area, lams, -1, res)
+    _openings(flat, dec, parent, area, lams, -1, val, res)
     for i in range(n):
         flat[i] = hi - flat[i]
     _max_tree(flat, inc, h, w, lam, parent, zpar, area)  # closing: hi - the opening of hi - q
-    _openings(flat, inc, parent, area, lams, -1, res)
-    for p in range(n):
-        for k in range(m):
-            out[k, p] = res[p, k] + hi
-    return out
+    _openings(flat, inc, parent, area, lams, -1, val, res)
+    res += hi
+    return res
 
 
 def _quantise(img: np.ndarray, step: float | None) -> tuple[np.ndarray, float] | None:
@@ -290,9 +295,9 @@ def small_objects_multi(img: np.ndarray, areas: Sequence[int], step: float | Non
         return [np.zeros(img.shape, np.float32) for _ in areas]
     q, step = quant
     lams = np.array([max(a, 1) for a in areas], np.int64)
-    out = _small_objects_multi(q, lams, np.empty((len(areas), q.size), np.int32)).reshape((-1,) + q.shape)
-    return [out[k].astype(np.float32) * np.float32(step) if a > 1 else np.zeros(img.shape, np.float32)
-            for k, a in enumerate(areas)]
+    res = _small_objects_multi(q, lams)
+    return [res[:, k].reshape(q.shape).astype(np.float32) * np.float32(step) if a > 1
+            else np.zeros(img.shape, np.float32) for k, a in enumerate(areas)]
 
 
 def small_objects(img: np.ndarray, area: int, step: float | None = None) -> np.ndarray:
