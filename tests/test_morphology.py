@@ -139,3 +139,43 @@ def test_small_objects_in_tiles_equals_the_definition(seed, monkeypatch):
         monkeypatch.setattr(morphology, "TILE", int(rng.integers(1, 9)))
         expected = -_opening_by_definition(-x, area) - _opening_by_definition(x, area)
         np.testing.assert_array_equal(small_objects(x, area, step=1.0), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_small_objects_multi_equals_small_objects_bit_for_bit(seed):
+    """One component tree per polarity read at several areas gives each area's ``small_objects`` exactly:
+    integer images with plateaus, float images with and without a step, areas with ties, 0 and 1, and
+    areas past the image's size."""
+    from napari_hsi_anomaly.core.scoring.morphology import small_objects_multi
+
+    rng = np.random.default_rng(seed)
+    for t in range(40):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        if t % 3 == 0:
+            x = rng.integers(0, int(rng.integers(2, 6)), (h, w)).astype(np.float64)  # wide plateaus
+        elif t % 3 == 1:
+            x = rng.normal(size=(h, w))
+        else:
+            x = rng.integers(0, 60, (h, w)) * 0.37
+        areas = [int(a) for a in rng.integers(0, 60, 3)] + [int(rng.integers(2, 9))] * 2
+        step = None if t % 2 else float(rng.uniform(0.01, 0.5))
+        got = small_objects_multi(x, areas, step)
+        assert len(got) == len(areas)
+        for a, g in zip(areas, got):
+            e = small_objects(x, a, step)
+            assert g.dtype == e.dtype == np.float32
+            np.testing.assert_array_equal(g, e)
+    assert not any(m.any() for m in small_objects_multi(np.ones((4, 4)), [3, 9]))  # flat: no object
+
+
+def test_small_objects_multi_equals_the_definition_where_tiles_are_many():
+    """On an image larger than a tile (several tiles in ``small_objects``), the whole-image tree still
+    equals the brute-force definition."""
+    from napari_hsi_anomaly.core.scoring.morphology import small_objects_multi
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 12, (70, 300)).astype(np.float64)
+    for a, got in zip((2, 5, 26), small_objects_multi(x, [2, 5, 26], step=1.0)):
+        expected = -_opening_by_definition(-x, a) - _opening_by_definition(x, a)
+        np.testing.assert_array_equal(got, expected.astype(np.float32))
+        np.testing.assert_array_equal(got, small_objects(x, a, step=1.0))

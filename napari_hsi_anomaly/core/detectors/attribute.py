@@ -68,7 +68,7 @@ def small_object_map(coords: np.ndarray, valid: np.ndarray, sizes: int | Sequenc
     """``(rows, cols)`` float32: ``small_objects`` of each component image ``coords[..., j]`` (quantised
     in ``steps[j]``) for objects of at most each of ``sizes`` px, weighted by ``ladder_weights`` and
     summed (no-data pixels take the component's median before filtering, NaN after)."""
-    from napari_hsi_anomaly.core.scoring.morphology import small_objects
+    from napari_hsi_anomaly.core.scoring.morphology import small_objects_multi
 
     sizes = [int(sizes)] if np.isscalar(sizes) else [int(a) for a in sizes]
     weights = ladder_weights(sizes)
@@ -81,8 +81,10 @@ def small_object_map(coords: np.ndarray, valid: np.ndarray, sizes: int | Sequenc
         if not valid.all():
             img[~valid] = np.median(img[valid])
         out = np.zeros(img.shape, np.float32)
-        for size, w in zip(sizes, weights):  # "fewer than area" pixels: objects of `size` px included
-            out += np.float32(w) * small_objects(img, size + 1, float(steps[j]))
+        # "fewer than area" pixels: objects of `size` px included; one component tree serves every size
+        maps = small_objects_multi(img, [size + 1 for size in sizes], float(steps[j]))
+        for w, m in zip(weights, maps):
+            out += np.float32(w) * m
         return out
 
     workers = max(1, min(k, filter_threads()))
