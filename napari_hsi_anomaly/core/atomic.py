@@ -307,3 +307,13 @@ def keep_elsewhere(write, kind: str) -> Path | None:
         return None
     return spare
 
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MB chunks (profile arrays, model weights, batch outputs)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_hsi_anomaly.core.atomic import file_sha256 as _file_sha256
 from napari_hsi_anomaly.core.errors import HsiAnomalyError
 from napari_hsi_anomaly.core.progress import Progress
 from napari_hsi_anomaly.core.threads import limit_threads
@@ -248,16 +249,10 @@ def identity(path: str) -> list:
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _file_entry(path: Path) -> list:
-    return [path.name, path.stat().st_size, _sha256(path)]
+    return [path.name, path.stat().st_size, _file_sha256(path)]
 
 
 class Manifest:
@@ -293,7 +288,7 @@ class Manifest:
         try:
             for name, size, digest in e["files"].values():
                 f = self.out / name
-                if not f.is_file() or f.stat().st_size != size or _sha256(f) != digest:
+                if not f.is_file() or f.stat().st_size != size or _file_sha256(f) != digest:
                     return None
         except (OSError, KeyError, TypeError, ValueError, AttributeError):
             return None

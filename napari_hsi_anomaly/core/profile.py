@@ -17,7 +17,6 @@ re-condenses the reference's hierarchy and ``t_anom`` means what it meant at fit
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -62,12 +61,6 @@ def _replaceable(target: Path) -> bool:
     return atomic.replaceable(target, ("profile",))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _json_default(obj: Any) -> Any:
@@ -125,7 +118,7 @@ def save_profile(scorer: Any, folder: str | os.PathLike, *, band_selection: Sequ
 
     def write(d: Path) -> None:
         save_file(arrays, str(d / ARRAYS), metadata={"format": FORMAT})
-        info["arrays_sha256"] = _sha256(d / ARRAYS)
+        info["arrays_sha256"] = atomic.file_sha256(d / ARRAYS)
         if model is not None:
             from napari_hsi_anomaly.core.model import save_model
 
@@ -195,7 +188,7 @@ def load_profile(folder: str | os.PathLike, *, target: Cube | None = None) -> An
     if not apath.is_file():
         raise ProfileError(f"{d} is not a complete profile: {ARRAYS} is missing; fit it again.")
     digest = info.get("arrays_sha256")
-    if digest is not None and digest != _sha256(apath):
+    if digest is not None and digest != atomic.file_sha256(apath):
         raise ProfileError(f"{apath} is damaged or truncated, or was changed after saving (its checksum "
                            f"differs from {PROFILE_JSON}'s arrays_sha256); fit the profile again.")
     _check_arrays_size(info, apath)

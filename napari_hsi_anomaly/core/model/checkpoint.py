@@ -38,14 +38,6 @@ def replaceable(target: Path) -> bool:
     return atomic.replaceable(target, ("model",))
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_bytes(model: TrainedModel) -> int:
@@ -66,7 +58,7 @@ def _write(model: TrainedModel, folder: Path) -> None:
         "layer_sizes": _layer_sizes(model.net),
         "scaling": model.scaler.to_dict(),
         "training": model.summary,
-        "weights_sha256": _sha256(folder / WEIGHTS),
+        "weights_sha256": atomic.file_sha256(folder / WEIGHTS),
     }
     (folder / CONFIG).write_text(json.dumps(config, indent=2, default=_json_default))
 
@@ -134,7 +126,7 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> TrainedMode
             f"{d / CONFIG}: scaling has {scaler.bands} bands but the architecture {arch.bands}."
         )
     digest = config.get("weights_sha256")
-    if digest is not None and digest != _sha256(d / WEIGHTS):
+    if digest is not None and digest != atomic.file_sha256(d / WEIGHTS):
         raise ModelError(f"{d / WEIGHTS} is damaged or was changed after saving (its checksum differs from "
                          f"{CONFIG}'s weights_sha256); re-save or re-train the model.")
     try:
