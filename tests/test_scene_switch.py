@@ -204,3 +204,29 @@ def test_a_new_scene_shows_its_own_automatic_p_min(docks, qtbot, tmp_path):
     assert detect_w.params.p_min_auto.isChecked()
     open_cube(cube_w, qtbot, tmp_path / "second.npz")
     assert detect_w.params.p_min.value() == auto_p_min(40 * 40)
+
+
+def test_pins_come_back_with_their_scene(docks, qtbot, tmp_path):
+    """Inspect's pins belong to their scene: gone on another scene, drawn again on return."""
+    from test_widget_inspect import click
+
+    viewer, cube_w, detect_w, inspect_w = docks
+    write_scene(tmp_path / "a.npz", 0)
+    write_scene(tmp_path / "b.npz", 1, size=30, bands=6)
+    open_cube(cube_w, qtbot, tmp_path / "a.npz")
+    cube_a = cube_w.state.cube
+    click(inspect_w, viewer, (0, 7, 9))
+    assert inspect_w.panel.pin()
+    click(inspect_w, viewer, (0, 30, 3))
+    assert inspect_w.panel.pin()
+    pinned = [np.array(line.get_ydata()) for line in inspect_w.spectrum.pins]
+    open_cube(cube_w, qtbot, tmp_path / "b.npz")
+    assert inspect_w.spectrum.pins == []  # b has no pins (and 6 bands)
+    with qtbot.waitSignal(cube_w.state.cube_changed, timeout=WAIT_MS):
+        cube_w.layer_combo.setCurrentText("a")
+    assert cube_w.state.cube is cube_a
+    back = [np.array(line.get_ydata()) for line in inspect_w.spectrum.pins]
+    assert len(back) == 2
+    for y0, y1 in zip(pinned, back):
+        np.testing.assert_array_equal(y0, y1)
+    np.testing.assert_allclose(back[0], np.asarray(cube_a.as_float32()[:, 7, 9]), rtol=1e-6)

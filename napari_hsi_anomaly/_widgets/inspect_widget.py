@@ -59,6 +59,12 @@ class InspectWidget(QWidget):
         self.state.detection_changed.connect(self._on_mask_changed)
         self.viewer.mouse_drag_callbacks.append(self._on_mouse)
         self.viewer.dims.events.current_step.connect(self._on_dims)
+        self._pins_back: list | None = None  # the pins of the scene coming back on screen
+        if self.state.scenes is not None:
+            from napari_hsi_anomaly._widgets.workers import connect_alive
+
+            connect_alive(self, self.state.scenes.leaving, self._keep_pins)
+            connect_alive(self, self.state.scenes.activated, self._bring_pins)
         self._on_cube_changed(self.state.cube)
         if self.state.mask is not None:
             self.refresh_regions()
@@ -94,6 +100,7 @@ class InspectWidget(QWidget):
         self.panel.set_cube(cube)
         if cube is None:
             return
+        self._restore_pins()
         token = self._stats_gen.next()
 
         def done(stats: tuple) -> None:
@@ -103,6 +110,32 @@ class InspectWidget(QWidget):
 
         start_function_worker(scene_spectrum_stats, cube, on_returned=done, desc="Scene spectrum")
         self._on_dims()
+
+    # ---------------------------------------------------------------- pins per scene
+    def _keep_pins(self, scene: Any) -> None:
+        """A scene leaves the screen: its pins (label, column name, values in band order) go with it."""
+        order = self.spectrum.order
+        kept = []
+        for line in self.spectrum.pins:
+            y = np.empty(order.size, dtype=np.float64)
+            y[order] = np.asarray(line.get_ydata(), dtype=np.float64)
+            kept.append((str(line.get_label()).removeprefix("pin "), line.get_gid(), y))
+        scene.extra["inspect_pins"] = kept
+
+    def _bring_pins(self, scene: Any) -> None:
+        """A scene comes back: its pins are drawn again (now, or when its cube is published)."""
+        self._pins_back = list(scene.extra.get("inspect_pins") or [])
+        self._restore_pins()
+
+    def _restore_pins(self) -> None:
+        back, cube = self._pins_back, self.cube
+        if not back or cube is None or any(y.size != cube.bands for _, _, y in back):
+            return
+        self.spectrum.clear_pins()
+        for short, name, y in back:
+            self.panel.show_spectrum(y, short, title=f"pinned {short}", name=name)
+            self.panel.pin()
+        self._pins_back = None
 
     def _band_labels(self) -> list[str]:
         cube = self.cube
