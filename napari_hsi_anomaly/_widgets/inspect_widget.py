@@ -113,14 +113,7 @@ class InspectWidget(QWidget):
 
     # ---------------------------------------------------------------- pins per scene
     def _keep_pins(self, scene: Any) -> None:
-        """A scene leaves the screen: its pins (label, column name, values in band order) go with it."""
-        order = self.spectrum.order
-        kept = []
-        for line in self.spectrum.pins:
-            y = np.empty(order.size, dtype=np.float64)
-            y[order] = np.asarray(line.get_ydata(), dtype=np.float64)
-            kept.append((str(line.get_label()).removeprefix("pin "), line.get_gid(), y))
-        scene.extra["inspect_pins"] = kept
+        scene.extra["inspect_pins"] = self.panel.pins_state()
 
     def _bring_pins(self, scene: Any) -> None:
         """A scene comes back: its pins are drawn again (now, or when its cube is published)."""
@@ -128,14 +121,9 @@ class InspectWidget(QWidget):
         self._restore_pins()
 
     def _restore_pins(self) -> None:
-        back, cube = self._pins_back, self.cube
-        if not back or cube is None or any(y.size != cube.bands for _, _, y in back):
-            return
-        self.spectrum.clear_pins()
-        for short, name, y in back:
-            self.panel.show_spectrum(y, short, title=f"pinned {short}", name=name)
-            self.panel.pin()
-        self._pins_back = None
+        if self._pins_back and self.cube is not None and self.panel.restore_pins(self._pins_back,
+                                                                                  self.cube.bands):
+            self._pins_back = None
 
     def _band_labels(self) -> list[str]:
         cube = self.cube

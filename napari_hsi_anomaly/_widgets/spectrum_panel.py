@@ -113,6 +113,27 @@ class SpectrumPanel(QWidget):
         self.spectrum.pins[-1].set_gid(self.current_name)  # the pinned line carries its column name
         return True
 
+    # ---------------------------------------------------------------- pins per scene
+    def pins_state(self) -> list[tuple[str, str | None, np.ndarray]]:
+        """The pins as (label, column name, values in band order): what a scene keeps when it leaves."""
+        order = self.spectrum.order
+        kept = []
+        for line in self.spectrum.pins:
+            y = np.empty(order.size, dtype=np.float64)
+            y[order] = np.asarray(line.get_ydata(), dtype=np.float64)
+            kept.append((str(line.get_label()).removeprefix("pin "), line.get_gid(), y))
+        return kept
+
+    def restore_pins(self, kept: list, bands: int) -> bool:
+        """Draw ``pins_state()`` pins again; False (nothing drawn) when they are not of ``bands`` bands."""
+        if any(y.size != bands for _, _, y in kept):
+            return False
+        self.spectrum.clear_pins()
+        for short, name, y in kept:
+            self.show_spectrum(y, short, title=f"pinned {short}", name=name)
+            self.pin()
+        return True
+
     # ---------------------------------------------------------------- export
     def columns(self) -> list[Column]:
         """What the plot shows, in band (file) order: pins, the selected region's mean, the scene."""
