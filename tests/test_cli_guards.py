@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error, run
 
 from napari_hsi_anomaly.cli.main import main
 
@@ -33,19 +34,6 @@ def C(scene_dir, tmp_path) -> Path:
     return tmp_path / "scene_000.hdr"
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def one_line_error(rc: int, err: str, *needles: str) -> None:
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("note:", "warning:"))]
-    assert rc == 1, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and "internal error" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 # --- silent wrong answers ------------------------------------------------------------------------
@@ -559,7 +547,6 @@ def test_evaluate_reads_a_compressed_geotiff_map(tmp_path, capsys):
                                            .COMMANDS))
 def test_every_command_help_prints(command, capsys):
     """``COMMAND --help`` exits 0 with its usage (a '%' in a parameter's help once crashed argparse)."""
-    from napari_hsi_anomaly.cli.main import main
 
     try:
         code = main([command, "--help"])

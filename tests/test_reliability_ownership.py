@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error, run
 
-from napari_hsi_anomaly.cli.main import main
 from napari_hsi_anomaly.core import atomic
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ModelError
 
@@ -31,19 +31,6 @@ def C(scene_dir, tmp_path) -> Path:
     return p
 
 
-def run(argv, capsys) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def one_line_error(rc: int, err: str, *needles: str) -> None:
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("note:", "warning:"))]
-    assert rc == 1, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and "internal error" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 def tree(d: Path) -> dict[str, bytes]:
