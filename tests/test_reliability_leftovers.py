@@ -45,7 +45,9 @@ def test_valid_mask_over_the_budget_is_refused_before_allocating(monkeypatch):
 
 
 def test_constant_check_by_blocks_sees_a_pixel_the_sample_misses(monkeypatch):
-    monkeypatch.setattr(common, "VALID_BLOCK_BYTES", 2 * 300 * 4 * 7)
+    from napari_hsi_anomaly.core import nodata
+
+    monkeypatch.setattr(nodata, "CHECK_BLOCK_BYTES", 2 * 300 * 4 * 7)
     data = np.ones((2, 300, 300), np.float32)
     flat = Cube(data.copy())
     with pytest.raises(HsiAnomalyError, match="constant cube"):

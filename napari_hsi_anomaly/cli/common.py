@@ -123,7 +123,7 @@ def date_index(value: int | None, option: str = "--date") -> int | None:
 def check_usable(cube: Cube, args: argparse.Namespace | None = None) -> Cube:
     """Refuse cubes no detector or training can use: no valid pixel, or every valid pixel the same.
     Marks border fill as no-data unless ``--no-fill-detect``."""
-    from napari_hsi_anomaly.core.nodata import count_infinite, mark_fill
+    from napari_hsi_anomaly.core.nodata import check_not_constant, count_infinite, mark_fill
 
     if np.dtype(cube.dtype).kind == "c":
         cube.as_float32(slice(0, 1), slice(0, 1))  # raises the one message for complex data
@@ -140,13 +140,11 @@ def check_usable(cube: Cube, args: argparse.Namespace | None = None) -> Cube:
     valid = valid_mask_budgeted(cube)
     if not valid.any():
         raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")
-    _check_not_constant_blocks(cube, valid)
+    check_not_constant(cube, valid)
     cube.metadata["valid_pixels"] = int(valid.sum())
     return cube
 
 
-CONSTANT = ("{name}: every valid pixel has the same spectrum (a constant cube), so nothing can stand out; "
-            "check that the file holds the scene (the right --key or --layout, the right band range).")
 VALID_BLOCK_BYTES = 64 * 1024**2  # file bytes of one row block read by the checks below
 
 
@@ -181,32 +179,6 @@ def valid_mask_budgeted(cube: Cube) -> np.ndarray:
         fill = None if cube.fill is None else cube.fill[r0:r1]
         mask[r0:r1] = replace(cube, data=cube.data[:, r0:r1], fill=fill, metadata={}).valid_mask()
     return mask
-
-
-def _check_not_constant_blocks(cube: Cube, valid: np.ndarray) -> None:
-    """``check_not_constant`` (a strided sample first), with the full pass by row blocks: every band's
-    range over the valid pixels, one block of the file in memory at a time."""
-    from napari_hsi_anomaly.core.nodata import _stride
-
-    step = _stride(cube.rows, cube.cols)
-    sub_valid = valid[::step, ::step]
-    for b in range(cube.bands):  # quick: a strided sample usually shows variation at once
-        v = np.asarray(cube.data[b, ::step, ::step])[sub_valid]
-        if v.size and v.min() != v.max():
-            return
-    lo = hi = None
-    rows = _row_step(cube)
-    for r0 in range(0, cube.rows, rows):
-        block = np.asarray(cube.data[:, r0 : r0 + rows])[:, valid[r0 : r0 + rows]]
-        if block.size == 0:
-            continue
-        b_lo, b_hi = block.min(axis=1), block.max(axis=1)
-        lo = b_lo if lo is None else np.minimum(lo, b_lo)
-        hi = b_hi if hi is None else np.maximum(hi, b_hi)
-        if np.any(lo != hi):
-            return
-    if lo is not None:
-        raise HsiAnomalyError(CONSTANT.format(name=cube.name))
 
 
 def pixel_count(cube: Cube) -> int:

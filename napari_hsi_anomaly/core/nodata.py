@@ -142,8 +142,12 @@ def count_infinite(cube: Cube, block_bytes: int = 64 * 1024**2) -> int:
     return n
 
 
+CHECK_BLOCK_BYTES = 64 * 1024**2  # the constant check's full pass: one row block of the file at a time
+
+
 def check_not_constant(cube: Cube, valid: np.ndarray | None = None) -> None:
-    """``HsiAnomalyError`` if every valid pixel has the same spectrum (nothing to tell apart)."""
+    """``HsiAnomalyError`` if every valid pixel has the same spectrum (nothing to tell apart): a strided
+    sample first, then every band's range over the valid pixels by row blocks (bounded memory)."""
     valid = cube.valid_mask() if valid is None else valid
     step = _stride(cube.rows, cube.cols)
     sub_valid = valid[::step, ::step]
@@ -151,14 +155,20 @@ def check_not_constant(cube: Cube, valid: np.ndarray | None = None) -> None:
         v = np.asarray(cube.data[b, ::step, ::step])[sub_valid]
         if v.size and v.min() != v.max():
             return
-    first = None
-    for b in range(cube.bands):
-        v = np.asarray(cube.data[b])[valid]
-        if v.size == 0:
+    per_row = max(1, cube.bands * cube.cols * np.dtype(cube.dtype).itemsize)
+    rows = max(1, int(CHECK_BLOCK_BYTES // per_row))
+    lo = hi = None
+    for r0 in range(0, cube.rows, rows):
+        block = np.asarray(cube.data[:, r0 : r0 + rows])[:, valid[r0 : r0 + rows]]
+        if block.size == 0:
+            continue
+        b_lo, b_hi = block.min(axis=1), block.max(axis=1)
+        lo = b_lo if lo is None else np.minimum(lo, b_lo)
+        hi = b_hi if hi is None else np.maximum(hi, b_hi)
+        if np.any(lo != hi):
             return
-        if v.min() != v.max():
-            return
-        first = v[0] if first is None else first
+    if lo is None:  # no valid pixel: another check says so
+        return
     raise HsiAnomalyError(
         f"{cube.name}: every valid pixel has the same spectrum (a constant cube), so nothing can stand "
         "out; check that the file holds the scene (the right --key or --layout, the right band range)."
