@@ -25,8 +25,8 @@ FEATURES = ("pixel", "f1", "f2", "f3", "f4")
 FEATURE = Param("feature", str, "pixel", "CAE feature: per pixel, or per window (f1/f3) / section (f2/f4)",
                 choices=FEATURES)
 RESIDUAL = Param("residual", int, 8, "per pixel: whitened components of the CAE's reconstruction residual "
-                 "clustered with the encoder's (0: none; 1830x1830 scene 31 s instead of 86 s, AUC 0.937 "
-                 "instead of 0.958 on the nine labelled scenes)", minimum=0, maximum=64)
+                 "clustered with the encoder's (0: none: faster, less accurate; see the README's benchmarks)",
+                 minimum=0, maximum=64)
 PRESET = Param("preset", str, "fast", "CAE preset trained on the reference cubes when no model is given",
                choices=("fast", "thesis"))
 
