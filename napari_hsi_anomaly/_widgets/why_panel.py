@@ -2,7 +2,8 @@
 score of the selected pixel or region (``core.explain``), as bars over the wavelength axis.
 
 Each part's bars are its share per band (RX and local RX: the contributions to d^2 over their sum; GLOSH
-and the attribute filters: the separating components spread over their loadings), so the parts share
+and the attribute filters: the separating components spread over their loadings; a CAE part: the input
+bands that drive its encoder maps, and its reconstruction residual per band), so the parts share
 one axis; the text under the plot names the components, the object size and RX's d^2. The explanation
 runs in a worker; Export CSV writes ``Explanation.to_csv``.
 """
@@ -18,9 +19,22 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxL
 from napari_hsi_anomaly._widgets.plots import ThemedCanvas
 from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
 
-PART_COLORS = {"rx": "#4fc3f7", "rx-local": "#ffb74d", "glosh-spectral": "#81c784", "attribute": "#ba68c8"}
+PART_COLORS = {"rx": "#4fc3f7", "rx-local": "#ffb74d", "glosh-spectral": "#81c784", "attribute": "#ba68c8",
+               "encoder": "#f06292", "residual": "#fff176"}
 PART_NAMES = {"rx": "RX", "rx-local": "local RX", "glosh-spectral": "GLOSH spectra",
-              "attribute": "attribute filters"}
+              "attribute": "attribute filters", "glosh": "CAE + GLOSH", "recon": "CAE reconstruction",
+              "ssim-recon": "CAE SSIM", "iforest-cae": "CAE + Isolation Forest"}
+
+
+def part_name(part: str) -> str:
+    """Display name: ``"glosh: encoder"`` -> ``"CAE + GLOSH: encoder"``."""
+    head, _, tail = part.partition(": ")
+    return PART_NAMES.get(head, head) + (f": {tail}" if tail else "")
+
+
+def part_color(part: str) -> str:
+    """CAE parts are coloured by what they show (encoder drive, residual), the others by part."""
+    return PART_COLORS.get(part.rpartition(": ")[2], "#c0c4cc")
 
 
 class PartBars(ThemedCanvas):
@@ -41,7 +55,7 @@ class PartBars(ThemedCanvas):
         pos = np.arange(len(labels))
         for i, (name, v) in enumerate(shares.items()):
             bars = self.ax.bar(pos - 0.4 + width * (i + 0.5), np.nan_to_num(v), width=width,
-                               color=PART_COLORS.get(name, "#c0c4cc"), label=PART_NAMES.get(name, name))
+                               color=part_color(name), label=part_name(name))
             self._artists.append(bars)
         self.ax.set_xticks(pos)
         step = max(1, int(np.ceil(len(labels) / 12)))
@@ -70,19 +84,20 @@ def part_shares(explanation: Any) -> dict[str, np.ndarray]:
 
 
 def describe(explanation: Any) -> str:
-    """One line per part: what it weighed (components, object size, d^2)."""
+    """One line per part: what it weighed (components, object size, d^2, the CAE's band group)."""
     lines = []
     for p in explanation.parts:
-        name = PART_NAMES.get(p.part, p.part)
-        if p.part in ("rx", "rx-local") and p.bands is not None:
+        name = part_name(p.part)
+        if p.unit == "contribution to d^2" and p.bands is not None:
             lines.append(f"{name}: d\u00b2 {p.total:.1f}")
         elif p.components:
             comps = ", ".join(
                 f"{c['name']} {100 * c['share']:.0f} %" + (f" (z {c['z']:+.1f})" if "z" in c else "")
+                + (f" @ {c['group']}" if "group" in c else "")
                 + (f", object {c['object_px']} px" if "object_px" in c and i == 0 else "")
                 for i, c in enumerate(p.components[:3]))
             lines.append(f"{name}: {comps}")
-        if p.note and p.bands is None:
+        if p.note and (p.bands is None or p.part.endswith(": encoder")):
             lines.append(f"{name}: {p.note}")
     return "\n".join(lines)
 
