@@ -2,7 +2,8 @@
 
 analyst_mark_normal_before / _after (a flagged speckle region that is no planted target, chosen in the
 Inspect table, then "Mark as normal"), analyst_why (why a planted target is flagged: per-part bands),
-analyst_far (t_anom set by a false-alarm rate of 1e-3 in the Detect dock).
+analyst_far (t_anom set by a false-alarm rate of 1e-3 in the Detect dock), analyst_why_cae (the same
+target scored by the CAE + GLOSH detector: the encoder maps' band groups and the residual per band).
 
     xvfb-run -a -s "-screen 0 1920x1080x24" python docs/screenshots_analyst.py [--out docs/images]
 """
@@ -92,6 +93,32 @@ class AnalystShots(Shots):
         settle(1.0)
         show_in_dock(detect, panel)
         self.shot("analyst_far")
+
+
+    def stage_why_cae(self) -> None:
+        from napari_hsi_anomaly._widgets.state import get_state
+
+        detect, inspect = self.w["Detect"], self.w["Inspect"]
+        self.docks["Detect"].raise_()
+        get_state(self.viewer).set_model(None)  # Score trains the fast preset on the scene
+        os.environ["HSI_ANOMALY_SYNC_WORKERS"] = "1"
+        detect.set_method("glosh")
+        detect.run_score()
+        settle(until=lambda: detect._worker is None, timeout=900)
+        detect.t_anom.setValue(0.7)
+        detect._commit_debounced.flush()
+        self.docks["Inspect"].raise_()
+        inspect._refresh_debounced.flush()
+        settle(until=lambda: inspect.stats is not None and inspect.regions)
+        gt = self.gt()
+        planted = [i for i, r in enumerate(inspect.regions) if gt[int(r.centroid[0]), int(r.centroid[1])]]
+        inspect.select_region(planted[0])
+        panel = inspect.analyst
+        settle(until=lambda: panel.why.explanation is not None and "region" in panel.why.title.text()
+               and any(p.part.endswith(": encoder") for p in panel.why.explanation.parts), timeout=300)
+        show_in_dock(inspect, panel.why)
+        settle(2.0)
+        self.shot("analyst_why_cae")
 
 
 def main() -> None:

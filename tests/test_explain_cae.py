@@ -47,7 +47,10 @@ def test_cae_parts_point_at_the_planted_bands(name, scene, model, tmp_path):
         assert enc.bands.shape == (cube.bands,) and np.nansum(enc.bands) == pytest.approx(1.0)
         assert _top(enc.bands) & planted, (name, enc.bands)
         assert _top(res.bands) & planted, (name, res.bands)
-        assert enc.components and {"name", "share", "z", "group"} <= set(enc.components[0])
+        maps = [c for c in enc.components if c["kind"] == "map"]
+        assert maps and {"name", "share", "z", "group"} <= set(maps[0])
+        groups = [c for c in enc.components if c["kind"] == "band group"]
+        assert sum(c["share"] for c in groups) == pytest.approx(1.0)
     top_group = explain(det, cube, a).parts[0].note
     assert "443-560 nm" in top_group  # A's bump (bands 2-3) lies in the first band group
     rows = list(csv.DictReader(explain(det, cube, (12, 12)).to_csv(tmp_path / "why.csv").open()))
@@ -90,4 +93,4 @@ def test_why_panel_shows_the_cae_parts_over_the_bands(scene, model, qtbot):
     assert set(panel.bars.shares) == {"recon: encoder", "recon: residual"}
     assert _top(panel.bars.shares["recon: residual"]) & PLANTED_A
     text = panel.text.text()
-    assert "CAE reconstruction: encoder" in text and "band group" in text and "d\u00b2" in text
+    assert "CAE reconstruction: encoder: band groups" in text and "d\u00b2" in text

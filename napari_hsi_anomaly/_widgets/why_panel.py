@@ -83,21 +83,44 @@ def part_shares(explanation: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def _band_label(explanation: Any, b: int) -> str:
+    wl = explanation.wavelengths
+    if wl is not None and np.isfinite(wl[b]):
+        return f"{float(wl[b]):.0f} nm"
+    return str(explanation.band_names[b])
+
+
+def _cae_line(explanation: Any, p: Any, name: str) -> str:
+    """One short line for a CAE part: its leading band group and maps, or its residual's top bands."""
+    if p.part.endswith(": encoder"):
+        groups = [c for c in p.components if c.get("kind") == "band group"]
+        maps = [c for c in p.components if c.get("kind") == "map"][:2]
+        text = ", ".join(f"{c['name']} {100 * c['share']:.0f} %" for c in groups[:2])
+        zs = ", ".join(f"{c['name']} (z {c['z']:+.0f})" for c in maps)
+        return f"{name}: band groups {text}; maps {zs}"
+    v = np.nan_to_num(np.abs(np.asarray(p.bands, np.float64)))
+    total = float(v.sum()) or 1.0
+    top = ", ".join(f"{_band_label(explanation, int(b))} {100 * v[b] / total:.0f} %"
+                    for b in np.argsort(-v)[:2])
+    return f"{name}: {top}" + (f" (d\u00b2 {p.total:.1f})" if p.unit == "contribution to d^2" else "")
+
+
 def describe(explanation: Any) -> str:
-    """One line per part: what it weighed (components, object size, d^2, the CAE's band group)."""
+    """One line per part: what it weighed (components, object size, d^2, the CAE's band groups)."""
     lines = []
     for p in explanation.parts:
         name = part_name(p.part)
-        if p.unit == "contribution to d^2" and p.bands is not None:
+        if p.part.endswith((": encoder", ": residual")) and p.bands is not None:
+            lines.append(_cae_line(explanation, p, name))
+        elif p.unit == "contribution to d^2" and p.bands is not None:
             lines.append(f"{name}: d\u00b2 {p.total:.1f}")
         elif p.components:
             comps = ", ".join(
                 f"{c['name']} {100 * c['share']:.0f} %" + (f" (z {c['z']:+.1f})" if "z" in c else "")
-                + (f" @ {c['group']}" if "group" in c else "")
                 + (f", object {c['object_px']} px" if "object_px" in c and i == 0 else "")
                 for i, c in enumerate(p.components[:3]))
             lines.append(f"{name}: {comps}")
-        if p.note and (p.bands is None or p.part.endswith(": encoder")):
+        if p.note and p.bands is None:
             lines.append(f"{name}: {p.note}")
     return "\n".join(lines)
 

@@ -7,7 +7,8 @@ around the pixel(s) (the network's receptive field as halo, so the values equal 
 
 - **encoder**: the pixel feature (``core.model.features``: each Conv1 map averaged over a band group) at
   the pixel as a robust z against the normal population (median and MAD per map); ``components`` are the
-  maps by share of ``sum z^2`` (with their band group), and per input band the share of
+  band groups (``kind`` "band group") and the maps (``kind`` "map", with their group) by share of
+  ``sum z^2``, and per input band the share of
   ``|sum over the patch of grad(sum z^2) * (x - median spectrum)|`` (gradient times the pixel's
   deviation from the population's median scaled spectrum: the bands whose deviation moves the maps);
 - **residual**: the signed reconstruction residual per band. ``recon``: its exact contribution to the
@@ -224,13 +225,13 @@ def _encoder_part(name: str, model: Any, cube: Cube, px: np.ndarray, pop: Popula
     shares = z2 / max(total, 1e-300)
     groups = band_groups(model.config.used_bands, PIXEL_GROUPS)
     g = len(groups)
-    comps = []
+    by_group = shares.reshape(-1, g).sum(axis=0)
+    comps = [{"name": group_label(*groups[gi], wl), "share": float(by_group[gi]), "kind": "band group"}
+             for gi in np.argsort(-by_group)]
     for j in np.argsort(-shares)[:12]:
         k, gi = divmod(int(j), g)
-        a, b = groups[gi]
         comps.append({"name": f"conv1[{k}]", "share": float(shares[j]), "z": float(z[j]),
-                      "group": group_label(a, b, wl)})
-    by_group = shares.reshape(-1, g).sum(axis=0)
+                      "group": group_label(*groups[gi], wl), "kind": "map"})
     top = int(np.argmax(by_group))
     note = (f"encoder maps vs the scene; band group {group_label(*groups[top], wl)} carries "
             f"{100 * by_group[top]:.0f} %")
