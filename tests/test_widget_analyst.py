@@ -158,3 +158,25 @@ def test_p_min_warning_shows_under_the_p_min_slider(make_napari_viewer, qtbot):
     move(1000)
     qtbot.waitUntil(lambda: not warn.isVisibleTo(detect), timeout=WAIT_MS)
     assert warn.text() == ""
+
+
+def test_a_drawn_polygon_is_seen_through_napari_s_viewer_proxy(make_napari_viewer, qtbot):
+    """A dock opened from napari's Plugins menu gets the viewer through ``PublicOnlyProxy``: the drawn
+    Shapes layer must still count as the selection (``type()`` of a proxied layer is the proxy)."""
+    from napari.utils._proxies import PublicOnlyProxy
+    from test_feedback import planted_scene
+    from test_widget_detect import setup_viewer
+
+    from napari_hsi_anomaly._widgets.feedback_panel import FeedbackPanel
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    viewer = make_napari_viewer()
+    cube, _, _ = planted_scene()
+    setup_viewer(viewer, cube)
+    panel = FeedbackPanel(PublicOnlyProxy(viewer), get_state(viewer))
+    qtbot.addWidget(panel)
+    shapes = viewer.add_shapes([np.array([[9.5, 9.5], [9.5, 15.5], [15.5, 15.5], [15.5, 9.5]])],
+                               shape_type="polygon", name="drawn")
+    viewer.layers.selection.active = shapes
+    mask, what = panel.marked()
+    assert mask is not None and int(mask.sum()) == 36 and "drawn" in what
