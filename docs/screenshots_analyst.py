@@ -94,6 +94,8 @@ class AnalystShots(Shots):
                                         shape_type="polygon", name="snow and cloud (drawn)",
                                         edge_color="cyan", face_color="transparent", edge_width=1.5)
         self.viewer.layers.selection.active = shapes
+        self.viewer.camera.center = ((r0 + r1) / 2, (c0 + c1) / 2)
+        self.viewer.camera.zoom = 700 / (3 * max(r1 - r0, c1 - c0, 20))  # the box a third of the canvas
         panel = inspect.analyst
         show_in_dock(inspect, panel)
         self.shot("analyst_mark_cloud_before")
