@@ -7,7 +7,7 @@ hazy, 2-4 clear) as the reader's stack layers with the four docks as ``hsi-anoma
 (1920x1080), chooses "normal from: reference layers / dates" with dates 3 and 4 checked, scores
 every date into the scene table and shows
 date 0 (hazy). Writes ``05_sentinel2.png`` (date 0 selected) and ``05b_sentinel2_clear.png`` (date 2)
-and prints the table (date, flagged %, max score).
+and prints the table (date, flagged %, median score).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main() -> None:
     settle(until=lambda: detect._worker is None)
     detect._commit_debounced.flush()
     for line in detect.table.values():
-        print(f"{line[0]}: flagged {line[1]:.1f} %, max score {line[2]:.2f}")
+        print(f"{line[0]}: flagged {line[1]:.1f} %, median score {line[2]:.2f}")
     print(detect.status.text())
     try:  # show the RGB composite of the date under the heatmap (the Cube dock's radio button)
         from napari_hsi_anomaly._widgets.cube_widget import CubeWidget

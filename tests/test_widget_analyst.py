@@ -108,12 +108,15 @@ def test_pr_curve_with_ground_truth(docks, qtbot):
 
 
 def test_p_min_warning_shows_under_the_p_min_slider(make_napari_viewer, qtbot):
-    """On the sample scene (GLOSH), moving p_min to 300 names the risk right under the slider, in the
-    parameters form (the check runs as the slider moves); a safe p_min hides it again."""
+    """On the sample scene (GLOSH), dragging p_min to 300 names the risk right under the slider, in the
+    parameters form, before the re-scored map is shown; the risk is judged on the mask shown when the
+    drag began (the re-scored map no longer flags the planted patches, so judged on it there would be
+    no warning at 320); a safe p_min hides it again."""
     from test_widget_detect import score, setup_viewer
 
     from napari_hsi_anomaly._sample_data import SAMPLE_DIR, _load
     from napari_hsi_anomaly._widgets.detect_widget import DetectWidget
+    from napari_hsi_anomaly.core.thresholds import p_min_risk
 
     cube, _, _ = _load(SAMPLE_DIR)
     viewer = make_napari_viewer()
@@ -127,15 +130,53 @@ def test_p_min_warning_shows_under_the_p_min_slider(make_napari_viewer, qtbot):
     row, _ = form._p_form.getWidgetPosition(warn)
     assert row == form._p_form.getWidgetPosition(form._p_row)[0] + 1  # the row right under p_min
     assert not warn.isVisibleTo(detect)  # no risk yet: nothing shown
-    form.p_min.setValue(300)  # the user drags the slider
-    panel.check_p_min_debounced.flush()
-    qtbot.waitUntil(lambda: "keep p_min above" in warn.text(), timeout=WAIT_MS)
+    shown_before = detect.results.scores >= np.float32(detect.results.t_anom.value())
+    events: list[str] = []
+    show_risk = panel.show_risk
+    panel.show_risk = lambda risk: (events.append(f"warning p_min {risk.p_min}"), show_risk(risk))
+    detect.state.detection_changed.connect(lambda d: events.append(f"result p_min {d.params['p_min']}"))
+
+    def move(p: int) -> None:
+        form.p_min.setValue(p)
+        detect._rescore_debounced.flush()
+        qtbot.waitUntil(lambda: detect.detection.params["p_min"] == p and detect._rescoring is None,
+                        timeout=WAIT_MS)
+
+    form.p_min.setSliderDown(True)  # the user drags the slider
+    move(300)
+    assert events == ["warning p_min 300", "result p_min 300"]  # the warning first
     assert warn.isVisibleTo(detect) and warn.text().startswith("p_min 300:")
-    assert "flagged pixels form" in warn.text()
-    form.p_min.setValue(1000)
-    panel.check_p_min_debounced.flush()
+    assert "flagged pixels form" in warn.text() and "keep p_min above" in warn.text()
+    np.testing.assert_array_equal(panel.before, shown_before)  # judged on the map of the drag's start
+    assert p_min_risk(detect.detection, 320, detect.results.t_anom.value()).message == ""  # re-scored: none
+    move(320)
+    assert events[-2:] == ["warning p_min 320", "result p_min 320"]
+    assert warn.text().startswith("p_min 320:")
+    form.p_min.setSliderDown(False)
+    form.p_min.sliderReleased.emit()
+    assert panel.before is None  # the drag ended on the map shown: the next move is judged on it
+    move(1000)
     qtbot.waitUntil(lambda: not warn.isVisibleTo(detect), timeout=WAIT_MS)
     assert warn.text() == ""
-    detect._rescore_debounced.flush()  # the slider also re-scores: let it land before the viewer goes
-    qtbot.waitUntil(lambda: detect.detection.params["p_min"] == 1000 and detect._rescoring is None,
-                    timeout=WAIT_MS)
+
+
+def test_a_drawn_polygon_is_seen_through_napari_s_viewer_proxy(make_napari_viewer, qtbot):
+    """A dock opened from napari's Plugins menu gets the viewer through ``PublicOnlyProxy``: the drawn
+    Shapes layer must still count as the selection (``type()`` of a proxied layer is the proxy)."""
+    from napari.utils._proxies import PublicOnlyProxy
+    from test_feedback import planted_scene
+    from test_widget_detect import setup_viewer
+
+    from napari_hsi_anomaly._widgets.feedback_panel import FeedbackPanel
+    from napari_hsi_anomaly._widgets.state import get_state
+
+    viewer = make_napari_viewer()
+    cube, _, _ = planted_scene()
+    setup_viewer(viewer, cube)
+    panel = FeedbackPanel(PublicOnlyProxy(viewer), get_state(viewer))
+    qtbot.addWidget(panel)
+    shapes = viewer.add_shapes([np.array([[9.5, 9.5], [9.5, 15.5], [15.5, 15.5], [15.5, 9.5]])],
+                               shape_type="polygon", name="drawn")
+    viewer.layers.selection.active = shapes
+    mask, what = panel.marked()
+    assert mask is not None and int(mask.sum()) == 36 and "drawn" in what

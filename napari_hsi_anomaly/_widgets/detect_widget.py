@@ -69,7 +69,9 @@ class DetectWidget(SceneResultsMixin, QWidget):
         self._t0 = 0.0
         self._switching = False  # we publish a cube ourselves (a table row): keep results
         self.rescore = LiveRescore(lambda: self.detection, lambda: self.p_min.value(),
-                                   lambda *a: self.apply_rescore(*a))
+                                   lambda *a: self.apply_rescore(*a),
+                                   flagged=lambda: self.results.analyst.flagged_before(),
+                                   on_risk=lambda risk: self.results.analyst.show_risk(risk))
         self.layers = ResultLayers(napari_viewer, self.state)
         self._build()
         self.params.p_min_moved.connect(self._on_p_min_moved)
@@ -83,7 +85,8 @@ class DetectWidget(SceneResultsMixin, QWidget):
             self.state.bands_changed.connect(self._on_bands_changed)
         if hasattr(self.state, "ground_truth_changed"):
             self.state.ground_truth_changed.connect(self.results.follow_ground_truth)
-        self.params.p_min_moved.connect(self.results.analyst.check_p_min_debounced)
+        self.params.p_min_moved.connect(self.results.analyst.note_p_min_move)  # before the move's re-score
+        self.p_min.sliderReleased.connect(self._on_p_min_released)
         self.params.place_p_min_warning(self.results.analyst.pmin_warn)  # the warning under the slider
         self.state.detection_changed.connect(self._adopt)  # Mark as normal / Undo (Inspect dock)
         self._on_cube_changed(self.state.cube)  # a cube chosen before this dock opened
@@ -338,11 +341,18 @@ class DetectWidget(SceneResultsMixin, QWidget):
             self.status.setText(f"p_min {value}: re-scoring…")
             self.rescore.debounced()
 
+    def _on_p_min_released(self) -> None:
+        """A drag ended on a map already shown: the next move is judged on it (else the re-score's does)."""
+        det = self.detection
+        if det is not None and self.rescore.running is None and det.params.get("p_min") == self.p_min.value():
+            self.results.analyst.settle(False)
+
     def apply_rescore(self, token: int, p_min: int, score_map: np.ndarray) -> bool:
         """Show a rescore result unless a newer request (or a new detection) superseded it."""
         if not self.rescore.is_current(token):
             return False
         self.results.show_scores(score_map, self.layers.scene, live=True)
         self.state.set_detection(self.detection)  # its score_map and params changed
+        self.results.analyst.settle(self.p_min.isSliderDown())
         self.status.setText(f"Re-scored at p_min {p_min} from the cached hierarchy.")
         return True

@@ -103,7 +103,8 @@ class FeedbackPanel(QWidget):
         """The union of the active Shapes layer's polygons (not the Inspect outline), or None."""
         shape = self._shape()
         layer = self.viewer.layers.selection.active
-        if shape is None or type(layer).__name__ != "Shapes" or layer.name == SELECTION_LAYER:
+        # ``__class__``, not ``type()``: a dock opened from napari's menu sees its layers through a proxy
+        if shape is None or layer.__class__.__name__ != "Shapes" or layer.name == SELECTION_LAYER:
             return None
         if not len(layer.data):
             return None

@@ -4,6 +4,8 @@ detector comparison on the analyst's labels.
 
 The normal population (``core.thresholds.normal_scores``) is computed in a worker once per detection
 and p_min; the false-alarm rate then follows the t_anom slider live (a mean over at most 20,000 values).
+The p_min warning is judged on the mask shown when the move began (``before``, kept through a drag) and
+is yielded by the re-score worker before its map (``detect_rescore``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
-from superqt.utils import qdebounced
 
 from napari_hsi_anomaly._widgets.compare_panel import ComparePanel
 from napari_hsi_anomaly._widgets.pr_plot import PrPlot
@@ -21,12 +22,12 @@ from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_
 MODES = ("false-alarm rate", "contamination")
 
 
-def _safe_risk(det: Any, p_min: int, t: float) -> Any:
+def _safe_risk(det: Any, p_min: int, t: float, flagged: np.ndarray | None = None) -> Any:
     """``p_min_risk``, or None when the hierarchy is busy or cannot say (never an error dialog)."""
     from napari_hsi_anomaly.core.thresholds import p_min_risk
 
     try:
-        return p_min_risk(det, p_min, t)
+        return p_min_risk(det, p_min, t, flagged=flagged)
     except Exception:  # a concurrent rescore of the same hierarchy; the next move asks again
         return None
 
@@ -38,6 +39,8 @@ class ThresholdPanel(QWidget):
         super().__init__()
         self.results, self.state = results, results.state
         self.normal: np.ndarray | None = None
+        self.before: np.ndarray | None = None  # the mask shown when the p_min move began (its risk's input)
+        self._det_id = 0
         self._key: tuple = ()
         self._gen, self._pr_gen, self._risk_gen = Generation(), Generation(), Generation()
         self._pr_key: tuple = ()
@@ -75,12 +78,11 @@ class ThresholdPanel(QWidget):
         results.t_anom.valueChanged.connect(self.update_far)
         results.committed.connect(self._on_committed)
         self.state.detection_changed.connect(self._on_detection)
-        # sooner than the re-score (150 ms, ``detect_rescore``): the risk is judged on the pixels flagged
-        # now, and shows before the new map does
-        self.check_p_min_debounced = qdebounced(self.check_p_min, timeout=100)
 
     # ---------------------------------------------------------------- false-alarm rate
     def _on_detection(self, det: Any) -> None:
+        if id(det) != self._det_id:  # a new result (not the shown one re-scored): a new move begins
+            self._det_id, self.before = id(det), None
         self._refresh_normal(det)
 
     def _refresh_normal(self, det: Any) -> None:
@@ -152,21 +154,41 @@ class ThresholdPanel(QWidget):
         self.pmin_warn.setText(message)
         self.pmin_warn.setVisible(bool(message))
 
+    def note_p_min_move(self, *_: Any) -> None:
+        """The p_min slider moved: keep the mask shown now if this move begins a drag (or a step)."""
+        if self.before is None and self.results.scores is not None:
+            with np.errstate(invalid="ignore"):
+                self.before = np.asarray(self.results.scores) >= np.float32(self.results.t_anom.value())
+
+    def flagged_before(self) -> tuple[np.ndarray | None, float]:
+        """``(mask shown when the move began, t_anom)``: what the p_min risk is judged on."""
+        return self.before, float(self.results.t_anom.value())
+
+    def settle(self, slider_down: bool) -> None:
+        """A re-scored map is shown: the next move begins afresh, unless the user is still dragging."""
+        if not slider_down:
+            self.before = None
+
+    def show_risk(self, risk: Any) -> None:
+        self.show_p_min_warning(risk.message)
+
     def check_p_min(self, p_min: int | None = None) -> Any:
-        """Warn beside the p_min slider when ``p_min`` lets flagged pixels cluster (``p_min_risk``)."""
+        """Warn beside the p_min slider when ``p_min`` lets flagged pixels cluster (``p_min_risk``; judged
+        on the mask shown before the move when one is kept). The dock's moves get it from the re-score
+        worker (``detect_rescore``); this is the same check on its own."""
         det = self.state.detection
         if det is None or not getattr(det, "can_rescore", False):
             self.show_p_min_warning("")
             return None
         p = int(p_min if p_min is not None else det.params.get("p_min", 0))
         token = self._risk_gen.next()
-        t = float(self.results.t_anom.value())
+        flagged, t = self.flagged_before()
 
         def done(risk: Any) -> None:
             if self._risk_gen.is_current(token) and risk is not None:
                 self.show_p_min_warning(risk.message)
 
-        return start_function_worker(_safe_risk, det, p, t, on_returned=done, notify=False,
+        return start_function_worker(_safe_risk, det, p, t, flagged, on_returned=done, notify=False,
                                      desc="p_min check", progress_bar=False)
 
     # ---------------------------------------------------------------- PR curve

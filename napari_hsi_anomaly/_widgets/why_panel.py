@@ -2,7 +2,8 @@
 score of the selected pixel or region (``core.explain``), as bars over the wavelength axis.
 
 Each part's bars are its share per band (RX and local RX: the contributions to d^2 over their sum; GLOSH
-and the attribute filters: the separating components spread over their loadings), so the parts share
+and the attribute filters: the separating components spread over their loadings; a CAE part: the input
+bands that drive its encoder maps, and its reconstruction residual per band), so the parts share
 one axis; the text under the plot names the components, the object size and RX's d^2. The explanation
 runs in a worker; Export CSV writes ``Explanation.to_csv``.
 """
@@ -18,9 +19,22 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxL
 from napari_hsi_anomaly._widgets.plots import ThemedCanvas
 from napari_hsi_anomaly._widgets.workers import Generation, notify_error, start_function_worker
 
-PART_COLORS = {"rx": "#4fc3f7", "rx-local": "#ffb74d", "glosh-spectral": "#81c784", "attribute": "#ba68c8"}
+PART_COLORS = {"rx": "#4fc3f7", "rx-local": "#ffb74d", "glosh-spectral": "#81c784", "attribute": "#ba68c8",
+               "encoder": "#f06292", "residual": "#fff176"}
 PART_NAMES = {"rx": "RX", "rx-local": "local RX", "glosh-spectral": "GLOSH spectra",
-              "attribute": "attribute filters"}
+              "attribute": "attribute filters", "glosh": "CAE + GLOSH", "recon": "CAE reconstruction",
+              "ssim-recon": "CAE SSIM", "iforest-cae": "CAE + Isolation Forest"}
+
+
+def part_name(part: str) -> str:
+    """Display name: ``"glosh: encoder"`` -> ``"CAE + GLOSH: encoder"``."""
+    head, _, tail = part.partition(": ")
+    return PART_NAMES.get(head, head) + (f": {tail}" if tail else "")
+
+
+def part_color(part: str) -> str:
+    """CAE parts are coloured by what they show (encoder drive, residual), the others by part."""
+    return PART_COLORS.get(part.rpartition(": ")[2], "#c0c4cc")
 
 
 class PartBars(ThemedCanvas):
@@ -41,7 +55,7 @@ class PartBars(ThemedCanvas):
         pos = np.arange(len(labels))
         for i, (name, v) in enumerate(shares.items()):
             bars = self.ax.bar(pos - 0.4 + width * (i + 0.5), np.nan_to_num(v), width=width,
-                               color=PART_COLORS.get(name, "#c0c4cc"), label=PART_NAMES.get(name, name))
+                               color=part_color(name), label=part_name(name))
             self._artists.append(bars)
         self.ax.set_xticks(pos)
         step = max(1, int(np.ceil(len(labels) / 12)))
@@ -69,12 +83,36 @@ def part_shares(explanation: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def _band_label(explanation: Any, b: int) -> str:
+    wl = explanation.wavelengths
+    if wl is not None and np.isfinite(wl[b]):
+        return f"{float(wl[b]):.0f} nm"
+    return str(explanation.band_names[b])
+
+
+def _cae_line(explanation: Any, p: Any, name: str) -> str:
+    """One short line for a CAE part: its leading band group and maps, or its residual's top bands."""
+    if p.part.endswith(": encoder"):
+        groups = [c for c in p.components if c.get("kind") == "band group"]
+        maps = [c for c in p.components if c.get("kind") == "map"][:2]
+        text = ", ".join(f"{c['name']} {100 * c['share']:.0f} %" for c in groups[:2])
+        zs = ", ".join(f"{c['name']} (z {c['z']:+.0f})" for c in maps)
+        return f"{name}: band groups {text}; maps {zs}"
+    v = np.nan_to_num(np.abs(np.asarray(p.bands, np.float64)))
+    total = float(v.sum()) or 1.0
+    top = ", ".join(f"{_band_label(explanation, int(b))} {100 * v[b] / total:.0f} %"
+                    for b in np.argsort(-v)[:2])
+    return f"{name}: {top}" + (f" (d\u00b2 {p.total:.1f})" if p.unit == "contribution to d^2" else "")
+
+
 def describe(explanation: Any) -> str:
-    """One line per part: what it weighed (components, object size, d^2)."""
+    """One line per part: what it weighed (components, object size, d^2, the CAE's band groups)."""
     lines = []
     for p in explanation.parts:
-        name = PART_NAMES.get(p.part, p.part)
-        if p.part in ("rx", "rx-local") and p.bands is not None:
+        name = part_name(p.part)
+        if p.part.endswith((": encoder", ": residual")) and p.bands is not None:
+            lines.append(_cae_line(explanation, p, name))
+        elif p.unit == "contribution to d^2" and p.bands is not None:
             lines.append(f"{name}: d\u00b2 {p.total:.1f}")
         elif p.components:
             comps = ", ".join(

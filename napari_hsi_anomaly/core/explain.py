@@ -13,8 +13,12 @@ an ``Explanation`` with one ``PartExplanation`` per part of the detector:
   of the object it sits in (its connected pixels with at least half its residue), and per band the
   shares spread over the squared loadings.
 
-For a region the values are the mean over its pixels (local RX: over its ``MAX_LOCAL`` highest-scoring
-pixels). Other parts (CAE, reconstruction, KNN) are listed with a note and no values.
+- the CAE parts (``glosh`` on CAE features, ``recon``, ``ssim-recon``, ``iforest-cae``): two entries each,
+  ``"<part>: encoder"`` (the encoder maps and band groups that differ most, and the input bands that drive
+  them) and ``"<part>: residual"`` (the reconstruction residual per band), see ``core.explain_cae``.
+
+For a region the values are the mean over its pixels (local RX and the CAE: over its ``MAX_LOCAL``
+highest-scoring pixels). Other parts (KNN) are listed with a note and no values.
 ``to_rows``/``to_csv`` give the table the Inspect dock exports.
 """
 
@@ -32,6 +36,7 @@ from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.feedback import scorer_of
 
 MAX_LOCAL = 64  # region pixels explained by local RX (one ring covariance each)
+CAE_PARTS = ("glosh", "recon", "ssim-recon", "iforest-cae")  # explained by core.explain_cae
 
 
 @dataclass
@@ -223,6 +228,10 @@ def explain(obj: Any, cube: Cube, where: Any) -> Explanation:
             parts.append(_glosh(part, x))
         elif name == "attribute":
             parts.append(_attribute(part, cube, px))
+        elif name in CAE_PARTS and getattr(part, "model", None) is not None:
+            from napari_hsi_anomaly.core.explain_cae import explain_cae  # torch only when asked
+
+            parts.extend(PartExplanation(**d) for d in explain_cae(part, cube, px, score))
         else:
             parts.append(PartExplanation(name, "", None, note="no explanation for this part yet"))
     names = list(cube.band_names) if cube.band_names else [f"band {i + 1}" for i in range(cube.bands)]

@@ -129,16 +129,17 @@ class PminRisk:
         return int(np.ceil(self.largest * 1.25)) + 1 if self.groups else self.p_min
 
 
-def p_min_risk(detection: Any, p_min: int, t_anom: float = DEFAULT_T_ANOM, *, share: float = 0.5
-               ) -> PminRisk:
+def p_min_risk(detection: Any, p_min: int, t_anom: float = DEFAULT_T_ANOM, *, share: float = 0.5,
+               flagged: np.ndarray | None = None) -> PminRisk:
     """Would the pixels flagged now form a cluster of their own at ``p_min``? The clusters of the
     detection's GLOSH hierarchy at ``p_min`` made of at least ``share`` flagged pixels are counted
-    (per-pixel GLOSH only; other detections have no such risk)."""
+    (per-pixel GLOSH only; other detections have no such risk). ``flagged``: the flagged pixels to judge
+    (the dock passes the mask shown before the p_min move; default the detection's mask at ``t_anom``)."""
     p = int(p_min)
     none = PminRisk(p, 0, 0, 0, "")
     if not getattr(detection, "can_rescore", False) or detection.extras.get("regions") is not None:
         return none
-    mask = detection.mask(t_anom).ravel()
+    mask = (detection.mask(t_anom) if flagged is None else np.asarray(flagged, bool)).ravel()
     if not mask.any():
         return none
     labels = np.asarray(detection.scorers[0].score(p).labels)
