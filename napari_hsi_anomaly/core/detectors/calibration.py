@@ -49,6 +49,9 @@ CAL_QUANTILE = 95.0  # the reference's spread: median to this percentile (robust
 Z0 = 1.5  # score 0.7 at z0 spreads above the reference's median (a detector sets calibration_z0)
 SAMPLE = 20000  # reference pixels kept for the calibration
 S0 = 0.1  # the score of the reference's median
+TOP_QUANTILE = 99.9  # the reference's top: this percentile of its combined raw values
+Z_TOP = 4.5  # ... is stretched to at least this many z0 spreads (score 0.95)
+MAX_GAIN = 8.0  # at most this stretch beyond score 0.7
 _H = float(1.0 / (np.sqrt(3.0) - 1.0))  # score = S0 + (1 - S0) (1 - (1 + z/H)^-2): 0.7 at z = 1
 
 
@@ -82,8 +85,26 @@ def bulk(values: np.ndarray, quantile: float = CAL_QUANTILE) -> tuple[float, flo
     return float(med), float(spread) if spread > 0 else 1.0
 
 
-def _squash(z: np.ndarray) -> np.ndarray:
-    """``z`` (float32, in units of z0) to the score, in place (see the module docstring)."""
+def tail_gain(values: np.ndarray, med: float, spread: float, z0: float) -> float:
+    """How much the scale is stretched beyond 0.7 (``z > 1``) so that the reference's top (its
+    ``TOP_QUANTILE`` percentile) scores at least 0.95 (``Z_TOP``): 1 where it already does, at most
+    ``MAX_GAIN`` (a reference with nothing above 0.7)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 1.0
+    z_top = (float(np.percentile(v, TOP_QUANTILE)) - med) / (spread * z0)
+    if z_top >= Z_TOP:
+        return 1.0
+    return float(min(MAX_GAIN, (Z_TOP - 1.0) / (z_top - 1.0))) if z_top > 1.0 else MAX_GAIN
+
+
+def _squash(z: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """``z`` (float32, in units of z0) to the score, in place (see the module docstring); beyond
+    ``z = 1`` (score 0.7) ``z`` is first stretched by ``gain`` (``tail_gain``)."""
+    if gain != 1.0:
+        hi = z > 1
+        z[hi] = np.float32(1.0) + (z[hi] - np.float32(1.0)) * np.float32(gain)
     neg = z < 0
     low = np.float32(S0) / (np.float32(1.0) - z[neg])
     np.maximum(z, 0.0, out=z)
@@ -98,24 +119,25 @@ def _squash(z: np.ndarray) -> np.ndarray:
 
 
 def _fused_numpy(g: np.ndarray, f: np.ndarray, k: float, c: float, out: np.ndarray,
-                 odds: bool) -> np.ndarray:
+                 odds: bool, gain: float) -> np.ndarray:
     np.add(stretch(g) if odds else g, f, out=out)
     out *= np.float32(k)
     out -= np.float32(c)
     np.nan_to_num(out, copy=False, nan=-np.inf)
-    return _squash(out)
+    return _squash(out, gain)
 
 
 def _fused_kernel() -> Any:
-    """``z = (g + f) * k - c`` squashed to the score (``_squash``): one numba pass (numpy without)."""
+    """``z = (g + f) * k - c`` stretched and squashed to the score (``_squash``): one numba pass (numpy
+    without)."""
     global _FUSED
     if _FUSED is None:
         try:
             import numba
 
             @numba.njit(cache=True, nogil=True, error_model="numpy")
-            def fused(g, f, k, c, out, odds):  # pragma: no cover - compiled
-                kk, cc, ih = np.float32(k), np.float32(c), np.float32(1.0 / _H)
+            def fused(g, f, k, c, out, odds, gain):  # pragma: no cover - compiled
+                kk, cc, ih, ga = np.float32(k), np.float32(c), np.float32(1.0 / _H), np.float32(gain)
                 s0, s1, top = np.float32(S0), np.float32(1.0 - S0), np.float32(1.0 - 1e-6)
                 for i in range(g.size):
                     gi = g[i]
@@ -123,6 +145,8 @@ def _fused_kernel() -> Any:
                         gi = min(gi, top)
                         gi = gi / (np.float32(1.0) - gi)
                     v = (gi + f[i]) * kk - cc
+                    if v > 1:
+                        v = np.float32(1.0) + (v - np.float32(1.0)) * ga
                     if v >= 0:
                         t = np.float32(1.0) + v * ih
                         out[i] = np.float32(1.0) - s1 / (t * t)
@@ -133,7 +157,7 @@ def _fused_kernel() -> Any:
                 return out
 
             probe = np.zeros(2, np.float32)
-            fused(probe, probe, 1.0, 0.0, probe.copy(), True)
+            fused(probe, probe, 1.0, 0.0, probe.copy(), True, 1.0)
             _FUSED = fused
         except Exception:  # pragma: no cover - no numba
             _FUSED = _fused_numpy
@@ -151,20 +175,21 @@ def stretch(g: np.ndarray) -> np.ndarray:
     return g / (np.float32(1.0) - g)
 
 
-def to_score(r: np.ndarray, med: float, spread: float, z0: float) -> np.ndarray:
+def to_score(r: np.ndarray, med: float, spread: float, z0: float, gain: float = 1.0) -> np.ndarray:
     """The calibrated score (float32, in place where ``r`` is float32): see the module docstring."""
     out = np.asarray(r, dtype=np.float32)
     out -= np.float32(med)
     out *= np.float32(1.0 / (spread * z0))
-    return _squash(out)
+    return _squash(out, gain)
 
 
-def score_to_z(score: np.ndarray) -> np.ndarray:
-    """The inverse of the squashing: ``z`` in units of z0 (for fitting z0 in benchmarks)."""
+def score_to_z(score: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """The inverse of the squashing and stretch: ``z`` in units of z0 (for fitting z0 in benchmarks)."""
     s = np.asarray(score, dtype=np.float64)
     x = np.clip((s - S0) / (1 - S0), 0.0, 1 - 1e-12)
     with np.errstate(divide="ignore"):
-        return np.where(s >= S0, (1.0 / np.sqrt(1.0 - x) - 1.0) * _H, 1 - S0 / np.maximum(s, 1e-300))
+        z = np.where(s >= S0, (1.0 / np.sqrt(1.0 - x) - 1.0) * _H, 1 - S0 / np.maximum(s, 1e-300))
+    return np.where(z > 1, 1 + (z - 1) / gain, z)
 
 
 class Calibration:
@@ -195,8 +220,8 @@ class Calibration:
             self._fixed_ref = acc
         return self._fixed_ref
 
-    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None) -> tuple[float, float]:
-        """``(median, spread)`` of the reference's combined raw values at ``p_min``."""
+    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None) -> tuple[float, float, float]:
+        """``(median, spread, gain)`` of the reference's combined raw values at ``p_min``."""
         acc = self.fixed_reference().copy()
         k = 0
         for kind, rows, w in zip(self.kinds, self.samples, self.weights):
@@ -204,7 +229,12 @@ class Calibration:
                 g = glosh_refs[k].score(int(p_min)).scores[rows.astype(np.int64)]
                 acc += stretch(g) if len(self.kinds) == 1 else w * g
                 k += 1
-        return bulk(acc / self.total_weight, self.quantile)
+        return self.scale_of(acc / self.total_weight)
+
+    def scale_of(self, values: np.ndarray) -> tuple[float, float, float]:
+        """``(median, spread, gain)`` of the reference's combined raw ``values`` (``bulk``, ``tail_gain``)."""
+        med, spread = bulk(values, self.quantile)
+        return med, spread, tail_gain(values, med, spread, self.z0)
 
     @property
     def total_weight(self) -> float:
@@ -319,11 +349,11 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     glosh = [r for r in raws if r.glosh is not None]
     if not glosh:
-        med, spread = bulk(cal.fixed_reference() / total, cal.quantile)
+        med, spread, gain = cal.scale_of(cal.fixed_reference() / total)
         comb = fixed_sum / np.float32(total) if n > 1 else fixed_sum
-        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0}
-        return Detection(finish(to_score(comb, med, spread, cal.z0)), scorer.detector, "pixel", params,
-                         extras)
+        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain}
+        return Detection(finish(to_score(comb, med, spread, cal.z0, gain)), scorer.detector, "pixel",
+                         params, extras)
 
     feature = "+".join(r.feature for r in glosh)
     extras.setdefault("regions", glosh[0].regions if len(glosh) == 1 else None)
@@ -344,10 +374,10 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     def compose_maps(results: list[Any]) -> np.ndarray:
         p = int(results[0].p_min)
-        med, spread = cal.reference_bulk(refs, p)
-        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0}
+        med, spread, gain = cal.reference_bulk(refs, p)
+        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain}
         if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
-            pts = to_score(stretch(results[0].scores), med, spread, cal.z0)
+            pts = to_score(stretch(results[0].scores), med, spread, cal.z0, gain)
             return finish(to_score_map(pts, regions, shape))
         gw = [w for kind, w in zip(cal.kinds, cal.weights) if kind == "glosh"]
         g = results[0].scores if gw[0] == 1.0 else results[0].scores * np.float32(gw[0])
@@ -356,7 +386,7 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
         k = 1.0 / (total * spread * cal.z0)
         out = np.empty(shape, np.float32)
         kernel(np.ascontiguousarray(g, dtype=np.float32).reshape(-1), fixed_flat, k, med * total * k,
-               out.reshape(-1), n == 1)
+               out.reshape(-1), n == 1, gain)
         return out
 
     det = Detection(np.zeros(shape, np.float32), scorer.detector, feature, params, extras,
