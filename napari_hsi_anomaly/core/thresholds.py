@@ -67,7 +67,8 @@ def normal_scores(obj: Any, p_min: int | None = None) -> np.ndarray:
         p = p_min or getattr(obj, "params", {}).get("p_min") or scorer.params.get("p_min")
         if not p:
             raise HsiAnomalyError("Give p_min (or a detection) for the false-alarm rate of a GLOSH detector.")
-    med, spread, gain = cal.scale_of(_raw_sample(cal, _glosh_references(obj, scorer, False), p))
+    floor = bool(getattr(obj, "extras", {}).get("calibration", {}).get("floor", False))  # as the detection
+    med, spread, gain = cal.scale_of(_raw_sample(cal, _glosh_references(obj, scorer, False), p), floor)
     now = _raw_sample(cal, _glosh_references(obj, scorer, True), p)
     return to_score(now.astype(np.float32), med, spread, cal.z0, gain)
 

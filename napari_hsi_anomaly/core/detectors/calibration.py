@@ -30,6 +30,7 @@ pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a sav
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ PIXEL_P_MIN_FRACTION = 0.08  # per pixel: a cluster holds at least 8 % of the sc
 THESIS_P_MIN_FRACTION = 100 / 2925  # per window/section: the thesis's p_min = 100 of 2925 windows
 RX_SCALE_PERCENTILES = (0.0, 99.9)  # fixed parts of a combination: [reference min, 99.9th pct] -> [0, 1]
 CAL_QUANTILE = 95.0  # the reference's spread: median to this percentile (robust to 5 % anomalies)
+FLAG_FLOOR = 98.25  # a scene scored against itself: 0.7 at most at this percentile (Calibration.scale_of)
 Z0 = 1.5  # score 0.7 at z0 spreads above the reference's median (a detector sets calibration_z0)
 SAMPLE = 20000  # reference pixels kept for the calibration
 S0 = 0.1  # the score of the reference's median
@@ -201,12 +203,20 @@ class Calibration:
     """
 
     def __init__(self, kinds: list[str], samples: list[np.ndarray], ranges: list[tuple[float, float]],
-                 z0: float = Z0, quantile: float | None = None, weights: Sequence[float] | None = None
-                 ) -> None:
+                 z0: float = Z0, quantile: float | None = None, weights: Sequence[float] | None = None,
+                 floor: float | None = FLAG_FLOOR) -> None:
         self.kinds, self.samples, self.ranges = kinds, samples, ranges
         self.weights = [1.0] * len(kinds) if weights is None else [float(w) for w in weights]
         self.z0, self.quantile = float(z0), float(CAL_QUANTILE if quantile is None else quantile)
+        self.floor = None if floor is None else float(floor)
+        self.refs: list[Any] = []  # weak references to the reference cubes (not saved)
+        self.scene_reference = False  # set where the reference is strips of the scene scored in blocks
         self._fixed_ref: np.ndarray | None = None
+
+    def is_reference(self, cube: Cube) -> bool:
+        """Whether ``cube`` is one of the cubes this calibration was computed on (in this session), or
+        the reference was taken from the scene being scored (``scene_reference``)."""
+        return self.scene_reference or any(r() is cube for r in self.refs)
 
     def fixed_reference(self) -> np.ndarray:
         """Weighted sum over fixed parts of their scaled sample values (``scale_fixed``; a single part:
@@ -220,7 +230,8 @@ class Calibration:
             self._fixed_ref = acc
         return self._fixed_ref
 
-    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None) -> tuple[float, float, float]:
+    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None, floor: bool = False
+                       ) -> tuple[float, float, float]:
         """``(median, spread, gain)`` of the reference's combined raw values at ``p_min``."""
         acc = self.fixed_reference().copy()
         k = 0
@@ -229,11 +240,23 @@ class Calibration:
                 g = glosh_refs[k].score(int(p_min)).scores[rows.astype(np.int64)]
                 acc += stretch(g) if len(self.kinds) == 1 else w * g
                 k += 1
-        return self.scale_of(acc / self.total_weight)
+        return self.scale_of(acc / self.total_weight, floor)
 
-    def scale_of(self, values: np.ndarray) -> tuple[float, float, float]:
-        """``(median, spread, gain)`` of the reference's combined raw ``values`` (``bulk``, ``tail_gain``)."""
+    def scale_of(self, values: np.ndarray, floor: bool = False) -> tuple[float, float, float]:
+        """``(median, spread, gain)`` of the reference's combined raw ``values`` (``bulk``, ``tail_gain``).
+
+        With ``floor`` (a scene scored against itself, anomalies included), the spread is at most the
+        one that puts 0.7 at the reference's ``floor`` percentile: where anomalies fill more than about
+        5 % of the scene (large targets), its 95th percentile lies among them and the spread alone would
+        put 0.7 beyond most of them; so 0.7 flags at least ``100 - floor`` % of such a scene. A separate
+        (normal) reference has no floor: a clean scene against it flags almost nothing."""
         med, spread = bulk(values, self.quantile)
+        if floor and self.floor is not None:
+            v = np.asarray(values, dtype=np.float64)
+            v = v[np.isfinite(v)]
+            top = float(np.percentile(v, self.floor)) if v.size else med
+            if top > med:
+                spread = min(spread, (top - med) / self.z0)
         return med, spread, tail_gain(values, med, spread, self.z0)
 
     @property
@@ -244,15 +267,19 @@ class Calibration:
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {f"sample{i}": np.asarray(s) for i, s in enumerate(self.samples)}
         meta = {"kinds": self.kinds, "ranges": [list(map(float, r)) for r in self.ranges],
-                "z0": self.z0, "quantile": self.quantile, "weights": self.weights}
+                "z0": self.z0, "quantile": self.quantile, "weights": self.weights, "floor": self.floor,
+                "scene_reference": self.scene_reference}
         return arrays, meta
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict) -> Calibration:
         kinds = list(meta["kinds"])
         samples = [np.asarray(arrays[f"sample{i}"]) for i in range(len(kinds))]
-        return cls(kinds, samples, [tuple(r) for r in meta["ranges"]], meta["z0"], meta["quantile"],
-                   meta.get("weights"))  # profiles saved before weights: every part 1
+        out = cls(kinds, samples, [tuple(r) for r in meta["ranges"]], meta["z0"], meta["quantile"],
+                  meta.get("weights"),  # profiles saved before weights: every part 1
+                  meta.get("floor"))  # ... before the floor: none
+        out.scene_reference = bool(meta.get("scene_reference", False))
+        return out
 
 
 def scale_fixed(values: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
@@ -314,6 +341,7 @@ def iter_calibrate(scorer: Any, cubes: Sequence[Cube]) -> Generator[Progress, No
             part.remember_raw(cube, raw)
             per_part[i].append(raw)
     scorer.calibration = calibration_from(scorer, [c.valid_mask() for c in cubes], per_part)
+    scorer.calibration.refs = [weakref.ref(c) for c in cubes]
 
 
 def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Detection:
@@ -322,6 +350,7 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     shape = (cube.rows, cube.cols)
     cal = scorer.calibration
+    own = cal is None or cal.is_reference(cube)  # the scene is (part of) its own reference: floor
     if cal is None:  # fitted without a calibration: the target is its own reference
         cal = calibration_from(scorer, [valid], [[r] for r in raws])
     params: dict = {"method": scorer.detector}
@@ -349,9 +378,9 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     glosh = [r for r in raws if r.glosh is not None]
     if not glosh:
-        med, spread, gain = cal.scale_of(cal.fixed_reference() / total)
+        med, spread, gain = cal.scale_of(cal.fixed_reference() / total, own)
         comb = fixed_sum / np.float32(total) if n > 1 else fixed_sum
-        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain}
+        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain, "floor": own}
         return Detection(finish(to_score(comb, med, spread, cal.z0, gain)), scorer.detector, "pixel",
                          params, extras)
 
@@ -374,8 +403,8 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     def compose_maps(results: list[Any]) -> np.ndarray:
         p = int(results[0].p_min)
-        med, spread, gain = cal.reference_bulk(refs, p)
-        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain}
+        med, spread, gain = cal.reference_bulk(refs, p, own)
+        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain, "floor": own}
         if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
             pts = to_score(stretch(results[0].scores), med, spread, cal.z0, gain)
             return finish(to_score_map(pts, regions, shape))
