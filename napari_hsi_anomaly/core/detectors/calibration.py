@@ -10,18 +10,28 @@ The result ``r`` is then calibrated against the **reference** (the cubes the det
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
 from that median to its ``CAL_QUANTILE`` (95th) percentile,
 
-    z = (r - m) / (z0 * s),
+    z = (r - m) / (z0 * s),   then beyond 0.7 (z > 1): z <- 1 + gain * (z - 1),
     score = 0.1 + 0.9 * (1 - (1 + z / H)^-2)  for z >= 0  (H = 1 / (sqrt(3) - 1)),
     score = 0.1 / (1 - z)  for z < 0.
 
 So **0.1 is the reference's typical (median) value, 0.7 is where a pixel is ``z0`` (about 1-3) times as
 far above the reference's median as the reference's 95th percentile is**, and the score tends to 1 for
-the most outlying pixels (1 = most outlying, as GLOSH's own scale): 0.91 at 3 z0 spreads, 0.95 at 4.5,
-0.99 at 12 (the tail falls as ``1/z^2``, so the top of a scene tells a hazy date from a clear one); it
-never reaches 1 exactly, so the ranking of the most outlying pixels is kept, and below the median it
-decays towards 0 (no-data pixels are 0). The thresholds of the thesis keep their meaning: on the nine
-labelled development scenes ``t_anom = 0.7`` flags about as many pixels as are anomalous
-(``benchmarks/results/bench_scenes.md``).
+the most outlying pixels (1 = most outlying, as GLOSH's own scale): 0.91 at 3 stretched z0 spreads,
+0.95 at 4.5, 0.99 at 12; it never reaches 1 exactly, so the ranking of the most outlying pixels is
+kept, and below the median it decays towards 0 (no-data pixels are 0).
+
+``gain`` (``tail_gain``, >= 1) stretches the scale above 0.7 so that the reference's top (its 99.9th
+percentile) scores at least 0.95: a combination whose parts rarely agree at the extreme would otherwise
+top out near 0.8. A target beyond everything in the reference goes higher still, so against a clear
+reference a hazy date's top is above a clear date's.
+
+Two more rules keep ``t_anom = 0.7`` meaning "about as many pixels as are anomalous" (measured on the
+labelled development scenes and the stress set, ``benchmarks/results/bench_scenes.md``): where the scene
+is its own reference (``iter_detect``, or a reference cut from the scene), 0.7 sits at most at the
+reference's ``FLAG_FLOOR`` (98.25th) percentile, since a scene whose anomalies fill more than about 5 %
+of it (large targets) has its 95th percentile among them (``Calibration.scale_of``); a separate, normal
+reference has no such floor. The detection records what was used (``extras["calibration"]``: median,
+spread, z0, gain, floor).
 The mapping is monotone, so it changes no ranking (AUC). GLOSH parts are recalibrated at each ``p_min``
 (the reference's GLOSH scores at that ``p_min``, from a fixed sample of at most ``SAMPLE`` reference
 pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a saved profile
