@@ -290,6 +290,15 @@ def score_scene(data: np.ndarray, gt: np.ndarray) -> dict:
 
 
 def scenes(part: str):
+    only = _arg("scenes")  # --scenes=a,b: only these (names as in the tables)
+    if only:
+        keep = set(only.split(","))
+        yield from ((n, d, g) for n, d, g in _scenes(part) if n in keep)
+        return
+    yield from _scenes(part)
+
+
+def _scenes(part: str):
     if part == "dev":
         for path in sorted(DATA.glob("*.npz")):
             yield (path.stem, *load_scene(path))
