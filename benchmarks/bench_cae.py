@@ -290,6 +290,15 @@ def score_scene(data: np.ndarray, gt: np.ndarray) -> dict:
 
 
 def scenes(part: str):
+    only = _arg("scenes")  # --scenes=a,b: only these (names as in the tables)
+    if only:
+        keep = set(only.split(","))
+        yield from ((n, d, g) for n, d, g in _scenes(part) if n in keep)
+        return
+    yield from _scenes(part)
+
+
+def _scenes(part: str):
     if part == "dev":
         for path in sorted(DATA.glob("*.npz")):
             yield (path.stem, *load_scene(path))
@@ -368,7 +377,7 @@ def report(cache: Path, chosen: str) -> None:
     save_table(_arg("out", "bench_cae_variants") or "bench_cae_variants", "\n".join(lines))
 
 
-CAE_METHODS = ("glosh", "recon", "ensemble", "glosh-rx")
+CAE_METHODS = ("glosh", "recon", "ssim-recon", "iforest-cae", "ensemble", "glosh-rx")
 T_ANOM = 0.7
 
 
@@ -387,9 +396,11 @@ def detect_part(part: str, cache: Path) -> None:
         cube = Cube(data)
         opts = auto_train_options(cube)
         opts.threads = 1
+        opts.noise = float(_arg("noise", "0"))  # denoising training (--noise=0.05)
         t = time.perf_counter()
         model = run(iter_train(cube, "fast", opts))
-        r = {"part": part, "head": git_head(), "train_s": time.perf_counter() - t, "auc": {}, "ratio": {},
+        r = {"part": part, "head": git_head(), "train_s": time.perf_counter() - t, "noise": opts.noise,
+             "auc": {}, "ratio": {},
              "secs": {}, "n_true": int(gt.sum())}
         zs = {}
         for m in CAE_METHODS:
@@ -398,7 +409,8 @@ def detect_part(part: str, cache: Path) -> None:
             r["secs"][m] = time.perf_counter() - t
             r["auc"][m] = float(roc_auc_score(gt.ravel(), det.score_map.ravel()))
             r["ratio"][m] = float(det.mask(T_ANOM).sum()) / max(1, int(gt.sum()))
-            zs[m] = (score_to_z(det.score_map) * det.extras["calibration"]["z0"]).astype(np.float32)
+            cal = det.extras["calibration"]
+            zs[m] = (score_to_z(det.score_map, cal.get("gain", 1.0)) * cal["z0"]).astype(np.float32)
         np.savez(cache / (name.replace("/", "__") + ".npz"), **zs)
         out.write_text(json.dumps(r))
         print(name, " ".join(f"{m} {r['auc'][m]:.4f}/{r['ratio'][m]:.2f}" for m in CAE_METHODS), flush=True)

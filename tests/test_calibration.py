@@ -83,10 +83,10 @@ def test_local_weight_is_the_weighted_mean_of_the_parts():
     data, _ = _scene(9)
     cube = Cube(data)
     g = detect(cube, "glosh-spectral").extras["glosh_scores"].reshape(data.shape[1:])
-    rxl = detect(cube, "rx-local", rx_inner=3, rx_outer=11).extras["rx_distance"]
+    rxl = detect(cube, "rx-local", rx_inner=3, rx_outer=11, rx_scales=1).extras["rx_distance"]
     lo, hi = np.percentile(rxl, RX_SCALE_PERCENTILES)
     for w in (0.0, 0.67, 1.0):
-        det = detect(cube, "spectral-rx", rx_inner=3, rx_outer=11, local_weight=w)
+        det = detect(cube, "spectral-rx", rx_inner=3, rx_outer=11, rx_scales=1, local_weight=w)
         expected = (g + w * scale_fixed(rxl, (lo, hi))) / (1 + w)
         assert spearmanr(det.score_map.ravel(), expected.ravel())[0] > 0.999, w
         assert det.extras["calibration"]["spread"] > 0
@@ -123,3 +123,57 @@ def test_top_of_the_scale_reaches_near_one_and_tells_a_strong_target_from_a_weak
     top_weak = scorer.score(Cube(weak)).score_map.max()
     top_strong = scorer.score(Cube(strong)).score_map.max()
     assert top_strong > 0.95 and top_strong > top_weak + 0.02
+
+
+def _large_target_scene(seed=12, fraction=0.05):
+    """``_scene``'s background with ``fraction`` of it in 10 x 10 blocks of one spectrum (70-100 % mixed)."""
+    data, _ = _scene(seed, fraction=0.0)
+    rng = np.random.default_rng(seed)
+    flat = data.reshape(data.shape[0], -1)
+    recipe = flat.mean(1) + flat.std(1) * rng.uniform(3, 5, data.shape[0])
+    gt = np.zeros(data.shape[1:], bool)
+    for k in range(int(round(fraction * gt.size / 100))):
+        r, c = 5 + 25 * (k // 3), 5 + 25 * (k % 3)
+        gt[r:r + 10, c:c + 10] = True
+    alpha = rng.uniform(0.7, 1.0, int(gt.sum()))
+    data[:, gt] = alpha * recipe[:, None] + (1 - alpha) * data[:, gt]
+    return data, gt
+
+
+@pytest.mark.parametrize("method", ["spectral-spatial", "rx", "glosh-spectral"])
+def test_large_targets_in_the_scene_itself_are_flagged(method):
+    """5 % of the scene in large targets: its own 95th percentile lies among them; the floor keeps 0.7
+    at the scene's 98.25th percentile at most, so at least a quarter of the true count is flagged."""
+    data, gt = _large_target_scene()
+    det = detect(data, method)
+    flagged = int(det.mask(0.7).sum())
+    assert det.extras["calibration"]["floor"]
+    assert 0.25 * gt.sum() <= flagged <= 4 * gt.sum(), (flagged, int(gt.sum()))
+
+
+def test_a_separate_reference_has_no_floor():
+    clean = Cube(_scene(13, fraction=0.0)[0])
+    scorer = get_detector("spectral-spatial")().fit([clean])
+    own = scorer.score(clean)
+    other = scorer.score(Cube(_scene(14, fraction=0.0)[0]))
+    assert own.extras["calibration"]["floor"] and not other.extras["calibration"]["floor"]
+    assert other.mask(0.7).mean() < 0.05  # a clean scene against a clean reference: the Sentinel-2 bound
+
+
+def test_the_default_tops_out_near_one_and_a_target_beyond_the_reference_higher():
+    """The stretch beyond 0.7 (tail_gain): the reference's top scores >= 0.95, the scale stays monotone,
+    0.7 and the median keep their place; pixels beyond everything in the reference score higher still."""
+    from napari_hsi_anomaly.core.detectors.calibration import score_to_z, to_score
+
+    data, gt = _scene(15)
+    det = detect(data, "spectral-spatial")
+    assert det.score_map.max() >= 0.95
+    r = np.array([0.0, 1.0, 2.0, 3.0, 10.0], np.float32)
+    s = to_score(r.copy(), 1.0, 1.0, 1.0, gain=4.0)
+    assert s[0] < s[1] < s[2] < s[3] < s[4] < 1 and s[1] == pytest.approx(0.1) and s[2] == pytest.approx(0.7)
+    np.testing.assert_allclose(score_to_z(s, 4.0), r - 1.0, atol=1e-4)
+    clean = Cube(_scene(16, fraction=0.0)[0])
+    scorer = get_detector("spectral-spatial")().fit([clean])
+    hazy = Cube(_scene(17, fraction=0.0)[0] + 0.6)  # the whole scene shifted beyond the reference
+    clear = Cube(_scene(18, fraction=0.0)[0])
+    assert scorer.score(hazy).score_map.max() > scorer.score(clear).score_map.max()

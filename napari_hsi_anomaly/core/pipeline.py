@@ -258,6 +258,7 @@ def iter_score(job: Job, cube: Cube | np.ndarray, *, scorer: Any = None
         detector = job.detector()
         yield Progress(0, 1, f"{detector.name}: fitting the normal model on {len(refs)} strip(s)")
         scorer = yield from detector.iter_fit(refs, model=job.model, train_options=job.train_options)
+        scorer.calibration.scene_reference = True  # strips of this scene: calibrated as its own reference
     scores = yield from iter_score_blocks(scorer, cube, block_pixels=how.block_pixels, p_min=job.p_min,
                                           client=job.client)
     params = dict(scorer.params)

@@ -56,7 +56,7 @@ def _raw_sample(cal: Any, refs: list[Any], p: int | None) -> np.ndarray:
 def normal_scores(obj: Any, p_min: int | None = None) -> np.ndarray:
     """Calibrated scores (float32) of the normal population (the calibration sample) of a detection or
     scorer, at ``p_min`` (default: the detection's)."""
-    from napari_hsi_anomaly.core.detectors.calibration import bulk, to_score
+    from napari_hsi_anomaly.core.detectors.calibration import to_score
 
     scorer = scorer_of(obj)
     cal = scorer.calibration
@@ -67,9 +67,10 @@ def normal_scores(obj: Any, p_min: int | None = None) -> np.ndarray:
         p = p_min or getattr(obj, "params", {}).get("p_min") or scorer.params.get("p_min")
         if not p:
             raise HsiAnomalyError("Give p_min (or a detection) for the false-alarm rate of a GLOSH detector.")
-    med, spread = bulk(_raw_sample(cal, _glosh_references(obj, scorer, False), p), cal.quantile)
+    floor = bool(getattr(obj, "extras", {}).get("calibration", {}).get("floor", False))  # as the detection
+    med, spread, gain = cal.scale_of(_raw_sample(cal, _glosh_references(obj, scorer, False), p), floor)
     now = _raw_sample(cal, _glosh_references(obj, scorer, True), p)
-    return to_score(now.astype(np.float32), med, spread, cal.z0)
+    return to_score(now.astype(np.float32), med, spread, cal.z0, gain)
 
 
 def false_alarm_rate(obj: Any, t_anom: float = DEFAULT_T_ANOM, *, normal: np.ndarray | None = None

@@ -10,18 +10,28 @@ The result ``r`` is then calibrated against the **reference** (the cubes the det
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
 from that median to its ``CAL_QUANTILE`` (95th) percentile,
 
-    z = (r - m) / (z0 * s),
+    z = (r - m) / (z0 * s),   then beyond 0.7 (z > 1): z <- 1 + gain * (z - 1),
     score = 0.1 + 0.9 * (1 - (1 + z / H)^-2)  for z >= 0  (H = 1 / (sqrt(3) - 1)),
     score = 0.1 / (1 - z)  for z < 0.
 
 So **0.1 is the reference's typical (median) value, 0.7 is where a pixel is ``z0`` (about 1-3) times as
 far above the reference's median as the reference's 95th percentile is**, and the score tends to 1 for
-the most outlying pixels (1 = most outlying, as GLOSH's own scale): 0.91 at 3 z0 spreads, 0.95 at 4.5,
-0.99 at 12 (the tail falls as ``1/z^2``, so the top of a scene tells a hazy date from a clear one); it
-never reaches 1 exactly, so the ranking of the most outlying pixels is kept, and below the median it
-decays towards 0 (no-data pixels are 0). The thresholds of the thesis keep their meaning: on the nine
-labelled development scenes ``t_anom = 0.7`` flags about as many pixels as are anomalous
-(``benchmarks/results/bench_scenes.md``).
+the most outlying pixels (1 = most outlying, as GLOSH's own scale): 0.91 at 3 stretched z0 spreads,
+0.95 at 4.5, 0.99 at 12; it never reaches 1 exactly, so the ranking of the most outlying pixels is
+kept, and below the median it decays towards 0 (no-data pixels are 0).
+
+``gain`` (``tail_gain``, >= 1) stretches the scale above 0.7 so that the reference's top (its 99.9th
+percentile) scores at least 0.95: a combination whose parts rarely agree at the extreme would otherwise
+top out near 0.8. A target beyond everything in the reference goes higher still, so against a clear
+reference a hazy date's top is above a clear date's.
+
+Two more rules keep ``t_anom = 0.7`` meaning "about as many pixels as are anomalous" (measured on the
+labelled development scenes and the stress set, ``benchmarks/results/bench_scenes.md``): where the scene
+is its own reference (``iter_detect``, or a reference cut from the scene), 0.7 sits at most at the
+reference's ``FLAG_FLOOR`` (98.25th) percentile, since a scene whose anomalies fill more than about 5 %
+of it (large targets) has its 95th percentile among them (``Calibration.scale_of``); a separate, normal
+reference has no such floor. The detection records what was used (``extras["calibration"]``: median,
+spread, z0, gain, floor).
 The mapping is monotone, so it changes no ranking (AUC). GLOSH parts are recalibrated at each ``p_min``
 (the reference's GLOSH scores at that ``p_min``, from a fixed sample of at most ``SAMPLE`` reference
 pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a saved profile
@@ -30,6 +40,7 @@ pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a sav
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +57,13 @@ PIXEL_P_MIN_FRACTION = 0.08  # per pixel: a cluster holds at least 8 % of the sc
 THESIS_P_MIN_FRACTION = 100 / 2925  # per window/section: the thesis's p_min = 100 of 2925 windows
 RX_SCALE_PERCENTILES = (0.0, 99.9)  # fixed parts of a combination: [reference min, 99.9th pct] -> [0, 1]
 CAL_QUANTILE = 95.0  # the reference's spread: median to this percentile (robust to 5 % anomalies)
+FLAG_FLOOR = 98.25  # a scene scored against itself: 0.7 at most at this percentile (Calibration.scale_of)
 Z0 = 1.5  # score 0.7 at z0 spreads above the reference's median (a detector sets calibration_z0)
 SAMPLE = 20000  # reference pixels kept for the calibration
 S0 = 0.1  # the score of the reference's median
+TOP_QUANTILE = 99.9  # the reference's top: this percentile of its combined raw values
+Z_TOP = 4.5  # ... is stretched to at least this many z0 spreads (score 0.95)
+MAX_GAIN = 8.0  # at most this stretch beyond score 0.7
 _H = float(1.0 / (np.sqrt(3.0) - 1.0))  # score = S0 + (1 - S0) (1 - (1 + z/H)^-2): 0.7 at z = 1
 
 
@@ -82,8 +97,26 @@ def bulk(values: np.ndarray, quantile: float = CAL_QUANTILE) -> tuple[float, flo
     return float(med), float(spread) if spread > 0 else 1.0
 
 
-def _squash(z: np.ndarray) -> np.ndarray:
-    """``z`` (float32, in units of z0) to the score, in place (see the module docstring)."""
+def tail_gain(values: np.ndarray, med: float, spread: float, z0: float) -> float:
+    """How much the scale is stretched beyond 0.7 (``z > 1``) so that the reference's top (its
+    ``TOP_QUANTILE`` percentile) scores at least 0.95 (``Z_TOP``): 1 where it already does, at most
+    ``MAX_GAIN`` (a reference with nothing above 0.7)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 1.0
+    z_top = (float(np.percentile(v, TOP_QUANTILE)) - med) / (spread * z0)
+    if z_top >= Z_TOP:
+        return 1.0
+    return float(min(MAX_GAIN, (Z_TOP - 1.0) / (z_top - 1.0))) if z_top > 1.0 else MAX_GAIN
+
+
+def _squash(z: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """``z`` (float32, in units of z0) to the score, in place (see the module docstring); beyond
+    ``z = 1`` (score 0.7) ``z`` is first stretched by ``gain`` (``tail_gain``)."""
+    if gain != 1.0:
+        hi = z > 1
+        z[hi] = np.float32(1.0) + (z[hi] - np.float32(1.0)) * np.float32(gain)
     neg = z < 0
     low = np.float32(S0) / (np.float32(1.0) - z[neg])
     np.maximum(z, 0.0, out=z)
@@ -98,24 +131,25 @@ def _squash(z: np.ndarray) -> np.ndarray:
 
 
 def _fused_numpy(g: np.ndarray, f: np.ndarray, k: float, c: float, out: np.ndarray,
-                 odds: bool) -> np.ndarray:
+                 odds: bool, gain: float) -> np.ndarray:
     np.add(stretch(g) if odds else g, f, out=out)
     out *= np.float32(k)
     out -= np.float32(c)
     np.nan_to_num(out, copy=False, nan=-np.inf)
-    return _squash(out)
+    return _squash(out, gain)
 
 
 def _fused_kernel() -> Any:
-    """``z = (g + f) * k - c`` squashed to the score (``_squash``): one numba pass (numpy without)."""
+    """``z = (g + f) * k - c`` stretched and squashed to the score (``_squash``): one numba pass (numpy
+    without)."""
     global _FUSED
     if _FUSED is None:
         try:
             import numba
 
             @numba.njit(cache=True, nogil=True, error_model="numpy")
-            def fused(g, f, k, c, out, odds):  # pragma: no cover - compiled
-                kk, cc, ih = np.float32(k), np.float32(c), np.float32(1.0 / _H)
+            def fused(g, f, k, c, out, odds, gain):  # pragma: no cover - compiled
+                kk, cc, ih, ga = np.float32(k), np.float32(c), np.float32(1.0 / _H), np.float32(gain)
                 s0, s1, top = np.float32(S0), np.float32(1.0 - S0), np.float32(1.0 - 1e-6)
                 for i in range(g.size):
                     gi = g[i]
@@ -123,6 +157,8 @@ def _fused_kernel() -> Any:
                         gi = min(gi, top)
                         gi = gi / (np.float32(1.0) - gi)
                     v = (gi + f[i]) * kk - cc
+                    if v > 1:
+                        v = np.float32(1.0) + (v - np.float32(1.0)) * ga
                     if v >= 0:
                         t = np.float32(1.0) + v * ih
                         out[i] = np.float32(1.0) - s1 / (t * t)
@@ -133,7 +169,7 @@ def _fused_kernel() -> Any:
                 return out
 
             probe = np.zeros(2, np.float32)
-            fused(probe, probe, 1.0, 0.0, probe.copy(), True)
+            fused(probe, probe, 1.0, 0.0, probe.copy(), True, 1.0)
             _FUSED = fused
         except Exception:  # pragma: no cover - no numba
             _FUSED = _fused_numpy
@@ -151,20 +187,21 @@ def stretch(g: np.ndarray) -> np.ndarray:
     return g / (np.float32(1.0) - g)
 
 
-def to_score(r: np.ndarray, med: float, spread: float, z0: float) -> np.ndarray:
+def to_score(r: np.ndarray, med: float, spread: float, z0: float, gain: float = 1.0) -> np.ndarray:
     """The calibrated score (float32, in place where ``r`` is float32): see the module docstring."""
     out = np.asarray(r, dtype=np.float32)
     out -= np.float32(med)
     out *= np.float32(1.0 / (spread * z0))
-    return _squash(out)
+    return _squash(out, gain)
 
 
-def score_to_z(score: np.ndarray) -> np.ndarray:
-    """The inverse of the squashing: ``z`` in units of z0 (for fitting z0 in benchmarks)."""
+def score_to_z(score: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """The inverse of the squashing and stretch: ``z`` in units of z0 (for fitting z0 in benchmarks)."""
     s = np.asarray(score, dtype=np.float64)
     x = np.clip((s - S0) / (1 - S0), 0.0, 1 - 1e-12)
     with np.errstate(divide="ignore"):
-        return np.where(s >= S0, (1.0 / np.sqrt(1.0 - x) - 1.0) * _H, 1 - S0 / np.maximum(s, 1e-300))
+        z = np.where(s >= S0, (1.0 / np.sqrt(1.0 - x) - 1.0) * _H, 1 - S0 / np.maximum(s, 1e-300))
+    return np.where(z > 1, 1 + (z - 1) / gain, z)
 
 
 class Calibration:
@@ -176,12 +213,20 @@ class Calibration:
     """
 
     def __init__(self, kinds: list[str], samples: list[np.ndarray], ranges: list[tuple[float, float]],
-                 z0: float = Z0, quantile: float | None = None, weights: Sequence[float] | None = None
-                 ) -> None:
+                 z0: float = Z0, quantile: float | None = None, weights: Sequence[float] | None = None,
+                 floor: float | None = FLAG_FLOOR) -> None:
         self.kinds, self.samples, self.ranges = kinds, samples, ranges
         self.weights = [1.0] * len(kinds) if weights is None else [float(w) for w in weights]
         self.z0, self.quantile = float(z0), float(CAL_QUANTILE if quantile is None else quantile)
+        self.floor = None if floor is None else float(floor)
+        self.refs: list[Any] = []  # weak references to the reference cubes (not saved)
+        self.scene_reference = False  # set where the reference is strips of the scene scored in blocks
         self._fixed_ref: np.ndarray | None = None
+
+    def is_reference(self, cube: Cube) -> bool:
+        """Whether ``cube`` is one of the cubes this calibration was computed on (in this session), or
+        the reference was taken from the scene being scored (``scene_reference``)."""
+        return self.scene_reference or any(r() is cube for r in self.refs)
 
     def fixed_reference(self) -> np.ndarray:
         """Weighted sum over fixed parts of their scaled sample values (``scale_fixed``; a single part:
@@ -195,8 +240,9 @@ class Calibration:
             self._fixed_ref = acc
         return self._fixed_ref
 
-    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None) -> tuple[float, float]:
-        """``(median, spread)`` of the reference's combined raw values at ``p_min``."""
+    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None, floor: bool = False
+                       ) -> tuple[float, float, float]:
+        """``(median, spread, gain)`` of the reference's combined raw values at ``p_min``."""
         acc = self.fixed_reference().copy()
         k = 0
         for kind, rows, w in zip(self.kinds, self.samples, self.weights):
@@ -204,7 +250,24 @@ class Calibration:
                 g = glosh_refs[k].score(int(p_min)).scores[rows.astype(np.int64)]
                 acc += stretch(g) if len(self.kinds) == 1 else w * g
                 k += 1
-        return bulk(acc / self.total_weight, self.quantile)
+        return self.scale_of(acc / self.total_weight, floor)
+
+    def scale_of(self, values: np.ndarray, floor: bool = False) -> tuple[float, float, float]:
+        """``(median, spread, gain)`` of the reference's combined raw ``values`` (``bulk``, ``tail_gain``).
+
+        With ``floor`` (a scene scored against itself, anomalies included), the spread is at most the
+        one that puts 0.7 at the reference's ``floor`` percentile: where anomalies fill more than about
+        5 % of the scene (large targets), its 95th percentile lies among them and the spread alone would
+        put 0.7 beyond most of them; so 0.7 flags at least ``100 - floor`` % of such a scene. A separate
+        (normal) reference has no floor: a clean scene against it flags almost nothing."""
+        med, spread = bulk(values, self.quantile)
+        if floor and self.floor is not None:
+            v = np.asarray(values, dtype=np.float64)
+            v = v[np.isfinite(v)]
+            top = float(np.percentile(v, self.floor)) if v.size else med
+            if top > med:
+                spread = min(spread, (top - med) / self.z0)
+        return med, spread, tail_gain(values, med, spread, self.z0)
 
     @property
     def total_weight(self) -> float:
@@ -214,15 +277,19 @@ class Calibration:
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {f"sample{i}": np.asarray(s) for i, s in enumerate(self.samples)}
         meta = {"kinds": self.kinds, "ranges": [list(map(float, r)) for r in self.ranges],
-                "z0": self.z0, "quantile": self.quantile, "weights": self.weights}
+                "z0": self.z0, "quantile": self.quantile, "weights": self.weights, "floor": self.floor,
+                "scene_reference": self.scene_reference}
         return arrays, meta
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict) -> Calibration:
         kinds = list(meta["kinds"])
         samples = [np.asarray(arrays[f"sample{i}"]) for i in range(len(kinds))]
-        return cls(kinds, samples, [tuple(r) for r in meta["ranges"]], meta["z0"], meta["quantile"],
-                   meta.get("weights"))  # profiles saved before weights: every part 1
+        out = cls(kinds, samples, [tuple(r) for r in meta["ranges"]], meta["z0"], meta["quantile"],
+                  meta.get("weights"),  # profiles saved before weights: every part 1
+                  meta.get("floor"))  # ... before the floor: none
+        out.scene_reference = bool(meta.get("scene_reference", False))
+        return out
 
 
 def scale_fixed(values: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
@@ -284,6 +351,7 @@ def iter_calibrate(scorer: Any, cubes: Sequence[Cube]) -> Generator[Progress, No
             part.remember_raw(cube, raw)
             per_part[i].append(raw)
     scorer.calibration = calibration_from(scorer, [c.valid_mask() for c in cubes], per_part)
+    scorer.calibration.refs = [weakref.ref(c) for c in cubes]
 
 
 def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Detection:
@@ -292,6 +360,7 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     shape = (cube.rows, cube.cols)
     cal = scorer.calibration
+    own = cal is None or cal.is_reference(cube)  # the scene is (part of) its own reference: floor
     if cal is None:  # fitted without a calibration: the target is its own reference
         cal = calibration_from(scorer, [valid], [[r] for r in raws])
     params: dict = {"method": scorer.detector}
@@ -319,11 +388,11 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     glosh = [r for r in raws if r.glosh is not None]
     if not glosh:
-        med, spread = bulk(cal.fixed_reference() / total, cal.quantile)
+        med, spread, gain = cal.scale_of(cal.fixed_reference() / total, own)
         comb = fixed_sum / np.float32(total) if n > 1 else fixed_sum
-        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0}
-        return Detection(finish(to_score(comb, med, spread, cal.z0)), scorer.detector, "pixel", params,
-                         extras)
+        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain, "floor": own}
+        return Detection(finish(to_score(comb, med, spread, cal.z0, gain)), scorer.detector, "pixel",
+                         params, extras)
 
     feature = "+".join(r.feature for r in glosh)
     extras.setdefault("regions", glosh[0].regions if len(glosh) == 1 else None)
@@ -344,10 +413,10 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
 
     def compose_maps(results: list[Any]) -> np.ndarray:
         p = int(results[0].p_min)
-        med, spread = cal.reference_bulk(refs, p)
-        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0}
+        med, spread, gain = cal.reference_bulk(refs, p, own)
+        extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain, "floor": own}
         if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
-            pts = to_score(stretch(results[0].scores), med, spread, cal.z0)
+            pts = to_score(stretch(results[0].scores), med, spread, cal.z0, gain)
             return finish(to_score_map(pts, regions, shape))
         gw = [w for kind, w in zip(cal.kinds, cal.weights) if kind == "glosh"]
         g = results[0].scores if gw[0] == 1.0 else results[0].scores * np.float32(gw[0])
@@ -356,7 +425,7 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
         k = 1.0 / (total * spread * cal.z0)
         out = np.empty(shape, np.float32)
         kernel(np.ascontiguousarray(g, dtype=np.float32).reshape(-1), fixed_flat, k, med * total * k,
-               out.reshape(-1), n == 1)
+               out.reshape(-1), n == 1, gain)
         return out
 
     det = Detection(np.zeros(shape, np.float32), scorer.detector, feature, params, extras,

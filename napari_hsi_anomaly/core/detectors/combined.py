@@ -134,7 +134,7 @@ class Ensemble(Combined):
     order = 2
     name = "ensemble"
     label = "CAE GLOSH + spectra + local RX"
-    calibration_z0 = 1.18  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev
+    calibration_z0 = 1.27  # pick_z0 with multi-scale local RX (bench_cae.py --report-detect): 8/9 dev
     summary = "mean of CAE glosh (per pixel), glosh-spectral and rx-local"
     parts = (CaeGloshDetector, GloshSpectralDetector, RxLocalDetector)
     params = union_params(parts, drop=("feature",))
@@ -147,7 +147,7 @@ class GloshRx(Combined):
     order = 5
     name = "glosh-rx"
     label = "CAE GLOSH + local RX"
-    calibration_z0 = 1.35  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev
+    calibration_z0 = 1.45  # pick_z0 with multi-scale local RX (bench_cae.py --report-detect): 8/9 dev
     summary = "mean of CAE glosh (per pixel) and rx-local"
     parts = (CaeGloshDetector, RxLocalDetector)
     params = union_params(parts, drop=("feature",))

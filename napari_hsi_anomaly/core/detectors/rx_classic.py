@@ -1,6 +1,7 @@
 """Classic global RX: ``rx`` without covariance shrinkage (``rx_ridge = 0``, the pseudo-inverse), as
 Spectral Python and ENVI compute it and as published RX numbers are measured. Listed beside the
-shrunk ``rx`` so that both are a choice (see ``rx.py`` for why shrinkage is the default)."""
+shrunk ``rx`` so that both are a choice (see ``rx.py`` for why shrinkage is the default, and why the
+textbook formula inverts on a scene where many pixels share one anomalous spectrum)."""
 
 from __future__ import annotations
 

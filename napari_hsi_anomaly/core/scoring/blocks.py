@@ -203,6 +203,7 @@ def iter_detect_blocks(
     refs = reference_strips(cube, reference_pixels)
     yield Progress(0, 1, f"{detector.name}: fitting the normal model on {len(refs)} strip(s)")
     scorer = yield from detector.iter_fit(refs)
+    scorer.calibration.scene_reference = True  # strips of this scene: calibrated as its own reference
     if refs[0] is cube and cube.rows * cube.cols <= block_pixels:  # small: the classic fit-and-score
         det = yield from scorer.iter_score(cube)
         if out is None:
