@@ -323,3 +323,11 @@ def test_numba_kdtree_equals_scipy_ckdtree(dims):
     tiny = fit[:3]
     d, i = KDTree(tiny).query(q[:5], 3)
     np.testing.assert_array_equal(i, cKDTree(tiny).query(q[:5], k=3)[1])
+
+
+def test_hdbscan_tree_switch_gives_hdbscans_default_fit(blobs, monkeypatch):
+    """``scorer.TREE = "hdbscan"``: the scores of hdbscan's default (Boruvka) fit, as before ``mst``."""
+    monkeypatch.setattr(scorer_mod, "TREE", "hdbscan")
+    res = GloshScorer(blobs, min_samples=10, scale=False).score(25)
+    fresh = hdbscan.HDBSCAN(min_cluster_size=25, min_samples=10).fit(blobs)
+    np.testing.assert_allclose(res.scores, fresh.outlier_scores_, atol=1e-6)

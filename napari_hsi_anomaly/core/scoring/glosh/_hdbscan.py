@@ -15,14 +15,16 @@ import numpy as np
 from napari_hsi_anomaly.core.scoring.glosh.hierarchy import Condensed
 
 
-def single_linkage_tree(x: np.ndarray, min_samples: int, n_jobs: int = 1) -> np.ndarray:
+def single_linkage_tree(x: np.ndarray, min_samples: int, n_jobs: int = 1, algorithm: str = "prims_kdtree"
+                        ) -> np.ndarray:
     """hdbscan's single-linkage tree of rows ``x`` (mutual reachability with ``min_samples``), from its
-    exact Prim's minimum spanning tree: ``(n - 1, 4)`` float64 rows ``(left, right, distance, size)``."""
+    exact Prim's minimum spanning tree (``algorithm="best"``: its default, Boruvka's approximate one):
+    ``(n - 1, 4)`` float64 rows ``(left, right, distance, size)``."""
     from hdbscan import HDBSCAN
 
     n = x.shape[0]
     # min_cluster_size does not change the single-linkage tree; any value will do here.
-    clusterer = HDBSCAN(min_cluster_size=max(2, min(5, n)), min_samples=min_samples, algorithm="prims_kdtree",
+    clusterer = HDBSCAN(min_cluster_size=max(2, min(5, n)), min_samples=min_samples, algorithm=algorithm,
                         core_dist_n_jobs=max(1, int(n_jobs or 1)))
     clusterer.fit(x)
     return np.asarray(clusterer._single_linkage_tree, dtype=np.float64)

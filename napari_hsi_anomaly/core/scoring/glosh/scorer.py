@@ -40,6 +40,11 @@ def minmax_scale(values: np.ndarray) -> np.ndarray:
     return out
 
 
+# "numba": the exact minimum spanning tree (``mst``; no hdbscan import). "hdbscan": hdbscan's default fit
+# (Boruvka with approx_min_span_tree; the maps of versions before ``mst``), 1.6 s of imports more.
+TREE = "numba"
+
+
 def fit_tree(search: NeighbourSearch, fit_x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """HDBSCAN's single-linkage tree of distinct rows ``fit_x`` for ``min_samples=k`` (the exact minimum
     spanning tree of the mutual reachability with core distances to the ``k + 1``-th nearest row, itself
@@ -47,7 +52,13 @@ def fit_tree(search: NeighbourSearch, fit_x: np.ndarray, k: int) -> tuple[np.nda
     hdbscan's prediction data): one ``k + 1`` neighbour query serves both."""
     n = fit_x.shape[0]
     dist = search.query(fit_x, min(k + 1, n))[0]
-    return single_linkage_tree(fit_x, dist[:, -1]), dist[:, min(k, n) - 1].copy()
+    if TREE == "hdbscan":
+        from napari_hsi_anomaly.core.scoring.glosh._hdbscan import single_linkage_tree as hdbscan_tree
+
+        tree = hdbscan_tree(fit_x, k, algorithm="best")
+    else:
+        tree = single_linkage_tree(fit_x, dist[:, -1])
+    return tree, dist[:, min(k, n) - 1].copy()
 
 
 class GloshScorer:
