@@ -331,3 +331,16 @@ def test_hdbscan_tree_switch_gives_hdbscans_default_fit(blobs, monkeypatch):
     res = GloshScorer(blobs, min_samples=10, scale=False).score(25)
     fresh = hdbscan.HDBSCAN(min_cluster_size=25, min_samples=10).fit(blobs)
     np.testing.assert_allclose(res.scores, fresh.outlier_scores_, atol=1e-6)
+
+
+def test_label_equals_hdbscans():
+    """``mst.label`` (used by the feedback refit too) equals hdbscan's on sorted edges with ties."""
+    from napari_hsi_anomaly.core.scoring.glosh._hdbscan import label as hdbscan_label
+    from napari_hsi_anomaly.core.scoring.glosh.mst import label
+
+    rng = np.random.default_rng(4)
+    n = 300
+    parent = np.array([rng.integers(0, i) for i in range(1, n)])  # a random spanning tree
+    edges = np.c_[np.arange(1, n), parent, rng.integers(0, 20, n - 1)].astype(np.float64)  # tied heights
+    edges = edges[np.argsort(edges[:, 2], kind="stable")]
+    np.testing.assert_array_equal(label(edges), np.asarray(hdbscan_label(edges), np.float64))

@@ -111,10 +111,16 @@ def _label(edges):  # pragma: no cover - compiled
     return out
 
 
+def label(edges: np.ndarray) -> np.ndarray:
+    """hdbscan's ``label``: minimum spanning tree edges ``(n - 1, 3)`` ``(a, b, distance)``, sorted by
+    distance, as a single-linkage tree ``(n - 1, 4)`` float64."""
+    return _label(np.ascontiguousarray(edges, dtype=np.float64))
+
+
 def single_linkage_tree(x: np.ndarray, core: np.ndarray) -> np.ndarray:
     """Single-linkage tree ``(n - 1, 4)`` float64 of rows ``x`` under mutual reachability with core
     distances ``core`` (each row's distance to its ``min_samples``-th nearest row, itself included)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     edges = _prim(x, np.ascontiguousarray(core, dtype=np.float64))
     edges = edges[np.argsort(edges[:, 2])]  # numpy's default sort, as hdbscan (the same order of equals)
-    return _label(edges)
+    return label(edges)
