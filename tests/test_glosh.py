@@ -16,6 +16,33 @@ from napari_hsi_anomaly.core.scoring.glosh._hdbscan import CythonCondensed
 from napari_hsi_anomaly.core.scoring.glosh.hierarchy import Condensed
 
 
+def _hdb(**kwargs) -> hdbscan.HDBSCAN:
+    """The oracle: hdbscan with its exact minimum spanning tree (Prim's), the tree ``glosh.mst`` builds
+    (hdbscan's default Boruvka accepts an approximate one)."""
+    return hdbscan.HDBSCAN(algorithm="prims_kdtree", **kwargs)
+
+
+def test_numba_tree_equals_hdbscan_prims_tree():
+    """``mst`` gives hdbscan's Prim's single-linkage tree bit for bit (ties included), which is an
+    exact minimum spanning tree (its total weight is scipy's), unlike the Boruvka default's."""
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial.distance import cdist
+
+    from napari_hsi_anomaly.core.scoring.glosh.neighbours import NeighbourSearch
+
+    rng = np.random.default_rng(3)
+    x = np.unique(np.vstack([rng.normal(0, 1, (500, 5)), rng.normal(4, 0.3, (300, 5)),
+                             rng.integers(0, 4, (200, 5)).astype(float)]), axis=0)  # grid: ties
+    for k in (1, 5, 10):
+        tree, core = scorer_mod.fit_tree(NeighbourSearch(x), x, k)
+        ref = np.asarray(_hdb(min_cluster_size=5, min_samples=k).fit(x)._single_linkage_tree)
+        np.testing.assert_array_equal(tree, ref)
+        np.testing.assert_allclose(core, NeighbourSearch(x).query(x, k)[0][:, -1])
+        core1 = NeighbourSearch(x).query(x, k + 1)[0][:, -1]
+        mr = np.maximum(cdist(x, x), np.maximum.outer(core1, core1))
+        np.testing.assert_allclose(tree[:, 2].sum(), minimum_spanning_tree(mr).sum(), rtol=1e-12)
+
+
 @pytest.fixture(params=["numba", "cython"])
 def backend(request, monkeypatch) -> str:
     """Run a test on the numba kernels and on hdbscan's Cython functions as the oracle
@@ -67,7 +94,7 @@ def test_cached_scores_equal_fresh_fit(blobs, scale, backend):
     x = minmax_scale(blobs) if scale else blobs
     for p_min in (5, 25, 100, 300):
         res = scorer.score(p_min)
-        fresh = hdbscan.HDBSCAN(min_cluster_size=p_min, min_samples=10).fit(x)
+        fresh = _hdb(min_cluster_size=p_min, min_samples=10).fit(x)
         np.testing.assert_allclose(res.scores, fresh.outlier_scores_, atol=1e-6)
         np.testing.assert_array_equal(res.labels, fresh.labels_)
         assert res.scores.dtype == np.float32
@@ -118,7 +145,7 @@ def test_subsample_matches_hdbscan_approximate_predict(blobs, monkeypatch, backe
     for p_min in (40, 160):
         p_fit = scorer.fitted_p_min(p_min)  # p_min counts all points: shrunk to the subsample
         assert p_fit == round(p_min * 500 / len(blobs))
-        ref = hdbscan.HDBSCAN(min_cluster_size=p_fit, min_samples=10, prediction_data=True).fit(fit_x)
+        ref = _hdb(min_cluster_size=p_fit, min_samples=10, prediction_data=True).fit(fit_x)
         res = scorer.score(p_min)
         np.testing.assert_allclose(res.scores[scorer._fit_rows], ref.outlier_scores_, atol=1e-6)
         expected = np.clip(approximate_predict_scores(ref, rest), 0, 1)
@@ -145,7 +172,7 @@ def test_predictor_equals_hdbscan_approximate_predict_scores(dims, monkeypatch, 
     x_ref, x_new = scorer.transform(ref), scorer.transform(new)
     np.testing.assert_array_equal(x_ref, minmax_scale(ref))
     for p_min in (30, 120):
-        fitted = hdbscan.HDBSCAN(min_cluster_size=p_min, min_samples=10, prediction_data=True).fit(x_ref)
+        fitted = _hdb(min_cluster_size=p_min, min_samples=10, prediction_data=True).fit(x_ref)
         expected = np.clip(approximate_predict_scores(fitted, x_new), 0, 1)
         got = pred.score(p_min)
         assert got.scores.dtype == np.float32 and got.scores.shape == (len(new),)
@@ -230,7 +257,7 @@ def test_scores_and_labels_equal_fresh_fit_on_datasets(name, backend):
     scorer = GloshScorer(x, min_samples=8, scale=False)
     for p_min in (2, 5, 15, 60, 200):
         res = scorer.score(p_min)
-        fresh = hdbscan.HDBSCAN(min_cluster_size=p_min, min_samples=8).fit(x[keep])
+        fresh = _hdb(min_cluster_size=p_min, min_samples=8).fit(x[keep])
         expected = np.nan_to_num(fresh.outlier_scores_, nan=1.0)[row]
         expected[(mult >= p_min) & (mult > 1)] = 0.0
         np.testing.assert_allclose(res.scores, expected, atol=1e-6)
@@ -296,3 +323,24 @@ def test_numba_kdtree_equals_scipy_ckdtree(dims):
     tiny = fit[:3]
     d, i = KDTree(tiny).query(q[:5], 3)
     np.testing.assert_array_equal(i, cKDTree(tiny).query(q[:5], k=3)[1])
+
+
+def test_hdbscan_tree_switch_gives_hdbscans_default_fit(blobs, monkeypatch):
+    """``scorer.TREE = "hdbscan"``: the scores of hdbscan's default (Boruvka) fit, as before ``mst``."""
+    monkeypatch.setattr(scorer_mod, "TREE", "hdbscan")
+    res = GloshScorer(blobs, min_samples=10, scale=False).score(25)
+    fresh = hdbscan.HDBSCAN(min_cluster_size=25, min_samples=10).fit(blobs)
+    np.testing.assert_allclose(res.scores, fresh.outlier_scores_, atol=1e-6)
+
+
+def test_label_equals_hdbscans():
+    """``mst.label`` (used by the feedback refit too) equals hdbscan's on sorted edges with ties."""
+    from napari_hsi_anomaly.core.scoring.glosh._hdbscan import label as hdbscan_label
+    from napari_hsi_anomaly.core.scoring.glosh.mst import label
+
+    rng = np.random.default_rng(4)
+    n = 300
+    parent = np.array([rng.integers(0, i) for i in range(1, n)])  # a random spanning tree
+    edges = np.c_[np.arange(1, n), parent, rng.integers(0, 20, n - 1)].astype(np.float64)  # tied heights
+    edges = edges[np.argsort(edges[:, 2], kind="stable")]
+    np.testing.assert_array_equal(label(edges), np.asarray(hdbscan_label(edges), np.float64))

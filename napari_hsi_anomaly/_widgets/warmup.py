@@ -75,9 +75,10 @@ def _regions() -> None:
 def _morphology() -> None:
     import numpy as np
 
-    from napari_hsi_anomaly.core.scoring.morphology import small_objects
+    from napari_hsi_anomaly.core.scoring.morphology import small_objects, small_objects_multi
 
     small_objects(np.arange(16.0).reshape(4, 4), 3)
+    small_objects_multi(np.arange(16.0).reshape(4, 4), [3, 5])  # the attribute detector's kernel
 
 
 STEPS = (("heatmap colormap", _colormaps), ("napari labels (direct, uint8)", _napari_labels),

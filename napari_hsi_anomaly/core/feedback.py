@@ -252,14 +252,14 @@ def _fit_added(old_fit: np.ndarray, old_tree: np.ndarray | None, new: np.ndarray
     """A ``GloshScorer`` of the points ``vstack([old_fit, new])`` (distinct, as ``GloshScorer`` keeps
     them, with the same core distances) and each of those rows' fitted point. Its tree: with
     ``INCREMENTAL_TREE`` and ``old_tree`` (that of ``old_fit``), ``feedback_tree.added_points_tree``;
-    otherwise hdbscan's Boruvka KD-tree step, the one its fit runs for these (at most 60) features
-    with the same arguments, without the cluster labelling a GLOSH scorer never reads (the same tree
-    as ``GloshScorer(rows, scale=False)``)."""
+    otherwise the tree a fit builds (``glosh.scorer.fit_tree``, the same tree as
+    ``GloshScorer(rows, scale=False)``)."""
     from scipy.spatial import cKDTree
 
     from napari_hsi_anomaly.core.feedback_tree import added_points_tree
     from napari_hsi_anomaly.core.scoring.glosh import STATE_FORMAT, GloshScorer
-    from napari_hsi_anomaly.core.scoring.glosh._hdbscan import boruvka_kdtree as _hdbscan_boruvka_kdtree
+    from napari_hsi_anomaly.core.scoring.glosh.neighbours import NeighbourSearch
+    from napari_hsi_anomaly.core.scoring.glosh.scorer import fit_tree
 
     n0, dims = old_fit.shape
     rows = np.vstack([old_fit, new])
@@ -282,7 +282,7 @@ def _fit_added(old_fit: np.ndarray, old_tree: np.ndarray | None, new: np.ndarray
     if INCREMENTAL_TREE and old_tree is not None and k == max(1, min(min_samples, n0 - 1)) and n > n0:
         tree, core = added_points_tree(old_fit, old_tree, fit_x[n0:], k)
     else:
-        tree = _hdbscan_boruvka_kdtree(fit_x, min_samples=k, core_dist_n_jobs=1)[0]
+        tree = fit_tree(NeighbourSearch(fit_x), fit_x, k)[0]
     arrays = {"fit_x": fit_x, "core": np.zeros(n), "counts": np.ones(n, np.int64), "lo": np.zeros(dims),
               "span": np.ones(dims), "const": np.zeros(dims, np.uint8), "tree": np.asarray(tree, np.float64)}
     meta = {"format": STATE_FORMAT, "min_samples": int(min_samples), "k": k, "scale": False, "max_fit": n + 1,

@@ -89,7 +89,7 @@ def added_points_tree(old_x: np.ndarray, old_tree: np.ndarray, new_x: np.ndarray
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    from napari_hsi_anomaly.core.scoring.glosh._hdbscan import label
+    from napari_hsi_anomaly.core.scoring.glosh.mst import label
 
     n0 = len(old_x)
     x = np.vstack([old_x, new_x])

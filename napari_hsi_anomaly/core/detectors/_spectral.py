@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -19,8 +20,41 @@ def row_blocks(cube: Cube) -> Iterator[tuple[slice, np.ndarray]]:
         yield rs, cube.as_float32(rs).astype(np.float64).reshape(cube.bands, -1).T
 
 
+_LAST_STATS: tuple[tuple, tuple[np.ndarray, np.ndarray, int]] | None = None
+
+
+def _stats_key(cubes: Sequence[Cube]) -> tuple:
+    """What ``pooled_stats`` depends on: the cubes, their data and fill arrays (weakly) and no-data value."""
+    return tuple((weakref.ref(c), weakref.ref(c.data), None if c.fill is None else weakref.ref(c.fill),
+                  c.nodata, c.data.shape) for c in cubes)
+
+
+def _same_cubes(key: tuple, cubes: Sequence[Cube]) -> bool:
+    def same(entry: tuple, c: Cube) -> bool:
+        ref, data, fill, nodata, shape = entry
+        return (ref() is c and data() is c.data and (c.fill is None if fill is None else fill() is c.fill)
+                and nodata == c.nodata and shape == c.data.shape)
+    return len(key) == len(cubes) and all(same(e, c) for e, c in zip(key, cubes))
+
+
 def pooled_stats(cubes: Sequence[Cube]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean ``(bands,)``, covariance (ddof=1) and valid pixel count over all reference cubes."""
+    """Mean ``(bands,)``, covariance (ddof=1) and valid pixel count over all reference cubes.
+
+    The last result is kept (a few numbers per band) for the same cube objects with the same data: a
+    combination's parts fitted on one reference each ask for it, and each would read the whole cube
+    again (the package never writes into a cube's data)."""
+    global _LAST_STATS
+    last = _LAST_STATS
+    if last is not None and _same_cubes(last[0], cubes):
+        mean, cov, n = last[1]
+        return mean.copy(), cov.copy(), n
+    key = _stats_key(cubes)
+    out = _pooled_stats(cubes)
+    _LAST_STATS = (key, (out[0].copy(), out[1].copy(), out[2]))
+    return out
+
+
+def _pooled_stats(cubes: Sequence[Cube]) -> tuple[np.ndarray, np.ndarray, int]:
     from napari_hsi_anomaly.core.scoring.rx import background_stats
 
     stats = [background_stats(c) for c in cubes]

@@ -16,6 +16,7 @@ radius 3, screened on the nine scenes: mean 0.977 -> 0.975, worst 0.940 -> 0.931
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -108,6 +109,9 @@ class AttributeScorer(Scorer):
         self.detector, self.params = "attribute", dict(params)
         self.mean, self.basis, self.steps = mean, basis, np.asarray(steps, np.float64)
         self.bands, self.wavelengths = int(mean.size), wavelengths
+        # (weakref to the one reference cube, its projection): the fit's, used once by the first
+        # iter_raw (the calibration scores the reference right after the fit), then dropped
+        self._fit_coords: tuple[Any, np.ndarray] | None = None
 
     def halo(self) -> int:
         return int(self.params["max_area"])  # an object of at most max_area px spans as many rows
@@ -116,7 +120,10 @@ class AttributeScorer(Scorer):
         k, sizes = self.basis.shape[1], area_ladder(int(self.params["max_area"]))
         yield Progress(0, 1, f"attribute filters: objects of up to {'/'.join(map(str, sizes))} px in {k} "
                        "components")
-        dist = small_object_map(project(cube, self.mean, self.basis), cube.valid_mask(), sizes, self.steps)
+        coords, self._fit_coords = self._fit_coords, None  # the fit's projection, if of this cube
+        if coords is None or coords[0]() is not cube:
+            coords = (None, project(cube, self.mean, self.basis))
+        dist = small_object_map(coords[1], cube.valid_mask(), sizes, self.steps)
         return Raw(fixed=dist, extras={"attribute_map": dist})
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -149,4 +156,7 @@ class AttributeDetector(Detector):
             coords = project(c, mean, basis)
             lo, hi = np.fmin(lo, np.nanmin(coords, axis=0)), np.fmax(hi, np.nanmax(coords, axis=0))
         steps = np.where(hi > lo, (hi - lo) / STEPS, 1.0)
-        return AttributeScorer(mean, basis, steps, self.params, cubes[0].wavelengths)
+        scorer = AttributeScorer(mean, basis, steps, self.params, cubes[0].wavelengths)
+        if len(cubes) == 1:
+            scorer._fit_coords = (weakref.ref(cubes[0]), coords)
+        return scorer

@@ -9,7 +9,8 @@ The package keeps the former module's import path and names. Its parts:
 - ``prediction``: approximate prediction of non-fitted rows, ``GloshPredictor`` (new rows against a
   fitted reference);
 - ``state``: the scorer as plain arrays + JSON;
-- ``_hdbscan``: every use of hdbscan (the single-linkage tree; the Cython functions as the tests' oracle).
+- ``mst``: HDBSCAN's single-linkage tree (Prim's exact minimum spanning tree of the mutual reachability);
+- ``_hdbscan``: every use of hdbscan (the tests' oracle: its tree and its Cython tree functions).
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ __all__ = [
 
 def _warm_up() -> None:
     """Load every GLOSH kernel from numba's cache (compile once where it is empty): the tree kernels,
-    the KD-tree and the neighbour pick, on a few points; and import hdbscan (with scikit-learn, the
-    largest share of a first fit in a new process). The viewer runs this in its warm-up thread."""
-    import hdbscan  # noqa: F401
+    the minimum spanning tree, the KD-tree and the neighbour pick, on a few points. The viewer runs this
+    in its warm-up thread."""
     import numpy as np
 
+    from napari_hsi_anomaly.core.scoring.glosh.scorer import fit_tree
+
     kernels.warm_up()
-    pts = np.arange(24.0).reshape(8, 3)
+    pts = np.arange(24.0).reshape(8, 3) ** 1.5
     search = NeighbourSearch(pts)
+    fit_tree(search, pts, 2)
     mr_neighbours(search, np.ones(8), 2, pts[:3] + 0.5)

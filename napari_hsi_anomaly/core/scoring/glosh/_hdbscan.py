@@ -1,9 +1,9 @@
-"""Every use of hdbscan's API, private parts included, in one place.
+"""Every use of hdbscan's API, private parts included, in one place: the tests' oracle.
 
-Production needs only the single-linkage tree of an HDBSCAN fit (``single_linkage_tree``: hdbscan's
-``_single_linkage_tree``, which depends on ``min_samples`` alone). The condensing, GLOSH and cluster
-selection are numba ports (``kernels``); hdbscan's Cython versions stay here as the oracle the tests
-compare them with (``CythonCondensed``, a drop-in for ``hierarchy.Condensed``).
+Production imports none of it: the single-linkage tree is built by ``mst`` (Prim's exact minimum
+spanning tree; hdbscan's own fit builds an approximate one, ``approx_min_span_tree``), the condensing,
+GLOSH and cluster selection by ``kernels``. hdbscan's versions stay here for the tests to compare them
+with (``single_linkage_tree``, ``CythonCondensed``: a drop-in for ``hierarchy.Condensed``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import numpy as np
 from napari_hsi_anomaly.core.scoring.glosh.hierarchy import Condensed
 
 
-def single_linkage_tree(x: np.ndarray, min_samples: int, n_jobs: int = 1) -> np.ndarray:
-    """hdbscan's single-linkage tree of rows ``x`` (mutual reachability with ``min_samples``):
+def single_linkage_tree(x: np.ndarray, min_samples: int, n_jobs: int = 1, algorithm: str = "prims_kdtree"
+                        ) -> np.ndarray:
+    """hdbscan's single-linkage tree of rows ``x`` (mutual reachability with ``min_samples``), from its
+    exact Prim's minimum spanning tree (``algorithm="best"``: its default, Boruvka's approximate one):
     ``(n - 1, 4)`` float64 rows ``(left, right, distance, size)``."""
     from hdbscan import HDBSCAN
 
     n = x.shape[0]
     # min_cluster_size does not change the single-linkage tree; any value will do here.
-    clusterer = HDBSCAN(min_cluster_size=max(2, min(5, n)), min_samples=min_samples,
+    clusterer = HDBSCAN(min_cluster_size=max(2, min(5, n)), min_samples=min_samples, algorithm=algorithm,
                         core_dist_n_jobs=max(1, int(n_jobs or 1)))
     clusterer.fit(x)
     return np.asarray(clusterer._single_linkage_tree, dtype=np.float64)

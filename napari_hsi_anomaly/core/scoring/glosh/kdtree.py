@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-LEAF = 16  # fitted rows per leaf
+LEAF = 32  # fitted rows per leaf (fewer nodes opened per query than 16: faster at 5 and 12 features)
 
 
 class KDTree:

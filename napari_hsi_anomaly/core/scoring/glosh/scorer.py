@@ -15,8 +15,8 @@ import numpy as np
 
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.scoring.glosh import kernels
-from napari_hsi_anomaly.core.scoring.glosh._hdbscan import single_linkage_tree
 from napari_hsi_anomaly.core.scoring.glosh.hierarchy import Condensed, GloshResult
+from napari_hsi_anomaly.core.scoring.glosh.mst import single_linkage_tree
 from napari_hsi_anomaly.core.scoring.glosh.neighbours import (
     NeighbourSearch,
     column_range,
@@ -40,6 +40,27 @@ def minmax_scale(values: np.ndarray) -> np.ndarray:
     return out
 
 
+# "numba": the exact minimum spanning tree (``mst``; no hdbscan import). "hdbscan": hdbscan's default fit
+# (Boruvka with approx_min_span_tree; the maps of versions before ``mst``), 1.6 s of imports more.
+TREE = "numba"
+
+
+def fit_tree(search: NeighbourSearch, fit_x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """HDBSCAN's single-linkage tree of distinct rows ``fit_x`` for ``min_samples=k`` (the exact minimum
+    spanning tree of the mutual reachability with core distances to the ``k + 1``-th nearest row, itself
+    included, as hdbscan's fit) and each row's prediction core distance (to its ``k``-th nearest, as
+    hdbscan's prediction data): one ``k + 1`` neighbour query serves both."""
+    n = fit_x.shape[0]
+    dist = search.query(fit_x, min(k + 1, n))[0]
+    if TREE == "hdbscan":
+        from napari_hsi_anomaly.core.scoring.glosh._hdbscan import single_linkage_tree as hdbscan_tree
+
+        tree = hdbscan_tree(fit_x, k, algorithm="best")
+    else:
+        tree = single_linkage_tree(fit_x, dist[:, -1])
+    return tree, dist[:, min(k, n) - 1].copy()
+
+
 class GloshScorer:
     """Fit HDBSCAN once on ``values (N, D)``; ``score(p_min)`` re-condenses the cached tree.
 
@@ -50,7 +71,7 @@ class GloshScorer:
     neighbour cached once), an exact duplicate of a fitted row through distance 0. A group of identical
     rows at least ``p_min`` strong is a cluster of its own: it scores 0 (dense, not an outlier).
     ``predictor(values)`` scores new rows against this reference; ``state``/``from_state`` save it as
-    plain arrays. ``n_jobs``: hdbscan's ``core_dist_n_jobs`` (1: no worker processes; measured fastest).
+    plain arrays. ``n_jobs``: unused (the tree is built in numba, ``mst``; kept for callers).
     """
 
     def __init__(
@@ -119,9 +140,7 @@ class GloshScorer:
         self._rest_same = np.zeros(0, np.int64)
         self._has_rows = True
         if self.n_fit >= 2:
-            self._tree = single_linkage_tree(self._fit_x, self._k, n_jobs or 1)
-            search = self._search()
-            self._core = search.query(self._fit_x, min(self._k, self.n_fit))[0][:, -1]
+            self._tree, self._core = fit_tree(self._search(), self._fit_x, self._k)
             if self.n_drawn < self.n_finite:
                 self._prepare_rest(x, drawn)
 
