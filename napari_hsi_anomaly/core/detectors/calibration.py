@@ -72,10 +72,9 @@ def auto_p_min(n_points: int, *, per_pixel: bool = True) -> int:
 
     Per pixel: ``max(100, ceil(8 % of the pixels))``. A group of similar pixels at least ``p_min``
     strong forms a cluster of its own and stops being an outlier, so ``p_min`` must exceed the largest
-    group of similar anomalous pixels to be found. Measured (benchmarks/results/bench_scenes.md, p_min
-    section): with 1 %, 3 % or 5 % of the pixels planted with one recipe, 1 % of the pixels let them
-    cluster (AUC down to 0.30), 5 % still fails at 5 % planted, 8 % holds every case (worst 0.92) and
-    costs the nine development scenes little (glosh-spectral mean 0.9695 -> 0.9664).
+    group of similar anomalous pixels to be found. 8 % is the smallest share that keeps 1-5 %
+    of the pixels planted with one recipe outliers, at little cost on the development scenes
+    (benchmarks/results/bench_pmin.md).
     Per window/section: the thesis's ratio, 100 of 2925 points (at least 5).
     """
     if per_pixel:

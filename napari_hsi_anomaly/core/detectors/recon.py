@@ -1,10 +1,10 @@
 """CAE reconstruction error per pixel: the Mahalanobis distance of the signed residual (reconstruction
 minus input, one value per band) to the reference's residuals.
 
-Measured (benchmarks/results/bench_cae.md): the plain squared error, even divided per band by the
-reference's median error, is dominated by the bands and pixels the CAE reconstructs worst everywhere
-(AUC 0.74-0.77 on two airport scenes); whitening the residual with the reference's own residual
-covariance scores what the CAE gets wrong *unusually* for this scene.
+Why whitened: the plain squared error, even divided per band by the reference's median error, is
+dominated by the bands and pixels the CAE reconstructs worst everywhere; whitening the residual with the
+reference's own residual covariance scores what the CAE gets wrong *unusually* for this scene
+(benchmarks/results/bench_cae.md).
 """
 
 from __future__ import annotations

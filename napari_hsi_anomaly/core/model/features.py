@@ -10,23 +10,18 @@ brought to ``fc1``'s resolution by nearest (Kronecker) up-sampling and concatena
 - ``f3``/``f4``: the same from the last encoder layer's maps only (48 / 576 for the thesis).
 - ``pixel``: for every pixel, the mean of each first-layer encoder map (Conv1, full resolution) over
   ``PIXEL_GROUPS`` contiguous groups of the real bands: ``kernels[0] * groups`` values (64 for the fast
-  preset), so *where in the spectrum* a map fires is kept. The former max over all bands of every layer's
-  maps (layer 2 up-sampled) averaged AUC 0.907 on the nine labelled scenes (worst 0.732); the deeper,
-  pooled maps blur 1-px targets into their neighbours. One row per pixel, row-major, ``regions=None``;
+  preset), so *where in the spectrum* a map fires is kept (the deeper, pooled maps blur 1-px targets into
+  their neighbours). One row per pixel, row-major, ``regions=None``;
   computed tile by tile with a halo covering Conv1's receptive field (no seams), memory bounded.
   GLOSH does not cluster these 64 values as they are: ``PixelSpace`` (below, fitted on the reference)
   keeps the ``PIXEL_COMPONENTS`` = 3 leading principal components, whitened, plus the leading
   ``PIXEL_RESIDUAL`` = 8 whitened principal components of the signed reconstruction residual
   (reconstruction minus input, over the real bands) and the reconstruction error normalised per band
-  as a robust z; GLOSH uses these coordinates without min-max scaling. Chosen by measurement
-  (benchmarks/bench_cae.py, one fast CAE per scene, the same network for every candidate; AUC mean /
-  worst on the nine scenes, then on the stress set): the 64 values min-max scaled 0.935 / 0.840, stress
-  0.857 / 0.772; leading components alone (3-10, whitened or not) 0.92-0.94, stress 0.83-0.87: GLOSH
-  loses 1-px targets in the blur of the 3x3 kernels. With the robust-z error: 3 whitened components
-  0.937 / 0.872, stress 0.967 / 0.934 (3-16 components all within 0.937-0.949 / 0.859-0.872). With the
-  residual's 8 components too: 0.958 / 0.890, stress 0.979 / 0.940, picked in 9 of 9
-  leave-one-scene-out folds (round 7); the residual's Mahalanobis distance as the error coordinate
-  instead lost the stress set (0.86 / 0.79, round 5).
+  as a robust z; GLOSH uses these coordinates without min-max scaling. Why: the encoder's components alone lose
+  1-px targets in the blur of the 3x3 kernels; the error coordinate keeps them; the residual's
+  components say *what* the network failed to rebuild. Chosen by leave-one-scene-out over the candidate
+  spaces on the same trained networks (benchmarks/results/bench_cae.md; figures in
+  benchmarks/results/design_history.md).
 
 Windows follow ``core.windows.window_grid`` (overlap at right/bottom edges); windows or cubes smaller
 than the window are reflect-padded, and maxima are taken over the part inside the cube only.

@@ -23,7 +23,7 @@ QUERY_WORKERS = -1  # KD-tree query threads (threads, not processes): -1 = every
 
 def query_workers() -> int:
     """KD-tree query threads: ``QUERY_WORKERS``, at most ``OMP_NUM_THREADS`` where that is set (dask sets
-    it to 1 in single-threaded workers; two 2-thread queries on 2 cores made a batch 1.7x slower)."""
+    it to 1 in single-threaded workers: two 2-thread queries on 2 cores oversubscribe them)."""
     limit = os.environ.get("OMP_NUM_THREADS", "").strip()
     if limit.isdigit() and int(limit) > 0:
         return int(limit) if QUERY_WORKERS < 0 else min(QUERY_WORKERS, int(limit))
