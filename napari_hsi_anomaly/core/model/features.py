@@ -17,8 +17,8 @@ brought to ``fc1``'s resolution by nearest (Kronecker) up-sampling and concatena
   keeps the ``PIXEL_COMPONENTS`` = 3 leading principal components, whitened, plus the leading
   ``PIXEL_RESIDUAL`` = 8 whitened principal components of the signed reconstruction residual
   (reconstruction minus input, over the real bands) and the reconstruction error normalised per band
-  as a robust z; GLOSH uses these coordinates without min-max scaling. Why: the encoder's components alone lose
-  1-px targets in the blur of the 3x3 kernels; the error coordinate keeps them; the residual's
+  as a robust z; GLOSH uses these coordinates without min-max scaling. Why: the encoder's components
+  alone lose 1-px targets in the blur of the 3x3 kernels; the error coordinate keeps them; the residual's
   components say *what* the network failed to rebuild. Chosen by leave-one-scene-out over the candidate
   spaces on the same trained networks (benchmarks/results/bench_cae.md; figures in
   benchmarks/results/design_history.md).
