@@ -180,3 +180,21 @@ def test_added_points_tree_is_the_minimum_spanning_tree(seed):
     exact = np.sort(minimum_spanning_tree(mr).data)
     assert tree.shape == (len(x) - 1, 4) and tree[-1, 3] == len(x)
     np.testing.assert_allclose(np.sort(tree[:, 2]), exact, rtol=1e-12)
+
+
+def test_a_mark_lifts_the_self_reference_floor(scene):
+    """Scored blind against itself, a scene flags at least the floor's share at 0.7; once pixels are marked
+    normal the floor is lifted, so no other pixel is flagged to keep that share and none of the group is."""
+    from napari_hsi_anomaly.core.detectors.calibration import FLAG_FLOOR
+
+    cube, a, b = scene
+    scorer = get_detector("rx")().fit(cube)
+    det = scorer.score(cube)
+    det.extras["scorer"] = scorer
+    before = det.mask(0.7)
+    assert det.extras["calibration"]["floor"] and before.mean() >= (100 - FLAG_FLOOR) / 100 - 1e-3
+    new = mark_normal(det, cube, a)
+    after = new.mask(0.7)
+    assert not new.extras["calibration"]["floor"]
+    assert after[a].sum() == 0 and after[b].mean() > 0.9
+    assert not (after & ~before).any()  # nothing newly flagged elsewhere

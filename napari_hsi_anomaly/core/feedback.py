@@ -11,7 +11,8 @@ the old one's state plus the marked pixels; the old object is left as it was, so
   subsample and scaling as before, so only the marked group changes; every other reference row gets its
   nearest mutual-reachability neighbour again);
 - spatial parts (local RX, attribute filters): unchanged (they have no normal population);
-- the calibration is recomputed on the reference cubes (``references``; by default the scene itself).
+- the calibration is recomputed on the reference cubes (``references``; by default the scene itself),
+  without the floor of a scene scored blind against itself (``calibration.FLAG_FLOOR``).
   GLOSH parts keep the scale of the first fit (``FREEZE_GLOSH_SCALE``: the calibration reads the reference
   rows' scores from the hierarchy before any mark). With the tree refitted from the old one the reference
   rows away from the marked kind keep their scores, so the scale barely moves either way; a tree rebuilt
@@ -425,6 +426,10 @@ def iter_mark_normal(target: Any, cube: Cube | np.ndarray, pixels: np.ndarray, *
         CombinedScorer(scorer.detector, parts, scorer.params)
     new.detector_class = scorer.detector_class  # its calibration's z0 is the detector's, not the default
     yield from new.iter_calibrate(refs)
+    # the calibration's floor guards a scene scored blind against itself (its anomalies may fill its own
+    # spread); once the user marks what is normal there, it is lifted, so a mark never flags other pixels
+    # to keep a quota and the marked kind falls below t_anom
+    new.calibration.floor = None
     mark = Mark("normal", scene or str(cube.name), px)
     new.marked_normal = [*getattr(scorer, "marked_normal", []), mark]  # type: ignore[attr-defined]
     for attr in ("profile_path", "band_selection", "source_bands", "profile_info"):

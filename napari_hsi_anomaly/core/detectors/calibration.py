@@ -30,8 +30,9 @@ labelled development scenes and the stress set, ``benchmarks/results/bench_scene
 is its own reference (``iter_detect``, or a reference cut from the scene), 0.7 sits at most at the
 reference's ``FLAG_FLOOR`` (98.25th) percentile, since a scene whose anomalies fill more than about 5 %
 of it (large targets) has its 95th percentile among them (``Calibration.scale_of``); a separate, normal
-reference has no such floor. The detection records what was used (``extras["calibration"]``: median,
-spread, z0, gain, floor).
+reference has no such floor, nor a scene whose normal pixels the user has marked
+(``core.feedback``: the user now says what is normal there). The detection records what was used
+(``extras["calibration"]``: median, spread, z0, gain, floor).
 The mapping is monotone, so it changes no ranking (AUC). GLOSH parts are recalibrated at each ``p_min``
 (the reference's GLOSH scores at that ``p_min``, from a fixed sample of at most ``SAMPLE`` reference
 pixels), so a live ``p_min`` keeps the meaning. The calibration is part of a saved profile
@@ -360,6 +361,7 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
     shape = (cube.rows, cube.cols)
     cal = scorer.calibration
     own = cal is None or cal.is_reference(cube)  # the scene is (part of) its own reference: floor
+    own = own and (cal is None or cal.floor is not None)  # none after the user marked pixels normal
     if cal is None:  # fitted without a calibration: the target is its own reference
         cal = calibration_from(scorer, [valid], [[r] for r in raws])
     params: dict = {"method": scorer.detector}
