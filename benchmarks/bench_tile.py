@@ -35,8 +35,10 @@ def make_tile(folder: Path, side: int) -> Path:
     path = folder / f"tile_{side}.npy"
     if path.exists():
         return path
-    src = np.load(make_cube(1830, 12, folder))
-    u = np.clip(src * 10000, 0, 65535).astype(np.uint16)
+    import spectral
+
+    img = spectral.open_image(str(make_cube(1830, 12, folder)))  # the `sample` scene: reflectance x 10,000
+    u = np.moveaxis(np.asarray(img.load()), -1, 0).astype(np.uint16)
     n = side // 1830
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(12, side, side))
     for i in range(n):
