@@ -309,3 +309,20 @@ def test_a_large_input_is_spread_in_blocks_with_progress(scenes, tmp_path, clien
     expected = run(pipeline.iter_score(pipeline.Job("rx"), read_cube(scenes / "scene0.npy")))
     assert expected.plan.blocked
     np.testing.assert_array_equal(np.load(tmp_path / "o" / "scene0.npy.scores.npy"), expected.score_map)
+
+
+def test_large_inputs_scored_whole_are_tasks_side_by_side(scenes, tmp_path, client, monkeypatch):
+    """Large files that still fit one task are all submitted at once, as the small ones (a 1830^2 x 12
+    float32 scene is 160 MB): only those planned in blocks go one at a time, block by block."""
+    import napari_hsi_anomaly.core.batch as batch
+
+    monkeypatch.setattr(batch, "LARGE_FILE_BYTES", 0)
+
+    def serial(*args, **kwargs):  # the one-at-a-time path must not be taken for a whole-scene plan
+        raise AssertionError("a whole-scene input went through the block-by-block path")
+
+    monkeypatch.setattr(batch, "_iter_large", serial)
+    paths = [str(scenes / f"scene{i}.npy") for i in range(3)] + [str(scenes / "broken.npy")]
+    rows = run(iter_batch(expand_inputs(paths), tmp_path / "o", method="rx", client=client))
+    assert [bool(r["error"]) for r in rows] == [False, False, False, True]
+    assert all((tmp_path / "o" / f"scene{i}.npy.scores.npy").exists() for i in range(3))

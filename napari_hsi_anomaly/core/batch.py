@@ -396,6 +396,20 @@ def _is_large(item: BatchItem) -> bool:
         return False
 
 
+def _needs_blocks(item: BatchItem, settings: dict) -> bool:
+    """Whether a large input must be scored in row blocks (``plan`` on the client, reading lazily); an
+    input that cannot even be planned is left to its task, whose row then says why."""
+    from napari_hsi_anomaly.core.pipeline import plan
+    from napari_hsi_anomaly.core.profile import prepare_target
+
+    try:
+        cube, job = item_job(read_item(item, settings), settings)
+        target = cube if job.scorer is None else prepare_target(job.scorer, cube)
+        return bool(plan(target, needs_model=_needs_model(job)).blocked)
+    except (Exception, MemoryError):  # noqa: BLE001 - scored as a task, its error is its row
+        return False
+
+
 def _iter_large(item: BatchItem, settings: dict, client: Any) -> Generator[Progress, None, dict]:
     """An input read on the client: scored whole on a worker when ``plan`` allows, else its normal
     model fitted (on strips) and its row blocks spread over every worker."""
@@ -501,12 +515,13 @@ def iter_batch(items: Sequence[BatchItem], out_dir: str | os.PathLike, *, profil
 
 def _iter_results(items: Sequence[BatchItem], todo: list[int], settings: dict, out: Path, fmt: str | None,
                   manifest: Manifest, client: Any) -> Generator[Progress, None, None]:
-    """Small inputs as one task each (released as they complete), then large ones block by block;
-    a finished input is a ``Progress`` with ``values`` ``item`` (its index) and ``row``."""
+    """Every input scored whole as one task, all at once (released as they complete), then those too
+    large for one task block by block; a finished input is a ``Progress`` with ``values`` ``item`` (its
+    index) and ``row``."""
     from distributed import as_completed
 
-    small = [i for i in todo if not _is_large(items[i])]
-    large = [i for i in todo if i not in set(small)]
+    large = [i for i in todo if _is_large(items[i]) and _needs_blocks(items[i], settings)]
+    small = [i for i in todo if i not in set(large)]
     futures = {client.submit(score_item, items[i], settings, pure=False,
                              key=f"hsi-score-{i}-{time.time_ns()}"): i for i in small}
     ac = as_completed(list(futures), loop=client.loop)
