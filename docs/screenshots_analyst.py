@@ -169,7 +169,7 @@ class AnalystShots(Shots):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "images")
-    parser.add_argument("--stages", default="score,mark_normal,why,far")
+    parser.add_argument("--stages", default="score,mark_cloud,why,far")
     args = parser.parse_args()
     shots = AnalystShots((1920, 1080), args.out)
     shots.run([s for s in args.stages.split(",") if s])
