@@ -54,6 +54,21 @@ def _find(parent, x):  # pragma: no cover - compiled
     return r
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _neighbour(p, k, h, w):  # pragma: no cover - compiled
+    """The ``k``-th (0-3: up, down, left, right) 4-connected neighbour of flat pixel ``p`` in an
+    ``h`` x ``w`` image, or -1 beyond its border."""
+    r = p // w
+    c = p - r * w
+    if k == 0:
+        return p - w if r > 0 else -1
+    if k == 1:
+        return p + w if r < h - 1 else -1
+    if k == 2:
+        return p - 1 if c > 0 else -1
+    return p + 1 if c < w - 1 else -1
+
+
 @numba.njit(cache=True, nogil=True)
 def _area_filter(img, order, h, w, lam, out):  # pragma: no cover - compiled
     """Area opening of ``img`` (flat) given its pixels in decreasing order (closing: increasing
@@ -65,25 +80,10 @@ def _area_filter(img, order, h, w, lam, out):  # pragma: no cover - compiled
         p = order[i]
         parent[p] = p
         area[p] = 1
-        r0 = p // w
-        c0 = p - r0 * w
         for k in range(4):
-            if k == 0:
-                if r0 == 0:
-                    continue
-                q = p - w
-            elif k == 1:
-                if r0 == h - 1:
-                    continue
-                q = p + w
-            elif k == 2:
-                if c0 == 0:
-                    continue
-                q = p - 1
-            else:
-                if c0 == w - 1:
-                    continue
-                q = p + 1
+            q = _neighbour(p, k, h, w)
+            if q < 0:
+                continue
             if parent[q] < 0:
                 continue
             r = _find(parent, q)
@@ -176,25 +176,10 @@ def _max_tree(img, order, h, w, lam, parent, zpar, area):  # pragma: no cover - 
         parent[p] = p
         zpar[p] = p
         area[p] = 1
-        r0 = p // w
-        c0 = p - r0 * w
         for k in range(4):
-            if k == 0:
-                if r0 == 0:
-                    continue
-                q = p - w
-            elif k == 1:
-                if r0 == h - 1:
-                    continue
-                q = p + w
-            elif k == 2:
-                if c0 == 0:
-                    continue
-                q = p - 1
-            else:
-                if c0 == w - 1:
-                    continue
-                q = p + 1
+            q = _neighbour(p, k, h, w)
+            if q < 0:
+                continue
             if zpar[q] < 0:
                 continue
             r = _find(zpar, q)
