@@ -80,3 +80,43 @@ def test_a_predicted_block_is_freed_without_a_gc_pass():
         assert alive() is None
     finally:
         gc.enable()
+
+
+def test_each_part_reads_only_its_own_halo(scene, monkeypatch):
+    """A row block's GLOSH part scores the block's own rows; the spatial part reads its halo too; the
+    rows' map is the whole cube's."""
+    from napari_hsi_anomaly.core.detectors.registry import get_detector
+
+    scorer = get_detector("spectral-rx")(min_samples=5).fit([scene])
+    target = Cube(np.array(scene.data), wavelengths=scene.wavelengths)  # not the reference object
+    seen: dict[str, list[int]] = {}
+    for part in scorer.parts():
+        raw_for = part.raw_for
+
+        def spy(cube, _raw_for=raw_for, _name=part.detector):
+            seen.setdefault(_name, []).append(cube.rows)
+            return (yield from _raw_for(cube))
+        monkeypatch.setattr(part, "raw_for", spy)
+    whole = scorer.score(target).score_map
+    seen.clear()
+    lo, hi = 30, 41
+    det = run(scorer.iter_score(target, rows=(lo, hi)))
+    halo = scorer.parts()[1].halo()
+    assert seen == {"glosh-spectral": [hi - lo], "rx-local": [min(scene.rows, hi + halo) - max(0, lo - halo)]}
+    assert det.score_map.shape == (hi - lo, scene.cols)
+    np.testing.assert_allclose(det.score_map, whole[lo:hi], atol=5e-5)
+
+
+def test_blocks_are_at_least_twice_the_halo_where_memory_allows(monkeypatch):
+    from types import SimpleNamespace
+
+    from napari_hsi_anomaly.core.pipeline import halo_block_pixels
+
+    tile = SimpleNamespace(rows=10980, cols=10980, bands=12)
+    monkeypatch.setenv("HSI_ANOMALY_MEMORY_BUDGET", "16G")
+    assert halo_block_pixels(2_000_000, tile, 400) == 800 * 10980  # was 182 rows read with 800 more
+    assert halo_block_pixels(2_000_000, tile, 20) == 2_000_000  # a small halo: the block as planned
+    monkeypatch.setenv("HSI_ANOMALY_MEMORY_BUDGET", "3G")  # 3 GiB / 240 B a pixel: 13.4 M pixels at once
+    assert halo_block_pixels(2_000_000, tile, 400) == 3 * 2**30 // 240 - 800 * 10980  # what fits
+    monkeypatch.setenv("HSI_ANOMALY_MEMORY_BUDGET", "200M")
+    assert halo_block_pixels(2_000_000, tile, 400) == 2_000_000  # never smaller than planned

@@ -71,6 +71,19 @@ def plan(cube: Cube, *, needs_model: bool = False, block_pixels: int | None = No
     return Plan(False, pixels, "the whole scene fits one task")
 
 
+def halo_block_pixels(block_pixels: int, cube: Cube, halo: int) -> int:
+    """Pixels a row block scores: at least ``2 * halo`` rows where the memory budget allows, so a
+    spatial part (the attribute filters' 400-row halo) reads at most twice the rows it scores: on a
+    10980-wide tile, blocks of ``BLOCK_PIXELS`` would be 182 rows read with 800 more."""
+    from napari_hsi_anomaly.core.guards import memory_budget
+
+    want = 2 * int(halo) * int(cube.cols)
+    if want <= block_pixels:
+        return int(block_pixels)
+    in_memory = int(memory_budget() // max(1.0, working_bytes(cube.bands, 1)))  # pixels read at once
+    return int(max(block_pixels, min(want, in_memory - 2 * int(halo) * int(cube.cols))))
+
+
 # -- parameters -------------------------------------------------------------------------------------
 def declared_params(method: str | None = None) -> dict[str, Any]:
     """``Param`` declarations by name: ``method``'s, or every registered detector's (first one wins)."""
@@ -219,7 +232,7 @@ def iter_score(job: Job, cube: Cube | np.ndarray, *, scorer: Any = None
                ) -> Generator[Progress, None, Outcome]:
     """Score ``cube`` as the job says (``scorer``: its normal model already from ``iter_normal``)."""
     from napari_hsi_anomaly.core.detectors.detection import Detection
-    from napari_hsi_anomaly.core.scoring.blocks import iter_score_blocks, reference_strips
+    from napari_hsi_anomaly.core.scoring.blocks import halo_rows, iter_score_blocks, reference_strips
 
     cube = as_cube(cube, "Scoring")
     if scorer is None and job.normal != "scene":
@@ -259,7 +272,9 @@ def iter_score(job: Job, cube: Cube | np.ndarray, *, scorer: Any = None
         yield Progress(0, 1, f"{detector.name}: fitting the normal model on {len(refs)} strip(s)")
         scorer = yield from detector.iter_fit(refs, model=job.model, train_options=job.train_options)
         scorer.calibration.scene_reference = True  # strips of this scene: calibrated as its own reference
-    scores = yield from iter_score_blocks(scorer, cube, block_pixels=how.block_pixels, p_min=job.p_min,
+    block = how.block_pixels if job.block_pixels is not None else halo_block_pixels(
+        how.block_pixels, cube, halo_rows(scorer))
+    scores = yield from iter_score_blocks(scorer, cube, block_pixels=block, p_min=job.p_min,
                                           client=job.client)
     params = dict(scorer.params)
     det = Detection(scores, scorer.detector, str(params.get("feature", "pixel")), params,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -256,17 +256,26 @@ class Scorer(ABC):
         """Learn the calibration from the reference cubes' raw outlyingness (``calibration.py``)."""
         yield from cal.iter_calibrate(self, cubes)
 
-    def iter_score(self, cube: Cube | np.ndarray) -> Generator[Progress, None, Any]:
-        """Score ``cube`` against this normal model: a ``Detection``."""
+    def iter_score(self, cube: Cube | np.ndarray, rows: tuple[int, int] | None = None
+                   ) -> Generator[Progress, None, Any]:
+        """Score ``cube`` against this normal model: a ``Detection``.
+
+        ``rows=(lo, hi)``: a ``Detection`` of those rows of ``cube`` only (a row block with its halo):
+        each part reads at most its own ``halo()`` rows beyond them, so a pixel-wise part (GLOSH) scores
+        no halo row and a spatial part sees as many as it needs."""
         cube = self.check_target(cube)
-        valid = cube.valid_mask()
+        target = cube if rows is None else rows_of(cube, *rows)
+        valid = target.valid_mask()
         if not valid.any():
             raise HsiAnomalyError(f"{cube.name}: no valid pixel (every pixel has NaN or no-data in a band).")
         raws = []
         for part in self.parts():
-            raw = yield from part.raw_for(cube)
+            if rows is None:
+                raw = yield from part.raw_for(cube)
+            else:
+                raw = yield from part_rows_raw(part, cube, *rows)
             raws.append(raw)
-        det = cal.compose(self, cube, valid, raws)
+        det = cal.compose(self, target, valid, raws)
         yield Progress(1, 1, f"{self.detector}: done")
         return det
 
@@ -305,6 +314,34 @@ class Scorer(ABC):
         wl = None if self.wavelengths is None else [float(x) for x in self.wavelengths]
         return {"detector": self.detector, "params": dict(self.params), "bands": int(self.bands),
                 "wavelengths": wl}
+
+
+def rows_of(cube: Cube, lo: int, hi: int) -> Cube:
+    """Rows ``[lo, hi)`` of ``cube`` as a cube (a view; the cube itself when that is all of it)."""
+    if lo == 0 and hi == cube.rows:
+        return cube
+    from napari_hsi_anomaly.core.scoring.blocks import rows_view
+
+    return rows_view(cube, lo, hi)
+
+
+def part_rows_raw(part: Scorer, cube: Cube, lo: int, hi: int) -> Generator[Progress, None, Raw]:
+    """``part``'s raw outlyingness on rows ``[lo, hi)`` of ``cube``, computed on those rows plus the
+    part's ``halo()`` rows each side (as far as ``cube`` goes) and cropped back: exact by the halo's
+    contract. A spatial part gives fixed maps; a GLOSH part (halo 0) is scored on the rows alone."""
+    halo = int(part.halo())
+    a0, a1 = max(0, lo - halo), min(cube.rows, hi + halo)
+    raw = yield from part.raw_for(rows_of(cube, a0, a1))
+    if (a0, a1) == (lo, hi):
+        return raw
+    if raw.glosh is not None:  # pragma: no cover - no GLOSH part declares a halo
+        raise HsiAnomalyError(f"{part.detector}: a GLOSH part with a halo cannot be scored in row blocks.")
+    shape, cut = (a1 - a0, cube.cols), slice(lo - a0, hi - a0)
+
+    def crop(a: Any) -> Any:
+        return a[cut] if isinstance(a, np.ndarray) and a.shape[:2] == shape else a
+
+    return replace(raw, fixed=crop(raw.fixed), extras={k: crop(v) for k, v in raw.extras.items()})
 
 
 def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

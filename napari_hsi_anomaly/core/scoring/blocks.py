@@ -76,10 +76,10 @@ def _score_block(scorer: Any, block: Cube, lo: int, hi: int, p_min: int | None) 
 
     if not block.valid_mask()[lo:hi].any():
         return np.zeros((hi - lo, block.cols), np.float32)
-    det = run(scorer.iter_score(block))
+    det = run(scorer.iter_score(block, rows=(lo, hi)))  # each part reads only its own halo
     if p_min is not None and getattr(det, "can_rescore", False):
         det.rescore(int(p_min))
-    out = np.array(det.score_map[lo:hi], dtype=np.float32)
+    out = np.array(det.score_map, dtype=np.float32)
     del det
     gc.collect()  # any reference cycle through a Detection: without a collection its per-pixel
     # arrays (~25 bytes a pixel) outlive the block
