@@ -37,8 +37,9 @@ def make_tile(folder: Path, side: int) -> Path:
         return path
     import spectral
 
-    img = spectral.open_image(str(make_cube(1830, 12, folder)))  # the `sample` scene: reflectance x 10,000
-    u = np.moveaxis(np.asarray(img.load()), -1, 0).astype(np.uint16)
+    img = spectral.open_image(str(make_cube(1830, 12, folder)))  # the `sample` scene: reflectance in [0, 1]
+    # x 10,000 as Sentinel-2 L2A stores it (a bare cast would leave 0 and 1: a tile of no-data fill)
+    u = np.moveaxis(np.clip(np.rint(np.asarray(img.load()) * 10000.0), 0, 65535), -1, 0).astype(np.uint16)
     n = side // 1830
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(12, side, side))
     for i in range(n):
