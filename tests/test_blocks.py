@@ -120,3 +120,27 @@ def test_blocks_are_at_least_twice_the_halo_where_memory_allows(monkeypatch):
     assert halo_block_pixels(2_000_000, tile, 400) == 3 * 2**30 // 240 - 800 * 10980  # what fits
     monkeypatch.setenv("HSI_ANOMALY_MEMORY_BUDGET", "200M")
     assert halo_block_pixels(2_000_000, tile, 400) == 2_000_000  # never smaller than planned
+
+
+def test_a_spatial_composition_is_scored_whole_and_cropped(scene, monkeypatch):
+    """A combination whose own composition is spatial (a ``halo()`` of its own) scores every part on the
+    whole block and keeps the rows asked for, a new p_min included."""
+    from napari_hsi_anomaly.core.detectors.combined import CombinedScorer
+    from napari_hsi_anomaly.core.detectors.registry import get_detector
+
+    scorer = get_detector("spectral-spatial")(min_samples=5).fit([scene])
+    monkeypatch.setattr(CombinedScorer, "halo", lambda self: 7)
+    target = Cube(np.array(scene.data), wavelengths=scene.wavelengths)
+    seen = []
+    part = scorer.parts()[0]
+    raw_for = part.raw_for
+
+    def spy(cube):
+        seen.append(cube.rows)
+        return (yield from raw_for(cube))
+    monkeypatch.setattr(part, "raw_for", spy)
+    whole = scorer.score(target)
+    det = run(scorer.iter_score(target, rows=(20, 30)))
+    assert seen == [scene.rows, scene.rows]
+    np.testing.assert_array_equal(det.score_map, whole.score_map[20:30])
+    np.testing.assert_array_equal(det.rescore(7), whole.rescore(7)[20:30])

@@ -262,8 +262,17 @@ class Scorer(ABC):
 
         ``rows=(lo, hi)``: a ``Detection`` of those rows of ``cube`` only (a row block with its halo):
         each part reads at most its own ``halo()`` rows beyond them, so a pixel-wise part (GLOSH) scores
-        no halo row and a spatial part sees as many as it needs."""
+        no halo row and a spatial part sees as many as it needs. A combination whose composition is itself
+        spatial (its own ``halo()``) is scored on all of ``cube`` and cropped."""
         cube = self.check_target(cube)
+        if rows is not None and self.parts() != [self] and self.halo() > 0:
+            det = yield from self.iter_score(cube)
+            lo, hi = rows
+            compose = det._compose
+            if compose is not None:  # a new p_min: the rows of the new map
+                det._compose = lambda results: compose(results)[lo:hi]
+            det.score_map = det.score_map[lo:hi]  # (extras stay the whole cube's)
+            return det
         target = cube if rows is None else rows_of(cube, *rows)
         valid = target.valid_mask()
         if not valid.any():
