@@ -344,7 +344,7 @@ class Fusion:
     @classmethod
     def of_reference(cls, cal: Calibration, scores: np.ndarray) -> Fusion:
         """From the reference hierarchy's ``scores`` (every reference pixel, in reference order)."""
-        from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks, peak_image
+        from napari_hsi_anomaly.core.detectors.attribute import peak_image
 
         k = cal.kinds.index("glosh")
         rows, gw = cal.samples[k].astype(np.int64), float(cal.weights[k])
@@ -357,11 +357,7 @@ class Fusion:
         step = (top - level) / PEAK_STEPS if top > level else None
         peaks, prange = None, (0.0, 1.0)
         if pw > 0 and cal.shapes:
-            maps, at = [], 0
-            for r, cc in cal.shapes:
-                maps.append(glosh_peaks(scores[at:at + r * cc].reshape(r, cc), level, step).reshape(-1))
-                at += r * cc
-            peaks = np.concatenate(maps)
+            peaks = _peaks_of(scores, cal.shapes, level, step)
             ok = peaks[np.isfinite(peaks)]
             if ok.size:
                 prange = (float(np.percentile(ok, RX_SCALE_PERCENTILES[0])),
@@ -395,6 +391,16 @@ class Fusion:
             out = np.where(z > out, z, out)
         return out
 
+    def reference_sample(self, cal: Calibration, scores: np.ndarray) -> np.ndarray:
+        """``R`` at the reference's sampled pixels with GLOSH's ``scores`` of every reference pixel (a
+        hierarchy refitted after "Mark as normal" scores them anew; this fit's statistics stay)."""
+        scores = np.asarray(scores, dtype=np.float32)[: sum(r * c for r, c in cal.shapes or [])]
+        rows = cal.samples[cal.kinds.index("glosh")].astype(np.int64)
+        peaks = _peaks_of(scores, cal.shapes, self.level, self.step) if self.peak_weight > 0 else None
+        g = scores[rows]
+        m = self.mean_raw(g, cal.fixed_reference(), None if peaks is None else peaks[rows])
+        return self.combine(m, g)
+
     def target_peaks(self, g: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
         """The target's peak map (flat), filtered on the reference's level and step."""
         from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks
@@ -407,6 +413,19 @@ class Fusion:
         return {"peak_weight": self.peak_weight, "spectral_max": self.spectral_max,
                 "peak_range": list(self.peak_range), "mean_bulk": list(self.mean_bulk),
                 "odds_bulk": list(self.odds_bulk)}
+
+
+def _peaks_of(scores: np.ndarray, shapes: Sequence[tuple[int, int]], level: float, step: float | None
+              ) -> np.ndarray:
+    """``attribute.glosh_peaks`` of each reference image in ``scores`` (every pixel, in reference order),
+    flat."""
+    from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks
+
+    maps, at = [], 0
+    for r, c in shapes:
+        maps.append(glosh_peaks(scores[at:at + r * c].reshape(r, c), level, step).reshape(-1))
+        at += r * c
+    return np.concatenate(maps)
 
 
 def scale_fixed(values: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
