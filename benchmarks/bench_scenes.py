@@ -51,12 +51,13 @@ BASELINE = "rx-classic"  # global RX as published (Spectral Python, ENVI): rx wi
 # benchmark columns that are a detector with params; the spectral-rx weights are candidates for the default
 WEIGHTS = {"spectral-rx lw1": ("spectral-rx", {"local_weight": 1.0}),
            "spectral-rx lw0.33": ("spectral-rx", {"local_weight": 0.33}),
-           "spectral-spatial lw0.33": ("spectral-spatial", {"local_weight": 0.33}),
-           "spectral-spatial lw0.15": ("spectral-spatial", {"local_weight": 0.15}),
-           "spectral-spatial lw0.15 aw0.25": ("spectral-spatial", {"local_weight": 0.15,
-                                                                   "attribute_weight": 0.25}),
-           "spectral-spatial aw0.25": ("spectral-spatial", {"attribute_weight": 0.25}),
-           "spectral-spatial aw0.6": ("spectral-spatial", {"attribute_weight": 0.6})}
+           # the weighted mean alone, as the default was before the GLOSH peaks and the spectral floor
+           # (its flagged counts here use the default's z0, not the 1.2 it had)
+           "spectral-spatial mean": ("spectral-spatial", {"attribute_weight": 0.4, "peak_weight": 0.0,
+                                                          "spectral_max": 0.0}),
+           "spectral-spatial pw1.2 aw1.4": ("spectral-spatial", {"peak_weight": 1.2,
+                                                                 "attribute_weight": 1.4}),
+           "spectral-spatial sm3": ("spectral-spatial", {"spectral_max": 3.0})}
 VARIANTS = {BASELINE: ("rx", {"rx_ridge": 0.0}), **WEIGHTS}
 
 
