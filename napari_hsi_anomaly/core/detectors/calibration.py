@@ -6,6 +6,11 @@ average their parts on a common scale (a weighted mean: ``Scorer.part_weights``,
 and ``attribute_weight``): GLOSH scores as they are, fixed maps (RX, attribute filters, ...) scaled so
 that the reference's minimum is 0 and its 99.9th percentile 1, not clipped above: a pixel far beyond the
 reference in one part alone (a bright object for the filters) reaches the top of the score.
+``spectral-spatial`` goes beyond the mean (``Fusion``): the fixed parts count in proportion to GLOSH's
+odds up to the reference's median (spatial evidence needs a spectrally unusual pixel), the *GLOSH
+peaks* (bright objects of up to 400 px in GLOSH's own map, ``attribute.glosh_peaks``) join the sum, and
+the result is at least GLOSH's odds alone in reference spreads divided by ``spectral_max``: the spatial
+parts rank small and large targets, the floor keeps a regional anomaly (haze) that only GLOSH sees.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
 from that median to its ``CAL_QUANTILE`` (95th) percentile,

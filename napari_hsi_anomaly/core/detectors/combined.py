@@ -1,7 +1,8 @@
 """Combinations: several detectors fitted on the same reference, their calibrated scores averaged.
 
 A combination is declared by its parts; its parameters are the union of theirs. See
-``calibration.compose`` for how the parts' raw values become one score map.
+``calibration.compose`` for how the parts' raw values become one score map, and ``calibration.Fusion``
+for the default's peaks of GLOSH's map and its spectral floor.
 """
 
 from __future__ import annotations
