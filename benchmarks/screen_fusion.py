@@ -147,9 +147,10 @@ class Parts:
         self.o = _odds(np.nan_to_num(gf, nan=0.0))
         self.o_med = float(np.median(self.o[pos]))
 
-    def raw(self, aw: float, pw: float, c: float, gate: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """``(R of the target, R at the reference's sample)`` under the rule (``calibration.Fusion``)."""
-        gt = np.minimum(self.o / self.o_med, 1.0) if gate else 1.0
+    def raw(self, aw: float, pw: float, c: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(R of the target, R at the reference's sample)`` under the rule (``calibration.Fusion``; with
+        ``pw`` and ``c`` 0 the weighted mean alone, ungated, as the product)."""
+        gt = np.minimum(self.o / self.o_med, 1.0) if pw > 0 or c > 0 else 1.0
         m = np.nan_to_num(self.g, nan=-np.inf) + aw * self.a * gt + pw * self.p
         if c > 0:
             (mm, ms), (om, os_) = _bulk(m[self.pos]), _bulk(self.o[self.pos])
