@@ -133,7 +133,7 @@ class SpectralSpatial(Combined):
     order = 0
     name = "spectral-spatial"
     label = "GLOSH spectra + area filters"
-    calibration_z0 = 1.7  # bench_scenes.py: 8/9 dev and 36/36 stress scenes in [0.25, 4] for z0 1.7-2.2
+    calibration_z0 = 1.7  # 8/9 dev, 36/36 stress in [0.25, 4] (1.6-2.9); higher binds the floor (feedback)
     summary = ("weighted mean of glosh-spectral (1), the attribute filters (attribute_weight), the peaks of "
                "GLOSH's map (peak_weight) and, when local_weight > 0, rx-local; at least GLOSH's own "
                "outlyingness / spectral_max; no CAE needed")
