@@ -68,7 +68,13 @@ def normal_scores(obj: Any, p_min: int | None = None) -> np.ndarray:
         if not p:
             raise HsiAnomalyError("Give p_min (or a detection) for the false-alarm rate of a GLOSH detector.")
     floor = bool(getattr(obj, "extras", {}).get("calibration", {}).get("floor", False))  # as the detection
-    med, spread, gain = cal.scale_of(_raw_sample(cal, _glosh_references(obj, scorer, False), p), floor)
+    refs = _glosh_references(obj, scorer, False)
+    if cal.fusion is not None:  # spectral-spatial's peaks and spectral floor (calibration.Fusion)
+        fu = cal.fusion_at(refs, int(p))  # type: ignore[arg-type]
+        med, spread, gain = cal.scale_of(fu.sample, floor)
+        now = fu.reference_sample(cal, _glosh_references(obj, scorer, True)[0].score(int(p)).scores)
+        return to_score(now.astype(np.float32), med, spread, cal.z0, gain)
+    med, spread, gain = cal.scale_of(_raw_sample(cal, refs, p), floor)
     now = _raw_sample(cal, _glosh_references(obj, scorer, True), p)
     return to_score(now.astype(np.float32), med, spread, cal.z0, gain)
 

@@ -6,6 +6,11 @@ average their parts on a common scale (a weighted mean: ``Scorer.part_weights``,
 and ``attribute_weight``): GLOSH scores as they are, fixed maps (RX, attribute filters, ...) scaled so
 that the reference's minimum is 0 and its 99.9th percentile 1, not clipped above: a pixel far beyond the
 reference in one part alone (a bright object for the filters) reaches the top of the score.
+``spectral-spatial`` goes beyond the mean (``Fusion``): the fixed parts count in proportion to GLOSH's
+odds up to the reference's median (spatial evidence needs a spectrally unusual pixel), the *GLOSH
+peaks* (bright objects of up to 400 px in GLOSH's own map, ``attribute.glosh_peaks``) join the sum, and
+the result is at least GLOSH's odds alone in reference spreads divided by ``spectral_max``: the spatial
+parts rank small and large targets, the floor keeps a regional anomaly (haze) that only GLOSH sees.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
 the scene itself for ``iter_detect``): with ``m`` the reference's median of ``r`` and ``s`` the distance
 from that median to its ``CAL_QUANTILE`` (95th) percentile,
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -214,8 +220,13 @@ class Calibration:
 
     def __init__(self, kinds: list[str], samples: list[np.ndarray], ranges: list[tuple[float, float]],
                  z0: float = Z0, quantile: float | None = None, weights: Sequence[float] | None = None,
-                 floor: float | None = FLAG_FLOOR) -> None:
+                 floor: float | None = FLAG_FLOOR, fusion: dict | None = None,
+                 shapes: Sequence[Sequence[int]] | None = None) -> None:
         self.kinds, self.samples, self.ranges = kinds, samples, ranges
+        # peaks and spectral floor (``Fusion``) and the reference images' shapes, in reference order
+        self.fusion = None if not fusion else dict(fusion)
+        self.shapes = None if shapes is None else [tuple(int(x) for x in sh) for sh in shapes]
+        self._fusion_cache: dict[tuple[int, int], Fusion] = {}
         self.weights = [1.0] * len(kinds) if weights is None else [float(w) for w in weights]
         self.z0, self.quantile = float(z0), float(CAL_QUANTILE if quantile is None else quantile)
         self.floor = None if floor is None else float(floor)
@@ -243,6 +254,8 @@ class Calibration:
     def reference_bulk(self, glosh_refs: list[Any], p_min: int | None, floor: bool = False
                        ) -> tuple[float, float, float]:
         """``(median, spread, gain)`` of the reference's combined raw values at ``p_min``."""
+        if self.fusion is not None:
+            return self.scale_of(self.fusion_at(glosh_refs, int(p_min)).sample, floor)
         acc = self.fixed_reference().copy()
         k = 0
         for kind, rows, w in zip(self.kinds, self.samples, self.weights):
@@ -251,6 +264,17 @@ class Calibration:
                 acc += stretch(g) if len(self.kinds) == 1 else w * g
                 k += 1
         return self.scale_of(acc / self.total_weight, floor)
+
+    def fusion_at(self, glosh_refs: list[Any], p_min: int) -> Fusion:
+        """The reference's ``Fusion`` statistics at ``p_min`` (kept per ``p_min``)."""
+        key = (id(glosh_refs[0]), int(p_min))
+        fu = self._fusion_cache.get(key)
+        if fu is None:
+            if len(self._fusion_cache) > 8:
+                self._fusion_cache.clear()
+            fu = Fusion.of_reference(self, glosh_refs[0].score(p_min).scores)
+            self._fusion_cache[key] = fu
+        return fu
 
     def scale_of(self, values: np.ndarray, floor: bool = False) -> tuple[float, float, float]:
         """``(median, spread, gain)`` of the reference's combined raw ``values`` (``bulk``, ``tail_gain``).
@@ -278,7 +302,8 @@ class Calibration:
         arrays = {f"sample{i}": np.asarray(s) for i, s in enumerate(self.samples)}
         meta = {"kinds": self.kinds, "ranges": [list(map(float, r)) for r in self.ranges],
                 "z0": self.z0, "quantile": self.quantile, "weights": self.weights, "floor": self.floor,
-                "scene_reference": self.scene_reference}
+                "scene_reference": self.scene_reference, "fusion": self.fusion,
+                "shapes": None if self.shapes is None else [list(sh) for sh in self.shapes]}
         return arrays, meta
 
     @classmethod
@@ -287,9 +312,125 @@ class Calibration:
         samples = [np.asarray(arrays[f"sample{i}"]) for i in range(len(kinds))]
         out = cls(kinds, samples, [tuple(r) for r in meta["ranges"]], meta["z0"], meta["quantile"],
                   meta.get("weights"),  # profiles saved before weights: every part 1
-                  meta.get("floor"))  # ... before the floor: none
+                  meta.get("floor"),  # ... before the floor: none
+                  meta.get("fusion"), meta.get("shapes"))  # ... before the peaks: the weighted mean
         out.scene_reference = bool(meta.get("scene_reference", False))
         return out
+
+
+GATE_QUANTILE = 50.0  # spatial parts count fully where GLOSH's odds reach the reference's median
+PEAK_STEPS = 32768  # glosh_peaks quantises the reference's range above its median in this many steps
+
+
+@dataclass
+class Fusion:
+    """What ``spectral-spatial``'s rule needs from the reference at one ``p_min`` (``Calibration.fusion``:
+    ``peak_weight`` w_p and ``spectral_max`` c).
+
+    Its raw value is ``R = max((m - m_med) / m_spread, (o - o_med) / (c * o_spread))``: ``m`` the
+    weighted sum of the parts (GLOSH ``g``, the scaled fixed parts) plus ``w_p`` times the scaled GLOSH
+    peaks (``attribute.glosh_peaks``), ``o`` GLOSH's odds alone, each against the reference's median and
+    spread (``bulk``). The spatial parts rank small and large targets; the maximum lets a pixel that
+    GLOSH alone puts far beyond the reference (a regional anomaly: haze, a field) score as high as
+    GLOSH would, whatever the spatial parts say (they see nothing in a large uniform region)."""
+
+    level: float  # the reference's median of sqrt(odds): glosh_peaks holds the image at least there
+    step: float | None  # glosh_peaks' quantisation step
+    peak_range: tuple[float, float]  # the reference's peaks: (min, 99.9th percentile) -> [0, 1]
+    mean_bulk: tuple[float, float]  # (median, spread) of m over the reference
+    odds_bulk: tuple[float, float]  # (median, spread) of o over the reference
+    peak_weight: float
+    spectral_max: float
+    glosh_weight: float
+    gate_level: float  # the reference's GATE_QUANTILE percentile of GLOSH's odds
+    sample: np.ndarray  # R at the reference's sampled pixels (its calibration)
+    peaks: np.ndarray | None  # the reference's peak map (flat): reused where the target is the reference
+
+    @classmethod
+    def of_reference(cls, cal: Calibration, scores: np.ndarray) -> Fusion:
+        """From the reference hierarchy's ``scores`` (every reference pixel, in reference order)."""
+        from napari_hsi_anomaly.core.detectors.attribute import peak_image
+
+        k = cal.kinds.index("glosh")
+        rows, gw = cal.samples[k].astype(np.int64), float(cal.weights[k])
+        pw, c = float(cal.fusion["peak_weight"]), float(cal.fusion["spectral_max"])
+        scores = np.asarray(scores, dtype=np.float32)
+        img = peak_image(scores)
+        fin = img[np.isfinite(img)]
+        level = float(np.median(fin)) if fin.size else 0.0
+        top = float(fin.max()) if fin.size else level
+        step = (top - level) / PEAK_STEPS if top > level else None
+        peaks, prange = None, (0.0, 1.0)
+        if pw > 0 and cal.shapes:
+            peaks = _peaks_of(scores, cal.shapes, level, step)
+            ok = peaks[np.isfinite(peaks)]
+            if ok.size:
+                prange = (float(np.percentile(ok, RX_SCALE_PERCENTILES[0])),
+                          float(np.percentile(ok, RX_SCALE_PERCENTILES[1])))
+        g = scores[rows]
+        o = stretch(g)
+        o = o[np.isfinite(o)]
+        gate = float(np.percentile(o, GATE_QUANTILE)) if o.size else 1.0
+        fu = cls(level, step, prange, (0.0, 1.0), (0.0, 1.0), pw, c, gw, gate if gate > 0 else 1.0,
+                 np.zeros(0), peaks)
+        m = fu.mean_raw(g, cal.fixed_reference(), None if peaks is None else peaks[rows])
+        fu.mean_bulk, fu.odds_bulk = bulk(m), bulk(stretch(g))
+        fu.sample = fu.combine(m, g)
+        return fu
+
+    def mean_raw(self, g: np.ndarray, fixed: np.ndarray, peaks: np.ndarray | None) -> np.ndarray:
+        """``m``: GLOSH weighted, the fixed parts (already scaled and weighted) and the peaks."""
+        g = np.asarray(g, dtype=np.float32)
+        gate = np.minimum(stretch(g) * np.float32(1.0 / self.gate_level), np.float32(1.0))
+        m = np.float32(self.glosh_weight) * g + fixed * gate
+        if peaks is not None and self.peak_weight > 0:
+            m = m + np.float32(self.peak_weight) * scale_fixed(peaks, self.peak_range)
+        return m
+
+    def combine(self, m: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """``R`` (float32) from ``m`` and GLOSH's scores ``g`` (NaN stays NaN)."""
+        (mm, ms), (om, os_) = self.mean_bulk, self.odds_bulk
+        out = (np.asarray(m, dtype=np.float32) - np.float32(mm)) * np.float32(1.0 / ms)
+        if self.spectral_max > 0:
+            z = (stretch(g) - np.float32(om)) * np.float32(1.0 / (os_ * self.spectral_max))
+            out = np.where(z > out, z, out)
+        return out
+
+    def reference_sample(self, cal: Calibration, scores: np.ndarray) -> np.ndarray:
+        """``R`` at the reference's sampled pixels with GLOSH's ``scores`` of every reference pixel (a
+        hierarchy refitted after "Mark as normal" scores them anew; this fit's statistics stay)."""
+        scores = np.asarray(scores, dtype=np.float32)[: sum(r * c for r, c in cal.shapes or [])]
+        rows = cal.samples[cal.kinds.index("glosh")].astype(np.int64)
+        peaks = _peaks_of(scores, cal.shapes, self.level, self.step) if self.peak_weight > 0 else None
+        g = scores[rows]
+        m = self.mean_raw(g, cal.fixed_reference(), None if peaks is None else peaks[rows])
+        return self.combine(m, g)
+
+    def target_peaks(self, g: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+        """The target's peak map (flat), filtered on the reference's level and step."""
+        from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks
+
+        if self.peak_weight <= 0:
+            return None
+        return glosh_peaks(np.asarray(g).reshape(shape), self.level, self.step).reshape(-1)
+
+    def describe(self) -> dict:
+        return {"peak_weight": self.peak_weight, "spectral_max": self.spectral_max,
+                "peak_range": list(self.peak_range), "mean_bulk": list(self.mean_bulk),
+                "odds_bulk": list(self.odds_bulk)}
+
+
+def _peaks_of(scores: np.ndarray, shapes: Sequence[tuple[int, int]], level: float, step: float | None
+              ) -> np.ndarray:
+    """``attribute.glosh_peaks`` of each reference image in ``scores`` (every pixel, in reference order),
+    flat."""
+    from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks
+
+    maps, at = [], 0
+    for r, c in shapes:
+        maps.append(glosh_peaks(scores[at:at + r * c].reshape(r, c), level, step).reshape(-1))
+        at += r * c
+    return np.concatenate(maps)
 
 
 def scale_fixed(values: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
@@ -338,7 +479,12 @@ def calibration_from(scorer: Any, valids: Sequence[np.ndarray], raws_per_part: l
             lo, hi = np.percentile(flat[ok], RX_SCALE_PERCENTILES) if ok.any() else (0.0, 1.0)
             samples.append(np.nan_to_num(flat[pos], nan=float(lo)))
             ranges.append((float(lo), float(hi)))
-    return Calibration(kinds, samples, ranges, _z0_of(scorer), weights=scorer.part_weights())
+    fusion = scorer.fusion() if hasattr(scorer, "fusion") else None
+    if fusion is not None and (kinds.count("glosh") != 1
+                               or raws_per_part[kinds.index("glosh")][0].regions is not None):
+        fusion = None  # the rule reads one GLOSH part per pixel
+    return Calibration(kinds, samples, ranges, _z0_of(scorer), weights=scorer.part_weights(), fusion=fusion,
+                       shapes=[v.shape for v in valids])
 
 
 def iter_calibrate(scorer: Any, cubes: Sequence[Cube]) -> Generator[Progress, None, None]:
@@ -419,6 +565,14 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
         if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
             pts = to_score(stretch(results[0].scores), med, spread, cal.z0, gain)
             return finish(to_score_map(pts, regions, shape))
+        if cal.fusion is not None and len(results) == 1:  # spectral-spatial: peaks and spectral floor
+            fu = cal.fusion_at(refs, p)
+            g = np.asarray(results[0].scores, dtype=np.float32).reshape(-1)
+            same = glosh[0].glosh is refs[0] and cal.shapes == [shape]  # the reference's own map
+            peaks = fu.peaks if same else fu.target_peaks(g, shape)
+            r = fu.combine(fu.mean_raw(g, fixed_flat, peaks), g)
+            extras["calibration"]["fusion"] = fu.describe()
+            return finish(to_score(r.reshape(shape), med, spread, cal.z0, gain))
         gw = [w for kind, w in zip(cal.kinds, cal.weights) if kind == "glosh"]
         g = results[0].scores if gw[0] == 1.0 else results[0].scores * np.float32(gw[0])
         for res, w in zip(results[1:], gw[1:]):

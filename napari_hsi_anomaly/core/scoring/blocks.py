@@ -46,7 +46,7 @@ def rows_view(cube: Cube, r0: int, r1: int) -> Cube:
 def halo_rows(scorer: Any) -> int:
     """Rows a block needs beyond its own for windowed and spatial parts (``Scorer.halo``: half the
     local RX outer window, the attribute filter's ``max_area``)."""
-    return max((int(part.halo()) for part in scorer.parts()), default=0)
+    return max([int(part.halo()) for part in scorer.parts()] + [int(scorer.halo())])
 
 
 def reference_strips(cube: Cube, pixels: int = REFERENCE_PIXELS, n_strips: int = N_STRIPS,
