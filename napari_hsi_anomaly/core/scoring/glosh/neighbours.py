@@ -2,7 +2,9 @@
 ``_find_neighbor_and_lambda``, vectorised), the search behind approximate prediction.
 
 A KD-tree up to ``KDTREE_MAX_DIMS`` features, brute-force float32 BLAS blocks refined in float64
-above; queries in chunks of ``QUERY_CHUNK`` rows (bounded memory for millions of rows).
+above; queries in chunks of ``QUERY_CHUNK`` rows (bounded memory for millions of rows), or of
+``GROUPED_CHUNK`` rows through the grouped search (``grouped.py``: up to ``grouped.MAX_DIMS`` features,
+from ``grouped.MIN_ROWS`` rows; the same result, fused with ``_nearest_mr``).
 """
 
 from __future__ import annotations
