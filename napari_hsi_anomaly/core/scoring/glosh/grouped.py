@@ -130,6 +130,7 @@ def grouped_query(pts, perm, start, stop, left, right, lo, hi, leaf_of, parent, 
     sbest = np.empty(k)
     sidx = np.empty(k, np.int64)
     prev = np.empty(k, np.int64)
+    spos = np.empty(k, np.int64)
     bpos = np.empty(k, np.int64)
     stack = np.empty(128, np.int64)
     sdist = np.empty(128)
@@ -223,6 +224,13 @@ def grouped_query(pts, perm, start, stop, left, right, lo, hi, leaf_of, parent, 
                         cand[c, m] = pts[i, c]
                     cidx[m] = i
                     m += 1
+        if m <= MAX_CAND:  # where the seed's neighbours are among the candidates (both ascending)
+            for j in range(k):
+                prev[j] = np.searchsorted(cidx[:m], sidx[j])
+                if prev[j] >= m or cidx[prev[j]] != sidx[j]:  # cannot happen (the bound holds them)
+                    m = MAX_CAND + 1
+                    break
+            spos[:] = prev
         if m > MAX_CAND:  # too spread out: each row on its own
             for u in range(a, b):
                 r = u
@@ -231,8 +239,6 @@ def grouped_query(pts, perm, start, stop, left, right, lo, hi, leaf_of, parent, 
                 _knn_one(pts, start, stop, left, right, lo, hi, q, r, k, best, bidx, stack, sdist)
                 _emit(r, best, bidx, k, perm, core, dist, ind, mr, nb, own, near)
             continue
-        for j in range(k):  # where the seed's neighbours are among the candidates (both ascending)
-            prev[j] = np.searchsorted(cidx[:m], sidx[j])
         for u in range(a, b):
             r = u
             if r == seed:
@@ -307,6 +313,9 @@ def grouped_query(pts, perm, start, stop, left, right, lo, hi, leaf_of, parent, 
                 bpos[j] = mm
                 if filled == k:
                     worst = best[k - 1]
+            if filled < k:  # cannot happen (the bound keeps k rows); the tree all the same
+                _knn_one(pts, start, stop, left, right, lo, hi, q, r, k, best, bidx, stack, sdist)
+                bpos[:] = spos  # the next row's bound: the seed's neighbours
             prev[:] = bpos
             _emit(r, best, bidx, k, perm, core, dist, ind, mr, nb, own, near)
 
