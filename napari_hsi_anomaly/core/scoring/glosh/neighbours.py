@@ -19,7 +19,7 @@ from napari_hsi_anomaly.core.scoring.glosh import grouped
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
 
 QUERY_CHUNK = 65_536  # rows per nearest-neighbour query chunk (bounded memory for millions of rows)
-GROUPED_CHUNK = 524_288  # rows per chunk of the grouped search (denser chunks share more: faster per row)
+GROUPED_CHUNK = 1_048_576  # rows per chunk of the grouped search (denser chunks share more: faster per row)
 KDTREE_MAX_DIMS = 16  # up to this many features a KD-tree finds neighbours; above, brute-force BLAS
 BRUTE_BLOCK = 16_000_000  # float32 distances per brute-force block (64 MB)
 QUERY_WORKERS = -1  # KD-tree query threads (threads, not processes): -1 = every core, unless limited
