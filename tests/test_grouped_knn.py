@@ -85,3 +85,42 @@ def test_mr_neighbours_grouped_equals_per_row(integer, monkeypatch):
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert got[2].sum() >= (50 if not integer else 1)  # rows at distance 0 from a fitted row
+
+
+CACHE_CODE = r"""
+import gc, json
+import numpy as np
+from napari_hsi_anomaly.core.scoring.glosh import neighbours
+rng = np.random.default_rng(0)
+fit, q = rng.normal(0, 1, (2000, 5)), rng.normal(0, 1, (6000, 5))
+search = neighbours.NeighbourSearch(fit)
+assert search.grouped(len(q))
+neighbours.mr_neighbours(search, search.query(fit, 10)[0][:, -1], 10, q)
+from numba.core.dispatcher import Dispatcher
+out = {}
+for obj in gc.get_objects():
+    if isinstance(obj, Dispatcher) and obj.py_func.__module__.endswith("glosh.grouped"):
+        out[obj.py_func.__qualname__] = [sum(obj.stats.cache_hits.values()),
+                                         sum(obj.stats.cache_misses.values())]
+print(json.dumps(out))
+"""
+
+
+def test_grouped_kernels_load_from_the_cache_in_a_second_process(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", CACHE_CODE], capture_output=True, text=True,
+                             timeout=600, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["grouped_query"][1] > 0 and first["morton_order"][1] > 0  # compiled the first time
+    for name in ("grouped_query", "morton_order"):  # the second process loads them, compiles nothing
+        assert second[name][0] >= 1 and second[name][1] == 0, second
