@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from napari_hsi_anomaly.core.scoring.glosh.kdtree import _knn_one
+from napari_hsi_anomaly.core.scoring.glosh.kdtree import _knn_one, _pool
 
 GROUP = 256  # query rows per group at most
 MAX_CAND = 1024  # above this many candidates a group's rows are searched one by one in the tree
@@ -400,8 +400,6 @@ def run(tree, q: np.ndarray, k: int, workers: int, core: np.ndarray, dist: np.nd
     along the curve, cut into ``workers`` contiguous runs searched in threads, results put back in the
     rows' order. Outputs: ``dist``, ``ind`` (``(n, k)``) or, with ``core`` (fitted rows' core
     distances), ``mr``, ``nb``, ``own``, ``near`` (``(n,)``; the others of size 0)."""
-    from napari_hsi_anomaly.core.scoring.glosh.kdtree import _pool
-
     n = q.shape[0]
     if n == 0:
         return
