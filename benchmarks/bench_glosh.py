@@ -12,6 +12,9 @@ path (``glosh._hdbscan.CythonCondensed``: condense_tree, outlier_scores, compute
 for the same new p_min, scores and labels.
 Prints a markdown table and saves it to benchmarks/results/bench_glosh.md; ``--neighbours`` runs only
 the last section (neighbour search for non-fitted rows, CPU seconds) and replaces it in that file.
+``--knn SCENE`` (a cube from ``hsi-anomaly sample --rows 1830 --cols 1830``): GLOSH prediction's
+neighbour search alone on what the CLI's searches get (default detector, CAE per pixel), one query per
+row vs grouped (``glosh.grouped``), saved as benchmarks/results/bench_knn.md.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 
 import hdbscan
 import numpy as np
-from common import save_table
+from common import REPO, git_head, save_table
 from hdbscan.prediction import approximate_predict_scores
 
 from napari_hsi_anomaly.core.scoring import GloshScorer, glosh, threshold
@@ -157,9 +160,79 @@ def neighbours() -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Captured(Exception):
+    pass
+
+
+def capture(argv: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Run ``hsi-anomaly score ARGV`` in this process until its GLOSH prediction starts; return what the
+    neighbour search gets there: query rows (scaled), fitted rows, core distances, min_samples."""
+    import napari_hsi_anomaly.core.scoring.glosh.scorer as scorer_mod
+    from napari_hsi_anomaly.cli.main import main as cli
+
+    got = {}
+
+    def spy(search, core, k, transform, x, rows):
+        got["q"] = transform(x if rows is None else x[rows])
+        got.update(fit=search.fit_x, core=core, k=k)
+        raise _Captured
+
+    real = scorer_mod.neighbours
+    scorer_mod.neighbours = spy
+    try:
+        cli(argv)
+    except _Captured:
+        pass
+    finally:
+        scorer_mod.neighbours = real
+    return got["q"], got["fit"], got["core"], got["k"]
+
+
+def knn(scene: str, rows_12d: int = 200_000) -> str:
+    """The neighbour search of GLOSH's prediction alone, one query per row (before) vs grouped (after),
+    on what the CLI's searches get for ``scene``: the default detector (5 features) and the CAE per pixel
+    (12 features, the sample model; ``rows_12d`` rows). CPU and wall seconds in this process (query
+    threads as configured), and whether every output is equal."""
+    from napari_hsi_anomaly.core.scoring.glosh import grouped
+
+    lines = [f"## GLOSH prediction's neighbour search alone ({scene}; commit {git_head()})", "",
+             "| features | rows | fitted | per row: CPU s (wall s) | grouped: CPU s (wall s) | CPU ratio "
+             "| outputs equal |", "|---|---|---|---|---|---|---|"]
+    cases = [("default (PCA)", ["score", scene, "--out", "/tmp/_bench_knn.npy"], None),
+             ("CAE per pixel", ["score", scene, "--method", "glosh", "--model", str(REPO / "sample_data"
+              / "fast_model"), "--feature", "pixel", "--out", "/tmp/_bench_knn.npy"], rows_12d)]
+    for name, argv, keep in cases:
+        q, fit, core, k = capture(argv)
+        if keep is not None:
+            q = q[np.random.default_rng(0).choice(len(q), min(keep, len(q)), replace=False)]
+        search = glosh.neighbours.NeighbourSearch(fit)
+        glosh.neighbours.mr_neighbours(search, core, k, q[:5000])  # compiled / loaded from the cache
+        out, times = {}, {}
+        real = grouped.MIN_ROWS
+        for label, min_rows in (("per row", 1 << 62), ("grouped", real)):
+            grouped.MIN_ROWS = min_rows
+            try:
+                c, w = time.process_time(), time.perf_counter()
+                out[label] = glosh.neighbours.neighbours(search, core, k, lambda v: v, q, None)
+                times[label] = (time.process_time() - c, time.perf_counter() - w)
+            finally:
+                grouped.MIN_ROWS = real
+        equal = all(np.array_equal(a, b) for a, b in zip(out["per row"], out["grouped"]))
+        (c0, w0), (c1, w1) = times["per row"], times["grouped"]
+        used = "" if search.grouped(len(q)) else " (not grouped: above MAX_DIMS)"
+        lines.append(f"| {fit.shape[1]}: {name} | {len(q):,} | {len(fit):,} | {c0:.2f} ({w0:.2f}) | "
+                     f"{c1:.2f} ({w1:.2f}){used} | {c0 / c1:.2f}x | {equal} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     from common import RESULTS
 
+    if "--knn" in sys.argv:  # --knn SCENE: the neighbour search alone, before/after (bench_knn.md)
+        text = knn(sys.argv[sys.argv.index("--knn") + 1])
+        print(text)
+        (RESULTS / "bench_knn.md").write_text(text)
+        sys.exit(0)
     if "--neighbours" not in sys.argv:  # --neighbours: only this section, replaced in the saved table
         main()
     text = neighbours()

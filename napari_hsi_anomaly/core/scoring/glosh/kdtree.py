@@ -6,7 +6,8 @@ descends nearer child first, prunes a node whose box is farther than the current
 and keeps the ``k`` best in a sorted array: float64 distances summed as scipy's cKDTree sums them,
 so the neighbours and their distances are the same (up to the order of exactly equal distances).
 Faster than cKDTree's query at 5 features and k = 11 (no per-query heap objects, boxes instead of
-split planes); queries run in threads (the kernel releases the GIL).
+split planes); queries run in threads (the kernel releases the GIL). Millions of rows: ``grouped.py``
+(the same result, rows grouped so that one tree search serves many).
 """
 
 from __future__ import annotations
@@ -61,12 +62,31 @@ class KDTree:
             box = self.pts[self.start[i] : self.stop[i]]
             self.lo[i], self.hi[i] = box.min(axis=0), box.max(axis=0)
         self.n = n
+        # for the grouped search's tie order: each position's leaf, each node's parent and depth
+        self.parent = np.full(m, -1, np.int64)
+        self.depth = np.zeros(m, np.int64)
+        self.leaf_of = np.empty(n, np.int64)
+        for i in range(m):  # parents come before their children
+            for child in (self.left[i], self.right[i]):
+                if child >= 0:
+                    self.parent[child] = i
+                    self.depth[child] = self.depth[i] + 1
+            if self.left[i] < 0:
+                self.leaf_of[self.start[i] : self.stop[i]] = i
 
-    def query(self, q: np.ndarray, k: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def query(self, q: np.ndarray, k: int, workers: int = 1,
+              grouped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``grouped``: by ``glosh.grouped`` (the same result; faster for many spatially mixed rows)."""
         q = np.ascontiguousarray(q, dtype=np.float64)
         k = int(min(k, self.n))
         dist = np.empty((q.shape[0], k))
         ind = np.empty((q.shape[0], k), np.int64)
+        if grouped:
+            from napari_hsi_anomaly.core.scoring.glosh import grouped as gmod
+
+            none, nonei = np.zeros(0), np.zeros(0, np.int64)
+            gmod.run(self, q, k, workers, none, dist, ind, none, nonei, none, nonei)
+            return dist, ind
         parts = max(1, min(int(workers), q.shape[0] // 2048 + 1))
 
         def run(i: int) -> None:
@@ -130,59 +150,66 @@ def _sqdist(q, r, pts, i, d):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _query(pts, perm, start, stop, left, right, lo, hi, q, k, dist, ind):  # pragma: no cover - compiled
     """Per row of ``q``: the ``k`` nearest rows of ``pts`` (depth first, nearer child first)."""
-    d = pts.shape[1]
     best = np.empty(k)
     bidx = np.empty(k, np.int64)
     stack = np.empty(128, np.int64)
     sdist = np.empty(128)
     for r in range(q.shape[0]):
-        for j in range(k):
-            best[j] = np.inf
-            bidx[j] = -1
-        top = 0
-        stack[0] = 0
-        sdist[0] = 0.0
-        top = 1
-        while top > 0:
-            top -= 1
-            node = stack[top]
-            if sdist[top] >= best[k - 1]:
-                continue
-            if left[node] < 0:
-                worst = best[k - 1]
-                for i in range(start[node], stop[node]):
-                    s = _sqdist(q, r, pts, i, d)
-                    if s < worst:
-                        j = k - 1
-                        while j > 0 and best[j - 1] > s:
-                            best[j] = best[j - 1]
-                            bidx[j] = bidx[j - 1]
-                            j -= 1
-                        best[j] = s
-                        bidx[j] = i
-                        worst = best[k - 1]
-                continue
-            a, b = left[node], right[node]
-            da = 0.0
-            db = 0.0
-            for c in range(d):
-                x = q[r, c]
-                if x < lo[a, c]:
-                    da += (lo[a, c] - x) ** 2
-                elif x > hi[a, c]:
-                    da += (x - hi[a, c]) ** 2
-                if x < lo[b, c]:
-                    db += (lo[b, c] - x) ** 2
-                elif x > hi[b, c]:
-                    db += (x - hi[b, c]) ** 2
-            if da <= db:  # push the farther first: the nearer is searched next
-                stack[top], sdist[top] = b, db
-                stack[top + 1], sdist[top + 1] = a, da
-            else:
-                stack[top], sdist[top] = a, da
-                stack[top + 1], sdist[top + 1] = b, db
-            top += 2
+        _knn_one(pts, start, stop, left, right, lo, hi, q, r, k, best, bidx, stack, sdist)
         for j in range(k):
             dist[r, j] = np.sqrt(best[j])
             ind[r, j] = perm[bidx[j]]
     return dist
+
+
+@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _knn_one(pts, start, stop, left, right, lo, hi, q, r, k, best, bidx, stack, sdist):  # pragma: no cover
+    """The ``k`` nearest rows (tree positions) of ``pts`` to ``q[r]`` into ``best`` (squared distances,
+    ascending; among equal ones the first met) and ``bidx``."""
+    d = pts.shape[1]
+    for j in range(k):
+        best[j] = np.inf
+        bidx[j] = -1
+    stack[0] = 0
+    sdist[0] = 0.0
+    top = 1
+    while top > 0:
+        top -= 1
+        node = stack[top]
+        if sdist[top] >= best[k - 1]:
+            continue
+        if left[node] < 0:
+            worst = best[k - 1]
+            for i in range(start[node], stop[node]):
+                s = _sqdist(q, r, pts, i, d)
+                if s < worst:
+                    j = k - 1
+                    while j > 0 and best[j - 1] > s:
+                        best[j] = best[j - 1]
+                        bidx[j] = bidx[j - 1]
+                        j -= 1
+                    best[j] = s
+                    bidx[j] = i
+                    worst = best[k - 1]
+            continue
+        a, b = left[node], right[node]
+        da = 0.0
+        db = 0.0
+        for c in range(d):
+            x = q[r, c]
+            if x < lo[a, c]:
+                da += (lo[a, c] - x) ** 2
+            elif x > hi[a, c]:
+                da += (x - hi[a, c]) ** 2
+            if x < lo[b, c]:
+                db += (lo[b, c] - x) ** 2
+            elif x > hi[b, c]:
+                db += (x - hi[b, c]) ** 2
+        if da <= db:  # push the farther first: the nearer is searched next
+            stack[top], sdist[top] = b, db
+            stack[top + 1], sdist[top + 1] = a, da
+        else:
+            stack[top], sdist[top] = a, da
+            stack[top + 1], sdist[top + 1] = b, db
+        top += 2
+

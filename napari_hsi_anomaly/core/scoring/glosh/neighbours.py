@@ -2,7 +2,9 @@
 ``_find_neighbor_and_lambda``, vectorised), the search behind approximate prediction.
 
 A KD-tree up to ``KDTREE_MAX_DIMS`` features, brute-force float32 BLAS blocks refined in float64
-above; queries in chunks of ``QUERY_CHUNK`` rows (bounded memory for millions of rows).
+above; queries in chunks of ``QUERY_CHUNK`` rows (bounded memory for millions of rows), or of
+``GROUPED_CHUNK`` rows through the grouped search (``grouped.py``: up to ``grouped.MAX_DIMS`` features,
+from ``grouped.MIN_ROWS`` rows; the same result, fused with ``_nearest_mr``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from napari_hsi_anomaly.core.scoring.glosh import grouped
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
 
 QUERY_CHUNK = 65_536  # rows per nearest-neighbour query chunk (bounded memory for millions of rows)
+GROUPED_CHUNK = 1_048_576  # rows per chunk of the grouped search (denser chunks share more: faster per row)
 KDTREE_MAX_DIMS = 16  # up to this many features a KD-tree finds neighbours; above, brute-force BLAS
 BRUTE_BLOCK = 16_000_000  # float32 distances per brute-force block (64 MB)
 QUERY_WORKERS = -1  # KD-tree query threads (threads, not processes): -1 = every core, unless limited
@@ -28,6 +32,11 @@ def query_workers() -> int:
     if limit.isdigit() and int(limit) > 0:
         return int(limit) if QUERY_WORKERS < 0 else min(QUERY_WORKERS, int(limit))
     return QUERY_WORKERS
+
+
+def _workers() -> int:
+    workers = query_workers()
+    return workers if workers > 0 else (os.cpu_count() or 1)
 
 
 def finite_rows(x: np.ndarray) -> np.ndarray:
@@ -101,10 +110,26 @@ class NeighbourSearch:
         else:
             self.tree = KDTree(self.fit_x)
 
+    def grouped(self, n: int) -> bool:
+        """Whether ``n`` query rows go through the grouped KD-tree search (``glosh.grouped``)."""
+        return not self.brute and n >= grouped.MIN_ROWS and self.fit_x.shape[1] <= grouped.MAX_DIMS
+
+    def nearest_mr(self, q: np.ndarray, k: int, core: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """From each row's ``k`` nearest fitted rows (grouped search): ``_nearest_mr``'s value and
+        neighbour, the ``k``-th distance and the fitted row at distance 0 (-1 if none)."""
+        q = np.ascontiguousarray(q, dtype=np.float64)
+        n = q.shape[0]
+        mr, own = np.empty(n), np.empty(n)
+        nb, same = np.empty(n, np.int64), np.empty(n, np.int64)
+        none = np.zeros((0, k))
+        grouped.run(self.tree, q, min(k, self.tree.n), _workers(), np.asarray(core, np.float64), none,
+                    none.astype(np.int64), mr, nb, own, same)
+        return mr, nb, own, same
+
     def query(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not self.brute:
-            workers = query_workers()
-            return self.tree.query(q, k, workers if workers > 0 else (os.cpu_count() or 1))
+            return self.tree.query(q, k, _workers())
         n = self.fit_x.shape[0]
         m = min(n, k + 8)
         dist = np.empty((q.shape[0], k))
@@ -147,11 +172,15 @@ def mr_neighbours(search: NeighbourSearch, core: np.ndarray, k: int,
     n_fit = core.shape[0]
     kk = min(2 * k, n_fit)
     k1 = min(k + 1, kk)
-    dist, ind = search.query(q, k1)
-    own = dist[:, min(k, kk - 1)]
-    best, nb = _nearest_mr(dist, ind, core, own)
-    exact = dist[:, 0] == 0
-    same = np.where(exact, ind[:, 0], -1)
+    if search.grouped(q.shape[0]):  # the same values, fused: no (rows, k + 1) arrays
+        best, nb, own, same = search.nearest_mr(q, k1, core)
+        exact = same >= 0
+    else:
+        dist, ind = search.query(q, k1)
+        own = dist[:, k1 - 1]
+        best, nb = _nearest_mr(dist, ind, core, own)
+        exact = dist[:, 0] == 0
+        same = np.where(exact, ind[:, 0], -1)
     again = np.flatnonzero(best > own) if kk > k1 else np.zeros(0, np.int64)
     if again.size:
         d2, i2 = search.query(q[again], kk)
@@ -190,8 +219,9 @@ def neighbours(search: NeighbourSearch, core: np.ndarray, k: int,
     n = x.shape[0] if rows is None else rows.size
     nb, same = np.empty(n, np.int64), np.empty(n, np.int64)
     lam, exact = np.empty(n), np.empty(n, bool)
-    for a in range(0, n, QUERY_CHUNK):
-        sl = slice(a, min(n, a + QUERY_CHUNK))
+    step = GROUPED_CHUNK if search.grouped(n) else QUERY_CHUNK
+    for a in range(0, n, step):
+        sl = slice(a, min(n, a + step))
         q = transform(x[sl] if rows is None else x[rows[sl]])
         nb[sl], lam[sl], exact[sl], same[sl] = mr_neighbours(search, core, k, q)
     return nb, lam, exact, same
