@@ -305,7 +305,7 @@ def _scenes(part: str):
     else:
         kinds = (_arg("stress", "unit") or "unit").split(",")
         for name, data, gt in stress_set():
-            if name.split("/")[-1] in kinds:
+            if name.split("/")[-1].rstrip("0123456789") in kinds:  # blocks8/12/20: kind "blocks"
                 yield name, data, gt
 
 
@@ -386,34 +386,47 @@ def detect_part(part: str, cache: Path) -> None:
     ``auto_train_options`` (what ``score`` without a model trains): AUC, flagged/true at t_anom 0.7, and
     every pixel's z (in reference spreads, for refitting z0) cached per scene."""
     from napari_hsi_anomaly.core.detectors.calibration import score_to_z
+    from napari_hsi_anomaly.core.model import load_model, save_model
     from napari_hsi_anomaly.core.scoring import detect
 
     cache.mkdir(parents=True, exist_ok=True)
+    methods = tuple((_arg("methods") or ",".join(CAE_METHODS)).split(","))
+    models = Path(_arg("models", str(cache / "models")) or "")
     for name, data, gt in scenes(part):
-        out = cache / (name.replace("/", "__") + ".json")
-        if out.exists() and "--force" not in sys.argv:
+        key = name.replace("/", "__")
+        out = cache / (key + ".json")
+        old = json.loads(out.read_text()) if out.exists() else None
+        if old is not None and "--force" not in sys.argv and all(m in old["auc"] for m in methods):
             continue
         cube = Cube(data)
         opts = auto_train_options(cube)
         opts.threads = 1
         opts.noise = float(_arg("noise", "0"))  # denoising training (--noise=0.05)
         t = time.perf_counter()
-        model = run(iter_train(cube, "fast", opts))
-        r = {"part": part, "head": git_head(), "train_s": time.perf_counter() - t, "noise": opts.noise,
-             "auc": {}, "ratio": {},
-             "secs": {}, "n_true": int(gt.sum())}
-        zs = {}
-        for m in CAE_METHODS:
+        if (models / key / "config.json").is_file():  # the same CAE again (--methods= reruns a few)
+            model, train_s = load_model(models / key), (old or {}).get("train_s", 0.0)
+        else:
+            model = run(iter_train(cube, "fast", opts))
+            train_s = time.perf_counter() - t
+            save_model(model, models / key)
+        r = old if old is not None else {"part": part, "head": git_head(), "train_s": train_s,
+                                         "noise": opts.noise, "auc": {}, "ratio": {}, "secs": {},
+                                         "n_true": int(gt.sum())}
+        r.setdefault("heads", {})
+        npz = cache / (key + ".npz")
+        zs = dict(np.load(npz)) if npz.exists() and old is not None else {}
+        for m in methods:
             t = time.perf_counter()
             det = detect(cube, m, model=model)
             r["secs"][m] = time.perf_counter() - t
             r["auc"][m] = float(roc_auc_score(gt.ravel(), det.score_map.ravel()))
             r["ratio"][m] = float(det.mask(T_ANOM).sum()) / max(1, int(gt.sum()))
+            r["heads"][m] = git_head()
             cal = det.extras["calibration"]
             zs[m] = (score_to_z(det.score_map, cal.get("gain", 1.0)) * cal["z0"]).astype(np.float32)
-        np.savez(cache / (name.replace("/", "__") + ".npz"), **zs)
+        np.savez(npz, **zs)
         out.write_text(json.dumps(r))
-        print(name, " ".join(f"{m} {r['auc'][m]:.4f}/{r['ratio'][m]:.2f}" for m in CAE_METHODS), flush=True)
+        print(name, " ".join(f"{m} {r['auc'][m]:.4f}/{r['ratio'][m]:.2f}" for m in methods), flush=True)
 
 
 def pick_z0(dev: list[tuple[np.ndarray, int]], stress: list[tuple[np.ndarray, int]]
