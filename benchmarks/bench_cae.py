@@ -36,7 +36,11 @@ local RX's ring), ``--set=7`` (encoder and residual components with the band-nor
 refitting ``calibration_z0`` with ``pick_z0``):
 
     python benchmarks/bench_cae.py --part=detect-dev & python benchmarks/bench_cae.py --part=detect-stress
-    python benchmarks/bench_cae.py --report-detect      # [--stress=unit,int] [--cache=DIR]
+    python benchmarks/bench_cae.py --report-detect      # [--stress=unit,int,blocks,64b] [--cache=DIR]
+
+The detect parts save each scene's trained CAE under ``--models=DIR`` (default ``CACHE/models``) and load it
+when it is there; ``--methods=a,b`` runs only those detectors and merges them into the scene's cached
+results (with ``--force`` to recompute them after a detector changed, on the same networks).
 
 Results: benchmarks/results/bench_cae.md (assembled from these reports).
 """
@@ -334,7 +338,8 @@ def report(cache: Path, chosen: str) -> None:
     st = [n for n, r in res.items() if r["part"] == "stress"]
     cands = list(next(iter(res.values()))["auc"])
     auc = {n: res[n]["auc"] for n in res}
-    heads = sorted({r["head"] for r in res.values()})
+    heads = sorted({r["head"] for r in res.values()}
+                   | {h for r in res.values() for h in r.get("heads", {}).values()})
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     lines = [
         f"Scores computed at commit(s) {', '.join(heads)}, report at {git_head()}; torch threads 1, the dev "
@@ -455,7 +460,8 @@ def detect_report(cache: Path) -> None:
     dev = [n for n, r in res.items() if r["part"] == "dev"]
     st = [n for n, r in res.items() if r["part"] == "stress"]
     zs = {n: dict(np.load(cache / (n.replace("/", "__") + ".npz"))) for n in res}
-    heads = sorted({r["head"] for r in res.values()})
+    heads = sorted({r["head"] for r in res.values()}
+                   | {h for r in res.values() for h in r.get("heads", {}).values()})
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     z0 = {m: get_detector(m).calibration_z0 for m in CAE_METHODS}
 
@@ -470,7 +476,7 @@ def detect_report(cache: Path) -> None:
              "flagged/true at t_anom 0.7 re-counted from the cached z maps at the current calibration_z0 "
              f"(exact: z does not depend on z0). 2 CPU cores shared with the lead's work; `uptime` at the "
              f"report: `{load}`.", ""]
-    for title, names in (("Development scenes", dev), ("Stress set `/unit`", st)):
+    for title, names in (("Development scenes", dev), ("Stress set (`--stress=` kinds run)", st)):
         if not names:
             continue
         lines += [f"### {title}: AUC / flagged-true at t_anom 0.7", "",
