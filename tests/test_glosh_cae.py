@@ -128,16 +128,23 @@ def test_recon_old_profiles_normalise_each_band_by_the_reference(model):
 
 def test_recon_is_the_mahalanobis_distance_of_the_residual(model):
     """recon = sqrt((r - mu)^T (C + ridge * tr(C)/b I)^-1 (r - mu)) with the reference's residual mean
-    and covariance, checked against a direct numpy formula; the state reproduces the scores."""
-    from napari_hsi_anomaly.core.detectors.recon import RIDGE, ReconScorer
+    and covariance (re-estimated TRIM_STEPS times on the TRIM_KEEP share nearest the mean), checked
+    against a direct numpy formula; the state reproduces the scores."""
+    from napari_hsi_anomaly.core.detectors.recon import RIDGE, TRIM_KEEP, TRIM_STEPS, ReconScorer
 
     ref, target = _cube(0), _cube(4, shift=0.03)
     scorer = get_detector("recon")().fit([ref], model=model)
     assert scorer.whitened and scorer.band_median is None
     nb = model.config.used_bands
     r_ref = reconstruct(model, ref, residual=True).residual[:nb].reshape(nb, -1).T.astype(np.float64)
-    mu, cov = r_ref.mean(axis=0), np.cov(r_ref.T)
-    cov += RIDGE * np.trace(cov) / nb * np.eye(nb)
+    def stats(x):
+        m, c = x.mean(axis=0), np.cov(x.T)
+        return m, c + RIDGE * np.trace(c) / nb * np.eye(nb)
+
+    mu, cov = stats(r_ref)
+    for _ in range(TRIM_STEPS):
+        dist = np.sqrt(np.einsum("ij,jk,ik->i", r_ref - mu, np.linalg.inv(cov), r_ref - mu))
+        mu, cov = stats(r_ref[dist <= np.quantile(dist, TRIM_KEEP)])
     rec_t = reconstruct(model, target, residual=True)
     np.testing.assert_allclose(rec_t.residual[:nb] ** 2, rec_t.per_band[:nb], rtol=1e-5, atol=1e-12)
     d = rec_t.residual[:nb].reshape(nb, -1).T - mu

@@ -251,7 +251,8 @@ def _residual_part(name: str, part: Any, model: Any, cube: Cube, px: np.ndarray,
         for r0, r1, c0, c1, sub in patches(px):
             lr0, lc0 = max(0, r0 - m), max(0, c0 - m)
             loc = local(model, cube, lr0, min(cube.rows, r1 + m), lc0, min(cube.cols, c1 + m))
-            d = ssim_dissimilarity(loc.x, loc.x + loc.residual, win)
+            d = ssim_dissimilarity(loc.x, loc.x + loc.residual, win, float(part.params.get("ssim_sigma", 0)),
+                                   float(getattr(part, "k1", 0.01)))
             vals.append(d[:, sub[:, 0] - lr0, sub[:, 1] - lc0])
         v = np.concatenate(vals, axis=1).astype(np.float64)  # (nb, n)
         terms = np.nanmean(v / np.maximum(np.asarray(part.band_median, np.float64)[:nb, None], 1e-12), axis=1)
