@@ -106,3 +106,21 @@ def test_normal_population_is_the_detection_at_the_sampled_pixels(params):
     det.extras["scorer"] = scorer
     pos = _sample_positions([cube.valid_mask()])
     np.testing.assert_allclose(normal_scores(det), det.score_map.ravel()[pos], atol=1e-5)
+
+
+def test_a_p_min_move_keeps_the_peaks_and_filters_nothing_again(monkeypatch):
+    """The GLOSH peaks are those of the automatic p_min: a p_min move recomposes with them (no area
+    filter of the whole map per move, so the slider stays live) and moving back gives the first map."""
+    from napari_hsi_anomaly.core.detectors import attribute
+
+    data, _ = _with_blocks()
+    cube = Cube(data)
+    scorer = get_detector("spectral-spatial")(min_samples=5).fit(cube)
+    det = scorer.score(Cube(data.copy()))  # not the reference object: its own peaks are filtered
+    first, p0 = det.score_map.copy(), int(det.params["p_min"])
+    calls = []
+    real = attribute.glosh_peaks
+    monkeypatch.setattr(attribute, "glosh_peaks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    moved = det.rescore(p0 + 40)
+    assert calls == [] and not np.array_equal(moved, first)
+    np.testing.assert_array_equal(det.rescore(p0), first)

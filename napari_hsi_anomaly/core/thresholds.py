@@ -70,7 +70,7 @@ def normal_scores(obj: Any, p_min: int | None = None) -> np.ndarray:
     floor = bool(getattr(obj, "extras", {}).get("calibration", {}).get("floor", False))  # as the detection
     refs = _glosh_references(obj, scorer, False)
     if cal.fusion is not None:  # spectral-spatial's peaks and spectral floor (calibration.Fusion)
-        fu = cal.fusion_at(refs, int(p))  # type: ignore[arg-type]
+        fu = cal.fusion_at(refs, int(p), cal.peaks_p)  # type: ignore[arg-type]  # peaks as the detection's
         med, spread, gain = cal.scale_of(fu.sample, floor)
         now = fu.reference_sample(cal, _glosh_references(obj, scorer, True)[0].score(int(p)).scores)
         return to_score(now.astype(np.float32), med, spread, cal.z0, gain)

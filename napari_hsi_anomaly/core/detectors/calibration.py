@@ -185,6 +185,52 @@ def _fused_kernel() -> Any:
 _FUSED: Any = None
 
 
+def _fusion_kernel() -> Any:
+    """``Fusion``'s composition and the calibrated score in one numba pass (a ``p_min`` move on a whole
+    scene); None without numba (``Fusion.combine`` and ``to_score`` in numpy)."""
+    global _FUSION
+    if _FUSION is None:
+        try:
+            import numba
+
+            @numba.njit(cache=True, nogil=True, error_model="numpy")
+            def fusion(g, f, pk, has_pk, gw, inv_gate, mm, ims, om, ioc, use_odds, med, k, gain, out):
+                # pragma: no cover - compiled
+                top, one = np.float32(1.0 - 1e-6), np.float32(1.0)
+                s0, s1, ih, ga = np.float32(S0), np.float32(1.0 - S0), np.float32(1.0 / _H), np.float32(gain)
+                for i in range(g.size):
+                    gi = g[i]
+                    gc = min(gi, top)
+                    o = gc / (one - gc)
+                    m = gw * gi + f[i] * min(o * inv_gate, one)
+                    if has_pk:
+                        m = m + pk[i]
+                    r = (m - mm) * ims
+                    if use_odds:
+                        z = (o - om) * ioc
+                        if z > r:
+                            r = z
+                    v = (r - med) * k
+                    if v > 1:
+                        v = one + (v - one) * ga
+                    if v >= 0:
+                        t = one + v * ih
+                        out[i] = one - s1 / (t * t)
+                    elif v < 0:
+                        out[i] = s0 / (one - v)
+                    else:  # NaN: 0
+                        out[i] = np.float32(0.0)
+                return out
+
+            _FUSION = fusion
+        except Exception:  # pragma: no cover - no numba
+            _FUSION = False
+    return _FUSION or None
+
+
+_FUSION: Any = None
+
+
 def stretch(g: np.ndarray) -> np.ndarray:
     """A GLOSH score alone is calibrated as its odds ``g / (1 - g)`` (float32, new array): GLOSH
     saturates at 1, so on its own scale the reference's spread leaves the outliers no room; monotone
@@ -226,7 +272,8 @@ class Calibration:
         # peaks and spectral floor (``Fusion``) and the reference images' shapes, in reference order
         self.fusion = None if not fusion else dict(fusion)
         self.shapes = None if shapes is None else [tuple(int(x) for x in sh) for sh in shapes]
-        self._fusion_cache: dict[tuple[int, int], Fusion] = {}
+        self._fusion_cache: dict[tuple[int, int, int], Fusion] = {}
+        self.peaks_p: int | None = None  # the p_min of the GLOSH peaks (``fusion_at``)
         self.weights = [1.0] * len(kinds) if weights is None else [float(w) for w in weights]
         self.z0, self.quantile = float(z0), float(CAL_QUANTILE if quantile is None else quantile)
         self.floor = None if floor is None else float(floor)
@@ -251,11 +298,12 @@ class Calibration:
             self._fixed_ref = acc
         return self._fixed_ref
 
-    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None, floor: bool = False
-                       ) -> tuple[float, float, float]:
-        """``(median, spread, gain)`` of the reference's combined raw values at ``p_min``."""
+    def reference_bulk(self, glosh_refs: list[Any], p_min: int | None, floor: bool = False,
+                       peaks_p: int | None = None) -> tuple[float, float, float]:
+        """``(median, spread, gain)`` of the reference's combined raw values at ``p_min`` (``peaks_p``:
+        see ``fusion_at``)."""
         if self.fusion is not None:
-            return self.scale_of(self.fusion_at(glosh_refs, int(p_min)).sample, floor)
+            return self.scale_of(self.fusion_at(glosh_refs, int(p_min), peaks_p).sample, floor)
         acc = self.fixed_reference().copy()
         k = 0
         for kind, rows, w in zip(self.kinds, self.samples, self.weights):
@@ -265,14 +313,21 @@ class Calibration:
                 k += 1
         return self.scale_of(acc / self.total_weight, floor)
 
-    def fusion_at(self, glosh_refs: list[Any], p_min: int) -> Fusion:
-        """The reference's ``Fusion`` statistics at ``p_min`` (kept per ``p_min``)."""
-        key = (id(glosh_refs[0]), int(p_min))
+    def fusion_at(self, glosh_refs: list[Any], p_min: int, peaks_p: int | None = None) -> Fusion:
+        """The reference's ``Fusion`` statistics at ``p_min`` (kept per ``p_min``), its GLOSH peaks those
+        at ``peaks_p``: the automatic ``p_min`` (``compose`` gives it; remembered as ``self.peaks_p``).
+        The peaks are one area filter of the whole reference map, so any other ``p_min`` re-uses them and
+        recomputes only what the 20,000-pixel sample gives (the slider stays live)."""
+        if peaks_p is not None and self.peaks_p is None:
+            self.peaks_p = int(peaks_p)
+        base_p = int(p_min) if self.peaks_p is None else self.peaks_p
+        key = (id(glosh_refs[0]), int(p_min), base_p)
         fu = self._fusion_cache.get(key)
         if fu is None:
             if len(self._fusion_cache) > 8:
                 self._fusion_cache.clear()
-            fu = Fusion.of_reference(self, glosh_refs[0].score(p_min).scores)
+            base = None if base_p == int(p_min) else self.fusion_at(glosh_refs, base_p)
+            fu = Fusion.of_reference(self, glosh_refs[0].score(p_min).scores, base)
             self._fusion_cache[key] = fu
         return fu
 
@@ -347,21 +402,25 @@ class Fusion:
     peaks: np.ndarray | None  # the reference's peak map (flat): reused where the target is the reference
 
     @classmethod
-    def of_reference(cls, cal: Calibration, scores: np.ndarray) -> Fusion:
-        """From the reference hierarchy's ``scores`` (every reference pixel, in reference order)."""
+    def of_reference(cls, cal: Calibration, scores: np.ndarray, base: Fusion | None = None) -> Fusion:
+        """From the reference hierarchy's ``scores`` (every reference pixel, in reference order);
+        ``base``: the peaks (level, step, map, range) taken from it instead of filtered anew."""
         from napari_hsi_anomaly.core.detectors.attribute import peak_image
 
         k = cal.kinds.index("glosh")
         rows, gw = cal.samples[k].astype(np.int64), float(cal.weights[k])
         pw, c = float(cal.fusion["peak_weight"]), float(cal.fusion["spectral_max"])
         scores = np.asarray(scores, dtype=np.float32)
-        img = peak_image(scores)
-        fin = img[np.isfinite(img)]
-        level = float(np.median(fin)) if fin.size else 0.0
-        top = float(fin.max()) if fin.size else level
-        step = (top - level) / PEAK_STEPS if top > level else None
-        peaks, prange = None, (0.0, 1.0)
-        if pw > 0 and cal.shapes:
+        if base is not None:
+            level, step, peaks, prange = base.level, base.step, base.peaks, base.peak_range
+        else:
+            img = peak_image(scores)
+            fin = img[np.isfinite(img)]
+            level = float(np.median(fin)) if fin.size else 0.0
+            top = float(fin.max()) if fin.size else level
+            step = (top - level) / PEAK_STEPS if top > level else None
+            peaks, prange = None, (0.0, 1.0)
+        if base is None and pw > 0 and cal.shapes:
             peaks = _peaks_of(scores, cal.shapes, level, step)
             ok = peaks[np.isfinite(peaks)]
             if ok.size:
@@ -558,21 +617,44 @@ def compose(scorer: Any, cube: Cube, valid: np.ndarray, raws: list[Raw]) -> Dete
     fixed_flat = fixed_pre.reshape(-1)
     kernel = _fused_kernel()
 
+    # spectral-spatial: the GLOSH peaks are those of the automatic p_min whatever p_min is set or moved to
+    # (the same map on every path; a move re-filters nothing)
+    peaks_p = auto_p_min(glosh[0].n_points, per_pixel=glosh[0].per_pixel) if cal.fusion is not None else None
+    frozen: dict[str, Any] = {}
+
     def compose_maps(results: list[Any]) -> np.ndarray:
         p = int(results[0].p_min)
-        med, spread, gain = cal.reference_bulk(refs, p, own)
+        med, spread, gain = cal.reference_bulk(refs, p, own, peaks_p=peaks_p)
         extras["calibration"] = {"median": med, "spread": spread, "z0": cal.z0, "gain": gain, "floor": own}
         if regions is not None:  # one window/section GLOSH part: calibrate points, then map back
             pts = to_score(stretch(results[0].scores), med, spread, cal.z0, gain)
             return finish(to_score_map(pts, regions, shape))
         if cal.fusion is not None and len(results) == 1:  # spectral-spatial: peaks and spectral floor
-            fu = cal.fusion_at(refs, p)
+            fu = cal.fusion_at(refs, p, peaks_p)
             g = np.asarray(results[0].scores, dtype=np.float32).reshape(-1)
-            same = glosh[0].glosh is refs[0] and cal.shapes == [shape]  # the reference's own map
-            peaks = fu.peaks if same else fu.target_peaks(g, shape)
-            r = fu.combine(fu.mean_raw(g, fixed_flat, peaks), g)
+            if "peaks" not in frozen:  # one area filter of the map per detection, not per p_min move
+                same = glosh[0].glosh is refs[0] and cal.shapes == [shape]  # the reference's own map
+                g0 = g if p == peaks_p else np.asarray(glosh[0].glosh.score(peaks_p).scores, np.float32)
+                frozen["peaks"] = fu.peaks if same else fu.target_peaks(g0.reshape(-1), shape)
+            peaks = frozen["peaks"]
             extras["calibration"]["fusion"] = fu.describe()
-            return finish(to_score(r.reshape(shape), med, spread, cal.z0, gain))
+            fused = _fusion_kernel()
+            if fused is None:  # pragma: no cover - no numba
+                r = fu.combine(fu.mean_raw(g, fixed_flat, peaks), g)
+                return finish(to_score(r.reshape(shape), med, spread, cal.z0, gain))
+            if "scaled" not in frozen:  # the peaks' term of m, as ``Fusion.mean_raw`` adds it
+                use = peaks is not None and fu.peak_weight > 0
+                frozen["scaled"] = (np.float32(fu.peak_weight) * scale_fixed(peaks, fu.peak_range) if use
+                                    else np.zeros(1, np.float32))
+            (mm, ms), (om, os_) = fu.mean_bulk, fu.odds_bulk
+            out = np.empty(shape, np.float32)
+            pk = frozen["scaled"]
+            fused(g, fixed_flat, pk, pk.size == g.size, np.float32(fu.glosh_weight),
+                  np.float32(1.0 / fu.gate_level), np.float32(mm), np.float32(1.0 / ms), np.float32(om),
+                  np.float32(1.0 / (os_ * fu.spectral_max)) if fu.spectral_max > 0 else np.float32(0.0),
+                  fu.spectral_max > 0, np.float32(med), np.float32(1.0 / (spread * cal.z0)), gain,
+                  out.reshape(-1))
+            return finish(out)
         gw = [w for kind, w in zip(cal.kinds, cal.weights) if kind == "glosh"]
         g = results[0].scores if gw[0] == 1.0 else results[0].scores * np.float32(gw[0])
         for res, w in zip(results[1:], gw[1:]):
