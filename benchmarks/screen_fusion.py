@@ -125,7 +125,7 @@ class Parts:
 
     def __init__(self, g: list[np.ndarray], a: list[np.ndarray], valid: list[np.ndarray], pos: np.ndarray,
                  target: int) -> None:
-        from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks, peak_image
+        from napari_hsi_anomaly.core.scoring.morphology import glosh_peaks, peak_image
 
         gf = np.concatenate([x.ravel() for x in g]).astype(np.float64)
         ok = np.concatenate([v.ravel() for v in valid])

@@ -7,9 +7,9 @@ import pytest
 
 from napari_hsi_anomaly.core.cube import Cube
 from napari_hsi_anomaly.core.detectors import get_detector, scorer_from_state
-from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks
 from napari_hsi_anomaly.core.detectors.calibration import _sample_positions
 from napari_hsi_anomaly.core.scoring import detect
+from napari_hsi_anomaly.core.scoring.morphology import glosh_peaks
 from napari_hsi_anomaly.core.thresholds import normal_scores
 
 
@@ -111,7 +111,7 @@ def test_normal_population_is_the_detection_at_the_sampled_pixels(params):
 def test_a_p_min_move_keeps_the_peaks_and_filters_nothing_again(monkeypatch):
     """The GLOSH peaks are those of the automatic p_min: a p_min move recomposes with them (no area
     filter of the whole map per move, so the slider stays live) and moving back gives the first map."""
-    from napari_hsi_anomaly.core.detectors import attribute
+    from napari_hsi_anomaly.core.scoring import morphology
 
     data, _ = _with_blocks()
     cube = Cube(data)
@@ -119,8 +119,8 @@ def test_a_p_min_move_keeps_the_peaks_and_filters_nothing_again(monkeypatch):
     det = scorer.score(Cube(data.copy()))  # not the reference object: its own peaks are filtered
     first, p0 = det.score_map.copy(), int(det.params["p_min"])
     calls = []
-    real = attribute.glosh_peaks
-    monkeypatch.setattr(attribute, "glosh_peaks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = morphology.glosh_peaks
+    monkeypatch.setattr(morphology, "glosh_peaks", lambda *a, **k: calls.append(1) or real(*a, **k))
     moved = det.rescore(p0 + 40)
     assert calls == [] and not np.array_equal(moved, first)
     np.testing.assert_array_equal(det.rescore(p0), first)

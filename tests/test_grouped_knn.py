@@ -11,7 +11,7 @@ from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
 
 def _both(fit: np.ndarray, q: np.ndarray, k: int, leaf: int = 8):
     tree = KDTree(fit, leaf=leaf)
-    return tree.query(q, k, workers=2, grouped=False), tree.query(q, k, workers=2, grouped=True)
+    return tree.query(q, k, workers=2), grouped.query(tree, q, k, workers=2)
 
 
 @pytest.mark.parametrize("dims", [1, 2, 5, 8, 12])

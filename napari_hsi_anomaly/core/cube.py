@@ -175,6 +175,12 @@ class Cube:
         return out
 
 
+def rows_view(cube: Cube, r0: int, r1: int) -> Cube:
+    """Rows ``[r0, r1)`` of ``cube`` as a cube (a view: a memory map stays on disk until read)."""
+    fill = None if cube.fill is None else cube.fill[r0:r1]
+    return replace(cube, data=cube.data[:, r0:r1], fill=fill, metadata=dict(cube.metadata))
+
+
 def as_cube(cube_or_array: Cube | np.ndarray, what: str = "This step") -> Cube:
     """``cube_or_array`` as a ``Cube`` (a plain ``(bands, rows, cols)`` array is wrapped)."""
     if isinstance(cube_or_array, Cube):

@@ -28,6 +28,7 @@ from napari_hsi_anomaly.core.detectors._spectral import pca_basis, pooled_stats,
 from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer, check_cubes
 from napari_hsi_anomaly.core.detectors.registry import register
 from napari_hsi_anomaly.core.progress import Progress
+from napari_hsi_anomaly.core.scoring.morphology import LADDER
 
 # bounds: max_area is also the row halo of a block on a large scene (400 rows x 10980 columns each side),
 # larger structures are regional anomalies left to the spectral parts; components bound the projection
@@ -36,7 +37,6 @@ MAX_AREA = Param("max_area", int, 400, "attribute filters: the largest object (c
 ATTR_COMPONENTS = Param("attr_components", int, 6, "attribute filters: principal components filtered",
                         minimum=1, maximum=32)
 ATTR_PARAMS = (MAX_AREA, ATTR_COMPONENTS)
-LADDER = (25, 100, 400)  # areas filtered (those under max_area): small and large objects both stand out
 STEPS = 32768  # quantisation steps over a component's reference range (targets twice as wide still fit)
 
 
@@ -161,32 +161,3 @@ class AttributeDetector(Detector):
             scorer._fit_coords = (weakref.ref(cubes[0]), coords)
         return scorer
 
-
-def glosh_peaks(scores: np.ndarray, level: float, step: float | None, sizes: Sequence[int] = LADDER
-                ) -> np.ndarray:
-    """``(rows, cols)`` float32: how far each pixel of a GLOSH score image stands above its surroundings
-    as a bright object of up to 25, 100 and 400 px, weighted ``sqrt(size / largest)`` (1/4, 1/2, 1) and
-    summed. The image is the square root of GLOSH's odds ``g / (1 - g)`` (GLOSH saturates near 1; the
-    odds keep the top apart), held at least at ``level`` (the reference's median: a dip below the
-    typical outlyingness is no anomaly); ``step``: the quantisation step (the reference's, so every
-    block of a large scene is filtered on the same grid). A large target lifts GLOSH's map over its
-    whole area, so, unlike the attribute filters on the spectra, it stands out at its own size; no-data
-    pixels (NaN) take ``level`` before filtering and are NaN after."""
-    from napari_hsi_anomaly.core.scoring.morphology import small_objects_multi
-
-    img = peak_image(scores)
-    bad = ~np.isfinite(img)
-    img[bad] = level
-    np.maximum(img, level, out=img)
-    sizes = [int(s) for s in sizes]
-    out = np.zeros(img.shape, np.float32)
-    for s, m in zip(sizes, small_objects_multi(img, [s + 1 for s in sizes], step)):
-        out += np.float32(np.sqrt(s / sizes[-1])) * m
-    out[bad] = np.nan
-    return out
-
-
-def peak_image(scores: np.ndarray) -> np.ndarray:
-    """The image ``glosh_peaks`` filters, before the floor: the square root of GLOSH's odds."""
-    g = np.minimum(np.asarray(scores, dtype=np.float64), 1.0 - 1e-6)
-    return np.sqrt(np.maximum(g, 0.0) / (1.0 - g))

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from napari_hsi_anomaly.core.cube import Cube, as_cube
+from napari_hsi_anomaly.core.cube import Cube, as_cube, rows_view
 from napari_hsi_anomaly.core.detectors import calibration as cal
 from napari_hsi_anomaly.core.errors import HsiAnomalyError, ShapeError
 from napari_hsi_anomaly.core.progress import Progress, run
@@ -327,11 +327,7 @@ class Scorer(ABC):
 
 def rows_of(cube: Cube, lo: int, hi: int) -> Cube:
     """Rows ``[lo, hi)`` of ``cube`` as a cube (a view; the cube itself when that is all of it)."""
-    if lo == 0 and hi == cube.rows:
-        return cube
-    from napari_hsi_anomaly.core.scoring.blocks import rows_view
-
-    return rows_view(cube, lo, hi)
+    return cube if lo == 0 and hi == cube.rows else rows_view(cube, lo, hi)
 
 
 def part_rows_raw(part: Scorer, cube: Cube, lo: int, hi: int) -> Generator[Progress, None, Raw]:

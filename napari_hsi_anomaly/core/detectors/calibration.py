@@ -8,7 +8,7 @@ that the reference's minimum is 0 and its 99.9th percentile 1, not clipped above
 reference in one part alone (a bright object for the filters) reaches the top of the score.
 ``spectral-spatial`` goes beyond the mean (``Fusion``): the fixed parts count in proportion to GLOSH's
 odds up to the reference's median (spatial evidence needs a spectrally unusual pixel), the *GLOSH
-peaks* (bright objects of up to 400 px in GLOSH's own map, ``attribute.glosh_peaks``) join the sum, and
+peaks* (bright objects of up to 400 px in GLOSH's own map, ``morphology.glosh_peaks``) join the sum, and
 the result is at least GLOSH's odds alone in reference spreads divided by ``spectral_max``: the spatial
 parts rank small and large targets, the floor keeps a regional anomaly (haze) that only GLOSH sees.
 The result ``r`` is then calibrated against the **reference** (the cubes the detector was fitted on;
@@ -384,7 +384,7 @@ class Fusion:
 
     Its raw value is ``R = max((m - m_med) / m_spread, (o - o_med) / (c * o_spread))``: ``m`` the
     weighted sum of the parts (GLOSH ``g``, the scaled fixed parts) plus ``w_p`` times the scaled GLOSH
-    peaks (``attribute.glosh_peaks``), ``o`` GLOSH's odds alone, each against the reference's median and
+    peaks (``morphology.glosh_peaks``), ``o`` GLOSH's odds alone, each against the reference's median and
     spread (``bulk``). The spatial parts rank small and large targets; the maximum lets a pixel that
     GLOSH alone puts far beyond the reference (a regional anomaly: haze, a field) score as high as
     GLOSH would, whatever the spatial parts say (they see nothing in a large uniform region)."""
@@ -405,7 +405,7 @@ class Fusion:
     def of_reference(cls, cal: Calibration, scores: np.ndarray, base: Fusion | None = None) -> Fusion:
         """From the reference hierarchy's ``scores`` (every reference pixel, in reference order);
         ``base``: the peaks (level, step, map, range) taken from it instead of filtered anew."""
-        from napari_hsi_anomaly.core.detectors.attribute import peak_image
+        from napari_hsi_anomaly.core.scoring.morphology import peak_image
 
         k = cal.kinds.index("glosh")
         rows, gw = cal.samples[k].astype(np.int64), float(cal.weights[k])
@@ -467,7 +467,7 @@ class Fusion:
 
     def target_peaks(self, g: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
         """The target's peak map (flat), filtered on the reference's level and step."""
-        from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks
+        from napari_hsi_anomaly.core.scoring.morphology import glosh_peaks
 
         if self.peak_weight <= 0:
             return None
@@ -481,9 +481,9 @@ class Fusion:
 
 def _peaks_of(scores: np.ndarray, shapes: Sequence[tuple[int, int]], level: float, step: float | None
               ) -> np.ndarray:
-    """``attribute.glosh_peaks`` of each reference image in ``scores`` (every pixel, in reference order),
+    """``morphology.glosh_peaks`` of each reference image in ``scores`` (every pixel, in reference order),
     flat."""
-    from napari_hsi_anomaly.core.detectors.attribute import glosh_peaks
+    from napari_hsi_anomaly.core.scoring.morphology import glosh_peaks
 
     maps, at = [], 0
     for r, c in shapes:

@@ -13,13 +13,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from napari_hsi_anomaly.core.cube import Cube
-from napari_hsi_anomaly.core.detectors.attribute import LADDER, AttributeDetector
+from napari_hsi_anomaly.core.detectors.attribute import AttributeDetector
 from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer, check_cubes, prefixed
 from napari_hsi_anomaly.core.detectors.glosh_cae import CaeGloshDetector, get_model
 from napari_hsi_anomaly.core.detectors.glosh_spectral import GloshSpectralDetector
 from napari_hsi_anomaly.core.detectors.registry import get_detector, register
 from napari_hsi_anomaly.core.detectors.rx_local import RxLocalDetector
 from napari_hsi_anomaly.core.progress import Progress
+from napari_hsi_anomaly.core.scoring.morphology import LADDER
 
 
 def union_params(parts: Sequence[type[Detector]], drop: tuple[str, ...] = ()) -> tuple[Param, ...]:

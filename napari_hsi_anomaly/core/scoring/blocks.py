@@ -29,18 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_hsi_anomaly.core.cube import Cube, as_cube
+from napari_hsi_anomaly.core.cube import Cube, as_cube, rows_view
 from napari_hsi_anomaly.core.progress import Progress
 
 BLOCK_PIXELS = 2_000_000  # target pixels per scored block (plus the halo)
 REFERENCE_PIXELS = 4_000_000  # pixels of the scene the normal model is fitted on (in strips)
 N_STRIPS = 8
-
-
-def rows_view(cube: Cube, r0: int, r1: int) -> Cube:
-    """Rows ``[r0, r1)`` of ``cube`` as a cube (a view: a memory map stays on disk until read)."""
-    fill = None if cube.fill is None else cube.fill[r0:r1]
-    return replace(cube, data=cube.data[:, r0:r1], fill=fill, metadata=dict(cube.metadata))
 
 
 def halo_rows(scorer: Any) -> int:

@@ -38,6 +38,7 @@ import numba
 import numpy as np
 
 LEVELS = 65535
+LADDER = (25, 100, 400)  # areas filtered (those under max_area): small and large objects both stand out
 TILE = 256  # small_objects filters tiles of TILE^2 pixels (+ a halo of the area): in the CPU cache
 
 
@@ -301,3 +302,31 @@ def small_objects(img: np.ndarray, area: int, step: float | None = None) -> np.n
     tile = max(TILE, 6 * int(area))  # the halo adds at most (8/6)^2 - 1 of the work
     out = _small_objects_tiles(q, int(area), tile, int(area), np.empty(q.shape, np.int32))
     return out.astype(np.float32) * np.float32(step)
+
+
+def glosh_peaks(scores: np.ndarray, level: float, step: float | None, sizes: Sequence[int] = LADDER
+                ) -> np.ndarray:
+    """``(rows, cols)`` float32: how far each pixel of a GLOSH score image stands above its surroundings
+    as a bright object of up to 25, 100 and 400 px, weighted ``sqrt(size / largest)`` (1/4, 1/2, 1) and
+    summed. The image is the square root of GLOSH's odds ``g / (1 - g)`` (GLOSH saturates near 1; the
+    odds keep the top apart), held at least at ``level`` (the reference's median: a dip below the
+    typical outlyingness is no anomaly); ``step``: the quantisation step (the reference's, so every
+    block of a large scene is filtered on the same grid). A large target lifts GLOSH's map over its
+    whole area, so, unlike the attribute filters on the spectra, it stands out at its own size; no-data
+    pixels (NaN) take ``level`` before filtering and are NaN after."""
+    img = peak_image(scores)
+    bad = ~np.isfinite(img)
+    img[bad] = level
+    np.maximum(img, level, out=img)
+    sizes = [int(s) for s in sizes]
+    out = np.zeros(img.shape, np.float32)
+    for s, m in zip(sizes, small_objects_multi(img, [s + 1 for s in sizes], step)):
+        out += np.float32(np.sqrt(s / sizes[-1])) * m
+    out[bad] = np.nan
+    return out
+
+
+def peak_image(scores: np.ndarray) -> np.ndarray:
+    """The image ``glosh_peaks`` filters, before the floor: the square root of GLOSH's odds."""
+    g = np.minimum(np.asarray(scores, dtype=np.float64), 1.0 - 1e-6)
+    return np.sqrt(np.maximum(g, 0.0) / (1.0 - g))

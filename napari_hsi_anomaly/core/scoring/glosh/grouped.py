@@ -422,3 +422,15 @@ def run(tree, q: np.ndarray, k: int, workers: int, core: np.ndarray, dist: np.nd
     for o, so in zip(outs, sorted_outs):
         if o.shape[0]:
             o[order] = so
+
+
+def query(tree, q: np.ndarray, k: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query(q, k, workers)`` (a ``kdtree.KDTree``) through the grouped search: the same
+    neighbours, distances and tie order."""
+    q = np.ascontiguousarray(q, dtype=np.float64)
+    k = int(min(k, tree.n))
+    dist = np.empty((q.shape[0], k))
+    ind = np.empty((q.shape[0], k), np.int64)
+    none, nonei = np.zeros(0), np.zeros(0, np.int64)
+    run(tree, q, k, workers, none, dist, ind, none, nonei, none, nonei)
+    return dist, ind

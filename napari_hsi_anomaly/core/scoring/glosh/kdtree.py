@@ -74,19 +74,12 @@ class KDTree:
             if self.left[i] < 0:
                 self.leaf_of[self.start[i] : self.stop[i]] = i
 
-    def query(self, q: np.ndarray, k: int, workers: int = 1,
-              grouped: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """``grouped``: by ``glosh.grouped`` (the same result; faster for many spatially mixed rows)."""
+    def query(self, q: np.ndarray, k: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """One search per row (``grouped.query``: the same result, rows grouped)."""
         q = np.ascontiguousarray(q, dtype=np.float64)
         k = int(min(k, self.n))
         dist = np.empty((q.shape[0], k))
         ind = np.empty((q.shape[0], k), np.int64)
-        if grouped:
-            from napari_hsi_anomaly.core.scoring.glosh import grouped as gmod
-
-            none, nonei = np.zeros(0), np.zeros(0, np.int64)
-            gmod.run(self, q, k, workers, none, dist, ind, none, nonei, none, nonei)
-            return dist, ind
         parts = max(1, min(int(workers), q.shape[0] // 2048 + 1))
 
         def run(i: int) -> None:
