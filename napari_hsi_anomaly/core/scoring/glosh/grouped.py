@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from napari_hsi_anomaly.core.scoring.glosh.kdtree import _knn_one, _pool
+from napari_hsi_anomaly.core.scoring.glosh.kdtree import _box_dists, _knn_one, _pool
 
 GROUP = 256  # query rows per group at most
 MAX_CAND = 1024  # above this many candidates a group's rows are searched one by one in the tree
@@ -102,18 +102,7 @@ def _first(q, r, i, j, leaf_of, parent, depth, left, right, start, lo, hi):  # p
         b = parent[b]
     node = parent[a]
     ca, cb = left[node], right[node]
-    da = 0.0
-    db = 0.0
-    for c in range(q.shape[1]):
-        x = q[r, c]
-        if x < lo[ca, c]:
-            da += (lo[ca, c] - x) ** 2
-        elif x > hi[ca, c]:
-            da += (x - hi[ca, c]) ** 2
-        if x < lo[cb, c]:
-            db += (lo[cb, c] - x) ** 2
-        elif x > hi[cb, c]:
-            db += (x - hi[cb, c]) ** 2
+    da, db = _box_dists(q, r, lo, hi, ca, cb)
     i_left = i < start[cb]
     return i_left == (da <= db)
 

@@ -114,6 +114,24 @@ os.register_at_fork(after_in_child=_forget_pool)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _box_dists(q, r, lo, hi, a, b):  # pragma: no cover - compiled
+    """Squared distances of row ``r`` of ``q`` to the bounding boxes of nodes ``a`` and ``b``."""
+    da = 0.0
+    db = 0.0
+    for c in range(q.shape[1]):
+        x = q[r, c]
+        if x < lo[a, c]:
+            da += (lo[a, c] - x) ** 2
+        elif x > hi[a, c]:
+            da += (x - hi[a, c]) ** 2
+        if x < lo[b, c]:
+            db += (lo[b, c] - x) ** 2
+        elif x > hi[b, c]:
+            db += (x - hi[b, c]) ** 2
+    return da, db
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _sqdist(q, r, pts, i, d):  # pragma: no cover - compiled
     """Squared distance summed as scipy's cKDTree does (four running sums over blocks of four
     features, then the rest in order), so the distances are bit for bit the same."""
@@ -186,18 +204,7 @@ def _knn_one(pts, start, stop, left, right, lo, hi, q, r, k, best, bidx, stack, 
                     worst = best[k - 1]
             continue
         a, b = left[node], right[node]
-        da = 0.0
-        db = 0.0
-        for c in range(d):
-            x = q[r, c]
-            if x < lo[a, c]:
-                da += (lo[a, c] - x) ** 2
-            elif x > hi[a, c]:
-                da += (x - hi[a, c]) ** 2
-            if x < lo[b, c]:
-                db += (lo[b, c] - x) ** 2
-            elif x > hi[b, c]:
-                db += (x - hi[b, c]) ** 2
+        da, db = _box_dists(q, r, lo, hi, a, b)
         if da <= db:  # push the farther first: the nearer is searched next
             stack[top], sdist[top] = b, db
             stack[top + 1], sdist[top + 1] = a, da
