@@ -52,7 +52,7 @@ def test_second_process_compiles_nothing(tmp_path: Path) -> None:
     second = _run(cache)
     assert {n: v for n, v in second["misses"].items() if v} == {}, second
     # kernels called only from other kernels come with their caller's cache entry; the callers hit
-    tiles = "napari_hsi_anomaly.core.scoring.morphology._small_objects_multi"  # the attribute filters
+    tiles = "napari_hsi_anomaly.core.scoring.morphology._polarity"  # the attribute filters' trees
     assert second["hits"].get(tiles, 0) > 0, second
     assert sum(second["hits"].values()) > 0, second
     assert _files(cache) == files  # no new or rewritten cache entry

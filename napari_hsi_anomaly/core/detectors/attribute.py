@@ -15,7 +15,6 @@ edge-preserving smoothing is left out: on the development scenes it lowered the 
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from napari_hsi_anomaly.core.detectors._spectral import pca_basis, pooled_stats,
 from napari_hsi_anomaly.core.detectors.base import Detector, Param, Raw, Scorer, check_cubes
 from napari_hsi_anomaly.core.detectors.registry import register
 from napari_hsi_anomaly.core.progress import Progress
-from napari_hsi_anomaly.core.scoring.morphology import LADDER
+from napari_hsi_anomaly.core.scoring.morphology import LADDER, filter_threads
 
 # bounds: max_area is also the row halo of a block on a large scene (400 rows x 10980 columns each side),
 # larger structures are regional anomalies left to the spectral parts; components bound the projection
@@ -38,18 +37,6 @@ ATTR_COMPONENTS = Param("attr_components", int, 6, "attribute filters: principal
                         minimum=1, maximum=32)
 ATTR_PARAMS = (MAX_AREA, ATTR_COMPONENTS)
 STEPS = 32768  # quantisation steps over a component's reference range (targets twice as wide still fit)
-
-
-def filter_threads() -> int:
-    """Component images filtered at once: numba's thread count (a batch worker sets it to its share) and
-    at most ``OMP_NUM_THREADS`` where set (dask's single-threaded workers), as the KD-tree query."""
-    import numba
-
-    from napari_hsi_anomaly.core.scoring.glosh import query_workers
-
-    n = int(numba.get_num_threads())
-    q = query_workers()
-    return max(1, min(n, q) if q > 0 else min(n, os.cpu_count() or 1))
 
 
 def area_ladder(max_area: int) -> list[int]:
