@@ -106,6 +106,8 @@ def test_normal_population_is_the_detection_at_the_sampled_pixels(params):
     det.extras["scorer"] = scorer
     pos = _sample_positions([cube.valid_mask()])
     np.testing.assert_allclose(normal_scores(det), det.score_map.ravel()[pos], atol=1e-5)
+    det.rescore(int(det.params["p_min"]) + 40)  # a p_min move: the same rule as the moved map
+    np.testing.assert_allclose(normal_scores(det), det.score_map.ravel()[pos], atol=1e-5)
 
 
 def test_a_p_min_move_keeps_the_peaks_and_filters_nothing_again(monkeypatch):

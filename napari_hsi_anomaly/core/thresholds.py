@@ -72,7 +72,12 @@ def normal_scores(obj: Any, p_min: int | None = None) -> np.ndarray:
     if cal.fusion is not None:  # spectral-spatial's peaks and spectral floor (calibration.Fusion)
         fu = cal.fusion_at(refs, int(p), cal.peaks_p)  # type: ignore[arg-type]  # peaks as the detection's
         med, spread, gain = cal.scale_of(fu.sample, floor)
-        now = fu.reference_sample(cal, _glosh_references(obj, scorer, True)[0].score(int(p)).scores)
+        cur = _glosh_references(obj, scorer, True)[0]
+        if cur is refs[0]:  # not refitted: the calibration sample itself
+            now = fu.sample
+        else:  # refitted after "Mark as normal": its scores, its peaks at the detection's peak p_min
+            pp = int(cal.peaks_p or p)
+            now = fu.reference_sample(cal, cur.score(int(p)).scores, cur.score(pp).scores)
         return to_score(now.astype(np.float32), med, spread, cal.z0, gain)
     med, spread, gain = cal.scale_of(_raw_sample(cal, refs, p), floor)
     now = _raw_sample(cal, _glosh_references(obj, scorer, True), p)

@@ -455,12 +455,16 @@ class Fusion:
             out = np.where(z > out, z, out)
         return out
 
-    def reference_sample(self, cal: Calibration, scores: np.ndarray) -> np.ndarray:
+    def reference_sample(self, cal: Calibration, scores: np.ndarray, peak_scores: np.ndarray | None = None
+                         ) -> np.ndarray:
         """``R`` at the reference's sampled pixels with GLOSH's ``scores`` of every reference pixel (a
-        hierarchy refitted after "Mark as normal" scores them anew; this fit's statistics stay)."""
-        scores = np.asarray(scores, dtype=np.float32)[: sum(r * c for r, c in cal.shapes or [])]
+        hierarchy refitted after "Mark as normal" scores them anew; this fit's statistics stay);
+        ``peak_scores``: those the peaks are filtered from (the peaks' own ``p_min``; default ``scores``)."""
+        n = sum(r * c for r, c in cal.shapes or [])
+        scores = np.asarray(scores, dtype=np.float32)[:n]
         rows = cal.samples[cal.kinds.index("glosh")].astype(np.int64)
-        peaks = _peaks_of(scores, cal.shapes, self.level, self.step) if self.peak_weight > 0 else None
+        src = scores if peak_scores is None else np.asarray(peak_scores, dtype=np.float32)[:n]
+        peaks = _peaks_of(src, cal.shapes, self.level, self.step) if self.peak_weight > 0 else None
         g = scores[rows]
         m = self.mean_raw(g, cal.fixed_reference(), None if peaks is None else peaks[rows])
         return self.combine(m, g)
