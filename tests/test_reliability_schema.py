@@ -36,7 +36,7 @@ def _cube(seed: int, rows: int = 24) -> Cube:
 TARGET = _cube(7)
 
 
-@pytest.fixture(scope="module", params=["rx", "glosh-spectral", "spectral-rx"])
+@pytest.fixture(scope="module", params=["rx", "glosh-spectral", "spectral-rx", "spectral-spatial"])
 def good(request, tmp_path_factory) -> tuple[Path, np.ndarray]:
     """A saved profile and the score map it gives the target."""
     d = tmp_path_factory.mktemp(request.param) / "p"
@@ -84,6 +84,11 @@ def _json_paths(info: dict) -> list[list]:
     if cal:
         paths += [["scorer", "calibration", k] for k in ("z0", "quantile", "weights", "kinds", "ranges")]
         paths += [["scorer", "calibration", "ranges", 0], ["scorer", "calibration", "weights", 0]]
+        paths += [["scorer", "calibration", k] for k in ("floor", "fusion", "shapes") if k in cal]
+        if cal.get("fusion"):  # spectral-spatial: its peaks and spectral floor, on the reference's shapes
+            paths += [["scorer", "calibration", "fusion", "peak_weight"],
+                      ["scorer", "calibration", "fusion", "spectral_max"],
+                      ["scorer", "calibration", "shapes", 0], ["scorer", "calibration", "shapes", 0, 1]]
     for name in info["arrays"]:
         paths += [["arrays", name, "dtype"], ["arrays", name, "shape"], ["arrays", name]]
     return paths
@@ -143,6 +148,10 @@ def test_each_reported_damage_names_its_field(good, tmp_path):
                                        _set(i, ["arrays", "calib.sample0", "shape"], [0])),
         "p_min": lambda i, a: _set(i, ["params", "p_min"], 10**8),
     }
+    if info0["scorer"].get("calibration", {}).get("fusion"):
+        cases["shapes"] = lambda i, a: _set(i, ["scorer", "calibration", "shapes", 0], [5, 5])
+        cases["peak_weight"] = lambda i, a: _set(i, ["scorer", "calibration", "fusion", "peak_weight"], -1)
+        cases["fusion"] = lambda i, a: _set(i, ["scorer", "calibration", "fusion"], None)
     if "whiten" in info0["arrays"]:
         cases["arrays.whiten"] = lambda i, a: a.__setitem__("whiten", a["whiten"].astype(np.int8))
         cases["arrays.mean"] = lambda i, a: a.__setitem__("mean", np.full_like(a["mean"], np.nan))

@@ -203,7 +203,7 @@ def _glosh_metas(meta: Any) -> list[dict]:
     return out
 
 
-def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail) -> None:
+def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail, params: Any = None) -> None:
     cal = meta.get("calibration")
     if cal is None:
         return
@@ -236,6 +236,7 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail)
         if n == 1 and ws != [1.0]:
             raise fail(f"scorer.calibration.weights must be [1.0] for a single part; got {weights!r}")
     rows = fitted_rows(meta)
+    _check_fusion(cal, kinds, rows, fail, params if isinstance(params, dict) else {})
     size = None
     for i, kind in enumerate(kinds):
         s = arrays.get(f"calib.sample{i}")
@@ -251,6 +252,36 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail)
                 raise fail(f"arrays.calib.sample{i}: a GLOSH sample holds row numbers, not {s.dtype}")
             if s.min() < 0 or (rows is not None and s.max() >= rows):
                 raise fail(f"arrays.calib.sample{i}: row numbers outside the fitted {rows} rows")
+
+
+def _check_fusion(cal: dict, kinds: list, rows: int | None, fail: Fail, params: dict) -> None:
+    """``floor``, ``fusion`` (spectral-spatial's peaks and spectral floor) and ``shapes`` (the reference
+    images, whose GLOSH map the peaks filter): absent in profiles saved before them (whose parameters
+    have no ``peak_weight`` or ``spectral_max``), else well-formed."""
+    floor = cal.get("floor")
+    if floor is not None:
+        _num(floor, "scorer.calibration.floor", fail, lo=50.0, hi=100.0)
+    fusion = cal.get("fusion")
+    if fusion is None:
+        if any(_is_num(params.get(k)) and params[k] > 0 for k in ("peak_weight", "spectral_max")):
+            raise fail("scorer.calibration.fusion is missing (the parameters ask for peak_weight or "
+                       "spectral_max)")
+        return
+    fusion = _dict(fusion, "scorer.calibration.fusion", fail)
+    _num(fusion.get("peak_weight"), "scorer.calibration.fusion.peak_weight", fail, lo=0.0, hi=10.0)
+    _num(fusion.get("spectral_max"), "scorer.calibration.fusion.spectral_max", fail, lo=0.0, hi=100.0)
+    if "glosh" not in kinds:
+        raise fail("scorer.calibration.fusion needs a GLOSH part")
+    shapes = _list(cal.get("shapes"), "scorer.calibration.shapes", fail)
+    if not shapes:
+        raise fail("scorer.calibration.shapes is empty (one [rows, cols] per reference cube)")
+    total = 0
+    for i, sh in enumerate(shapes):
+        r, c = (_int(v, f"scorer.calibration.shapes[{i}]", fail, lo=1, hi=10**6)
+                for v in _list(sh, f"scorer.calibration.shapes[{i}]", fail, 2))
+        total += r * c
+    if rows is not None and total != rows:
+        raise fail(f"scorer.calibration.shapes hold {total} pixels, the fitted reference {rows}")
 
 
 def fitted_rows(meta: Any) -> int | None:
@@ -306,7 +337,7 @@ def validate_profile(info: Any, arrays: Mapping[str, np.ndarray] | None, where: 
         return
     _check_declared(info, arrays, fail)
     _check_band_shapes(arrays, bands, fail)
-    _check_calibration(meta, arrays, fail)
+    _check_calibration(meta, arrays, fail, info.get("params"))
 
 
 # ---------------------------------------------------------------------------------------------------
