@@ -12,6 +12,7 @@ from napari_hsi_anomaly.core.regions import (
     band_deviation,
     flagged_regions,
     label_mask,
+    region_band_ratio,
     region_spectrum,
     regions_to_csv,
     scene_spectrum_stats,
@@ -111,3 +112,16 @@ def test_scene_stats_bounded_deterministic_and_nan_aware():
     # the sample is spread over the whole scene: the median is near the band's middle value
     mid = data[0].mean()
     assert abs(a[0][0] - mid) < 0.05 * data[0].max()
+
+
+def test_region_band_ratio_is_the_region_over_the_scene_median():
+    per_band = np.ones((4, 40, 50), dtype=np.float32)
+    per_band[2, 10:14, 20:25] = 6.0  # the region's error in band 3 is 6x the scene's
+    mask = np.zeros((40, 50), dtype=bool)
+    mask[10:14, 20:25] = True
+    labels, _ = label_mask(mask)
+    region = flagged_regions(mask, mask.astype(np.float32), label_image=labels)[0]
+    ratio = region_band_ratio(per_band, labels, region)
+    np.testing.assert_allclose(ratio, [1.0, 1.0, 6.0, 1.0])
+    assert region_band_ratio(per_band[:, :20], labels, region) is None  # another shape: not this scene's
+    assert region_band_ratio(None, labels, region) is None

@@ -15,13 +15,11 @@ import time
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -47,6 +45,7 @@ from napari_hsi_anomaly._widgets.detect_scenes import (  # noqa: F401 - re-expor
 from napari_hsi_anomaly._widgets.progress_bar import LightProgressBar
 from napari_hsi_anomaly._widgets.reference_panel import ReferencePanel
 from napari_hsi_anomaly._widgets.scene_table import SceneTable
+from napari_hsi_anomaly._widgets.scroll import scroll_dock
 from napari_hsi_anomaly._widgets.state import get_state
 from napari_hsi_anomaly._widgets.workers import connect_alive, guarded, start_generator_worker
 from napari_hsi_anomaly.core.progress import Progress
@@ -98,9 +97,11 @@ class DetectWidget(SceneResultsMixin, QWidget):
         self.score_btn = QPushButton("Score")
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.score_btn)
-        buttons.addWidget(self.cancel_btn)
+        buttons = QWidget()
+        row = QHBoxLayout(buttons)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.score_btn)
+        row.addWidget(self.cancel_btn)
         self.progress = LightProgressBar()  # QProgressBar repaints synchronously (a GUI stall)
         self.status = QLabel("Load a cube, then press Score.")
         self.status.setWordWrap(True)
@@ -110,17 +111,6 @@ class DetectWidget(SceneResultsMixin, QWidget):
                                       "'anomaly score [scene]' (window/section features: added at Score)")
         self.per_scene_btn.setVisible(False)
         self.results = ResultsPanel(self.viewer, self.state, self.layers)
-
-        body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addWidget(self.reference)
-        layout.addWidget(self.params)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.results)
         self.tabs = QTabWidget()  # below the fold-critical part: Score, t_anom, histogram, metrics
         scenes_page = QWidget()
         scenes_layout = QVBoxLayout(scenes_page)
@@ -135,19 +125,11 @@ class DetectWidget(SceneResultsMixin, QWidget):
         self.table.shown.connect(self._show_tabs)
         self.results.roc_shown.connect(self._show_tabs)
         self.results.committed.connect(self._show_tabs)
-        layout.addWidget(self.tabs)
-        layout.addStretch(1)
+        body = scroll_dock(self, [self.reference, self.params, buttons, self.progress, self.status,
+                                  self.results, self.tabs], margins=6)
         for combo in body.findChildren(QComboBox):  # long names must not widen the dock past its column
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(12)
-        scroll = QScrollArea()  # long panels scroll inside the dock, never the window
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(body)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
         self.score_btn.clicked.connect(self.run_score)
         self.cancel_btn.clicked.connect(self.cancel)
         self.per_scene_btn.clicked.connect(self.add_scene_layers)

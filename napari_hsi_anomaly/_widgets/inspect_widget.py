@@ -20,7 +20,7 @@ from napari_hsi_anomaly._widgets.band_slider import band_axis, current_band
 from napari_hsi_anomaly._widgets.detect_layers import SCORE_LAYER, find_layer
 from napari_hsi_anomaly._widgets.plots import BandBars
 from napari_hsi_anomaly._widgets.region_table import MAX_TABLE_ROWS, RegionTable  # noqa: F401
-from napari_hsi_anomaly._widgets.scene_view import camera
+from napari_hsi_anomaly._widgets.region_view import SELECTION_LAYER, go_to_region, highlight_region
 from napari_hsi_anomaly._widgets.scroll import scroll_dock
 from napari_hsi_anomaly._widgets.spectrum_panel import SpectrumPanel
 from napari_hsi_anomaly._widgets.state import get_state
@@ -30,13 +30,12 @@ from napari_hsi_anomaly.core.regions import (
     band_deviation,
     flagged_regions,
     label_mask,
+    region_band_ratio,
     region_spectrum,
     regions_to_csv,
     scene_spectrum_stats,
 )
 from napari_hsi_anomaly.core.spectra_export import pixel_label
-
-SELECTION_LAYER = "selected region"
 
 
 class InspectWidget(QWidget):
@@ -247,48 +246,11 @@ class InspectWidget(QWidget):
 
     def highlight(self, region: RegionInfo) -> Any:
         """Outline the region's bounding box (one yellow rectangle in a Shapes layer)."""
-        r0, r1, c0, c1 = region.bbox
-        pad = 1.0
-        rect = np.array([[r0 - 0.5 - pad, c0 - 0.5 - pad], [r1 - 0.5 + pad, c1 - 0.5 + pad]])
-        width = max(0.4, max(r1 - r0, c1 - c0) / 25)
-        layer = find_layer(self.viewer, SELECTION_LAYER)
-        if layer is None:
-            ref = self._reference_layer()
-            kw = ({"scale": tuple(ref.scale)[-2:], "translate": tuple(ref.translate)[-2:]}
-                  if ref is not None else {})
-            selected = set(self.viewer.layers.selection)
-            layer = self.viewer.add_shapes(
-                [rect], shape_type="rectangle", edge_color="yellow", face_color="transparent",
-                edge_width=width, name=SELECTION_LAYER, **kw,
-            )
-            if selected:
-                self.viewer.layers.selection = selected
-        else:
-            layer.data = [rect]
-            layer.shape_type = ["rectangle"]
-            layer.edge_width = [width]
-            layer.edge_color = "yellow"
-            layer.face_color = "transparent"
-        return layer
+        return highlight_region(self.viewer, region, self._reference_layer())
 
     def go_to(self, region: RegionInfo) -> None:
         """Centre the view on the region's centroid and zoom to a few times its bounding box."""
-        layer = self._reference_layer()
-        row, col = region.centroid
-        r0, r1, c0, c1 = region.bbox
-        if layer is not None:
-            lead = [0.0] * (layer.ndim - 2)
-            centre = np.asarray(layer.data_to_world([*lead, row, col]))[-2:]
-            scale = np.abs(np.asarray(layer.scale)[-2:])
-        else:
-            centre, scale = np.array([row, col]), np.ones(2)
-        camera(self.viewer).center = tuple(float(v) for v in centre)
-        extent = max((r1 - r0) * scale[0], (c1 - c0) * scale[1], 16 * float(scale.min())) * 4
-        size = getattr(getattr(self.viewer, "canvas", None), "size", None)  # napari >= 0.9 (rows, cols)
-        if size is None or min(size) <= 1:
-            size = (600, 800)
-        whole = min(size[0] / (self.cube.rows * scale[0]), size[1] / (self.cube.cols * scale[1]))
-        camera(self.viewer).zoom = float(np.clip(min(size) / extent, whole, max(whole, 16.0)))
+        go_to_region(self.viewer, region, self._reference_layer(), (self.cube.rows, self.cube.cols))
 
     def show_region(self, region: RegionInfo) -> np.ndarray:
         """Plot the region's mean spectrum and which bands make it stand out; returns the mean."""
@@ -313,14 +275,7 @@ class InspectWidget(QWidget):
         """Region's mean per-band reconstruction error over the scene's median, when available."""
         det = self.state.detection
         per_band = None if det is None else getattr(det, "extras", {}).get("recon_per_band")
-        if per_band is None or np.shape(per_band)[1:] != self.label_image.shape:
-            return None
-        r0, r1, c0, c1 = region.bbox
-        inside = self.label_image[r0:r1, c0:c1] == region.label
-        block = np.asarray(per_band[:, r0:r1, c0:c1], dtype=np.float64)[:, inside]
-        step = max(1, int(np.sqrt(per_band[0].size / 20_000)))
-        scene = np.nanmedian(np.asarray(per_band[:, ::step, ::step], dtype=np.float64), axis=(1, 2))
-        return np.nanmean(block, axis=1) / np.maximum(scene, 1e-12)
+        return region_band_ratio(per_band, self.label_image, region)
 
     # ---------------------------------------------------------------- export
     def _export_dialog(self) -> None:

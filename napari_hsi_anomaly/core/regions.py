@@ -162,6 +162,21 @@ def region_spectrum(cube: Cube, label_image: np.ndarray, label: int) -> np.ndarr
     return mean.astype(np.float32)
 
 
+def region_band_ratio(per_band: np.ndarray | None, label_image: np.ndarray | None, region: RegionInfo
+                      ) -> np.ndarray | None:
+    """The region's mean of a per-band map ``(bands, rows, cols)`` (the reconstruction error per band)
+    over the scene's per-band median (from at most ~20,000 pixels); None when the map is missing or of
+    another shape."""
+    if per_band is None or label_image is None or np.shape(per_band)[1:] != np.shape(label_image):
+        return None
+    r0, r1, c0, c1 = region.bbox
+    inside = label_image[r0:r1, c0:c1] == region.label
+    block = np.asarray(per_band[:, r0:r1, c0:c1], dtype=np.float64)[:, inside]
+    step = max(1, int(np.sqrt(per_band[0].size / 20_000)))
+    scene = np.nanmedian(np.asarray(per_band[:, ::step, ::step], dtype=np.float64), axis=(1, 2))
+    return np.nanmean(block, axis=1) / np.maximum(scene, 1e-12)
+
+
 def sample_pixels(cube: Cube, sample: int = 20_000, seed: int = 0) -> np.ndarray:
     """``(bands, n)`` float32 spectra of up to ``sample`` pixels on a deterministic regular grid.
 
