@@ -14,10 +14,11 @@ determinant estimator).
 
 Why spatial: a CAE trained on a scene with one large target learns to reconstruct it, so the target's
 interior whitens to an ordinary distance and only its rim stands out. The raw map is therefore the
-distance after an area closing (``CLOSE_AREA``: a pit of up to 400 px enclosed by higher values is
-raised to them, so a rim's interior takes the rim's level) plus ``PEAK_WEIGHT`` times the distance's
-*peaks* (how far each pixel stands above its surroundings as a bright object of up to 25, 100 and 400 px,
-as ``morphology.glosh_peaks`` on GLOSH's map), each scaled by the reference's (min, 99.9th percentile)
+distance plus its contrast to its surroundings at up to ``CLOSE_AREA`` px (``morphology.small_objects``,
+both polarities: a pit of up to 400 px enclosed by a higher rim is raised to the rim, as an area
+closing does, and a bump adds its height again), plus ``PEAK_WEIGHT`` times the distance's *peaks* (how
+far each pixel stands above its surroundings as a bright object of up to 25, 100 and 400 px, as
+``morphology.glosh_peaks`` on GLOSH's map), each scaled by the reference's (min, 99.9th percentile)
 (benchmarks/results/bench_cae.md, round 4). Both filters are local (``halo()``: 400 rows).
 """
 
@@ -40,7 +41,7 @@ from napari_hsi_anomaly.core.scoring.morphology import LADDER, small_objects_mul
 
 RIDGE = 1e-3  # covariance shrinkage: ridge x mean variance on the diagonal (as local RX)
 TRIM_KEEP, TRIM_STEPS = 0.8, 2  # concentration steps: keep the 80 % nearest, twice (bench_cae.md)
-CLOSE_AREA = LADDER[-1]  # the distance's area closing: pits of up to this many px (bench_cae.md round 4)
+CLOSE_AREA = LADDER[-1]  # the distance's contrast at up to this many px (bench_cae.md round 4)
 PEAK_WEIGHT = 4.0  # weight of the distance's peaks (scaled) against the closed distance (scaled)
 STEPS = 32768  # the filters quantise the reference's range of the distance in this many steps
 
@@ -102,13 +103,13 @@ def spatial_stats(distances: Sequence[np.ndarray]) -> dict:
 
 
 def _filtered(dist: np.ndarray, st: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(closed, peaks)`` of one distance map (float32; NaN where the distance is)."""
+    """``(closed, peaks)`` of one distance map (float32; NaN where the distance is): ``closed`` the
+    distance plus its two-sided contrast at ``CLOSE_AREA`` px (at least its area closing)."""
     img = np.asarray(dist, dtype=np.float64).copy()
     bad = ~np.isfinite(img)
     img[bad] = st["level"]
-    # area closing: the image plus how far each pixel lies below its surroundings as a dark object
-    [dark] = small_objects_multi(-img, [CLOSE_AREA + 1], st["step"])
-    closed = (img + dark).astype(np.float32)
+    [contrast] = small_objects_multi(-img, [CLOSE_AREA + 1], st["step"])  # (img - opening) + (closing - img)
+    closed = (img + contrast).astype(np.float32)
     np.maximum(img, st["level"], out=img)
     sizes = LADDER
     maps = small_objects_multi(img, [s + 1 for s in sizes], st["step"])
@@ -121,7 +122,7 @@ def _filtered(dist: np.ndarray, st: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def spatial_map(dist: np.ndarray, st: dict) -> np.ndarray:
-    """``(rows, cols)`` float32: the scaled closed distance plus ``PEAK_WEIGHT`` times its scaled peaks
+    """``(rows, cols)`` float32: the scaled ``closed`` distance plus ``PEAK_WEIGHT`` times its scaled peaks
     (see the module docstring); ``dist`` itself where ``st`` is empty (a flat reference)."""
     if not st:
         return np.asarray(dist, dtype=np.float32)
@@ -196,7 +197,7 @@ class ReconDetector(Detector):
     label = "CAE reconstruction error"
     calibration_z0 = 1.73  # residual distance, pick_z0 (bench_cae.py --report-detect): 8/9 dev, 7/9 stress
     summary = ("CAE reconstruction error per pixel, whitened by the reference's residuals (Mahalanobis), "
-               "area-closed plus its peaks (objects of up to 400 px)")
+               "plus its contrast and peaks at up to 400 px (a large learned target's rim)")
     params = (PRESET,)
     needs_model = True
 
