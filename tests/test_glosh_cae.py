@@ -127,9 +127,9 @@ def test_recon_old_profiles_normalise_each_band_by_the_reference(model):
 
 
 def test_recon_is_the_mahalanobis_distance_of_the_residual(model):
-    """recon's distance = sqrt((r - mu)^T (C + ridge * tr(C)/b I)^-1 (r - mu)) with the reference's residual mean
-    and covariance (re-estimated TRIM_STEPS times on the TRIM_KEEP share nearest the mean), checked
-    against a direct numpy formula; the state reproduces the scores."""
+    """recon's distance = sqrt((r - mu)^T (C + ridge * tr(C)/b I)^-1 (r - mu)) with the reference's
+    residual mean and covariance (re-estimated TRIM_STEPS times on the TRIM_KEEP share nearest the
+    mean), checked against a direct numpy formula; the state reproduces the scores."""
     from napari_hsi_anomaly.core.detectors.recon import (
         RIDGE,
         TRIM_KEEP,

@@ -176,7 +176,7 @@ class CaeGloshDetector(Detector):
     order = 3
     name = "glosh"
     label = "CAE + GLOSH (thesis)"
-    calibration_z0 = 1.7  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev
+    calibration_z0 = 1.7  # with the peaks: 8/9 dev, 36/36 stress in [0.25, 4] (bench_cae.md round 4)
     summary = "3-D CAE encoder features (per pixel or f1..f4) clustered by HDBSCAN, GLOSH outlier score"
     params = (FEATURE, PRESET, RESIDUAL, *GLOSH_PARAMS)
     needs_model = True
