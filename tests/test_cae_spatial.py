@@ -41,6 +41,7 @@ def test_glosh_peaks_rank_a_block_above_a_field_glosh_alone_prefers(model, monke
     object over its surroundings) put the block first; without them GLOSH's order stays."""
     from napari_hsi_anomaly.core.scoring.glosh.hierarchy import GloshResult
     from napari_hsi_anomaly.core.scoring.glosh.scorer import GloshScorer
+    from napari_hsi_anomaly.core.thresholds import false_alarm_rate
 
     g, gt = _glosh_map(np.random.default_rng(0))
     monkeypatch.setattr(GloshScorer, "score", lambda self, p: GloshResult(g.ravel().copy(),
@@ -52,6 +53,8 @@ def test_glosh_peaks_rank_a_block_above_a_field_glosh_alone_prefers(model, monke
     with_peaks = roc_auc_score(gt.ravel(), det.score_map.ravel())
     det.rescore(det.params["p_min"] + 50)  # a p_min move keeps the peaks
     assert roc_auc_score(gt.ravel(), det.score_map.ravel()) == pytest.approx(with_peaks)
+    det.extras["scorer"] = scorer  # the false-alarm rate reads the same composition (Fusion)
+    assert 0.0 <= false_alarm_rate(det, 0.7) < 0.05
     monkeypatch.setattr(CaeGloshScorer, "fusion", lambda self: None)
     alone = get_detector("glosh")(feature="pixel").fit([cube], model=model).score(cube)
     without = roc_auc_score(gt.ravel(), alone.score_map.ravel())
