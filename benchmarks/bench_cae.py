@@ -474,7 +474,9 @@ def detect_report(cache: Path) -> None:
     lines = [f"Product detectors (`detect`, calibrated) run at commit(s) {', '.join(heads)}, report at "
              f"{git_head()}; the `fast` CAE trained once per scene with auto_train_options (1 torch thread); "
              "flagged/true at t_anom 0.7 re-counted from the cached z maps at the current calibration_z0 "
-             f"(exact: z does not depend on z0). 2 CPU cores shared with the lead's work; `uptime` at the "
+             "(exact at the z0 the maps were made with; at another z0 only where the 98.25th-percentile "
+             "flag floor does not bind: its spread is (top - median) / z0). 2 CPU cores shared with the "
+             f"lead's work; `uptime` at the "
              f"report: `{load}`.", ""]
     for title, names in (("Development scenes", dev), ("Stress set (`--stress=` kinds run)", st)):
         if not names:

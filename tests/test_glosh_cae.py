@@ -127,10 +127,17 @@ def test_recon_old_profiles_normalise_each_band_by_the_reference(model):
 
 
 def test_recon_is_the_mahalanobis_distance_of_the_residual(model):
-    """recon = sqrt((r - mu)^T (C + ridge * tr(C)/b I)^-1 (r - mu)) with the reference's residual mean
-    and covariance (re-estimated TRIM_STEPS times on the TRIM_KEEP share nearest the mean), checked
-    against a direct numpy formula; the state reproduces the scores."""
-    from napari_hsi_anomaly.core.detectors.recon import RIDGE, TRIM_KEEP, TRIM_STEPS, ReconScorer
+    """recon's distance = sqrt((r - mu)^T (C + ridge * tr(C)/b I)^-1 (r - mu)) with the reference's
+    residual mean and covariance (re-estimated TRIM_STEPS times on the TRIM_KEEP share nearest the
+    mean), checked against a direct numpy formula; the state reproduces the scores."""
+    from napari_hsi_anomaly.core.detectors.recon import (
+        RIDGE,
+        TRIM_KEEP,
+        TRIM_STEPS,
+        ReconScorer,
+        residual_distance,
+        spatial_map,
+    )
 
     ref, target = _cube(0), _cube(4, shift=0.03)
     scorer = get_detector("recon")().fit([ref], model=model)
@@ -149,7 +156,10 @@ def test_recon_is_the_mahalanobis_distance_of_the_residual(model):
     np.testing.assert_allclose(rec_t.residual[:nb] ** 2, rec_t.per_band[:nb], rtol=1e-5, atol=1e-12)
     d = rec_t.residual[:nb].reshape(nb, -1).T - mu
     expected = np.sqrt(np.einsum("ij,jk,ik->i", d, np.linalg.inv(cov), d)).reshape(target.rows, target.cols)
-    np.testing.assert_allclose(scorer.raw_of(rec_t).fixed, expected, rtol=1e-4)
+    dist = residual_distance(rec_t.residual[:nb], scorer.res_mean, scorer.res_whiten)
+    np.testing.assert_allclose(dist, expected, rtol=1e-4)
+    # the raw map adds the distance's contrast and peaks (test_cae_spatial.py)
+    np.testing.assert_array_equal(scorer.raw_of(rec_t).fixed, spatial_map(dist, scorer.spatial))
     before = scorer.score(target)
     assert before.extras["recon_per_band"].shape[0] == target.bands
     loaded = ReconScorer.from_state(*scorer.state(), model=model)

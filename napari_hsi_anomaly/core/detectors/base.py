@@ -262,10 +262,12 @@ class Scorer(ABC):
 
         ``rows=(lo, hi)``: a ``Detection`` of those rows of ``cube`` only (a row block with its halo):
         each part reads at most its own ``halo()`` rows beyond them, so a pixel-wise part (GLOSH) scores
-        no halo row and a spatial part sees as many as it needs. A combination whose composition is itself
-        spatial (its own ``halo()``) is scored on all of ``cube`` and cropped."""
+        no halo row and a spatial part sees as many as it needs. A scorer whose composition is itself
+        spatial (its own ``halo()``: a combination, or CAE GLOSH's peaks) is scored on all of ``cube`` and
+        cropped."""
         cube = self.check_target(cube)
-        if rows is not None and self.parts() != [self] and self.halo() > 0:
+        spatial = self.parts() != [self] or (self.calibration is not None and self.calibration.fusion)
+        if rows is not None and spatial and self.halo() > 0:
             det = yield from self.iter_score(cube)
             lo, hi = rows
             compose = det._compose

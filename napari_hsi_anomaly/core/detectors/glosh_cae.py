@@ -5,6 +5,14 @@ components of the encoder's pixel feature and of the signed reconstruction resid
 reconstruction error normalised per band, all fitted on the reference cubes and kept in the scorer's
 state; a target is projected with them.
 f1..f4 are clustered as the thesis defines them (min-max scaled by GLOSH).
+
+Per pixel, the score is composed as ``spectral-spatial``'s (``calibration.Fusion``, no fixed parts): GLOSH
+plus ``PEAK_WEIGHT`` times its *peaks* (``morphology.glosh_peaks``: bright objects of up to 400 px in GLOSH's
+own map), at least GLOSH's odds in reference spreads divided by ``SPECTRAL_MAX``. GLOSH alone ranks a
+large target's interior below isolated odd pixels (the CAE learns a large block, and its pixels are near
+one another); the peaks rank it at its own size, and the floor keeps a block the peaks cut short
+(benchmarks/results/bench_cae.md, round 4). The peaks are those of the automatic ``p_min``, filtered
+once per detection, so a ``p_min`` move re-filters nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ FEATURE = Param("feature", str, "pixel", "CAE feature: per pixel, or per window 
 RESIDUAL = Param("residual", int, 8, "per pixel: whitened components of the CAE's reconstruction residual "
                  "clustered with the encoder's (0: none: faster, less accurate; see the README's benchmarks)",
                  minimum=0, maximum=64)
+PEAK_WEIGHT = 4.0  # per pixel: weight of the GLOSH peaks (calibration.Fusion; bench_cae.md round 4)
+SPECTRAL_MAX = 1.0  # per pixel: at least GLOSH's own odds, in reference spreads, divided by this
 PRESET = Param("preset", str, "fast", "CAE preset trained on the reference cubes when no model is given",
                choices=("fast", "thesis"))
 
@@ -103,6 +113,21 @@ class CaeGloshScorer(Scorer):
         self.bands, self.wavelengths = int(bands), wavelengths
         self._ref_features = ref_features or []  # FeatureSets of the reference cubes (same order)
 
+    def fusion(self) -> dict | None:
+        """Per pixel: ``calibration.Fusion``'s GLOSH peaks and spectral floor (see the module docstring);
+        None for f1..f4."""
+        if self.params.get("feature") != "pixel":
+            return None
+        return {"peak_weight": PEAK_WEIGHT, "spectral_max": SPECTRAL_MAX}
+
+    def halo(self) -> int:
+        """The peaks filter objects of up to ``LADDER[-1]`` px: as many rows, where this scorer's own
+        calibration composes them (0 as a part of a combination, or a profile saved before them)."""
+        from napari_hsi_anomaly.core.scoring.morphology import LADDER
+
+        cal = self.calibration
+        return LADDER[-1] if cal is not None and cal.fusion is not None else 0
+
     def iter_raw(self, cube: Cube) -> Generator[Progress, None, Raw]:
         feature = self.params["feature"]
         k = self.ref.reference_index(cube)
@@ -151,7 +176,7 @@ class CaeGloshDetector(Detector):
     order = 3
     name = "glosh"
     label = "CAE + GLOSH (thesis)"
-    calibration_z0 = 1.7  # pick_z0 with the residual components (bench_cae.py --report-detect): 8/9 dev
+    calibration_z0 = 1.7  # with the peaks: 8/9 dev, 36/36 stress in [0.25, 4] (bench_cae.md round 4)
     summary = "3-D CAE encoder features (per pixel or f1..f4) clustered by HDBSCAN, GLOSH outlier score"
     params = (FEATURE, PRESET, RESIDUAL, *GLOSH_PARAMS)
     needs_model = True
