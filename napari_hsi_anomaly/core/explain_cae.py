@@ -12,7 +12,8 @@ around the pixel(s) (the network's receptive field as halo, so the values equal 
   ``|sum over the patch of grad(sum z^2) * (x - median spectrum)|`` (gradient times the pixel's
   deviation from the population's median scaled spectrum: the bands whose deviation moves the maps);
 - **residual**: the signed reconstruction residual per band. ``recon``: its exact contribution to the
-  squared Mahalanobis distance the detector scores (sums to d^2); ``ssim-recon``: each band's SSIM
+  squared Mahalanobis distance at the pixel (sums to d^2; the detector's map adds that distance's area
+  contrast and peaks, ``recon.py``); ``ssim-recon``: each band's SSIM
   dissimilarity over the reference's median in that band (the detector's terms, their mean is the raw
   score); ``glosh``/``iforest-cae``: the robust z^2 of the residual per band against the population.
 
