@@ -11,18 +11,27 @@ The filter is Meijster and Wilkinson's union-find algorithm (2002) in one numba 
 order of grey level, each merged with its processed neighbours' components while those are smaller
 than ``area``; then every pixel takes its component's level. It equals the definition (the highest
 level at which a pixel's component holds ``area`` pixels; tests/test_morphology.py checks it by brute
-force, which ``skimage.morphology.area_opening`` fails on some narrow images) and runs in about 1 s on a
-1830^2 image where scikit-image's max-tree takes 33 s. ``small_objects`` quantises the image to at
-most 65,536 levels first and filters it in tiles with a halo of ``area`` (exact: a pixel's opening
-depends on its surroundings within ``area - 1`` steps only), each sorted by counting and small enough
-for the CPU cache: about 3x faster than one union-find over the whole image.
+force, which ``skimage.morphology.area_opening`` fails on some narrow images). ``small_objects``
+quantises the image to at most 65,536 levels first and filters it in tiles with a halo of ``area``
+(exact: a pixel's opening depends on its surroundings within ``area - 1`` steps only), each sorted by
+counting and small enough for the CPU cache.
 
 ``small_objects_multi(img, areas, step)`` gives ``small_objects`` for several areas, equal bit for bit,
-at about the cost of the largest alone: the union-find runs once per polarity over the whole image with
-the largest area as its cap and its parent pointers kept apart from the path compression, so they form
-the part of the max-tree (component tree) below that area; a pixel's opening with any smaller area is
-the level of its first ancestor whose component holds that many pixels, read for all areas in one pass
-from the root down. The attribute detector filters 25, 100 and 400 px this way.
+at about the cost of the largest alone: one union-find per polarity over the whole image with the
+largest area as its cap builds the part of the max-tree (component tree) below that area; a pixel's
+opening with any smaller area is the level of its first ancestor whose component holds that many pixels,
+read for all areas in one pass from the root down. The attribute detector filters 25, 100 and 400 px
+this way. Its pixels are visited in grey-level order, i.e. at random in the image, so the work is in
+memory rather than arithmetic, and the tree is built in rank space: the pixels renumbered by their place
+in the sorted order (one stable counting sort serves both polarities: the closing visits the places in
+reverse), with a table of each place's 4 neighbours' places. A pixel's own records (level, neighbours,
+parent, area) are then read and written in sequence and a neighbour is processed iff its place comes
+before; only the neighbours' union-find records are random, and they are asked for (a prefetch hint) a
+few pixels ahead. The union-find is by rank, its roots holding their component's current tree node and
+size, so a large component's root stays where it is (and in the cache) instead of moving to every new
+pixel; ties (a component at the current level joins whatever its size) are a comparison of places, as
+the places of one level are adjacent. The openings go back to the pixels in one gather, as float32
+times the step.
 
 The kernels are module-level functions with ``cache=True``: numba keys a cache entry on the pickled
 values a function closes over, and a captured dispatcher pickles differently in every process, so a
@@ -325,10 +334,11 @@ def _polarity(levs, nb, lams, d, uf):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _scaled_difference(rank, closing, opening, step, out):  # pragma: no cover - compiled
-    """``out[k, p] = (closing - opening)`` of flat pixel ``p`` with the ``k``-th area, as float32 times
-    ``step`` (float32: as numpy's ``astype(np.float32) * np.float32(step)``)."""
-    m = out.shape[0]
+def _scaled_difference(rank, closing, opening, step, weights, out):  # pragma: no cover - compiled
+    """``out[k, p] = (closing - opening)`` of flat pixel ``p`` with the ``k``-th area as float32 times
+    ``step`` (as numpy's ``astype(np.float32) * np.float32(step)``); with ``out`` 1-D instead, their sum
+    weighted by ``weights`` (float32, added in order from 0: as ``out += np.float32(w) * m`` per area)."""
+    m = weights.size
     s = np.float32(step)
     n = rank.size
     for p in range(n):
@@ -336,15 +346,23 @@ def _scaled_difference(rank, closing, opening, step, out):  # pragma: no cover -
             _prefetch(closing, rank[p + PREFETCH])
             _prefetch(opening, rank[p + PREFETCH])
         j = rank[p]
-        for k in range(m):
-            out[k, p] = np.float32(closing[j, k] - opening[j, k]) * s
+        if out.ndim == 2:
+            for k in range(m):
+                out[k, p] = np.float32(closing[j, k] - opening[j, k]) * s
+        else:
+            acc = np.float32(0.0)
+            for k in range(m):
+                acc += weights[k] * (np.float32(closing[j, k] - opening[j, k]) * s)
+            out[p] = acc
     return out
 
 
-def _small_objects_multi(q: np.ndarray, lams: np.ndarray, step: float, threads: int = 1) -> np.ndarray:
+def _small_objects_multi(q: np.ndarray, lams: np.ndarray, step: float, threads: int = 1,
+                         weights: np.ndarray | None = None) -> np.ndarray:
     """``(closing - opening) * step`` (float32) of the integer image ``q`` for each area in ``lams``, as
-    ``out[k]`` (flat pixel index): one counting sort into rank space, one tree per polarity and one
-    pass over it for all areas. With ``threads`` >= 2 the two polarities run at once."""
+    ``out[k]`` (flat pixel index), or with ``weights`` their weighted sum ``out`` (flat): one counting
+    sort into rank space, one tree per polarity and one pass over it for all areas. With ``threads``
+    >= 2 the two polarities run at once."""
     rank, levs, nb = _rank_space(q)
     n, width = levs.size, max(4, lams.size)
     opening, closing = np.empty((n, width), np.int32), np.empty((n, width), np.int32)
@@ -357,8 +375,12 @@ def _small_objects_multi(q: np.ndarray, lams: np.ndarray, step: float, threads: 
     else:
         _polarity(levs, nb, lams, -1, opening)
         _polarity(levs, nb, lams, 1, closing)
-    out = np.empty((lams.size, n), np.float32)
-    return _scaled_difference(rank, closing, opening, float(step), out)
+    if weights is None:
+        out = np.empty((lams.size, n), np.float32)
+        weights = np.ones(lams.size, np.float32)
+    else:
+        out = np.empty(n, np.float32)
+    return _scaled_difference(rank, closing, opening, float(step), weights, out)
 
 
 def _quantise(img: np.ndarray, step: float | None) -> tuple[np.ndarray, float] | None:
@@ -391,6 +413,25 @@ def small_objects_multi(img: np.ndarray, areas: Sequence[int], step: float | Non
     res = _small_objects_multi(q, lams, step, threads)
     return [res[k].reshape(q.shape) if a > 1 else np.zeros(img.shape, np.float32)
             for k, a in enumerate(areas)]
+
+
+def weighted_small_objects(img: np.ndarray, areas: Sequence[int], weights: Sequence[float],
+                           step: float | None = None, threads: int = 1) -> np.ndarray:
+    """``sum(np.float32(w) * m for w, m in zip(weights, small_objects_multi(img, areas, step)))``
+    (float32, summed in order from zeros), equal to it bit for bit, without the maps of each area: the
+    sum is made per pixel as the openings go back to the image (the attribute detector's ladder, the
+    GLOSH peaks)."""
+    img = np.asarray(img, dtype=np.float64)
+    areas = [int(a) for a in areas]
+    if len(weights) != len(areas):
+        raise ValueError("one weight per area")
+    quant = _quantise(img, step)
+    if quant is None:
+        return np.zeros(img.shape, np.float32)
+    q, step = quant
+    lams = np.array([max(a, 1) for a in areas], np.int64)  # area 1: closing - opening is 0, adds +0
+    wts = np.array([np.float32(w) for w in weights], np.float32)
+    return _small_objects_multi(q, lams, step, threads, wts).reshape(q.shape)
 
 
 def small_objects(img: np.ndarray, area: int, step: float | None = None) -> np.ndarray:
@@ -426,10 +467,8 @@ def glosh_peaks(scores: np.ndarray, level: float, step: float | None, sizes: Seq
     img[bad] = level
     np.maximum(img, level, out=img)
     sizes = [int(s) for s in sizes]
-    out = np.zeros(img.shape, np.float32)
-    maps = small_objects_multi(img, [s + 1 for s in sizes], step, threads=filter_threads())
-    for s, m in zip(sizes, maps):
-        out += np.float32(np.sqrt(s / sizes[-1])) * m
+    out = weighted_small_objects(img, [s + 1 for s in sizes], [np.sqrt(s / sizes[-1]) for s in sizes], step,
+                                 threads=filter_threads())
     out[bad] = np.nan
     return out
 
