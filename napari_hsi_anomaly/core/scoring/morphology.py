@@ -31,7 +31,8 @@ few pixels ahead. The union-find is by rank, its roots holding their component's
 size, so a large component's root stays where it is (and in the cache) instead of moving to every new
 pixel; ties (a component at the current level joins whatever its size) are a comparison of places, as
 the places of one level are adjacent. The openings go back to the pixels in one gather, as float32
-times the step.
+times the step; ``weighted_small_objects`` sums the areas' maps with weights there, per pixel, in the
+order and float32 arithmetic of adding the maps one by one.
 
 The kernels are module-level functions with ``cache=True``: numba keys a cache entry on the pickled
 values a function closes over, and a captured dispatcher pickles differently in every process, so a
