@@ -190,3 +190,60 @@ def test_small_objects_multi_in_two_threads_is_the_same():
     one = small_objects_multi(img, [5, 26, 101], None, threads=1)
     two = small_objects_multi(img, [5, 26, 101], None, threads=2)
     assert all(np.array_equal(a, b) for a, b in zip(one, two)) and any(a.any() for a in one)
+
+
+def _structured(rng: np.random.Generator) -> list[np.ndarray]:
+    """Images where the component tree is deep, wide or all ties: a ramp, nested squares, a checkerboard,
+    one spike on a plateau, single rows and columns, and blobs on a noisy background."""
+    yy, xx = np.mgrid[:23, :31]
+    blobs = rng.integers(0, 4, (30, 30)).astype(np.float64)
+    for r, c, s, v in ((3, 3, 1, 9), (10, 5, 3, 7), (20, 18, 6, -5), (2, 20, 5, 12)):
+        blobs[r:r + s, c:c + s] += v
+    spike = np.full((17, 19), 3.0)
+    spike[8, 9] = 5.0
+    return [(xx + yy).astype(np.float64), np.minimum(np.minimum(yy, 22 - yy), np.minimum(xx, 30 - xx)) * 1.0,
+            ((xx + yy) % 2).astype(np.float64), spike, rng.integers(0, 5, (1, 40)) * 1.0,
+            rng.integers(0, 5, (37, 1)) * 1.0, blobs, np.full((6, 7), 2.0)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_small_objects_multi_equals_the_definition_on_structured_images(threads):
+    """The rank-space trees (ties as adjacent places, a union-find by rank, the cap of the largest area)
+    equal the brute-force definition on images whose trees are deep (ramps, nested squares), all ties
+    (plateaus, a checkerboard) or one pixel wide, for areas below, at and past the objects' sizes."""
+    from napari_hsi_anomaly.core.scoring.morphology import small_objects_multi
+
+    rng = np.random.default_rng(11)
+    for x in _structured(rng):
+        areas = [2, 4, 10, 37, 200]
+        for a, got in zip(areas, small_objects_multi(x, areas, step=1.0, threads=threads)):
+            expected = -_opening_by_definition(-x, a) - _opening_by_definition(x, a)
+            np.testing.assert_array_equal(got, expected.astype(np.float32))
+    x = rng.integers(0, 40, (33, 29)).astype(np.float64)  # a cap (largest area) the components reach often
+    got = small_objects_multi(x, [5, 2, 3], step=1.0, threads=threads)
+    for a, g in zip((5, 2, 3), got):
+        expected = -_opening_by_definition(-x, a) - _opening_by_definition(x, a)
+        np.testing.assert_array_equal(g, expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weighted_small_objects_is_the_weighted_sum_bit_for_bit(threads):
+    """The per-pixel weighted sum equals ``out += np.float32(w) * m`` over ``small_objects_multi``'s maps,
+    in order, bit for bit (areas of 0 and 1 included), and a flat image gives zeros."""
+    from napari_hsi_anomaly.core.scoring.morphology import small_objects_multi, weighted_small_objects
+
+    rng = np.random.default_rng(2)
+    for t in range(6):
+        x = rng.normal(size=(int(rng.integers(1, 50)), int(rng.integers(1, 50)))).cumsum(axis=t % 2)
+        areas = [26, 101, 401] if t < 3 else [int(a) for a in rng.integers(0, 40, 4)]
+        weights = [float(w) for w in rng.uniform(0.1, 2.0, len(areas))]
+        step = None if t % 2 else 0.01
+        expected = np.zeros(x.shape, np.float32)
+        for w, m in zip(weights, small_objects_multi(x, areas, step)):
+            expected += np.float32(w) * m
+        got = weighted_small_objects(x, areas, weights, step, threads=threads)
+        assert got.dtype == np.float32 and got.shape == x.shape
+        np.testing.assert_array_equal(got, expected)
+    assert not weighted_small_objects(np.ones((3, 4)), [5, 9], [1.0, 0.5]).any()
+    with pytest.raises(ValueError, match="one weight per area"):
+        weighted_small_objects(x, [5, 9], [1.0])

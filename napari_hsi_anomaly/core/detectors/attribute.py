@@ -56,7 +56,7 @@ def small_object_map(coords: np.ndarray, valid: np.ndarray, sizes: int | Sequenc
     """``(rows, cols)`` float32: ``small_objects`` of each component image ``coords[..., j]`` (quantised
     in ``steps[j]``) for objects of at most each of ``sizes`` px, weighted by ``ladder_weights`` and
     summed (no-data pixels take the component's median before filtering, NaN after)."""
-    from napari_hsi_anomaly.core.scoring.morphology import small_objects_multi
+    from napari_hsi_anomaly.core.scoring.morphology import weighted_small_objects
 
     sizes = [int(sizes)] if np.isscalar(sizes) else [int(a) for a in sizes]
     weights = ladder_weights(sizes)
@@ -68,12 +68,8 @@ def small_object_map(coords: np.ndarray, valid: np.ndarray, sizes: int | Sequenc
         img = np.array(imgs[..., j], dtype=np.float64)
         if not valid.all():
             img[~valid] = np.median(img[valid])
-        out = np.zeros(img.shape, np.float32)
         # "fewer than area" pixels: objects of `size` px included; one component tree serves every size
-        maps = small_objects_multi(img, [size + 1 for size in sizes], float(steps[j]))
-        for w, m in zip(weights, maps):
-            out += np.float32(w) * m
-        return out
+        return weighted_small_objects(img, [size + 1 for size in sizes], weights, float(steps[j]))
 
     workers = max(1, min(k, filter_threads()))
     if workers == 1:
