@@ -75,10 +75,16 @@ def _regions() -> None:
 def _morphology() -> None:
     import numpy as np
 
-    from napari_hsi_anomaly.core.scoring.morphology import small_objects, small_objects_multi
+    from napari_hsi_anomaly.core.scoring.morphology import (
+        small_objects,
+        small_objects_multi,
+        weighted_small_objects,
+    )
 
-    small_objects(np.arange(16.0).reshape(4, 4), 3)
-    small_objects_multi(np.arange(16.0).reshape(4, 4), [3, 5])  # the attribute detector's kernel
+    img = np.arange(16.0).reshape(4, 4)
+    small_objects(img, 3)
+    small_objects_multi(img, [3, 5])  # recon's closing
+    weighted_small_objects(img, [3, 5], [1.0, 0.5])  # the attribute filters and GLOSH peaks
 
 
 STEPS = (("heatmap colormap", _colormaps), ("napari labels (direct, uint8)", _napari_labels),
