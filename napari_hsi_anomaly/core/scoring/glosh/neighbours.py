@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from napari_hsi_anomaly.core.scoring.glosh import grouped
+from napari_hsi_anomaly.core.scoring.glosh import grouped, screened
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
 
 QUERY_CHUNK = 65_536  # rows per nearest-neighbour query chunk (bounded memory for millions of rows)
@@ -109,10 +109,21 @@ class NeighbourSearch:
             self.f_sq = (self.f32.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
         else:
             self.tree = KDTree(self.fit_x)
+        d = fit_x.shape[1]
+        self._screen: screened.Screened | None = None
+        if not self.brute and d > grouped.MAX_DIMS and d >= screened.MIN_DIMS and (
+                self.fit_x.shape[0] == 0 or np.abs(self.fit_x).max() <= screened.LIMIT):
+            self._screen = screened.Screened(self.tree)
 
     def grouped(self, n: int) -> bool:
-        """Whether ``n`` query rows go through the grouped KD-tree search (``glosh.grouped``)."""
-        return not self.brute and n >= grouped.MIN_ROWS and self.fit_x.shape[1] <= grouped.MAX_DIMS
+        """Whether ``n`` query rows go through the grouped KD-tree search (``glosh.grouped``) or, with
+        more features, the float32-screened one (``glosh.screened``): ``nearest_mr`` serves them."""
+        if self.brute or n < grouped.MIN_ROWS:
+            return False
+        return self.fit_x.shape[1] <= grouped.MAX_DIMS or self._screen is not None
+
+    def _screens(self, q: np.ndarray) -> bool:
+        return self._screen is not None and (q.size == 0 or np.abs(q).max() <= screened.LIMIT)
 
     def nearest_mr(self, q: np.ndarray, k: int, core: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -123,12 +134,28 @@ class NeighbourSearch:
         mr, own = np.empty(n), np.empty(n)
         nb, same = np.empty(n, np.int64), np.empty(n, np.int64)
         none = np.zeros((0, k))
-        grouped.run(self.tree, q, min(k, self.tree.n), _workers(), np.asarray(core, np.float64), none,
-                    none.astype(np.int64), mr, nb, own, same)
+        args = (q, min(k, self.tree.n), _workers(), np.asarray(core, np.float64), none,
+                none.astype(np.int64), mr, nb, own, same)
+        if self.fit_x.shape[1] <= grouped.MAX_DIMS:
+            grouped.run(self.tree, *args)
+        elif self._screens(q):
+            self._screen.run(*args)  # type: ignore[union-attr]
+        else:  # values too large for float32: one tree search per row
+            dist, ind = self.tree.query(q, k, _workers())
+            own[:] = dist[:, -1]
+            mr[:], nb[:] = _nearest_mr(dist, ind, np.asarray(core, np.float64), own)
+            same[:] = np.where(dist[:, 0] == 0, ind[:, 0], -1)
         return mr, nb, own, same
 
     def query(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not self.brute:
+            if q.shape[0] >= grouped.MIN_ROWS and self._screens(q):
+                q = np.ascontiguousarray(q, dtype=np.float64)
+                k = int(min(k, self.tree.n))
+                dist, ind = np.empty((q.shape[0], k)), np.empty((q.shape[0], k), np.int64)
+                none, nonei = np.zeros(0), np.zeros(0, np.int64)
+                self._screen.run(q, k, _workers(), none, dist, ind, none, nonei, none, nonei)  # type: ignore
+                return dist, ind
             return self.tree.query(q, k, _workers())
         n = self.fit_x.shape[0]
         m = min(n, k + 8)
