@@ -113,7 +113,7 @@ class NeighbourSearch:
         self._screen: screened.Screened | None = None
         if not self.brute and d > grouped.MAX_DIMS and d >= screened.MIN_DIMS and (
                 self.fit_x.shape[0] == 0 or np.abs(self.fit_x).max() <= screened.LIMIT):
-            self._screen = screened.Screened(self.tree)
+            self._screen = screened.Screened(self.tree, workers=_workers())
 
     def grouped(self, n: int) -> bool:
         """Whether ``n`` query rows go through the grouped KD-tree search (``glosh.grouped``) or, with

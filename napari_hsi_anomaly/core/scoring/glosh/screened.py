@@ -22,8 +22,9 @@ from napari_hsi_anomaly.core.scoring.glosh.grouped import _emit, _first
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import _pool, _sqdist
 
 HEAD = 8  # features summed for every screened row (the widest); the rest where that sum is within the bound
-BLOCK = 512  # rows of a node screened at once (a subtree of the KD-tree: its rows are contiguous)
+BLOCK = 256  # rows of a node screened at once (a subtree of the KD-tree: its rows are contiguous)
 MIN_DIMS = 9  # from this many features (the grouped search serves fewer)
+NEIGHBOURS = 16  # fitted neighbours kept per fitted row: the first bound of a query row near it
 BUFFER = 4096  # screened candidates held per query row before they are thinned to the current bound
 # |float32 distance - float64 distance| <= DELTA * (|q| + max |p| + distance) (u = 2^-24): the casts
 # and the subtraction move each coordinate difference by <= 2.01 u (|q_c| + |p_c|), so the distance by
@@ -65,14 +66,18 @@ def _screen_block(q32, f32, a, b, head, keep, acc, idx):  # pragma: no cover - c
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _screen_into(q32, f32, a, b, head, k, acc, idx, w32, cand, cval, m, bounds):  # pragma: no cover
-    """Screen fitted rows ``a:b``: rows within ``bounds[1]`` join the held candidates (``cand``,
-    ``cval``; ``m`` held so far, returned), the float32 ``k`` best ``w32`` and, when it improved, the
-    bounds (``bounds``: slack, prune, keep) follow."""
+def _screen_into(q32, f32, a, b, head, k, acc, idx, w32, cand, cval, m, bounds, seen, stamp
+                 ):  # pragma: no cover - compiled
+    """Screen fitted rows ``a:b`` (but those with ``seen == stamp``, screened already): rows within
+    ``bounds[2]`` join the held candidates (``cand``, ``cval``; ``m`` held so far, returned), the
+    float32 ``k`` best ``w32`` and, when it improved, the bounds (``bounds``: slack, prune, keep)
+    follow."""
     keep = bounds[2]
     ns = _screen_block(q32, f32, a, b, head, np.float32(keep), acc, idx)
     changed = False
     for u in range(ns):
+        if seen[idx[u]] == stamp:
+            continue
         s = acc[u]
         cand[m] = idx[u]
         cval[m] = s
@@ -104,12 +109,13 @@ def _screen_into(q32, f32, a, b, head, k, acc, idx, w32, cand, cval, m, bounds):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def screened_query(pts, f32, perm, start, left, right, lo, hi, leaf_of, parent, depth, pmax, dims,
-                   head, bstart, bstop, blo, bhi, q, k, core, dist, ind, mr, nb, own, near
+                   head, bstart, bstop, blo, bhi, rows_nb, q, k, core, dist, ind, mr, nb, own, near
                    ):  # pragma: no cover - compiled
     """Per row of ``q``: its ``k`` nearest rows of ``pts`` as ``kdtree._query`` finds them, written by
     ``grouped._emit`` (``core`` of size 0: ``dist``/``ind``; else ``mr``, ``nb``, ``own``, ``near``).
-    Blocks (rows ``bstart:bstop``, boxes ``blo``/``bhi``) are screened nearest box first, the nearest
-    alone first (it sets the bound that leaves out the others)."""
+    The block nearest by box (rows ``bstart:bstop``, boxes ``blo``/``bhi``, feature-major) is screened
+    first, then the fitted neighbours ``rows_nb`` of its nearest row: a near bound, which leaves out most
+    other blocks; those within it are screened in order."""
     n, d = q.shape
     nblk = bstart.shape[0]
     size = 0
@@ -124,7 +130,7 @@ def screened_query(pts, f32, perm, start, left, right, lo, hi, leaf_of, parent, 
     best = np.empty(k)
     bidx = np.empty(k, np.int64)
     bd = np.empty(nblk)
-    order = np.empty(nblk, np.int64)
+    seen = np.full(pts.shape[0], -1, np.int64)  # the query row that screened a fitted row on its own
     bounds = np.empty(3)
     for r in range(n):
         qn = 0.0
@@ -136,35 +142,35 @@ def screened_query(pts, f32, perm, start, left, right, lo, hi, leaf_of, parent, 
         bounds[2] = np.inf  # squared bound on the float32 distance of a row within it
         for j in range(k):
             w32[j] = np.float32(np.inf)
+        for i in range(nblk):
+            bd[i] = 0.0
+        for c in range(d):  # branch-free, across blocks (the sides are unpredictable)
+            x = q[r, c]
+            for i in range(nblk):
+                g = max(blo[c, i] - x, x - bhi[c, i], 0.0)
+                bd[i] += g * g
         first = 0
         for i in range(nblk):
-            e = 0.0
-            for c in range(d):  # branch-free (the sides are unpredictable)
-                x = q[r, c]
-                g = max(blo[i, c] - x, x - bhi[i, c], 0.0)
-                e += g * g
-            bd[i] = e
-            if e < bd[first]:
+            if bd[i] < bd[first]:
                 first = i
         m = _screen_into(q32, f32, bstart[first], bstop[first], head, k, acc, idx, w32, cand, cval, 0,
-                         bounds)
-        no = 0
-        for i in range(nblk):  # the other blocks within the bound, by box distance (insertion)
-            e = bd[i]
-            if i == first or e > bounds[1]:
-                continue
-            j = no
-            while j > 0 and bd[order[j - 1]] > e:
-                order[j] = order[j - 1]
-                j -= 1
-            order[j] = i
-            no += 1
-        for u in range(no):
-            i = order[u]
-            if bd[i] > bounds[1]:
-                break
-            m = _screen_into(q32, f32, bstart[i], bstop[i], head, k, acc, idx, w32, cand, cval, m,
-                             bounds)
+                         bounds, seen, r)
+        if rows_nb.shape[1]:  # the nearest row's fitted neighbours: a bound near the true one
+            for u in range(1, m):
+                if cval[u] < cval[0]:
+                    cval[0], cval[u] = cval[u], cval[0]
+                    cand[0], cand[u] = cand[u], cand[0]
+            top = cand[0]
+            for j in range(rows_nb.shape[1]):
+                i = rows_nb[top, j]
+                if i < bstart[first] or i >= bstop[first]:
+                    m = _screen_into(q32, f32, i, i + 1, head, k, acc, idx, w32, cand, cval, m, bounds,
+                                     seen, r)
+                    seen[i] = r
+        for i in range(nblk):
+            if i != first and bd[i] <= bounds[1]:
+                m = _screen_into(q32, f32, bstart[i], bstop[i], head, k, acc, idx, w32, cand, cval, m,
+                                 bounds, seen, r)
         keep = bounds[2]
         # the k smallest float64 distances among the held rows, ties in _query's walk order
         filled = 0
@@ -197,7 +203,8 @@ class Screened:
     """A ``kdtree.KDTree``'s rows in float32 (feature-major, widest features first), its blocks (the
     largest subtrees of at most ``block`` rows) and the largest row norm."""
 
-    def __init__(self, tree, block: int | None = None) -> None:
+    def __init__(self, tree, block: int | None = None, neighbours: int = NEIGHBOURS, workers: int = 1
+                 ) -> None:
         self.tree = tree
         block = BLOCK if block is None else int(block)
         spread = tree.pts.std(axis=0) if tree.n else np.zeros(tree.pts.shape[1])
@@ -209,7 +216,17 @@ class Screened:
         top = np.where(tree.parent >= 0, ~small[np.maximum(tree.parent, 0)], True)
         blocks = np.flatnonzero(small & top)
         self.bstart, self.bstop = tree.start[blocks], tree.stop[blocks]
-        self.blo, self.bhi = tree.lo[blocks], tree.hi[blocks]
+        self.blo = np.ascontiguousarray(tree.lo[blocks].T)
+        self.bhi = np.ascontiguousarray(tree.hi[blocks].T)
+        self.rows_nb = np.zeros((tree.n, 0), np.int64)
+        if neighbours and tree.n > neighbours:  # each fitted row's nearest fitted rows (tree positions)
+            ind = np.empty((tree.n, neighbours), np.int64)
+            none, nonei = np.zeros(0), np.zeros(0, np.int64)
+            self.run(tree.pts, neighbours, workers, none, np.empty((tree.n, neighbours)),
+                     ind, none, nonei, none, nonei)
+            inv = np.empty(tree.n, np.int64)
+            inv[tree.perm] = np.arange(tree.n)
+            self.rows_nb = inv[ind]
 
     def run(self, q: np.ndarray, k: int, workers: int, core: np.ndarray, dist: np.ndarray,
             ind: np.ndarray, mr: np.ndarray, nb: np.ndarray, own: np.ndarray, near: np.ndarray) -> None:
@@ -228,7 +245,7 @@ class Screened:
             sl = slice(n * i // parts, n * (i + 1) // parts)
             screened_query(t.pts, self.f32, t.perm, t.start, t.left, t.right, t.lo, t.hi, t.leaf_of,
                            t.parent, t.depth, self.pmax, self.dims, HEAD, self.bstart, self.bstop,
-                           self.blo, self.bhi, q[sl], k, core_t, cut(dist, sl), cut(ind, sl),
+                           self.blo, self.bhi, self.rows_nb, q[sl], k, core_t, cut(dist, sl), cut(ind, sl),
                            cut(mr, sl), cut(nb, sl), cut(own, sl), cut(near, sl))
 
         if parts == 1:
