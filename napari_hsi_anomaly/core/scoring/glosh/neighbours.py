@@ -4,7 +4,8 @@
 A KD-tree up to ``KDTREE_MAX_DIMS`` features, brute-force float32 BLAS blocks refined in float64
 above; queries in chunks of ``QUERY_CHUNK`` rows (bounded memory for millions of rows), or of
 ``GROUPED_CHUNK`` rows through the grouped search (``grouped.py``: up to ``grouped.MAX_DIMS`` features,
-from ``grouped.MIN_ROWS`` rows; the same result, fused with ``_nearest_mr``).
+from ``grouped.MIN_ROWS`` rows; the same result, fused with ``_nearest_mr``) or, with more features up to
+``KDTREE_MAX_DIMS``, the float32-screened one (``screened.py``; the same result).
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ class NeighbourSearch:
 
     Few dimensions (<= ``KDTREE_MAX_DIMS``): the numba ``kdtree.KDTree`` (threads; the same neighbours
     and distances as scipy's cKDTree, faster; with the k+1 shortcut below a KD-tree beats brute force up
-    to about 16 dimensions, benchmarks/results/bench_glosh.md). More: brute-force float32 BLAS distances
+    to about 16 dimensions, benchmarks/results/bench_glosh.md); from ``screened.MIN_DIMS`` features and
+    ``grouped.MIN_ROWS`` query rows on, ``screened.Screened`` walks the same tree with a float32 screen
+    (the same result; benchmarks/results/bench_cae_speed.md). More: brute-force float32 BLAS distances
     ``|f|^2 - 2 q.f`` in blocks pick ``k + 8`` candidates, whose float64 distances are then computed
     exactly and sorted (a KD-tree degenerates in 32 dimensions).
     """

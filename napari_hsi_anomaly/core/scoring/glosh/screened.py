@@ -4,7 +4,8 @@
 Above ``grouped.MAX_DIMS`` features neighbouring query rows share too few candidates for the grouped
 search, and ``kdtree._query`` spends its time on float64 distances to the rows of every leaf it opens.
 Here the tree's largest subtrees of at most ``BLOCK`` rows are blocks: per query row the block nearest
-by box goes first, then every block whose box is within the bound, nearest first. A block's float32
+by box goes first, then the ``NEIGHBOURS`` fitted neighbours of its nearest row (a bound close to the
+true one), then every block whose box is within the bound. A block's float32
 squared distances come from one vectorised pass over a float32 copy of the fitted rows (one contiguous
 row per feature). ``DELTA`` bounds the float32 distance's error (relative to the rows' norms), so the
 float32 ``k``-th distance plus it bounds the true one: blocks and rows beyond the bound are left out,
