@@ -4,7 +4,8 @@
 A KD-tree up to ``KDTREE_MAX_DIMS`` features, brute-force float32 BLAS blocks refined in float64
 above; queries in chunks of ``QUERY_CHUNK`` rows (bounded memory for millions of rows), or of
 ``GROUPED_CHUNK`` rows through the grouped search (``grouped.py``: up to ``grouped.MAX_DIMS`` features,
-from ``grouped.MIN_ROWS`` rows; the same result, fused with ``_nearest_mr``).
+from ``grouped.MIN_ROWS`` rows; the same result, fused with ``_nearest_mr``) or, with more features up to
+``KDTREE_MAX_DIMS``, the float32-screened one (``screened.py``; the same result).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from napari_hsi_anomaly.core.scoring.glosh import grouped
+from napari_hsi_anomaly.core.scoring.glosh import grouped, screened
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
 
 QUERY_CHUNK = 65_536  # rows per nearest-neighbour query chunk (bounded memory for millions of rows)
@@ -96,7 +97,9 @@ class NeighbourSearch:
 
     Few dimensions (<= ``KDTREE_MAX_DIMS``): the numba ``kdtree.KDTree`` (threads; the same neighbours
     and distances as scipy's cKDTree, faster; with the k+1 shortcut below a KD-tree beats brute force up
-    to about 16 dimensions, benchmarks/results/bench_glosh.md). More: brute-force float32 BLAS distances
+    to about 16 dimensions, benchmarks/results/bench_glosh.md); from ``screened.MIN_DIMS`` features and
+    ``grouped.MIN_ROWS`` query rows on, ``screened.Screened`` walks the same tree with a float32 screen
+    (the same result; benchmarks/results/bench_cae_speed.md). More: brute-force float32 BLAS distances
     ``|f|^2 - 2 q.f`` in blocks pick ``k + 8`` candidates, whose float64 distances are then computed
     exactly and sorted (a KD-tree degenerates in 32 dimensions).
     """
@@ -109,10 +112,21 @@ class NeighbourSearch:
             self.f_sq = (self.f32.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
         else:
             self.tree = KDTree(self.fit_x)
+        d = fit_x.shape[1]
+        self._screen: screened.Screened | None = None
+        if not self.brute and d > grouped.MAX_DIMS and d >= screened.MIN_DIMS and (
+                self.fit_x.shape[0] == 0 or np.abs(self.fit_x).max() <= screened.LIMIT):
+            self._screen = screened.Screened(self.tree, workers=_workers())
 
     def grouped(self, n: int) -> bool:
-        """Whether ``n`` query rows go through the grouped KD-tree search (``glosh.grouped``)."""
-        return not self.brute and n >= grouped.MIN_ROWS and self.fit_x.shape[1] <= grouped.MAX_DIMS
+        """Whether ``n`` query rows go through the grouped KD-tree search (``glosh.grouped``) or, with
+        more features, the float32-screened one (``glosh.screened``): ``nearest_mr`` serves them."""
+        if self.brute or n < grouped.MIN_ROWS:
+            return False
+        return self.fit_x.shape[1] <= grouped.MAX_DIMS or self._screen is not None
+
+    def _screens(self, q: np.ndarray) -> bool:
+        return self._screen is not None and (q.size == 0 or np.abs(q).max() <= screened.LIMIT)
 
     def nearest_mr(self, q: np.ndarray, k: int, core: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -123,12 +137,28 @@ class NeighbourSearch:
         mr, own = np.empty(n), np.empty(n)
         nb, same = np.empty(n, np.int64), np.empty(n, np.int64)
         none = np.zeros((0, k))
-        grouped.run(self.tree, q, min(k, self.tree.n), _workers(), np.asarray(core, np.float64), none,
-                    none.astype(np.int64), mr, nb, own, same)
+        args = (q, min(k, self.tree.n), _workers(), np.asarray(core, np.float64), none,
+                none.astype(np.int64), mr, nb, own, same)
+        if self.fit_x.shape[1] <= grouped.MAX_DIMS:
+            grouped.run(self.tree, *args)
+        elif self._screens(q):
+            self._screen.run(*args)  # type: ignore[union-attr]
+        else:  # values too large for float32: one tree search per row
+            dist, ind = self.tree.query(q, k, _workers())
+            own[:] = dist[:, -1]
+            mr[:], nb[:] = _nearest_mr(dist, ind, np.asarray(core, np.float64), own)
+            same[:] = np.where(dist[:, 0] == 0, ind[:, 0], -1)
         return mr, nb, own, same
 
     def query(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not self.brute:
+            if q.shape[0] >= grouped.MIN_ROWS and self._screens(q):
+                q = np.ascontiguousarray(q, dtype=np.float64)
+                k = int(min(k, self.tree.n))
+                dist, ind = np.empty((q.shape[0], k)), np.empty((q.shape[0], k), np.int64)
+                none, nonei = np.zeros(0), np.zeros(0, np.int64)
+                self._screen.run(q, k, _workers(), none, dist, ind, none, nonei, none, nonei)  # type: ignore
+                return dist, ind
             return self.tree.query(q, k, _workers())
         n = self.fit_x.shape[0]
         m = min(n, k + 8)
