@@ -143,6 +143,9 @@ def test_each_reported_damage_names_its_field(good, tmp_path):
     cases = {
         "z0": lambda i, a: _set(i, ["scorer", "calibration", "z0"], 0),
         "weights": lambda i, a: _set(i, ["scorer", "calibration", "weights"], [1.0, 1.0, 1.0]),
+        "weights of a part": lambda i, a: (_set(i, ["scorer", "calibration", "weights", 0], 0.5)
+                                    if len(i["scorer"]["calibration"]["weights"]) > 1 else
+                                    _set(i, ["scorer", "calibration", "weights"], [0.5])),
         "band_selection": lambda i, a: _set(i, ["band_selection"], [0] * 6),
         "calib.sample0": lambda i, a: (a.__setitem__("calib.sample0", a["calib.sample0"][:0]),
                                        _set(i, ["arrays", "calib.sample0", "shape"], [0])),
@@ -151,6 +154,7 @@ def test_each_reported_damage_names_its_field(good, tmp_path):
     if info0["scorer"].get("calibration", {}).get("fusion"):
         cases["shapes"] = lambda i, a: _set(i, ["scorer", "calibration", "shapes", 0], [5, 5])
         cases["peak_weight"] = lambda i, a: _set(i, ["scorer", "calibration", "fusion", "peak_weight"], -1)
+        cases["spectral_max"] = lambda i, a: _set(i, ["scorer", "calibration", "fusion", "spectral_max"], 0)
         cases["fusion"] = lambda i, a: _set(i, ["scorer", "calibration", "fusion"], None)
     if "whiten" in info0["arrays"]:
         cases["arrays.whiten"] = lambda i, a: a.__setitem__("whiten", a["whiten"].astype(np.int8))

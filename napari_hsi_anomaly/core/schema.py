@@ -25,6 +25,8 @@ MAX_JSON_BYTES = 64 * 1024**2
 MAX_DEPTH = 32
 MAX_Z0 = 100.0  # spreads above the median that score 0.7 (fitted values are 1-3)
 MAX_WEIGHT = 1e6  # a part's weight in a combination (the defaults are 0.33-1)
+# a combination's part -> the parameter that weighs it in the mean (1 for the others)
+PART_WEIGHT_PARAMS = {"rx-local": "local_weight", "attribute": "attribute_weight"}
 
 
 Fail = Callable[[str], Exception]
@@ -216,6 +218,7 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail,
             raise fail(f"scorer.calibration.kinds[{i}] must be 'glosh' or 'fixed'; got {k!r}")
     n = len(kinds)
     parts = meta.get("parts")
+    own = next((d for d in (meta.get("params"), params) if isinstance(d, dict)), {})  # the scorer's params
     if parts is not None and len(_list(parts, "scorer.parts", fail)) != n:
         raise fail(f"scorer.calibration.kinds has {n} entries for {len(parts)} parts")
     for i, r in enumerate(_list(cal.get("ranges"), "scorer.calibration.ranges", fail, n)):
@@ -228,15 +231,18 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail,
         raise fail(f"scorer.calibration.z0 must be <= {MAX_Z0:g} (every score would be near 0.1); got {z0:g}")
     _num(cal.get("quantile"), "scorer.calibration.quantile", fail, lo=50.0, hi=100.0)
     weights = cal.get("weights")
-    if weights is not None:
+    if weights is None:  # saved before weights: every part 1, which the params must agree with
+        _check_part_weights([1.0] * n, parts, own, fail)
+    else:
         ws = [_num(w, f"scorer.calibration.weights[{i}]", fail, lo=0.0, hi=MAX_WEIGHT)
               for i, w in enumerate(_list(weights, "scorer.calibration.weights", fail, n))]
         if sum(ws) <= 0:
             raise fail("scorer.calibration.weights sum to 0")
         if n == 1 and ws != [1.0]:
             raise fail(f"scorer.calibration.weights must be [1.0] for a single part; got {weights!r}")
+        _check_part_weights(ws, parts, own, fail)
     rows = fitted_rows(meta)
-    _check_fusion(cal, kinds, rows, fail, params if isinstance(params, dict) else {})
+    _check_fusion(cal, kinds, rows, fail, own)
     size = None
     for i, kind in enumerate(kinds):
         s = arrays.get(f"calib.sample{i}")
@@ -254,6 +260,18 @@ def _check_calibration(meta: dict, arrays: Mapping[str, np.ndarray], fail: Fail,
                 raise fail(f"arrays.calib.sample{i}: row numbers outside the fitted {rows} rows")
 
 
+def _check_part_weights(ws: list[float], parts: Any, params: dict, fail: Fail) -> None:
+    """Each part's weight is its ``PART_WEIGHT_PARAMS`` parameter (1 where it has none), as fitted."""
+    if not isinstance(parts, list) or len(parts) != len(ws):
+        return
+    for i, part in enumerate(parts):
+        key = PART_WEIGHT_PARAMS.get(part.get("detector")) if isinstance(part, dict) else None
+        want = params.get(key, 1.0) if key else 1.0
+        if _is_num(want) and ws[i] != float(want):
+            raise fail(f"scorer.calibration.weights[{i}] ({ws[i]:g}) differs from the part's weight "
+                       f"({key or 'none: 1'} = {want!r})")
+
+
 def _check_fusion(cal: dict, kinds: list, rows: int | None, fail: Fail, params: dict) -> None:
     """``floor``, ``fusion`` (spectral-spatial's peaks and spectral floor) and ``shapes`` (the reference
     images, whose GLOSH map the peaks filter): absent in profiles saved before them (whose parameters
@@ -268,8 +286,10 @@ def _check_fusion(cal: dict, kinds: list, rows: int | None, fail: Fail, params: 
                        "spectral_max)")
         return
     fusion = _dict(fusion, "scorer.calibration.fusion", fail)
-    _num(fusion.get("peak_weight"), "scorer.calibration.fusion.peak_weight", fail, lo=0.0, hi=10.0)
-    _num(fusion.get("spectral_max"), "scorer.calibration.fusion.spectral_max", fail, lo=0.0, hi=100.0)
+    for key, hi in (("peak_weight", 10.0), ("spectral_max", 100.0)):
+        v = _num(fusion.get(key), f"scorer.calibration.fusion.{key}", fail, lo=0.0, hi=hi)
+        if _is_num(params.get(key)) and float(params[key]) != v:
+            raise fail(f"scorer.calibration.fusion.{key} ({v:g}) differs from params.{key} ({params[key]!r})")
     if "glosh" not in kinds:
         raise fail("scorer.calibration.fusion needs a GLOSH part")
     shapes = _list(cal.get("shapes"), "scorer.calibration.shapes", fail)

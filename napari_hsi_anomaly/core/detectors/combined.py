@@ -20,6 +20,7 @@ from napari_hsi_anomaly.core.detectors.glosh_spectral import GloshSpectralDetect
 from napari_hsi_anomaly.core.detectors.registry import get_detector, register
 from napari_hsi_anomaly.core.detectors.rx_local import RxLocalDetector
 from napari_hsi_anomaly.core.progress import Progress
+from napari_hsi_anomaly.core.schema import PART_WEIGHT_PARAMS
 from napari_hsi_anomaly.core.scoring.morphology import LADDER
 
 
@@ -32,7 +33,7 @@ def union_params(parts: Sequence[type[Detector]], drop: tuple[str, ...] = ()) ->
     return tuple(seen.values())
 
 
-WEIGHT_PARAMS = {"rx-local": "local_weight", "attribute": "attribute_weight"}  # part -> its weight
+WEIGHT_PARAMS = PART_WEIGHT_PARAMS  # part -> the parameter that weighs it (profiles record it: schema.py)
 
 
 class CombinedScorer(Scorer):
