@@ -4,6 +4,7 @@ distances, so GLOSH's nearest mutual-reachability neighbours (and every score ma
 
 import numpy as np
 import pytest
+from numba_helpers import cache_stats
 
 from napari_hsi_anomaly.core.scoring.glosh import grouped, neighbours
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
@@ -96,30 +97,16 @@ fit, q = rng.normal(0, 1, (2000, 5)), rng.normal(0, 1, (6000, 5))
 search = neighbours.NeighbourSearch(fit)
 assert search.grouped(len(q))
 neighbours.mr_neighbours(search, search.query(fit, 10)[0][:, -1], 10, q)
-from numba.core.dispatcher import Dispatcher
-out = {}
-for obj in gc.get_objects():
-    if isinstance(obj, Dispatcher) and obj.py_func.__module__.endswith("glosh.grouped"):
-        out[obj.py_func.__qualname__] = [sum(obj.stats.cache_hits.values()),
-                                         sum(obj.stats.cache_misses.values())]
-print(json.dumps(out))
 """
 
 
 def test_grouped_kernels_load_from_the_cache_in_a_second_process(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
-    env.pop("NUMBA_DISABLE_JIT", None)
+    prefix = "napari_hsi_anomaly.core.scoring.glosh.grouped."
     runs = []
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", CACHE_CODE], capture_output=True, text=True,
-                             timeout=600, env=env)
-        assert out.returncode == 0, out.stderr[-2000:]
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        stats = cache_stats(CACHE_CODE, tmp_path / "numba-cache")
+        runs.append({k[len(prefix):]: [stats["hits"][k], stats["misses"][k]] for k in stats["hits"]
+                     if k.startswith(prefix)})
     first, second = runs
     assert first["grouped_query"][1] > 0 and first["morton_order"][1] > 0  # compiled the first time
     for name in ("grouped_query", "morton_order"):  # the second process loads them, compiles nothing

@@ -2,11 +2,9 @@
 fresh processes (same ``NUMBA_CACHE_DIR``) that score a small cube with the default detector compiles
 nothing and writes no new cache file."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from numba_helpers import cache_stats
 
 CODE = r"""
 import gc, json
@@ -19,23 +17,11 @@ data = rng.normal(100.0, 5.0, (12, 48, 48)).astype(np.float32)
 data[:, 20:22, 30:32] += 60.0
 det = detect(Cube(data), p_min=20)
 det.rescore(30)
-from numba.core.dispatcher import Dispatcher
-hits, misses = {}, {}
-for obj in gc.get_objects():
-    if isinstance(obj, Dispatcher) and obj.py_func.__module__.startswith("napari_hsi_anomaly"):
-        name = obj.py_func.__module__ + "." + obj.py_func.__qualname__
-        hits[name] = sum(obj.stats.cache_hits.values())
-        misses[name] = sum(obj.stats.cache_misses.values())
-print(json.dumps({"hits": hits, "misses": misses}))
 """
 
 
 def _run(cache: Path) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
-    env.pop("NUMBA_DISABLE_JIT", None)
-    out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return cache_stats(CODE, cache)
 
 
 def _files(cache: Path) -> dict[str, int]:

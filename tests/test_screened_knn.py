@@ -2,13 +2,10 @@
 exactly what one ``kdtree._query`` per row gives: the same float64 distances (bit for bit), neighbours
 and order among equal distances, so the CAE's GLOSH maps are unchanged."""
 
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from numba_helpers import cache_stats
 
 from napari_hsi_anomaly.core.scoring.glosh import neighbours, screened
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
@@ -97,25 +94,17 @@ fit, q = rng.normal(0, 1, (2000, 12)), rng.normal(0, 1, (6000, 12))
 search = neighbours.NeighbourSearch(fit)
 assert search.grouped(len(q))
 neighbours.mr_neighbours(search, search.query(fit, 10)[0][:, -1], 10, q)
-from numba.core.dispatcher import Dispatcher
-out = {}
-for obj in gc.get_objects():
-    if isinstance(obj, Dispatcher) and obj.py_func.__module__.endswith("glosh.screened"):
-        out[obj.py_func.__qualname__] = [sum(obj.stats.cache_hits.values()),
-                                         sum(obj.stats.cache_misses.values())]
-print(json.dumps(out))
 """
 
 
 def test_screened_kernel_loads_from_the_cache_in_a_second_process(tmp_path):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
-    env.pop("NUMBA_DISABLE_JIT", None)
+
+    prefix = "napari_hsi_anomaly.core.scoring.glosh.screened."
     runs = []
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", CACHE_CODE], capture_output=True, text=True,
-                             timeout=600, env=env)
-        assert out.returncode == 0, out.stderr[-2000:]
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        stats = cache_stats(CACHE_CODE, tmp_path / "numba-cache")
+        runs.append({k[len(prefix):]: [stats["hits"][k], stats["misses"][k]] for k in stats["hits"]
+                     if k.startswith(prefix)})
     first, second = runs
     assert first["screened_query"][1] > 0  # compiled the first time
     assert second["screened_query"][0] >= 1 and second["screened_query"][1] == 0, second
