@@ -107,14 +107,14 @@ def test_each_part_reads_only_its_own_halo(scene, monkeypatch):
     np.testing.assert_allclose(det.score_map, whole[lo:hi], atol=5e-5)
 
 
-def test_blocks_are_at_least_twice_the_halo_where_memory_allows(monkeypatch):
+def test_blocks_are_at_least_four_halos_tall_where_memory_allows(monkeypatch):
     from types import SimpleNamespace
 
     from napari_hsi_anomaly.core.pipeline import halo_block_pixels
 
     tile = SimpleNamespace(rows=10980, cols=10980, bands=12)
     monkeypatch.setenv("HSI_ANOMALY_MEMORY_BUDGET", "16G")
-    assert halo_block_pixels(2_000_000, tile, 400) == 800 * 10980  # was 182 rows read with 800 more
+    assert halo_block_pixels(2_000_000, tile, 400) == 1600 * 10980  # was 182 rows read with 800 more
     assert halo_block_pixels(2_000_000, tile, 20) == 2_000_000  # a small halo: the block as planned
     monkeypatch.setenv("HSI_ANOMALY_MEMORY_BUDGET", "3G")  # 3 GiB / 240 B a pixel: 13.4 M pixels at once
     assert halo_block_pixels(2_000_000, tile, 400) == 3 * 2**30 // 240 - 800 * 10980  # what fits
