@@ -31,3 +31,26 @@ def cache_stats(code: str, cache: Path) -> dict:
                          env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+SEARCH_CODE = r"""
+import numpy as np
+from napari_hsi_anomaly.core.scoring.glosh import neighbours
+rng = np.random.default_rng(0)
+fit, q = rng.normal(0, 1, (2000, FEATURES)), rng.normal(0, 1, (6000, FEATURES))
+search = neighbours.NeighbourSearch(fit)
+assert search.grouped(len(q))
+neighbours.mr_neighbours(search, search.query(fit, 10)[0][:, -1], 10, q)
+"""
+
+
+def search_cache_runs(features: int, module: str, cache: Path) -> list[dict[str, list[int]]]:
+    """Two fresh processes (one numba cache) that run GLOSH's neighbour search on ``features``
+    features; per process, ``{kernel: [hits, misses]}`` for the kernels of ``core.scoring.glosh.module``."""
+    prefix = f"napari_hsi_anomaly.core.scoring.glosh.{module}."
+    runs = []
+    for _ in range(2):
+        stats = cache_stats(SEARCH_CODE.replace("FEATURES", str(int(features))), cache)
+        runs.append({k[len(prefix):]: [stats["hits"][k], stats["misses"][k]] for k in stats["hits"]
+                     if k.startswith(prefix)})
+    return runs

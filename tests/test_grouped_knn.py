@@ -4,7 +4,7 @@ distances, so GLOSH's nearest mutual-reachability neighbours (and every score ma
 
 import numpy as np
 import pytest
-from numba_helpers import cache_stats
+from numba_helpers import search_cache_runs
 
 from napari_hsi_anomaly.core.scoring.glosh import grouped, neighbours
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
@@ -88,26 +88,8 @@ def test_mr_neighbours_grouped_equals_per_row(integer, monkeypatch):
     assert got[2].sum() >= (50 if not integer else 1)  # rows at distance 0 from a fitted row
 
 
-CACHE_CODE = r"""
-import gc, json
-import numpy as np
-from napari_hsi_anomaly.core.scoring.glosh import neighbours
-rng = np.random.default_rng(0)
-fit, q = rng.normal(0, 1, (2000, 5)), rng.normal(0, 1, (6000, 5))
-search = neighbours.NeighbourSearch(fit)
-assert search.grouped(len(q))
-neighbours.mr_neighbours(search, search.query(fit, 10)[0][:, -1], 10, q)
-"""
-
-
 def test_grouped_kernels_load_from_the_cache_in_a_second_process(tmp_path):
-    prefix = "napari_hsi_anomaly.core.scoring.glosh.grouped."
-    runs = []
-    for _ in range(2):
-        stats = cache_stats(CACHE_CODE, tmp_path / "numba-cache")
-        runs.append({k[len(prefix):]: [stats["hits"][k], stats["misses"][k]] for k in stats["hits"]
-                     if k.startswith(prefix)})
-    first, second = runs
+    first, second = search_cache_runs(5, "grouped", tmp_path / "numba-cache")
     assert first["grouped_query"][1] > 0 and first["morton_order"][1] > 0  # compiled the first time
     for name in ("grouped_query", "morton_order"):  # the second process loads them, compiles nothing
         assert second[name][0] >= 1 and second[name][1] == 0, second

@@ -5,7 +5,7 @@ and order among equal distances, so the CAE's GLOSH maps are unchanged."""
 
 import numpy as np
 import pytest
-from numba_helpers import cache_stats
+from numba_helpers import search_cache_runs
 
 from napari_hsi_anomaly.core.scoring.glosh import neighbours, screened
 from napari_hsi_anomaly.core.scoring.glosh.kdtree import KDTree
@@ -85,26 +85,7 @@ def test_mr_neighbours_screened_equals_per_row(huge, monkeypatch):
     assert got[2].sum() >= 50  # rows at distance 0 from a fitted row
 
 
-CACHE_CODE = r"""
-import gc, json
-import numpy as np
-from napari_hsi_anomaly.core.scoring.glosh import neighbours
-rng = np.random.default_rng(0)
-fit, q = rng.normal(0, 1, (2000, 12)), rng.normal(0, 1, (6000, 12))
-search = neighbours.NeighbourSearch(fit)
-assert search.grouped(len(q))
-neighbours.mr_neighbours(search, search.query(fit, 10)[0][:, -1], 10, q)
-"""
-
-
 def test_screened_kernel_loads_from_the_cache_in_a_second_process(tmp_path):
-
-    prefix = "napari_hsi_anomaly.core.scoring.glosh.screened."
-    runs = []
-    for _ in range(2):
-        stats = cache_stats(CACHE_CODE, tmp_path / "numba-cache")
-        runs.append({k[len(prefix):]: [stats["hits"][k], stats["misses"][k]] for k in stats["hits"]
-                     if k.startswith(prefix)})
-    first, second = runs
+    first, second = search_cache_runs(12, "screened", tmp_path / "numba-cache")
     assert first["screened_query"][1] > 0  # compiled the first time
     assert second["screened_query"][0] >= 1 and second["screened_query"][1] == 0, second
